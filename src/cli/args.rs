@@ -1,0 +1,312 @@
+//! Command-line definitions (clap derive). The shapes follow SPEC.md §3.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Administer bearer-token access to an HTTP API: users, roles, scopes, keys and tokens.",
+    long_about = "Keyward administers bearer-token access to an HTTP API. Without a subcommand it opens the \
+                  full-screen console. The embedded SQLite database in the platform data directory is used \
+                  unless --database-url or KEYWARD_DATABASE_URL names another (sqlite://PATH or postgres://...)."
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB (prefer the environment variable for passwords).
+    #[arg(
+        long,
+        global = true,
+        env = "KEYWARD_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Print exactly one JSON document on stdout (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up whatever is missing: schema, built-in scopes and roles, settings, first admin.
+    Init {
+        /// Add this domain (a host name such as free.example.com).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Set the issuer (`iss` of minted tokens), an http(s) URL.
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// Read and change settings.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Tenants, named by the host the API is published on.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// People and integration accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Named sets of scopes; one is the default for new users.
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Permission names, with implied scopes.
+    #[command(subcommand)]
+    Scope(ScopeCmd),
+    /// Endpoint identities (participants) owned by users.
+    #[command(subcommand)]
+    Station(StationCmd),
+    /// OS accounts allowed to administer Keyward.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// The audit log, newest first; `audit verify` checks its hash chain.
+    Audit(AuditArgs),
+    /// Semi-public affiliate ids for read-only lookups.
+    #[command(subcommand)]
+    Affiliate(AffiliateCmd),
+    /// Fill the database with realistic demo data.
+    Demo {
+        /// Number of users to create.
+        #[arg(long, default_value_t = 200)]
+        users: u64,
+        /// Number of token records to create (default: five per user).
+        #[arg(long)]
+        tokens: Option<u64>,
+    },
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Every setting with its value.
+    List,
+    /// One setting.
+    Get { key: String },
+    /// Change a setting.
+    Set { key: String, value: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Add a domain.
+    Add { name: String },
+    /// List domains.
+    List,
+    /// Remove an empty domain.
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user with its initial station and the default role (no token is issued).
+    Add {
+        email: String,
+        #[arg(long)]
+        domain: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Role (default: the default role).
+        #[arg(long)]
+        role: Option<String>,
+        /// Name of the initial station (default: the display name or email).
+        #[arg(long)]
+        station: Option<String>,
+        /// Read a password from standard input (first line; never echoed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List(UserListArgs),
+    /// Show one user (by email or id).
+    Show {
+        user: String,
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Disable a user and revoke their tokens.
+    Disable { user: String },
+    /// Enable a disabled user.
+    Enable { user: String },
+    /// Delete a user with their stations and credentials.
+    Rm {
+        user: String,
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Move a user to another role (credentials beyond it are revoked or trimmed).
+    SetRole { user: String, role: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long)]
+    pub role: Option<String>,
+    /// active or disabled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Email prefix, or any part of email or name (3+ characters).
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only users whose API access has not been enabled yet (the support inbox).
+    #[arg(long)]
+    pub pending: bool,
+    /// Sort by email or created.
+    #[arg(long, default_value = "email")]
+    pub sort: String,
+    /// Newest/last first.
+    #[arg(long)]
+    pub desc: bool,
+    /// Maximum rows to print (0 = all, paged from the database).
+    #[arg(long, default_value_t = 0)]
+    pub limit: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Create a role.
+    Add {
+        name: String,
+        /// Comma-separated scopes.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List roles with their effective scopes.
+    List,
+    /// Show one role.
+    Show { role: String },
+    /// Remove a role; users holding it need --reassign-to.
+    Rm {
+        role: String,
+        #[arg(long)]
+        reassign_to: Option<String>,
+    },
+    /// Grant scopes to a role.
+    Grant {
+        role: String,
+        #[arg(required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// Revoke scopes from a role (tokens and keys beyond it are revoked or trimmed).
+    Revoke {
+        role: String,
+        #[arg(required = true, value_delimiter = ',')]
+        scopes: Vec<String>,
+    },
+    /// Make a role the default for new users.
+    Default { role: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScopeCmd {
+    /// Create a scope.
+    Add {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Comma-separated scopes this one implies.
+        #[arg(long, value_delimiter = ',')]
+        implies: Vec<String>,
+    },
+    /// Change a scope's description or implied scopes (cycles are rejected).
+    Edit {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Comma-separated scopes this one implies (replaces the current list; "" for none).
+        #[arg(long, value_delimiter = ',')]
+        implies: Option<Vec<String>>,
+    },
+    /// List scopes.
+    List,
+    /// Remove a custom scope that no role grants.
+    Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StationCmd {
+    /// Add a station to a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        eu_vat_id: Option<String>,
+        /// Registration number (with --country).
+        #[arg(long)]
+        rn: Option<String>,
+        /// ISO 3166-1 alpha-2 country code (with --rn).
+        #[arg(long)]
+        country: Option<String>,
+    },
+    /// List stations.
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
+    },
+    /// Remove a station by id.
+    Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCmd {
+    /// Allow an OS account to administer Keyward.
+    Add {
+        os_account: String,
+        /// viewer, support or admin.
+        #[arg(long)]
+        role: String,
+        /// Limit to these domains (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        domains: Vec<String>,
+    },
+    /// List operators.
+    List,
+    /// Remove an operator.
+    Rm { os_account: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub verify: Option<AuditSub>,
+    /// Only events newer than this (e.g. 24h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events by this actor (prefix of account@host).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events whose target contains this text.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Maximum events to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditSub {
+    /// Walk the hash chain and report the first broken link.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AffiliateCmd {
+    /// Show a user's affiliate id.
+    Show { user: String },
+    /// Replace a user's affiliate id.
+    Rotate { user: String },
+}

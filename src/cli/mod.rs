@@ -1,0 +1,931 @@
+//! The command-line front-end: parses arguments, calls the core, prints results.
+
+pub mod args;
+pub mod output;
+
+use args::*;
+use keyward::model::{self, UserStatus};
+use keyward::service::demo::DemoOptions;
+use keyward::store::audit::AuditQuery;
+use keyward::store::directory::{UserQuery, UserSort};
+use keyward::store::{Target, Val};
+use keyward::{Actor, Error, Keyward, OsIdentity};
+use output::{date, datetime, fields, json, table};
+use secrecy::SecretString;
+use serde_json::json as j;
+use std::io::{BufRead, IsTerminal};
+
+/// A failure of a CLI command, with its exit code.
+pub enum Failure {
+    Core(Error),
+    Usage(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Core(e)
+    }
+}
+
+type R<T = ()> = std::result::Result<T, Failure>;
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Core(e) => e.exit_code(),
+            Failure::Usage(_) => 2,
+        }
+    }
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Core(e) => e.code(),
+            Failure::Usage(_) => "usage",
+        }
+    }
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Core(e) => e.to_string(),
+            Failure::Usage(m) => m.clone(),
+        }
+    }
+}
+
+/// Prints a failure on stderr (JSON with `--json`) and returns the exit code.
+pub fn report(f: &Failure, as_json: bool) -> i32 {
+    if as_json {
+        eprintln!("{}", j!({"error": f.code(), "message": f.message()}));
+    } else {
+        eprintln!("error: {}", f.message());
+    }
+    f.exit_code()
+}
+
+/// Resolves which database to use: the URL given, or the embedded default.
+pub fn target(url: Option<&str>) -> R<Target> {
+    match url {
+        Some(u) => {
+            let given_in_argv =
+                std::env::args().any(|a| a == "--database-url" || a.starts_with("--database-url="));
+            if given_in_argv && keyward::store::redact_url(u) != u {
+                eprintln!(
+                    "warning: the database password is visible in the process list and shell history; \
+                     prefer KEYWARD_DATABASE_URL or a PGPASSFILE"
+                );
+            }
+            Ok(Target {
+                url: u.to_string(),
+                implicit: false,
+            })
+        }
+        None => {
+            let dirs = directories::BaseDirs::new().ok_or_else(|| {
+                Error::Environment(
+                    "cannot find the home directory for the default database; pass --database-url"
+                        .into(),
+                )
+            })?;
+            let path = dirs.data_dir().join("keyward").join("keyward.db");
+            Ok(Target {
+                url: Target::sqlite_path(&path),
+                implicit: true,
+            })
+        }
+    }
+}
+
+/// Opens the database and resolves the acting operator.
+pub async fn open(url: Option<&str>) -> R<(Keyward, Actor)> {
+    let os = OsIdentity::current()?;
+    let kw = Keyward::open(target(url)?, &os).await?;
+    let actor = kw.actor(&os).await?;
+    Ok((kw, actor))
+}
+
+pub async fn run(cli: Cli) -> R {
+    let Some(cmd) = cli.command else {
+        unreachable!("the console handles the no-subcommand case")
+    };
+    let js = cli.json;
+    let url = cli.database_url.as_deref();
+    match cmd {
+        Command::Init { domain, issuer } => init(url, js, domain, issuer).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "keyward",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        cmd => {
+            let (kw, actor) = open(url).await?;
+            let out = dispatch(&kw, &actor, js, cmd).await;
+            kw.db().close().await;
+            out
+        }
+    }
+}
+
+async fn init(url: Option<&str>, js: bool, domain: Option<String>, issuer: Option<String>) -> R {
+    let os = OsIdentity::current()?;
+    let t = target(url)?;
+    let (kw, _fresh) = Keyward::open_for_init(t).await?;
+    let rep = kw
+        .init(&os, &keyward::service::InitOptions { domain, issuer })
+        .await?;
+    if js {
+        json(&j!({"database": kw.describe(), "changed": rep.changed(), "done": rep.done}));
+    } else if rep.changed() {
+        println!("Initialised {}:", kw.describe());
+        for d in &rep.done {
+            println!("  - {d}");
+        }
+    } else {
+        println!("Nothing to do: {} is already initialised.", kw.describe());
+    }
+    if let Some(p) = kw.target().sqlite_file() {
+        warn_world_readable(&p);
+    }
+    kw.db().close().await;
+    Ok(())
+}
+
+fn warn_world_readable(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(p)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: {} is readable by other accounts (mode {:o}); run `chmod 600 {}`",
+            p.display(),
+            m.permissions().mode() & 0o777,
+            p.display()
+        );
+    }
+}
+
+fn parse_since(s: &str) -> R<i64> {
+    let t = model::Ttl::parse("--since", s)?;
+    Ok(model::now() - t.secs())
+}
+
+async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
+    match cmd {
+        Command::Init { .. } | Command::Completions { .. } => unreachable!(),
+        Command::Config(c) => match c {
+            ConfigCmd::List => {
+                let rows = kw.config_list(a).await?;
+                if js {
+                    json(&rows.iter().map(|r| j!({"id": r.key, "key": r.key, "value": r.value, "updated_at": model::rfc3339(r.updated_at)})).collect::<Vec<_>>());
+                } else {
+                    table(
+                        &["KEY", "VALUE", "MEANING"],
+                        rows.iter()
+                            .map(|r| {
+                                vec![
+                                    r.key.clone(),
+                                    r.value.clone(),
+                                    keyward::service::settings::describe(&r.key).to_string(),
+                                ]
+                            })
+                            .collect(),
+                    );
+                }
+                Ok(())
+            }
+            ConfigCmd::Get { key } => {
+                let r = kw.config_get(a, &key).await?;
+                if js {
+                    json(&j!({"key": r.key, "value": r.value}));
+                } else {
+                    println!("{}", r.value);
+                }
+                Ok(())
+            }
+            ConfigCmd::Set { key, value } => {
+                let (before, after) = kw.config_set(a, &key, &value).await?;
+                if js {
+                    json(&j!({"key": key, "before": before, "value": after}));
+                } else if before == after {
+                    println!("{key} is already {after}");
+                } else {
+                    println!("{key}: {before} → {after}");
+                }
+                Ok(())
+            }
+        },
+        Command::Domain(c) => match c {
+            DomainCmd::Add { name } => {
+                let d = kw.domain_add(a, &name).await?;
+                if js {
+                    json(&d);
+                } else {
+                    println!("Added domain {}", d.name);
+                }
+                Ok(())
+            }
+            DomainCmd::List => {
+                let ds = kw.domain_list(a).await?;
+                if js {
+                    json(&ds);
+                } else {
+                    table(
+                        &["DOMAIN", "CREATED"],
+                        ds.iter()
+                            .map(|d| vec![d.name.clone(), date(d.created_at)])
+                            .collect(),
+                    );
+                }
+                Ok(())
+            }
+            DomainCmd::Rm { name } => {
+                kw.domain_rm(a, &name).await?;
+                if js {
+                    json(&j!({"removed": name}));
+                } else {
+                    println!("Removed domain {name}");
+                }
+                Ok(())
+            }
+        },
+        Command::User(c) => user(kw, a, js, c).await,
+        Command::Role(c) => role(kw, a, js, c).await,
+        Command::Scope(c) => scope(kw, a, js, c).await,
+        Command::Station(c) => station(kw, a, js, c).await,
+        Command::Operator(c) => match c {
+            OperatorCmd::Add {
+                os_account,
+                role,
+                domains,
+            } => {
+                let o = kw.operator_add(a, &os_account, &role, &domains).await?;
+                if js {
+                    json(&o);
+                } else {
+                    let scope = if o.domains.is_empty() {
+                        "all domains".to_string()
+                    } else {
+                        o.domains.join(", ")
+                    };
+                    println!("Added operator {} ({}, {scope})", o.account, o.role);
+                }
+                Ok(())
+            }
+            OperatorCmd::List => {
+                let ops = kw.operator_list(a).await?;
+                if js {
+                    json(&ops);
+                } else {
+                    table(
+                        &["ACCOUNT", "ROLE", "DOMAINS", "ADDED"],
+                        ops.iter()
+                            .map(|o| {
+                                let d = if o.domains.is_empty() {
+                                    "all".to_string()
+                                } else {
+                                    o.domains.join(",")
+                                };
+                                vec![o.account.clone(), o.role.clone(), d, date(o.created_at)]
+                            })
+                            .collect(),
+                    );
+                }
+                Ok(())
+            }
+            OperatorCmd::Rm { os_account } => {
+                kw.operator_rm(a, &os_account).await?;
+                if js {
+                    json(&j!({"removed": os_account}));
+                } else {
+                    println!("Removed operator {os_account}");
+                }
+                Ok(())
+            }
+        },
+        Command::Audit(args) => {
+            if args.verify.is_some() {
+                let r = kw.audit_verify(a).await?;
+                if js {
+                    json(&r);
+                } else if r.ok {
+                    println!("Audit chain intact: {} event(s) verified.", r.events);
+                } else {
+                    println!(
+                        "Audit chain BROKEN at event {} (position {}): {}",
+                        r.first_bad_seq.unwrap_or_default(),
+                        r.first_bad_position.unwrap_or_default(),
+                        r.problem.clone().unwrap_or_default()
+                    );
+                }
+                if !r.ok {
+                    return Err(Failure::Core(Error::Refused(
+                        "the audit chain does not verify".into(),
+                    )));
+                }
+                return Ok(());
+            }
+            let q = AuditQuery {
+                since: args.since.as_deref().map(parse_since).transpose()?,
+                actor: args.actor,
+                target: args.target,
+                limit: args.limit,
+                ..Default::default()
+            };
+            let evs = kw.audit_list(a, q).await?;
+            if js {
+                json(&evs);
+            } else {
+                table(
+                    &["SEQ", "AT", "ACTOR", "ORIGIN", "ACTION", "TARGET"],
+                    evs.iter()
+                        .map(|e| {
+                            vec![
+                                e.seq.to_string(),
+                                e.at.replace('T', " ").trim_end_matches('Z').to_string(),
+                                e.actor.clone(),
+                                e.origin.clone(),
+                                e.action.clone(),
+                                e.target.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(())
+        }
+        Command::Affiliate(c) => {
+            let (u, rotated) = match c {
+                AffiliateCmd::Show { user } => (kw.affiliate_show(a, &user).await?, false),
+                AffiliateCmd::Rotate { user } => (kw.affiliate_rotate(a, &user).await?, true),
+            };
+            if js {
+                json(&j!({"id": u.id, "email": u.email, "affiliate_id": u.affiliate_id}));
+            } else {
+                println!("{}{}", u.affiliate_id, if rotated { "  (new)" } else { "" });
+            }
+            Ok(())
+        }
+        Command::Demo { users, tokens } => {
+            let tty = std::io::stderr().is_terminal() && !js;
+            let bar = tty.then(|| {
+                let b = indicatif::ProgressBar::new(users);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} users {elapsed}")
+                        .expect("valid template"),
+                );
+                b
+            });
+            let rep = kw
+                .demo(
+                    a,
+                    DemoOptions {
+                        users,
+                        tokens: tokens.unwrap_or(users * 5),
+                    },
+                    |done, _| {
+                        if let Some(b) = &bar {
+                            b.set_position(done);
+                        }
+                    },
+                )
+                .await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if js {
+                json(&rep);
+            } else {
+                println!(
+                    "Demo data loaded: {} users, {} stations, {} token records in {}",
+                    rep.users,
+                    rep.stations,
+                    rep.tokens,
+                    rep.domains.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_password_stdin() -> R<SecretString> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Usage(format!("cannot read the password from stdin: {e}")))?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        return Err(Failure::Usage(
+            "--password-stdin: standard input was empty".into(),
+        ));
+    }
+    Ok(SecretString::from(p))
+}
+
+fn user_row(u: &keyward::store::directory::UserRow) -> Vec<String> {
+    vec![
+        u.email.clone(),
+        u.name.clone(),
+        u.domain.clone(),
+        u.role.clone(),
+        u.status.clone(),
+        u.api_access.clone(),
+        date(u.created_at),
+    ]
+}
+
+const USER_HEADERS: &[&str] = &[
+    "EMAIL", "NAME", "DOMAIN", "ROLE", "STATUS", "API", "CREATED",
+];
+
+async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
+    match c {
+        UserCmd::Add {
+            email,
+            domain,
+            name,
+            role,
+            station,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password_stdin()?)
+            } else {
+                None
+            };
+            let u = kw
+                .user_add(
+                    a,
+                    keyward::service::directory::NewUser {
+                        email,
+                        domain,
+                        name,
+                        role,
+                        password,
+                        station,
+                    },
+                )
+                .await?;
+            if js {
+                json(&u);
+            } else {
+                println!(
+                    "Created user {} in {} with role {} and station {:?}; API access pending (no token issued).",
+                    u.user.email,
+                    u.user.domain,
+                    u.user.role,
+                    u.stations.first().map(|s| s.name.as_str()).unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        UserCmd::List(l) => {
+            let mut q = kw
+                .user_query(
+                    a,
+                    l.domain.as_deref(),
+                    l.role.as_deref(),
+                    l.status.as_deref(),
+                )
+                .await?;
+            q.pending = l.pending;
+            q.search = l.search;
+            q.desc = l.desc;
+            q.sort = match l.sort.as_str() {
+                "email" => UserSort::Email,
+                "created" => UserSort::Created,
+                other => {
+                    return Err(Failure::Core(Error::invalid(
+                        "--sort",
+                        other,
+                        "email or created",
+                    )));
+                }
+            };
+            page_users(kw, a, js, q, l.limit).await
+        }
+        UserCmd::Show { user, domain } => {
+            let d = kw.user_show(a, &user, domain.as_deref()).await?;
+            if js {
+                json(&d);
+            } else {
+                let u = &d.user;
+                fields(&[
+                    ("email", u.email.clone()),
+                    ("name", u.name.clone()),
+                    ("id", u.id.clone()),
+                    ("domain", u.domain.clone()),
+                    (
+                        "role",
+                        format!("{} ({})", u.role, d.effective_scopes.join(" ")),
+                    ),
+                    ("status", u.status.clone()),
+                    ("api access", u.api_access.clone()),
+                    (
+                        "password",
+                        if u.has_password {
+                            "set".into()
+                        } else {
+                            "none".into()
+                        },
+                    ),
+                    ("affiliate", u.affiliate_id.clone()),
+                    ("keys", d.keys.to_string()),
+                    ("apps", d.apps.to_string()),
+                    ("active tokens", d.active_tokens.to_string()),
+                    ("created", datetime(u.created_at)),
+                ]);
+                println!();
+                table(
+                    &["STATION", "ID", "EU VAT ID", "REG. NO", "COUNTRY"],
+                    d.stations
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.id.clone(),
+                                s.eu_vat_id.clone().unwrap_or_default(),
+                                s.registration_number.clone().unwrap_or_default(),
+                                s.country_code.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(())
+        }
+        UserCmd::Disable { user } => set_status(kw, a, js, &user, UserStatus::Disabled).await,
+        UserCmd::Enable { user } => set_status(kw, a, js, &user, UserStatus::Active).await,
+        UserCmd::Rm { user, domain } => {
+            let revoked = kw.user_rm(a, &user, domain.as_deref()).await?;
+            if js {
+                json(&j!({"removed": user, "revoked_tokens": revoked}));
+            } else {
+                println!(
+                    "Removed user {user} with their stations and credentials; revoked {revoked} token(s)."
+                );
+            }
+            Ok(())
+        }
+        UserCmd::SetRole { user, role } => {
+            let (u, n) = kw.user_set_role(a, &user, &role).await?;
+            if js {
+                json(
+                    &j!({"id": u.id, "email": u.email, "role": u.role, "revoked_tokens": n.revoked_tokens, "trimmed_keys": n.trimmed_keys}),
+                );
+            } else {
+                println!("{} now has role {}; {}.", u.email, u.role, n.summary());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn set_status(kw: &Keyward, a: &Actor, js: bool, user: &str, s: UserStatus) -> R {
+    let (u, revoked) = kw.user_set_status(a, user, s).await?;
+    if js {
+        json(&j!({"id": u.id, "email": u.email, "status": u.status, "revoked_tokens": revoked}));
+    } else if s == UserStatus::Disabled {
+        println!("Disabled {}; revoked {revoked} active token(s).", u.email);
+    } else {
+        println!("Enabled {}.", u.email);
+    }
+    Ok(())
+}
+
+/// Streams users page by page (keyset paging), so any number of rows prints in
+/// constant memory.
+async fn page_users(kw: &Keyward, a: &Actor, js: bool, mut q: UserQuery, limit: u64) -> R {
+    let mut printed = 0u64;
+    let mut first = true;
+    if js {
+        print!("[");
+    }
+    let mut rows_for_table = Vec::new();
+    loop {
+        let want = if limit == 0 {
+            1000
+        } else {
+            (limit - printed).min(1000)
+        } as i64;
+        if want == 0 {
+            break;
+        }
+        q.limit = want;
+        let page = kw.user_list(a, q.clone()).await?;
+        let n = page.len() as i64;
+        for u in &page {
+            if js {
+                print!(
+                    "{}\n  {}",
+                    if first { "" } else { "," },
+                    serde_json::to_string(u).expect("serialisable")
+                );
+                first = false;
+            } else {
+                rows_for_table.push(user_row(u));
+                if rows_for_table.len() >= 1000 {
+                    table(USER_HEADERS, std::mem::take(&mut rows_for_table));
+                }
+            }
+        }
+        printed += n as u64;
+        match page.last() {
+            Some(last) if n == want => {
+                let key = match q.sort {
+                    UserSort::Email => Val::from(last.email.to_lowercase()),
+                    UserSort::Created => Val::from(last.created_at),
+                };
+                q.after = Some((key, last.id.clone()));
+            }
+            _ => break,
+        }
+    }
+    if js {
+        println!("{}]", if first { "" } else { "\n" });
+    } else if printed == 0 {
+        println!("No users match.");
+    } else {
+        table(USER_HEADERS, rows_for_table);
+    }
+    Ok(())
+}
+
+async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
+    use keyward::service::scopes::RoleView;
+    let show = |r: &RoleView| {
+        fields(&[
+            (
+                "role",
+                format!("{}{}", r.name, if r.default { " (default)" } else { "" }),
+            ),
+            (
+                "scopes",
+                if r.all_scopes {
+                    "every scope".into()
+                } else {
+                    r.scopes.join(" ")
+                },
+            ),
+            ("effective", r.effective_scopes.join(" ")),
+            ("users", r.users.to_string()),
+            ("description", r.description.clone()),
+        ])
+    };
+    match c {
+        RoleCmd::Add {
+            name,
+            scopes,
+            description,
+        } => {
+            let r = kw
+                .role_add(a, &name, &scopes, description.as_deref())
+                .await?;
+            if js {
+                json(&r)
+            } else {
+                println!("Created role {}", r.name);
+                show(&r)
+            }
+        }
+        RoleCmd::List => {
+            let rs = kw.role_list(a).await?;
+            if js {
+                json(&rs);
+            } else {
+                table(
+                    &["ROLE", "DEFAULT", "USERS", "EFFECTIVE SCOPES"],
+                    rs.iter()
+                        .map(|r| {
+                            vec![
+                                r.name.clone(),
+                                if r.default { "yes".into() } else { "".into() },
+                                r.users.to_string(),
+                                r.effective_scopes.join(" "),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        RoleCmd::Show { role } => {
+            let r = kw.role_show(a, &role).await?;
+            if js { json(&r) } else { show(&r) }
+        }
+        RoleCmd::Rm { role, reassign_to } => {
+            let (moved, n) = kw.role_rm(a, &role, reassign_to.as_deref()).await?;
+            if js {
+                json(
+                    &j!({"removed": role, "reassigned_users": moved, "revoked_tokens": n.revoked_tokens, "trimmed_keys": n.trimmed_keys}),
+                );
+            } else {
+                println!(
+                    "Removed role {role}; moved {moved} user(s); {}.",
+                    n.summary()
+                );
+            }
+        }
+        RoleCmd::Grant { role, scopes } => {
+            let r = kw.role_grant(a, &role, &scopes).await?;
+            if js { json(&r) } else { show(&r) }
+        }
+        RoleCmd::Revoke { role, scopes } => {
+            let (r, n) = kw.role_revoke(a, &role, &scopes).await?;
+            if js {
+                let mut v = serde_json::to_value(&r).expect("serialisable");
+                v["revoked_tokens"] = j!(n.revoked_tokens);
+                v["trimmed_keys"] = j!(n.trimmed_keys);
+                json(&v);
+            } else {
+                show(&r);
+                println!("Narrowed role {}: {}.", r.name, n.summary());
+            }
+        }
+        RoleCmd::Default { role } => {
+            let r = kw.role_default(a, &role).await?;
+            if js {
+                json(&r)
+            } else {
+                println!("{} is now the default role for new users.", r.name)
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn scope(kw: &Keyward, a: &Actor, js: bool, c: ScopeCmd) -> R {
+    match c {
+        ScopeCmd::Add {
+            name,
+            description,
+            implies,
+        } => {
+            let s = kw
+                .scope_add(a, &name, description.as_deref(), &implies)
+                .await?;
+            if js {
+                json(&s)
+            } else {
+                println!("Created scope {}{}", s.name, implies_text(&s.implies))
+            }
+        }
+        ScopeCmd::Edit {
+            name,
+            description,
+            implies,
+        } => {
+            let implies: Option<Vec<String>> =
+                implies.map(|v| v.into_iter().filter(|s| !s.trim().is_empty()).collect());
+            let s = kw
+                .scope_edit(a, &name, description.as_deref(), implies.as_deref())
+                .await?;
+            if js {
+                json(&s)
+            } else {
+                println!(
+                    "Scope {}{}: {}",
+                    s.name,
+                    implies_text(&s.implies),
+                    s.description
+                )
+            }
+        }
+        ScopeCmd::List => {
+            let ss = kw.scope_list(a).await?;
+            if js {
+                json(&ss);
+            } else {
+                table(
+                    &["SCOPE", "IMPLIES", "BUILT-IN", "DESCRIPTION"],
+                    ss.iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.implies.join(" "),
+                                if s.builtin { "yes".into() } else { "".into() },
+                                s.description.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        ScopeCmd::Rm { name } => {
+            kw.scope_rm(a, &name).await?;
+            if js {
+                json(&j!({"removed": name}))
+            } else {
+                println!("Removed scope {name}")
+            }
+        }
+    }
+    Ok(())
+}
+
+fn implies_text(v: &[String]) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" (implies {})", v.join(", "))
+    }
+}
+
+async fn station(kw: &Keyward, a: &Actor, js: bool, c: StationCmd) -> R {
+    match c {
+        StationCmd::Add {
+            name,
+            user,
+            domain,
+            eu_vat_id,
+            rn,
+            country,
+        } => {
+            let s = kw
+                .station_add(
+                    a,
+                    &name,
+                    &user,
+                    domain.as_deref(),
+                    eu_vat_id.as_deref(),
+                    rn.as_deref(),
+                    country.as_deref(),
+                )
+                .await?;
+            if js {
+                json(&s)
+            } else {
+                println!("Added station {} ({}) for {}", s.name, s.id, s.user_email)
+            }
+        }
+        StationCmd::List {
+            domain,
+            user,
+            limit,
+        } => {
+            let mut q = kw
+                .station_query(a, domain.as_deref(), user.as_deref())
+                .await?;
+            let mut all = Vec::new();
+            loop {
+                let want = if limit == 0 {
+                    1000
+                } else {
+                    (limit - all.len() as u64).min(1000)
+                } as i64;
+                if want == 0 {
+                    break;
+                }
+                q.limit = want;
+                let page = kw.station_list(a, q.clone()).await?;
+                let n = page.len() as i64;
+                if let Some(l) = page.last() {
+                    q.after = Some((l.created_at, l.id.clone()));
+                }
+                all.extend(page);
+                if n < want {
+                    break;
+                }
+            }
+            if js {
+                json(&all);
+            } else {
+                table(
+                    &[
+                        "STATION",
+                        "ID",
+                        "USER",
+                        "DOMAIN",
+                        "EU VAT ID",
+                        "REG. NO",
+                        "COUNTRY",
+                    ],
+                    all.iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.id.clone(),
+                                s.user_email.clone(),
+                                s.domain.clone(),
+                                s.eu_vat_id.clone().unwrap_or_default(),
+                                s.registration_number.clone().unwrap_or_default(),
+                                s.country_code.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        StationCmd::Rm { id } => {
+            let s = kw.station_rm(a, &id).await?;
+            if js {
+                json(&j!({"removed": s.id}))
+            } else {
+                println!("Removed station {} of {}", s.name, s.user_email)
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,553 @@
+//! Domain types and their validation. A value of one of these types is valid:
+//! validation happens once, at the edge, in the constructors.
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// True for characters that must never reach storage in names (C0/C1 controls, DEL,
+/// bidi overrides, zero-width joiners that disguise text).
+fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+fn check_text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String> {
+    let trimmed = value.trim();
+    let n = trimmed.chars().count();
+    if let Some(c) = trimmed.chars().find(|c| is_forbidden_char(*c)) {
+        return Err(Error::invalid(
+            field,
+            value,
+            format!(
+                "control or invisible characters are not accepted (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    if n < min || n > max {
+        return Err(Error::invalid(
+            field,
+            value,
+            if min == 0 {
+                format!("at most {max} characters")
+            } else {
+                format!("{min} to {max} characters")
+            },
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+macro_rules! string_newtype {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A tenant, named by the host the API is published on (`free.example.com`). Lowercase.
+    DomainName
+);
+impl DomainName {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        let accepted = "a host name such as free.example.com: dot-separated labels of a-z, 0-9 and '-', each 1-63 characters, 253 at most";
+        if v.is_empty() || v.len() > 253 {
+            return Err(Error::invalid("domain", s, accepted));
+        }
+        for label in v.split('.') {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(Error::invalid("domain", s, accepted));
+            }
+        }
+        Ok(Self(v))
+    }
+}
+
+string_newtype!(
+    /// An email address as entered (case preserved); compare with [`Email::normalized`].
+    Email
+);
+impl Email {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim();
+        let accepted = "an address like name@example.com (at most 254 characters, no spaces or control characters)";
+        let bad = || Error::invalid("email", s, accepted);
+        if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || is_forbidden_char(c)) {
+            return Err(bad());
+        }
+        let (local, host) = v.rsplit_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || local.len() > 64
+            || local.contains('@')
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+            || local.chars().any(|c| "\"(),:;<>[\\]".contains(c))
+        {
+            return Err(bad());
+        }
+        let host_ok = host.contains('.')
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !host_ok {
+            return Err(bad());
+        }
+        Ok(Self(v.to_string()))
+    }
+
+    /// Case-insensitive form used for uniqueness per domain.
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+string_newtype!(
+    /// A scope name: `^[a-z][a-z0-9_.:-]{0,63}$`.
+    ScopeName
+);
+impl ScopeName {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim();
+        let b = v.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 64
+            && b[0].is_ascii_lowercase()
+            && b[1..]
+                .iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.:-".contains(c));
+        if !ok {
+            return Err(Error::invalid(
+                "scope",
+                s,
+                "a lowercase name matching ^[a-z][a-z0-9_.:-]{0,63}$, such as read or send_documents",
+            ));
+        }
+        Ok(Self(v.to_string()))
+    }
+
+    /// Parse a comma- or space-separated list, rejecting duplicates silently (deduplicated).
+    pub fn parse_list(s: &str) -> Result<Vec<ScopeName>> {
+        let mut out: Vec<ScopeName> = Vec::new();
+        for part in s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+        {
+            let n = ScopeName::parse(part)?;
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+string_newtype!(
+    /// A role name (`Consumer`, `Partner`); unique case-insensitively.
+    RoleName
+);
+impl RoleName {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim();
+        let ok = !v.is_empty()
+            && v.chars().count() <= 64
+            && v.chars().next().is_some_and(|c| c.is_alphabetic())
+            && v.chars().all(|c| c.is_alphanumeric() || " _-.".contains(c));
+        if !ok {
+            return Err(Error::invalid(
+                "role",
+                s,
+                "1-64 characters: letters, digits, space, '_', '-' or '.', starting with a letter",
+            ));
+        }
+        Ok(Self(v.to_string()))
+    }
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+string_newtype!(
+    /// A human display name (user, station, key, app): 0-200 characters, no control characters.
+    DisplayName
+);
+impl DisplayName {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(Self(check_text("name", s, 0, 200)?))
+    }
+    /// Like [`DisplayName::parse`] but requires at least one character.
+    pub fn parse_required(field: &'static str, s: &str) -> Result<Self> {
+        Ok(Self(check_text(field, s, 1, 200)?))
+    }
+}
+
+string_newtype!(
+    /// Free text description: up to 500 characters, no control characters.
+    Description
+);
+impl Description {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(Self(check_text("description", s, 0, 500)?))
+    }
+}
+
+string_newtype!(
+    /// ISO 3166-1 alpha-2 country code, uppercase.
+    CountryCode
+);
+impl CountryCode {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim().to_ascii_uppercase();
+        if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::invalid(
+                "country code",
+                s,
+                "two letters (ISO 3166-1 alpha-2), such as DE or FR",
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
+string_newtype!(
+    /// EU VAT identification number, normalised: uppercase, no spaces, dots or dashes.
+    EuVatId
+);
+impl EuVatId {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '.' && *c != '-')
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let b = v.as_bytes();
+        let ok = (4..=16).contains(&b.len())
+            && b[..2].iter().all(|c| c.is_ascii_uppercase())
+            && b[2..].iter().all(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(Error::invalid(
+                "EU VAT id",
+                s,
+                "a two-letter country prefix followed by 2-14 letters or digits, such as DE123456789",
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
+string_newtype!(
+    /// Company registration number, normalised: uppercase, inner whitespace collapsed.
+    RegistrationNumber
+);
+impl RegistrationNumber {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        if v.is_empty() || v.chars().count() > 64 || v.chars().any(is_forbidden_char) {
+            return Err(Error::invalid(
+                "registration number",
+                s,
+                "1-64 printable characters, such as HRB 12345",
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
+string_newtype!(
+    /// An OS account name as recorded for operators (`alice`).
+    OsAccount
+);
+impl OsAccount {
+    pub fn parse(s: &str) -> Result<Self> {
+        let v = s.trim();
+        let b = v.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 32
+            && (b[0].is_ascii_lowercase() || b[0] == b'_' || b[0].is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-$".contains(c));
+        if !ok {
+            return Err(Error::invalid(
+                "OS account",
+                s,
+                "a login name of up to 32 characters: a-z, 0-9, '_', '.', '-'",
+            ));
+        }
+        Ok(Self(v.to_string()))
+    }
+}
+
+/// A duration such as `90d`, `24h` or `15m` (humantime syntax), greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ttl(Duration);
+
+impl Ttl {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self> {
+        let d = humantime::parse_duration(s.trim()).map_err(|e| {
+            Error::invalid(
+                field,
+                s,
+                format!("a duration such as 90d, 24h or 15m ({e})"),
+            )
+        })?;
+        if d.is_zero() || d.as_secs() > 100 * 365 * 86_400 {
+            return Err(Error::invalid(
+                field,
+                s,
+                "a duration greater than zero and at most 100 years",
+            ));
+        }
+        Ok(Self(d))
+    }
+    pub fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+    pub fn secs(&self) -> i64 {
+        self.0.as_secs() as i64
+    }
+    pub fn as_duration(&self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Ttl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident, $field:literal { $($variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $s),+ }
+            }
+            pub fn parse(s: &str) -> Result<Self> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($s => Ok($name::$variant),)+
+                    _ => Err(Error::invalid($field, s, concat!("one of: " $(, $s, " ")+))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// An operator's administrative role, least to most powerful.
+    OperatorRole, "operator role" { Viewer => "viewer", Support => "support", Admin => "admin" }
+);
+str_enum!(
+    /// Whether a user may sign in and use tokens.
+    UserStatus, "status" { Active => "active", Disabled => "disabled" }
+);
+str_enum!(
+    /// Whether support has enabled API access for a user yet.
+    ApiAccess, "api access" { Pending => "pending", Enabled => "enabled" }
+);
+
+/// Current time as unix seconds.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Formats unix seconds as RFC 3339 UTC (`2026-11-24T06:52:31Z`).
+pub fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// New time-ordered id (UUID v7) as text.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names() {
+        assert_eq!(
+            DomainName::parse("Free.Example.COM.").unwrap().as_str(),
+            "free.example.com"
+        );
+        for bad in [
+            "",
+            "-a.com",
+            "a..b",
+            "a b.com",
+            "exa_mple.com",
+            "x'; drop table users;--",
+        ] {
+            assert!(DomainName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        let e = Email::parse(" Alice@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "Alice@Example.COM");
+        assert_eq!(e.normalized(), "alice@example.com");
+        for bad in [
+            "alice",
+            "a@b",
+            "a b@c.com",
+            "@x.com",
+            "a@",
+            "a@-x.com",
+            "a\u{1b}]0;x\u{7}@x.com",
+            "a..b@x.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn scope_names() {
+        for ok in ["read", "send_documents", "a", "x.y:z-w_1"] {
+            assert!(ScopeName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Read", "1read", "read write", "r!", &"a".repeat(65)] {
+            let err = ScopeName::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("^[a-z][a-z0-9_.:-]{0,63}$"), "{err}");
+        }
+        let l = ScopeName::parse_list("read, write read").unwrap();
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn names_reject_control_characters() {
+        assert!(DisplayName::parse("Alice\u{1b}[2J").is_err());
+        assert!(DisplayName::parse("Bob\u{202e}gpj.exe").is_err());
+        assert!(DisplayName::parse(&"x".repeat(201)).is_err());
+        assert_eq!(
+            DisplayName::parse("  Alice Meyer ").unwrap().as_str(),
+            "Alice Meyer"
+        );
+        assert!(RoleName::parse("Partner").is_ok());
+        assert!(RoleName::parse("1abc").is_err());
+    }
+
+    #[test]
+    fn station_identifiers() {
+        assert_eq!(
+            EuVatId::parse("de 123.456-789").unwrap().as_str(),
+            "DE123456789"
+        );
+        assert!(EuVatId::parse("123").is_err());
+        assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
+        assert!(CountryCode::parse("FRA").is_err());
+        assert_eq!(
+            RegistrationNumber::parse(" hrb   12345 ").unwrap().as_str(),
+            "HRB 12345"
+        );
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(Ttl::parse("ttl", "90d").unwrap().secs(), 90 * 86400);
+        assert_eq!(Ttl::parse("ttl", "1h").unwrap().secs(), 3600);
+        assert!(Ttl::parse("ttl", "0s").is_err());
+        assert!(Ttl::parse("ttl", "soon").is_err());
+    }
+
+    #[test]
+    fn enums() {
+        assert_eq!(OperatorRole::parse("Admin").unwrap(), OperatorRole::Admin);
+        let e = OperatorRole::parse("root").unwrap_err().to_string();
+        assert!(e.contains("viewer") && e.contains("admin"), "{e}");
+        assert!(OperatorRole::Viewer < OperatorRole::Admin);
+    }
+}
+
+/// Serialises unix seconds as RFC 3339 UTC (for JSON output).
+pub fn ser_ts<S: serde::Serializer>(ts: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ts))
+}
+
+/// Serialises optional unix seconds as RFC 3339 UTC or null.
+pub fn ser_opt_ts<S: serde::Serializer>(
+    ts: &Option<i64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match ts {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,328 @@
+//! Realistic demo data, generated in batches (also the fixture for benchmarks).
+
+use super::directory::{insert_domain, prepare_user};
+use super::{Actor, Keyward, Need, audit_event};
+use crate::error::Result;
+use crate::model::{self, DomainName};
+use crate::store::credentials::{self as cred, TokenRecord};
+use crate::store::directory::{self as dir, NewStationRow, NewUserRow, RoleRow, ScopeRow};
+use crate::store::{Cx, Val};
+use serde::Serialize;
+use serde_json::json;
+
+const FIRST: &[&str] = &[
+    "Alice", "Bruno", "Carla", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas",
+    "Kaja", "Luca", "Mona", "Nils", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Umar",
+    "Vera", "Wim", "Ximena", "Yusuf", "Zoe",
+];
+const LAST: &[&str] = &[
+    "Meyer",
+    "Rossi",
+    "Dubois",
+    "Novak",
+    "Jansen",
+    "Silva",
+    "Kowalski",
+    "Berg",
+    "Costa",
+    "Larsen",
+    "Fischer",
+    "Moreau",
+    "Horvat",
+    "Schmidt",
+    "Lindqvist",
+    "Garcia",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Weber",
+];
+const COMPANIES: &[&str] = &[
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "gringotts",
+    "oscorp",
+    "vandelay",
+    "dunder",
+    "pied-piper",
+];
+const COUNTRIES: &[&str] = &["DE", "FR", "IT", "NL", "ES", "BE", "AT", "PL", "SE", "FI"];
+const DOMAINS: &[&str] = &["free.example.com", "partners.example.com", "eu.example.org"];
+
+/// Deterministic generator for demo data (not for secrets).
+struct Gen(u64);
+impl Gen {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len() as u64) as usize]
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DemoReport {
+    pub domains: Vec<String>,
+    pub users: u64,
+    pub stations: u64,
+    pub tokens: u64,
+}
+
+/// Options for `demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub users: u64,
+    pub tokens: u64,
+}
+
+impl Keyward {
+    /// Loads demo data: domains, custom scopes and a Partner role, users with varied
+    /// states, stations and token records. Batched; one transaction per 10,000 users.
+    pub async fn demo(
+        &self,
+        actor: &Actor,
+        opts: DemoOptions,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<DemoReport> {
+        actor.require(Need::Global)?;
+        let a = actor.clone();
+        // Set-up in one transaction: domains, scopes, role.
+        let (domains, roles, kid) = self
+            .write(async move |cx| {
+                let mut ds = Vec::new();
+                for d in DOMAINS {
+                    let name = DomainName::parse(d)?;
+                    let row = match dir::domain_by_name(cx, name.as_str()).await? {
+                        Some(r) => r,
+                        None => insert_domain(cx, &a, &name).await?,
+                    };
+                    ds.push(row);
+                }
+                for (n, desc) in [
+                    (
+                        "send_documents",
+                        "Send business documents to other participants",
+                    ),
+                    (
+                        "receive_documents",
+                        "Receive business documents addressed to the station",
+                    ),
+                ] {
+                    if dir::scope_by_name(cx, n).await?.is_none() {
+                        let row = ScopeRow {
+                            id: model::new_id(),
+                            name: n.into(),
+                            description: desc.into(),
+                            builtin: false,
+                            created_at: model::now(),
+                            version: 1,
+                        };
+                        dir::insert_scope(cx, &row).await?;
+                        let read = dir::scope_by_name(cx, "read").await?.expect("built-in");
+                        dir::insert_implication(cx, &row.id, &read.id).await?;
+                    }
+                }
+                if dir::role_by_name(cx, "Partner").await?.is_none() {
+                    let row = RoleRow {
+                        id: model::new_id(),
+                        name: "Partner".into(),
+                        description: "Trading partners: exchange documents".into(),
+                        is_default: false,
+                        all_scopes: false,
+                        builtin: false,
+                        created_at: model::now(),
+                        version: 1,
+                    };
+                    dir::insert_role(cx, &row).await?;
+                    for s in ["read", "send_documents", "receive_documents"] {
+                        let sc = dir::scope_by_name(cx, s).await?.expect("exists");
+                        dir::grant_role_scope(cx, &row.id, &sc.id).await?;
+                    }
+                }
+                let mut roles = Vec::new();
+                for r in ["Consumer", "Partner", "Administrator"] {
+                    if let Some(row) = dir::role_by_name(cx, r).await? {
+                        let scopes = super::scopes::effective_scopes(cx, &row).await?;
+                        roles.push((row.id, scopes.into_iter().collect::<Vec<_>>().join(" ")));
+                    }
+                }
+                let kid = cred::active_kid(cx).await?.unwrap_or_else(|| "demo".into());
+                Ok((ds, roles, kid))
+            })
+            .await?;
+        let mut report = DemoReport {
+            domains: domains.iter().map(|d| d.name.clone()).collect(),
+            ..Default::default()
+        };
+        let start = self
+            .read(async |cx| {
+                let q = dir::UserQuery::default();
+                dir::count_users(cx, &q).await
+            })
+            .await? as u64;
+        let mut g = Gen(0x5EED ^ start);
+        let now = model::now();
+        let tokens_per_user = if opts.users == 0 {
+            0
+        } else {
+            opts.tokens.div_ceil(opts.users)
+        };
+        let mut tokens_left = opts.tokens;
+        let batch = 10_000u64;
+        let mut done = 0u64;
+        while done < opts.users {
+            let n = batch.min(opts.users - done);
+            let mut users: Vec<NewUserRow> = Vec::with_capacity(n as usize);
+            let mut stations: Vec<NewStationRow> = Vec::with_capacity(n as usize);
+            let mut tokens: Vec<TokenRecord> = Vec::new();
+            let mut enable: Vec<Val> = Vec::new();
+            for i in 0..n {
+                let k = start + done + i;
+                let d = &domains[(g.below(10) as usize).min(9) * domains.len() / 10];
+                let (first, last, company) = (g.pick(FIRST), g.pick(LAST), g.pick(COMPANIES));
+                let email = format!(
+                    "{}.{}{}@{}.example",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    k,
+                    company
+                );
+                let role_ix = match g.below(20) {
+                    0 => 2.min(roles.len() - 1),
+                    1..=5 => 1.min(roles.len() - 1),
+                    _ => 0,
+                };
+                let created = now - g.below(400 * 86_400) as i64;
+                let mut p = prepare_user(
+                    &d.id,
+                    &roles[role_ix].0,
+                    &email,
+                    Some(&format!("{first} {last}")),
+                    None,
+                    Some(&format!(
+                        "{} {}",
+                        capitalise(company),
+                        g.pick(&["HQ", "Billing", "Logistics", "Sales"])
+                    )),
+                    created,
+                )?;
+                p.user.created_at = created;
+                if g.below(25) == 0 {
+                    p.user.status = "disabled".into();
+                }
+                if g.below(3) == 0 {
+                    p.station.country_code = Some(g.pick(COUNTRIES).to_string());
+                    p.station.eu_vat_id = Some(format!(
+                        "{}{:09}",
+                        p.station.country_code.as_deref().unwrap_or("DE"),
+                        g.below(1_000_000_000)
+                    ));
+                    p.station.registration_number =
+                        Some(format!("HRB {}", 10_000 + g.below(90_000)));
+                }
+                // Most users have API access; a few recent sign-ups wait for it.
+                let pending = g.below(50) == 0;
+                let per = if pending {
+                    0
+                } else {
+                    tokens_per_user.min(tokens_left)
+                };
+                if !pending {
+                    enable.push(Val::from(p.user.id.clone()));
+                }
+                for _ in 0..per {
+                    let issued = created.max(now - 120 * 86_400) + g.below(100 * 86_400) as i64;
+                    let revoked = g.below(20) == 0;
+                    tokens.push(TokenRecord {
+                        jti: model::new_id(),
+                        domain_id: d.id.clone(),
+                        user_id: p.user.id.clone(),
+                        key_id: None,
+                        app_id: None,
+                        client_id: "keyward-console".into(),
+                        kid: kid.clone(),
+                        scopes: roles[role_ix].1.clone(),
+                        source: "demo".into(),
+                        family_id: None,
+                        issued_at: issued,
+                        expires_at: issued + [3600, 86_400, 30 * 86_400][g.below(3) as usize],
+                        revoked_at: revoked.then_some(issued + 60),
+                        revoked_by: revoked.then(|| actor.label()),
+                        revoke_reason: revoked.then(|| "demo".to_string()),
+                    });
+                }
+                tokens_left -= per;
+                users.push(p.user);
+                stations.push(p.station);
+            }
+            let (nu, ns, nt) = (
+                users.len() as u64,
+                stations.len() as u64,
+                tokens.len() as u64,
+            );
+            self.write(async move |cx| {
+                dir::insert_users(cx, &users).await?;
+                dir::insert_stations(cx, &stations).await?;
+                cred::insert_token_records(cx, &tokens).await?;
+                mark_enabled(cx, enable).await
+            })
+            .await?;
+            report.users += nu;
+            report.stations += ns;
+            report.tokens += nt;
+            done += n;
+            progress(done, opts.users);
+        }
+        let (a, r) = (actor.clone(), report.clone());
+        self.write(async move |cx| {
+            audit_event(
+                cx,
+                &a,
+                "demo.load",
+                "demo",
+                None,
+                json!({"users": r.users, "stations": r.stations, "tokens": r.tokens}),
+            )
+            .await
+        })
+        .await?;
+        Ok(report)
+    }
+}
+
+async fn mark_enabled(cx: &mut Cx<'_>, ids: Vec<Val>) -> Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut q = crate::store::Sql::new(
+            cx.engine(),
+            "UPDATE users SET api_access = 'enabled' WHERE id ",
+        );
+        q.bind_in(chunk.iter().cloned());
+        dir::exec(cx, q).await?;
+    }
+    Ok(())
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

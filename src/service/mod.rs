@@ -1,0 +1,360 @@
+//! Use cases: one function per administrative action. Each checks the actor's
+//! permission, validates, writes, and appends the audit event in the same transaction.
+
+use crate::error::{Error, Result};
+use crate::model::{self, DomainName};
+use crate::store::{self, Cx, Db, Target, Tx, directory as dir};
+use serde_json::json;
+
+pub mod audit;
+pub mod demo;
+pub mod directory;
+pub mod identity;
+pub mod scopes;
+pub mod settings;
+
+pub use identity::{Actor, Need, OsIdentity};
+
+/// The core: a database and the operations on it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Keyward {
+    db: Db,
+    target: Target,
+}
+
+/// What `init` did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct InitReport {
+    pub created_database: bool,
+    pub done: Vec<String>,
+}
+
+impl InitReport {
+    pub fn changed(&self) -> bool {
+        !self.done.is_empty()
+    }
+}
+
+/// Options of `init`.
+#[derive(Debug, Default, Clone)]
+pub struct InitOptions {
+    pub domain: Option<String>,
+    pub issuer: Option<String>,
+}
+
+impl Keyward {
+    /// Opens an initialised database. The embedded default (`target.implicit`) is created
+    /// and initialised on first use, bootstrapping `os` as the first admin; an explicit
+    /// URL to a missing or empty database is an environment error telling to run `init`.
+    pub async fn open(target: Target, os: &OsIdentity) -> Result<Keyward> {
+        let db = Db::open(&target, target.implicit).await?;
+        let kw = Keyward { db, target };
+        if !kw.db.has_schema().await? {
+            if kw.target.implicit {
+                kw.init(os, &InitOptions::default()).await?;
+            } else {
+                return Err(Error::Environment(format!(
+                    "the database at {} is not initialised; run `keyward init --database-url {}` first",
+                    store::redact_url(&kw.target.url),
+                    store::redact_url(&kw.target.url)
+                )));
+            }
+        } else {
+            kw.db.migrate().await?;
+        }
+        Ok(kw)
+    }
+
+    /// Opens (creating if needed) for `init`.
+    pub async fn open_for_init(target: Target) -> Result<(Keyward, bool)> {
+        let existed = match target.sqlite_file() {
+            Some(p) => p.exists(),
+            None => true,
+        };
+        let db = Db::open(&target, true).await?;
+        let fresh = !existed || !db.has_schema().await?;
+        Ok((Keyward { db, target }, fresh))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A short description of the database for status lines (password redacted).
+    pub fn describe(&self) -> String {
+        match self.db.engine() {
+            store::Engine::Sqlite => format!(
+                "sqlite {}",
+                self.target
+                    .sqlite_file()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            store::Engine::Postgres => format!("postgres {}", store::redact_url(&self.target.url)),
+        }
+    }
+
+    /// Sets up whatever is missing; reports what it did. Idempotent.
+    pub async fn init(&self, os: &OsIdentity, opts: &InitOptions) -> Result<InitReport> {
+        let mut report = InitReport::default();
+        let had_schema = self.db.has_schema().await?;
+        self.db.migrate().await?;
+        if !had_schema {
+            report.created_database = true;
+            report
+                .done
+                .push(format!("created the schema in {}", self.describe()));
+        }
+        let mut tx = self.db.begin().await?;
+        Db::lock_bootstrap(&mut tx).await?;
+        let now = model::now();
+        let mut cx = tx.cx();
+        let actor = Actor {
+            account: os.account.clone(),
+            host: os.host.clone(),
+            origin: os.origin.clone(),
+            role: model::OperatorRole::Admin,
+            domains: None,
+        };
+        // Built-in scopes and roles.
+        for (name, desc, implies) in [
+            ("read", "Read documents and data", None),
+            (
+                "write",
+                "Create and change documents (includes read)",
+                Some("read"),
+            ),
+            (
+                "admin",
+                "Administer the tenant's API resources (includes write)",
+                Some("write"),
+            ),
+        ] {
+            if dir::scope_by_name(&mut cx, name).await?.is_none() {
+                let row = dir::ScopeRow {
+                    id: model::new_id(),
+                    name: name.into(),
+                    description: desc.into(),
+                    builtin: true,
+                    created_at: now,
+                    version: 1,
+                };
+                dir::insert_scope(&mut cx, &row).await?;
+                if let Some(i) = implies {
+                    let implied = dir::scope_by_name(&mut cx, i)
+                        .await?
+                        .expect("inserted just before");
+                    dir::insert_implication(&mut cx, &row.id, &implied.id).await?;
+                }
+                report.done.push(format!("created scope {name}"));
+            }
+        }
+        let has_default = dir::default_role(&mut cx).await?.is_some();
+        for (name, desc, all, scopes) in [
+            (
+                "Consumer",
+                "Default role of new sign-ups: read access",
+                false,
+                vec!["read"],
+            ),
+            (
+                "Administrator",
+                "Every scope, including ones added later",
+                true,
+                vec![],
+            ),
+        ] {
+            if dir::role_by_name(&mut cx, name).await?.is_none() {
+                let row = dir::RoleRow {
+                    id: model::new_id(),
+                    name: name.into(),
+                    description: desc.into(),
+                    is_default: name == "Consumer" && !has_default,
+                    all_scopes: all,
+                    builtin: true,
+                    created_at: now,
+                    version: 1,
+                };
+                dir::insert_role(&mut cx, &row).await?;
+                for s in scopes {
+                    let sc = dir::scope_by_name(&mut cx, s)
+                        .await?
+                        .expect("built-in scope");
+                    dir::grant_role_scope(&mut cx, &row.id, &sc.id).await?;
+                }
+                report.done.push(format!(
+                    "created role {name}{}",
+                    if row.is_default { " (default)" } else { "" }
+                ));
+            }
+        }
+        for (key, value) in settings::DEFAULTS {
+            if dir::insert_setting_if_missing(&mut cx, key, value, now).await? {
+                report.done.push(format!("set {key} = {value}"));
+            }
+        }
+        // The acting operator: the caller bootstraps as the first admin on an empty
+        // database; afterwards changes asked of init need an admin of all domains.
+        let actor = if dir::operator_count(&mut cx).await? == 0 {
+            let account = model::OsAccount::parse(&os.account)?;
+            let row = dir::OperatorRow {
+                id: model::new_id(),
+                account: account.to_string(),
+                role: "admin".into(),
+                created_at: now,
+                version: 1,
+            };
+            dir::insert_operator(&mut cx, &row, &[]).await?;
+            audit_event(
+                &mut cx,
+                &actor,
+                "operator.add",
+                &row.account,
+                None,
+                json!({"role": "admin", "bootstrap": true}),
+            )
+            .await?;
+            report.done.push(format!(
+                "registered OS account {} as the first admin operator",
+                row.account
+            ));
+            actor
+        } else {
+            match dir::operator_by_account(&mut cx, &os.account).await? {
+                Some(op) => {
+                    let domains = dir::operator_domains(&mut cx, &op.id).await?;
+                    Actor {
+                        role: model::OperatorRole::parse(&op.role)?,
+                        domains: if domains.is_empty() {
+                            None
+                        } else {
+                            Some(domains)
+                        },
+                        ..actor
+                    }
+                }
+                None if opts.domain.is_some() || opts.issuer.is_some() => {
+                    return Err(Error::NotOperator {
+                        account: os.account.clone(),
+                    });
+                }
+                None => Actor {
+                    role: model::OperatorRole::Viewer,
+                    ..actor
+                },
+            }
+        };
+        if opts.domain.is_some() || opts.issuer.is_some() {
+            actor.require(Need::Global)?;
+        }
+        if let Some(issuer) = &opts.issuer {
+            let v = settings::validate("issuer", issuer)?;
+            let cur = dir::setting(&mut cx, "issuer")
+                .await?
+                .expect("inserted above");
+            if cur.value != v {
+                dir::update_setting(&mut cx, "issuer", &v, cur.version, now).await?;
+                audit_event(
+                    &mut cx,
+                    &actor,
+                    "config.set",
+                    "issuer",
+                    None,
+                    json!({"before": cur.value, "after": v}),
+                )
+                .await?;
+                report.done.push(format!("set issuer = {v}"));
+            }
+        }
+        if let Some(d) = &opts.domain {
+            let name = DomainName::parse(d)?;
+            if dir::domain_by_name(&mut cx, name.as_str()).await?.is_none() {
+                directory::insert_domain(&mut cx, &actor, &name).await?;
+                report.done.push(format!("added domain {name}"));
+            }
+        }
+        drop(cx);
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Resolves the acting operator for an OS identity.
+    pub async fn actor(&self, os: &OsIdentity) -> Result<Actor> {
+        let mut conn = self.db.conn().await?;
+        let mut cx = conn.cx();
+        let op = dir::operator_by_account(&mut cx, &os.account)
+            .await?
+            .ok_or_else(|| Error::NotOperator {
+                account: os.account.clone(),
+            })?;
+        let domains = dir::operator_domains(&mut cx, &op.id).await?;
+        Ok(Actor {
+            account: os.account.clone(),
+            host: os.host.clone(),
+            origin: os.origin.clone(),
+            role: model::OperatorRole::parse(&op.role)?,
+            domains: if domains.is_empty() {
+                None
+            } else {
+                Some(domains)
+            },
+        })
+    }
+
+    /// Runs `f` in one write transaction; commits on success, rolls back on error.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        let mut tx = self.db.begin().await?;
+        let out = {
+            let mut cx = tx.cx();
+            f(&mut cx).await?
+        };
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a pooled connection (reads).
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        let mut conn = self.db.conn().await?;
+        let mut cx = conn.cx();
+        f(&mut cx).await
+    }
+
+    /// Begins a transaction for callers that compose several services (apply, import).
+    pub async fn begin(&self) -> Result<Tx> {
+        self.db.begin().await
+    }
+}
+
+/// Appends an audit event for `actor` in the caller's transaction.
+pub async fn audit_event(
+    cx: &mut Cx<'_>,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    domain_id: Option<&str>,
+    details: serde_json::Value,
+) -> Result<i64> {
+    store::audit::append(
+        cx,
+        store::audit::NewEvent {
+            at: model::now(),
+            actor: &actor.label(),
+            origin: &actor.origin,
+            action,
+            target,
+            domain_id,
+            details: details.to_string(),
+        },
+    )
+    .await
+}

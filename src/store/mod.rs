@@ -1,0 +1,312 @@
+//! Storage: the only module that contains SQL. One enum over the two native sqlx pools
+//! (SQLite, PostgreSQL); each query is written once and monomorphised per engine by
+//! the [`on!`] macro, so both engines run the same statements with their real types.
+
+use crate::error::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub mod audit;
+pub mod credentials;
+pub mod directory;
+pub mod sql;
+
+pub use sql::{Sql, Val};
+
+/// Which engine a database runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool on one of the two engines.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A borrowed connection (inside a transaction or from the pool) on either engine.
+pub enum Cx<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+/// An open transaction on either engine. Dropping it without [`Tx::commit`] rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// A pooled connection for reads.
+pub enum Conn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Pg(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to `&mut SqliteConnection` or `&mut PgConnection`.
+/// The body is compiled once per engine, so generic sqlx calls get each engine's real types.
+#[macro_export]
+macro_rules! on {
+    ($cx:expr, $c:ident => $body:expr) => {
+        match $cx {
+            $crate::store::Cx::Sqlite(inner) => {
+                #[allow(unused_mut)]
+                let mut $c: &mut sqlx::SqliteConnection = &mut **inner;
+                $body
+            }
+            $crate::store::Cx::Pg(inner) => {
+                #[allow(unused_mut)]
+                let mut $c: &mut sqlx::PgConnection = &mut **inner;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    pub fn cx(&mut self) -> Cx<'_> {
+        match self {
+            Tx::Sqlite(t) => Cx::Sqlite(&mut **t),
+            Tx::Pg(t) => Cx::Pg(&mut **t),
+        }
+    }
+    pub fn engine(&self) -> Engine {
+        match self {
+            Tx::Sqlite(_) => Engine::Sqlite,
+            Tx::Pg(_) => Engine::Postgres,
+        }
+    }
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Conn {
+    pub fn cx(&mut self) -> Cx<'_> {
+        match self {
+            Conn::Sqlite(c) => Cx::Sqlite(&mut **c),
+            Conn::Pg(c) => Cx::Pg(&mut **c),
+        }
+    }
+}
+
+impl Cx<'_> {
+    pub fn engine(&self) -> Engine {
+        match self {
+            Cx::Sqlite(_) => Engine::Sqlite,
+            Cx::Pg(_) => Engine::Postgres,
+        }
+    }
+}
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    /// True for the embedded default: create the file and initialise implicitly.
+    pub implicit: bool,
+}
+
+impl Target {
+    /// `sqlite://PATH` for a path.
+    pub fn sqlite_path(path: &std::path::Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+
+    /// The file behind a `sqlite:` URL, if any.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path == ":memory:" {
+            None
+        } else {
+            Some(PathBuf::from(path))
+        }
+    }
+
+    pub fn engine(&self) -> Result<Engine> {
+        if self.url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(Error::invalid(
+                "database URL",
+                redact_url(&self.url),
+                "sqlite://PATH or postgres://USER@HOST/DB",
+            ))
+        }
+    }
+}
+
+/// The URL with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _pw)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Db {
+    /// Opens the database. With `create` a missing SQLite file is created (mode 0600).
+    pub async fn open(target: &Target, create: bool) -> Result<Db> {
+        match target.engine()? {
+            Engine::Sqlite => {
+                if let Some(path) = target.sqlite_file() {
+                    if !path.exists() {
+                        if !create {
+                            return Err(Error::Environment(format!(
+                                "no Keyward database at {}; run `keyward init --database-url {}` to create one",
+                                path.display(),
+                                target.url
+                            )));
+                        }
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(dir).map_err(|e| {
+                                Error::Environment(format!("cannot create {}: {e}", dir.display()))
+                            })?;
+                        }
+                        create_private_file(&path)?;
+                    }
+                }
+                let opts = SqliteConnectOptions::from_str(&target.url)
+                    .map_err(|e| {
+                        Error::invalid("database URL", &target.url, format!("sqlite://PATH ({e})"))
+                    })?
+                    .create_if_missing(create)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| Error::Environment(format!("cannot open {}: {e}", target.url)))?;
+                Ok(Db::Sqlite(pool))
+            }
+            Engine::Postgres => {
+                let opts = PgConnectOptions::from_str(&target.url).map_err(|e| {
+                    Error::invalid(
+                        "database URL",
+                        redact_url(&target.url),
+                        format!("postgres://USER@HOST/DB ({e})"),
+                    )
+                })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| {
+                        Error::Environment(format!(
+                            "cannot connect to {}: {e}",
+                            redact_url(&target.url)
+                        ))
+                    })?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Db::Sqlite(_) => Engine::Sqlite,
+            Db::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Applies pending migrations from `migrations/<engine>/`.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// True when the schema exists (migrations have run at least once).
+    pub async fn has_schema(&self) -> Result<bool> {
+        let n: i64 = match self {
+            Db::Sqlite(p) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'",
+                )
+                .fetch_one(p)
+                .await?
+            }
+            Db::Postgres(p) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'settings'",
+                )
+                .fetch_one(p)
+                .await?
+            }
+        };
+        Ok(n > 0)
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so concurrent writers
+    /// queue on the busy timeout instead of failing on upgrade).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    /// A pooled connection for reads.
+    pub async fn conn(&self) -> Result<Conn> {
+        Ok(match self {
+            Db::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => Conn::Pg(p.acquire().await?),
+        })
+    }
+
+    /// Serialises bootstrap across machines (PostgreSQL advisory lock; SQLite's write
+    /// lock is taken by `BEGIN IMMEDIATE`).
+    pub async fn lock_bootstrap(tx: &mut Tx) -> Result<()> {
+        if let Tx::Pg(t) = tx {
+            sqlx::query("SELECT pg_advisory_xact_lock(7451032001)")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+fn create_private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| Error::Environment(format!("cannot create {}: {e}", path.display())))
+}
