@@ -179,11 +179,6 @@ impl Keyward {
             .await? as u64;
         let mut g = Gen(0x5EED ^ start);
         let now = model::now();
-        let tokens_per_user = if opts.users == 0 {
-            0
-        } else {
-            opts.tokens.div_ceil(opts.users)
-        };
         let mut tokens_left = opts.tokens;
         let batch = 10_000u64;
         let mut done = 0u64;
@@ -238,11 +233,12 @@ impl Keyward {
                         Some(format!("HRB {}", 10_000 + g.below(90_000)));
                 }
                 // Most users have API access; a few recent sign-ups wait for it.
-                let pending = g.below(50) == 0;
+                let remaining_users = opts.users - (done + i);
+                let pending = g.below(50) == 0 && !(remaining_users == 1 && tokens_left > 0);
                 let per = if pending {
                     0
                 } else {
-                    tokens_per_user.min(tokens_left)
+                    tokens_left.div_ceil(remaining_users)
                 };
                 if !pending {
                     enable.push(Val::from(p.user.id.clone()));

@@ -1,0 +1,733 @@
+//! The command line against SQLite and PostgreSQL: every test runs on both engines.
+
+mod common;
+use common::Env;
+use serde_json::Value;
+
+fn emails(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap().to_string())
+        .collect()
+}
+
+both!(init_is_idempotent_and_reports, |e| {
+    let out = e.ok(&["init", "--domain", "free.example.com"]);
+    assert!(out.contains("created scope read"), "{out}");
+    assert!(out.contains("created role Consumer (default)"), "{out}");
+    assert!(out.contains("as the first admin operator"), "{out}");
+    let again = e.ok(&["init"]);
+    assert!(again.contains("Nothing to do"), "{again}");
+    let j = e.json(&["init", "--domain", "free.example.com"]);
+    assert_eq!(j["changed"], false);
+    // --domain adds a domain on an existing database.
+    let j = e.json(&["init", "--domain", "second.example.com"]);
+    assert_eq!(j["changed"], true);
+    let ds = e.json(&["domain", "list"]);
+    assert_eq!(ds.as_array().unwrap().len(), 2);
+    // Built-ins.
+    let scopes = e.json(&["scope", "list"]);
+    let write = scopes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "write")
+        .unwrap();
+    assert_eq!(write["implies"], serde_json::json!(["read"]));
+    let c = e.json(&["role", "show", "Consumer"]);
+    assert_eq!(c["default"], true);
+    assert_eq!(c["effective_scopes"], serde_json::json!(["read"]));
+    let a = e.json(&["role", "show", "administrator"]);
+    assert_eq!(
+        a["effective_scopes"],
+        serde_json::json!(["admin", "read", "write"])
+    );
+    let ops = e.json(&["operator", "list"]);
+    assert_eq!(ops[0]["role"], "admin");
+});
+
+both!(
+    explicit_url_to_missing_database_is_an_environment_error,
+    |e| {
+        let err = e.fails(&["user", "list"], 3);
+        assert!(err.contains("keyward init"), "{err}");
+        let j = e.run(&["--json", "domain", "list"]);
+        assert_eq!(j.status.code(), Some(3));
+        let v: Value = serde_json::from_slice(&j.stderr).unwrap();
+        assert_eq!(v["error"], "environment");
+        assert!(j.stdout.is_empty());
+    }
+);
+
+both!(signup_creates_user_and_station_but_no_token, |e| {
+    e.init();
+    let u = e.json(&[
+        "user",
+        "add",
+        "Newbie@Acme.example",
+        "--domain",
+        "free.example.com",
+        "--name",
+        "New Bie",
+    ]);
+    assert_eq!(u["email"], "Newbie@Acme.example");
+    assert_eq!(u["role"], "Consumer");
+    assert_eq!(u["status"], "active");
+    assert_eq!(u["api_access"], "pending");
+    assert_eq!(u["active_tokens"], 0);
+    assert_eq!(u["keys"], 0);
+    assert_eq!(u["stations"].as_array().unwrap().len(), 1);
+    assert_eq!(u["stations"][0]["name"], "New Bie");
+    let pending = e.json(&["user", "list", "--pending"]);
+    assert_eq!(emails(&pending), vec!["Newbie@Acme.example"]);
+    let shown = e.json(&["user", "show", "newbie@acme.example"]);
+    assert_eq!(shown["id"], u["id"]);
+    assert_eq!(shown["domain"], "free.example.com");
+});
+
+both!(email_is_unique_per_domain_case_insensitively, |e| {
+    e.init();
+    e.ok(&[
+        "user",
+        "add",
+        "alice@example.com",
+        "--domain",
+        "free.example.com",
+    ]);
+    let err = e.fails(
+        &[
+            "user",
+            "add",
+            "ALICE@example.COM",
+            "--domain",
+            "free.example.com",
+        ],
+        1,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    // Same email in another domain is another user.
+    e.ok(&[
+        "user",
+        "add",
+        "Alice@Example.com",
+        "--domain",
+        "other.example.org",
+    ]);
+    let err = e.fails(&["user", "show", "alice@example.com"], 1);
+    assert!(
+        err.contains("2 domains") && err.contains("--domain"),
+        "{err}"
+    );
+    let u = e.json(&[
+        "user",
+        "show",
+        "alice@example.com",
+        "--domain",
+        "other.example.org",
+    ]);
+    assert_eq!(u["domain"], "other.example.org");
+});
+
+both!(bad_input_is_named_and_changes_nothing, |e| {
+    e.init();
+    let before = e
+        .json(&["audit", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .len();
+    for (args, needle) in [
+        (
+            vec![
+                "user",
+                "add",
+                "not-an-email",
+                "--domain",
+                "free.example.com",
+            ],
+            "invalid email \"not-an-email\"",
+        ),
+        (
+            vec!["user", "add", "a@b.example", "--domain", "nope.example"],
+            "domain \"nope.example\" not found",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "a@b.example",
+                "--domain",
+                "free.example.com",
+                "--role",
+                "Ghost",
+            ],
+            "role \"Ghost\" not found",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "a@b.example",
+                "--domain",
+                "free.example.com",
+                "--name",
+                "x\u{1b}[2J",
+            ],
+            "control",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "a@b.example",
+                "--domain",
+                "free.example.com",
+                "--name",
+                &"n".repeat(201),
+            ],
+            "200 characters",
+        ),
+        (
+            vec![
+                "user",
+                "add",
+                "x'); DROP TABLE users;--@e.com",
+                "--domain",
+                "free.example.com",
+            ],
+            "invalid email",
+        ),
+        (
+            vec!["scope", "add", "Bad Scope"],
+            "^[a-z][a-z0-9_.:-]{0,63}$",
+        ),
+        (
+            vec!["scope", "add", "ok_scope", "--implies", "ghost"],
+            "scope \"ghost\" not found",
+        ),
+        (
+            vec!["role", "add", "Robert'); DROP TABLE roles;--"],
+            "invalid role",
+        ),
+        (
+            vec!["role", "add", "Partner", "--scopes", "read,nope"],
+            "scope \"nope\" not found",
+        ),
+        (vec!["domain", "add", "bad_domain!"], "invalid domain"),
+        (
+            vec!["config", "set", "default_ttl", "forever"],
+            "a duration such as",
+        ),
+        (vec!["config", "set", "issuer", "ftp://x"], "http(s) URL"),
+        (vec!["config", "set", "colour", "blue"], "one of: issuer"),
+        (
+            vec!["operator", "add", "bob", "--role", "root"],
+            "one of: viewer support admin",
+        ),
+        (
+            vec!["station", "add", "S", "--user", "ghost@x.example"],
+            "user \"ghost@x.example\" not found",
+        ),
+    ] {
+        let err = e.fails(&args, 1);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // Nothing was written: no new audit events, no users, tables intact.
+    let after = e
+        .json(&["audit", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(e.json(&["role", "list"]).as_array().unwrap().len(), 2);
+    // Usage errors exit 2.
+    e.fails(&["user", "add"], 2);
+    e.fails(&["frobnicate"], 2);
+});
+
+both!(
+    scopes_expand_through_implication_and_cycles_are_rejected,
+    |e| {
+        e.init();
+        e.ok(&["scope", "add", "send_documents", "--implies", "read"]);
+        e.ok(&["scope", "add", "bulk_send", "--implies", "send_documents"]);
+        let r = e.json(&["role", "add", "Sender", "--scopes", "bulk_send"]);
+        assert_eq!(r["scopes"], serde_json::json!(["bulk_send"]));
+        assert_eq!(
+            r["effective_scopes"],
+            serde_json::json!(["bulk_send", "read", "send_documents"])
+        );
+        let err = e.fails(&["scope", "edit", "read", "--implies", "bulk_send"], 1);
+        assert!(
+            err.contains("cycle") && err.contains("read → bulk_send → send_documents → read"),
+            "{err}"
+        );
+        let err = e.fails(&["scope", "edit", "write", "--implies", "write"], 1);
+        assert!(err.contains("cannot imply itself"), "{err}");
+        // The graph is unchanged.
+        let s = e.json(&["scope", "list"]);
+        let read = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "read")
+            .unwrap();
+        assert_eq!(read["implies"], serde_json::json!([]));
+        // A scope granted by a role cannot be removed; built-ins never.
+        assert!(e.fails(&["scope", "rm", "bulk_send"], 1).contains("Sender"));
+        assert!(e.fails(&["scope", "rm", "read"], 1).contains("built in"));
+        e.ok(&["role", "revoke", "Sender", "bulk_send"]);
+        assert!(
+            e.fails(&["scope", "rm", "send_documents"], 1)
+                .contains("implied by bulk_send")
+        );
+        e.ok(&["scope", "rm", "bulk_send"]);
+    }
+);
+
+both!(exactly_one_default_role, |e| {
+    e.init();
+    e.ok(&["role", "add", "Partner", "--scopes", "read,write"]);
+    e.ok(&["role", "default", "Partner"]);
+    let roles = e.json(&["role", "list"]);
+    let defaults: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["default"] == true)
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(defaults, vec!["Partner"]);
+    let u = e.json(&["user", "add", "p@x.example", "--domain", "free.example.com"]);
+    assert_eq!(u["role"], "Partner");
+    // The default role cannot be removed.
+    assert!(
+        e.fails(&["role", "rm", "Partner", "--reassign-to", "Consumer"], 1)
+            .contains("default")
+    );
+});
+
+both!(role_in_use_needs_a_replacement, |e| {
+    e.init();
+    e.ok(&["role", "add", "Partner", "--scopes", "write"]);
+    e.ok(&[
+        "user",
+        "add",
+        "p@x.example",
+        "--domain",
+        "free.example.com",
+        "--role",
+        "Partner",
+    ]);
+    let err = e.fails(&["role", "rm", "Partner"], 1);
+    assert!(
+        err.contains("held by 1 user") && err.contains("--reassign-to"),
+        "{err}"
+    );
+    let j = e.json(&["role", "rm", "Partner", "--reassign-to", "Consumer"]);
+    assert_eq!(j["reassigned_users"], 1);
+    assert_eq!(e.json(&["user", "show", "p@x.example"])["role"], "Consumer");
+    assert!(e.fails(&["role", "rm", "Consumer"], 1).contains("built in"));
+});
+
+both!(cross_domain_references_are_rejected, |e| {
+    e.init();
+    e.ok(&["user", "add", "a@x.example", "--domain", "free.example.com"]);
+    let err = e.fails(
+        &[
+            "station",
+            "add",
+            "S",
+            "--user",
+            "a@x.example",
+            "--domain",
+            "other.example.org",
+        ],
+        1,
+    );
+    assert!(err.contains("not found"), "{err}");
+    // An operator limited to other.example.org neither sees nor changes free.example.com.
+    let me = e.json(&["operator", "list"])[0]["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!me.is_empty());
+    let err = e.fails(
+        &[
+            "operator",
+            "add",
+            "limited",
+            "--role",
+            "admin",
+            "--domains",
+            "nope.example",
+        ],
+        1,
+    );
+    assert!(err.contains("not found"), "{err}");
+    e.ok(&[
+        "operator",
+        "add",
+        "limited",
+        "--role",
+        "support",
+        "--domains",
+        "other.example.org",
+    ]);
+    let ops = e.json(&["operator", "list"]);
+    let l = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["account"] == "limited")
+        .unwrap();
+    assert_eq!(l["domains"], serde_json::json!(["other.example.org"]));
+});
+
+both!(stations_belong_to_their_users_domain, |e| {
+    e.init();
+    e.ok(&[
+        "user",
+        "add",
+        "a@x.example",
+        "--domain",
+        "free.example.com",
+        "--station",
+        "Acme HQ",
+    ]);
+    let s = e.json(&[
+        "station",
+        "add",
+        "Acme Billing",
+        "--user",
+        "a@x.example",
+        "--eu-vat-id",
+        "de 123 456 789",
+        "--rn",
+        "hrb  12345",
+        "--country",
+        "de",
+    ]);
+    assert_eq!(s["eu_vat_id"], "DE123456789");
+    assert_eq!(s["registration_number"], "HRB 12345");
+    assert_eq!(s["country_code"], "DE");
+    assert_eq!(s["domain"], "free.example.com");
+    assert!(
+        e.fails(
+            &["station", "add", "X", "--user", "a@x.example", "--rn", "1"],
+            1
+        )
+        .contains("--country")
+    );
+    let list = e.json(&["station", "list", "--user", "a@x.example"]);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let id = s["id"].as_str().unwrap();
+    e.ok(&["station", "rm", id]);
+    let last = e.json(&["station", "list", "--user", "a@x.example"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.fails(&["station", "rm", &last], 1)
+            .contains("only station")
+    );
+    assert!(
+        e.json(&["station", "list", "--domain", "other.example.org"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+});
+
+both!(every_change_is_audited_with_the_os_account, |e| {
+    e.init();
+    e.ok(&["user", "add", "a@x.example", "--domain", "free.example.com"]);
+    e.ok(&["user", "disable", "a@x.example"]);
+    e.ok(&["user", "enable", "a@x.example"]);
+    e.ok(&["config", "set", "default_ttl", "12h"]);
+    let ev = e.json(&["audit"]);
+    let actions: Vec<&str> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..4],
+        &["config.set", "user.enable", "user.disable", "user.add"]
+    );
+    let account = nix_account();
+    let actor = ev[0]["actor"].as_str().unwrap();
+    assert!(
+        actor.starts_with(&format!("{account}@")),
+        "{actor} vs {account}"
+    );
+    assert_eq!(ev[0]["origin"], "local");
+    assert_eq!(ev[0]["details"]["before"], "24h");
+    assert_eq!(ev[0]["details"]["after"], "12h");
+    let seqs: Vec<i64> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    // Filters.
+    let t = e.json(&["audit", "--target", "a@x.example"]);
+    assert_eq!(t.as_array().unwrap().len(), 3);
+    assert!(
+        e.json(&["audit", "--actor", "nobody"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        e.json(&["audit", "--since", "1h"])
+            .as_array()
+            .unwrap()
+            .len(),
+        ev.as_array().unwrap().len()
+    );
+    let v = e.json(&["audit", "verify"]);
+    assert_eq!(v["ok"], true);
+    // SSH origin is recorded.
+    let o = e
+        .cmd(&["domain", "add", "ssh.example.net"])
+        .env("SSH_CONNECTION", "203.0.113.7 50000 10.0.0.1 22")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        e.json(&["audit", "--limit", "1"])[0]["origin"],
+        "ssh:203.0.113.7"
+    );
+});
+
+fn nix_account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+both!(listing_pages_filters_and_searches, |e| {
+    e.init();
+    for (m, d) in [
+        ("zed@a.example", "free.example.com"),
+        ("amy@b.example", "free.example.com"),
+        ("bob@c.example", "other.example.org"),
+    ] {
+        e.ok(&[
+            "user",
+            "add",
+            m,
+            "--domain",
+            d,
+            "--name",
+            &format!("Name of {m}"),
+        ]);
+    }
+    assert_eq!(
+        emails(&e.json(&["user", "list"])),
+        vec!["amy@b.example", "bob@c.example", "zed@a.example"]
+    );
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--desc"])),
+        vec!["zed@a.example", "bob@c.example", "amy@b.example"]
+    );
+    assert_eq!(emails(&e.json(&["user", "list", "--limit", "2"])).len(), 2);
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--domain", "other.example.org"])),
+        vec!["bob@c.example"]
+    );
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--search", "am"])),
+        vec!["amy@b.example"]
+    );
+    // Substring (trigram) search over email and name.
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--search", "c.exam"])),
+        vec!["bob@c.example"]
+    );
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--search", "NAME OF Z"])),
+        vec!["zed@a.example"]
+    );
+    // LIKE and FTS metacharacters are literal.
+    assert!(
+        e.json(&["user", "list", "--search", "%"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        e.json(&["user", "list", "--search", "\"a\" OR b*"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    e.ok(&["user", "disable", "zed@a.example"]);
+    assert_eq!(
+        emails(&e.json(&["user", "list", "--status", "disabled"])),
+        vec!["zed@a.example"]
+    );
+    // Human table.
+    let t = e.ok(&["user", "list"]);
+    assert!(t.starts_with("EMAIL"), "{t}");
+    assert_eq!(t.lines().count(), 4);
+});
+
+both!(role_changes_report_and_enforce, |e| {
+    e.init();
+    e.ok(&["role", "add", "Partner", "--scopes", "read,write"]);
+    e.ok(&[
+        "user",
+        "add",
+        "p@x.example",
+        "--domain",
+        "free.example.com",
+        "--role",
+        "Partner",
+    ]);
+    let j = e.json(&["user", "set-role", "p@x.example", "Consumer"]);
+    assert_eq!(j["role"], "Consumer");
+    assert_eq!(j["revoked_tokens"], 0);
+    let j = e.json(&["role", "revoke", "Partner", "write"]);
+    assert_eq!(j["effective_scopes"], serde_json::json!(["read"]));
+    assert_eq!(j["revoked_tokens"], 0);
+});
+
+both!(operators_are_managed_by_admins, |e| {
+    e.init();
+    e.ok(&["operator", "add", "viewer1", "--role", "viewer"]);
+    let err = e.fails(&["operator", "add", "viewer1", "--role", "admin"], 1);
+    assert!(err.contains("already an operator"), "{err}");
+    let me = nix_account();
+    let err = e.fails(&["operator", "rm", &me], 1);
+    assert!(err.contains("last admin"), "{err}");
+    e.ok(&["operator", "rm", "viewer1"]);
+    assert_eq!(e.json(&["operator", "list"]).as_array().unwrap().len(), 1);
+});
+
+both!(demo_fills_the_database, |e| {
+    e.init();
+    let r = e.json(&["demo", "--users", "300", "--tokens", "900"]);
+    assert_eq!(r["users"], 300);
+    assert_eq!(r["tokens"], 900);
+    let all = e.json(&["user", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 300);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["status"] == "disabled")
+    );
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["role"] == "Partner")
+    );
+    let d = e.json(&["domain", "list"]);
+    assert!(d.as_array().unwrap().len() >= 3);
+    // A second run adds more without colliding.
+    e.ok(&["demo", "--users", "10"]);
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 310);
+    assert_eq!(e.json(&["audit", "verify"])["ok"], true);
+});
+
+both!(passwords_are_read_from_stdin_and_never_stored_plain, |e| {
+    e.init();
+    let o = e.run_stdin(
+        &[
+            "--json",
+            "user",
+            "add",
+            "pw@x.example",
+            "--domain",
+            "free.example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["has_password"], true);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("correct horse"));
+    let o = e.run_stdin(
+        &[
+            "user",
+            "add",
+            "pw2@x.example",
+            "--domain",
+            "free.example.com",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("8 to 1024"));
+    if e.engine == "sqlite" {
+        for f in ["k.db", "k.db-wal"] {
+            let bytes = std::fs::read(e.path(f)).unwrap_or_default();
+            assert!(
+                !bytes
+                    .windows(b"correct horse".len())
+                    .any(|w| w == b"correct horse"),
+                "{f}"
+            );
+        }
+    }
+});
+
+#[test]
+fn implicit_default_database_is_created_on_first_use() {
+    let e = Env::sqlite();
+    let o = std::process::Command::new(common::BIN)
+        .args(["--json", "domain", "list"])
+        .env("XDG_DATA_HOME", e.path("data"))
+        .env("XDG_CONFIG_HOME", e.path("config"))
+        .env_remove("KEYWARD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let db = e.path("data").join("keyward").join("keyward.db");
+    assert!(db.exists());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o077,
+        0,
+        "database must not be readable by others"
+    );
+}
+
+#[test]
+fn password_in_argv_url_is_warned_about() {
+    let e = Env::sqlite();
+    let o = e
+        .cmd(&[])
+        .args([
+            "--database-url",
+            "postgres://u:secret@127.0.0.1:1/x",
+            "domain",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: the database password is visible"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("secret@"),
+        "password leaked into a message: {err}"
+    );
+    assert_eq!(o.status.code(), Some(3));
+}

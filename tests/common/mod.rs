@@ -1,0 +1,191 @@
+//! Shared test harness: a scratch environment per test (temp dir, XDG dirs, master key
+//! file) on SQLite or on a fresh PostgreSQL database, and helpers to run the real binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub engine: &'static str,
+    pg_admin: Option<(String, String)>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Env {
+    pub fn sqlite() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        Env {
+            dir,
+            url,
+            engine: "sqlite",
+            pg_admin: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or None (with a notice) when KEYWARD_TEST_PG_URL is
+    /// unset on a developer machine. In CI the variable is required.
+    pub fn pg() -> Option<Env> {
+        let Ok(base) = std::env::var("KEYWARD_TEST_PG_URL") else {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("KEYWARD_TEST_PG_URL must be set in CI (.ci/run provides it)");
+            }
+            eprintln!("notice: KEYWARD_TEST_PG_URL unset; skipping the PostgreSQL variant");
+            return None;
+        };
+        let name = format!(
+            "kwt_{}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        psql(&base, &format!("CREATE DATABASE {name}"));
+        let (prefix, _) = base.rsplit_once('/').expect("URL with a database name");
+        let url = format!("{prefix}/{name}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        Some(Env {
+            dir,
+            url,
+            engine: "postgres",
+            pg_admin: Some((base, name)),
+        })
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// A command for the binary with this environment's database and isolated XDG dirs.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args);
+        c.env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("KEYWARD_MASTER_KEY_FILE", self.path("master.key"))
+            .env("KEYWARD_DATABASE_URL", &self.url)
+            .env_remove("SSH_CONNECTION")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run keyward")
+    }
+
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "keyward {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf-8")
+    }
+
+    /// Runs with --json and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
+    }
+
+    /// Runs, asserts the exit code, returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "keyward {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stderr).expect("utf-8")
+    }
+
+    /// `init --domain free.example.com` and a second domain.
+    pub fn init(&self) {
+        self.ok(&["init", "--domain", "free.example.com"]);
+        self.ok(&["domain", "add", "other.example.org"]);
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some((base, name)) = &self.pg_admin {
+            psql(
+                base,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(url)
+        .arg("-qAtc")
+        .arg(sql)
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Defines a test that runs on SQLite and (when configured) on PostgreSQL.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$env:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            fn body($env: &Env) $body
+            #[test]
+            fn sqlite() {
+                body(&Env::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                if let Some(e) = Env::pg() {
+                    body(&e);
+                }
+            }
+        }
+    };
+}
