@@ -1,1 +1,3 @@
 //! Keyward core.
+
+pub mod secret;
