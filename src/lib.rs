@@ -1,3 +1,4 @@
 //! Keyward core.
 
 pub mod secret;
+pub mod token;
