@@ -1,4 +1,10 @@
-//! Keyward core.
+//! Keyward core: the shared library behind the console, the CLI and the token service.
+//!
+//! Layers: [`model`] (validated domain types) → [`service`] (use cases: permission,
+//! validation, write and audit in one transaction) → [`store`] (the only SQL), with
+//! [`secret`] (CSPRNG, keyed hashes, encryption at rest, argon2id) and [`token`]
+//! (RFC 9068 JWTs, signing keys, JWK Sets). The core knows nothing of terminals,
+//! HTTP or argument parsing.
 
 pub mod error;
 pub mod model;
@@ -6,6 +12,7 @@ pub mod secret;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod token;
 
 pub use error::{Error, Result};
 pub use service::{Actor, Keyward, OsIdentity};
