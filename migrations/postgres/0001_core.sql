@@ -123,10 +123,13 @@ CREATE INDEX audit_actor ON audit_events (actor, seq);
 CREATE INDEX audit_target ON audit_events (target, seq);
 
 -- Credentials and tokens.
+-- One row per keyed-hash key version. Every row's hash key is sealed under the
+-- current master key; the newest row's check value identifies the current master key.
 CREATE TABLE keyring (
-    version     BIGINT PRIMARY KEY,
-    check_value TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
+    version         BIGINT PRIMARY KEY,
+    check_value     TEXT NOT NULL,
+    hash_key_sealed TEXT NOT NULL,
+    created_at      BIGINT NOT NULL
 );
 
 CREATE TABLE signing_keys (
@@ -156,6 +159,7 @@ CREATE TABLE api_keys (
     created_at    BIGINT NOT NULL,
     version       BIGINT NOT NULL DEFAULT 1
 );
+CREATE INDEX api_keys_last_used ON api_keys (last_used_at);
 CREATE INDEX api_keys_user ON api_keys (user_id);
 CREATE INDEX api_keys_domain ON api_keys (domain_id, created_at, id);
 CREATE INDEX api_keys_expires ON api_keys (expires_at);

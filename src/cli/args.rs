@@ -66,6 +66,26 @@ pub enum Command {
     /// Semi-public affiliate ids for read-only lookups.
     #[command(subcommand)]
     Affiliate(AffiliateCmd),
+    /// API keys: client credentials of one user.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Developer apps: OAuth clients with consent.
+    #[command(subcommand)]
+    App(AppCmd),
+    /// Users' grants of scopes to developer apps.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// Access tokens: mint, list, revoke, inspect, verify, purge.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Keys that sign access tokens.
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCmd),
+    /// The public signing keys as a JWK Set (RFC 7517).
+    Jwks,
+    /// The master key that encrypts private signing keys.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCmd),
     /// Fill the database with realistic demo data.
     Demo {
         /// Number of users to create.
@@ -309,4 +329,161 @@ pub enum AffiliateCmd {
     Show { user: String },
     /// Replace a user's affiliate id.
     Rotate { user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create an API key; the secret is shown once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated scopes (default: the role's effective scopes).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Expiry, such as 90d.
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Redirect URIs for the owner's own authorization-code flow.
+        #[arg(long = "redirect-uri")]
+        redirect_uri: Vec<String>,
+        /// Do not issue refresh tokens with client-credentials grants.
+        #[arg(long)]
+        no_refresh: bool,
+    },
+    /// List API keys.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Only keys unused for this long (e.g. 90d).
+        #[arg(long)]
+        unused_for: Option<String>,
+        /// Only keys expiring within this long (e.g. 14d).
+        #[arg(long)]
+        expiring_within: Option<String>,
+    },
+    /// Delete a key; revokes every token minted through it.
+    Rm { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCmd {
+    /// Register a developer app; the secret is shown once.
+    Create {
+        name: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uri: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+    },
+    /// List apps.
+    List,
+    /// Remove an app with its consents; revokes its tokens.
+    Rm { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCmd {
+    /// Record a user's consent to an app.
+    Grant {
+        user: String,
+        app: String,
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+    /// List consents.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Withdraw a consent; revokes the app's tokens for the user.
+    Revoke { user: String, app: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Mint an access token for a user (within the role, and the key with --key).
+    Mint {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Lifetime, such as 24h (default: the default_ttl setting).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Mint through this API key (client_id).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// List token records, newest first.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Only unrevoked, unexpired tokens.
+        #[arg(long)]
+        active: bool,
+        /// Only tokens expiring within this long (e.g. 7d).
+        #[arg(long)]
+        expiring_within: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Revoke tokens by jti, of a user, or minted through a key.
+    Revoke {
+        jti: Vec<String>,
+        #[arg(long, conflicts_with_all = ["jti", "key"])]
+        user: Option<String>,
+        #[arg(long, conflicts_with_all = ["jti", "user"])]
+        key: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Decode and explain a token: header, claims, signature, revoked?, expired? (`-` reads stdin)
+    Inspect { token: String },
+    /// Exit 0 if the token is valid (and holds the scopes), 1 otherwise (`-` reads stdin).
+    Verify {
+        token: String,
+        #[arg(long = "require-scope")]
+        require_scope: Vec<String>,
+    },
+    /// Drop records of tokens that expired longer ago than this (e.g. 30d).
+    Purge {
+        #[arg(long)]
+        expired_before: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCmd {
+    /// List signing keys.
+    List,
+    /// Make a new active signing key; the previous one stays verify-only.
+    Rotate {
+        /// ES256 (default), EdDSA, RS256, or HS256 (with --shared-secret).
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Allow HS256: a shared secret, never published in the JWK Set.
+        #[arg(long)]
+        shared_secret: bool,
+    },
+    /// Remove a verify-only key.
+    Retire {
+        kid: String,
+        /// Revoke unexpired tokens signed by it instead of refusing.
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCmd {
+    /// Re-encrypt every private key under a new master key.
+    Rotate,
 }

@@ -1,6 +1,7 @@
 //! The command-line front-end: parses arguments, calls the core, prints results.
 
 pub mod args;
+mod creds;
 pub mod output;
 
 use args::*;
@@ -19,6 +20,8 @@ use std::io::{BufRead, IsTerminal};
 pub enum Failure {
     Core(Error),
     Usage(String),
+    /// Already reported on stdout (e.g. `token verify` of an invalid token).
+    Silent(i32),
 }
 
 impl From<Error> for Failure {
@@ -34,24 +37,30 @@ impl Failure {
         match self {
             Failure::Core(e) => e.exit_code(),
             Failure::Usage(_) => 2,
+            Failure::Silent(c) => *c,
         }
     }
     pub fn code(&self) -> &'static str {
         match self {
             Failure::Core(e) => e.code(),
             Failure::Usage(_) => "usage",
+            Failure::Silent(_) => "invalid_token",
         }
     }
     pub fn message(&self) -> String {
         match self {
             Failure::Core(e) => e.to_string(),
             Failure::Usage(m) => m.clone(),
+            Failure::Silent(_) => String::new(),
         }
     }
 }
 
 /// Prints a failure on stderr (JSON with `--json`) and returns the exit code.
 pub fn report(f: &Failure, as_json: bool) -> i32 {
+    if let Failure::Silent(c) = f {
+        return *c;
+    }
     if as_json {
         eprintln!("{}", j!({"error": f.code(), "message": f.message()}));
     } else {
@@ -365,6 +374,28 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
             } else {
                 println!("{}{}", u.affiliate_id, if rotated { "  (new)" } else { "" });
             }
+            Ok(())
+        }
+        Command::Key(c) => creds::key(kw, a, js, c).await,
+        Command::App(c) => creds::app(kw, a, js, c).await,
+        Command::Consent(c) => creds::consent(kw, a, js, c).await,
+        Command::Token(c) => creds::token(kw, a, js, c).await,
+        Command::SigningKey(c) => creds::signing_key(kw, a, js, c).await,
+        Command::MasterKey(MasterKeyCmd::Rotate) => {
+            let p = kw.master_key_rotate(a).await?;
+            if js {
+                json(&j!({"master_key_file": p.display().to_string()}));
+            } else {
+                println!(
+                    "Re-encrypted the signing keys under a new master key in {} (previous key kept as {}.old).",
+                    p.display(),
+                    p.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Jwks => {
+            json(&kw.jwks().await?);
             Ok(())
         }
         Command::Demo { users, tokens } => {

@@ -178,6 +178,17 @@ impl MasterKey {
         }
     }
 
+    /// The raw bytes of the keyed-hash key of `version`, for sealing a copy that
+    /// survives a master-key rotation (see [`HashKey::from_raw`]).
+    pub fn hash_key_raw(&self, version: u32) -> Zeroizing<Vec<u8>> {
+        let version_text = version.to_string();
+        Zeroizing::new(
+            self.derive(&[INFO_HASH_PREFIX, version_text.as_bytes()])
+                .as_ref()
+                .to_vec(),
+        )
+    }
+
     fn seal_key(&self) -> RandomizedNonceKey {
         let raw = self.derive(&[INFO_SEAL]);
         RandomizedNonceKey::new(&AES_256_GCM, raw.as_ref()).expect("32-byte AES-256-GCM key")
@@ -257,6 +268,14 @@ impl fmt::Debug for HashKey {
 }
 
 impl HashKey {
+    /// A hash key from raw bytes kept sealed in the database (older versions).
+    pub fn from_raw(version: u32, raw: &[u8]) -> HashKey {
+        HashKey {
+            version,
+            key: hmac::Key::new(hmac::HMAC_SHA256, raw),
+        }
+    }
+
     /// The key version, as embedded in hashes.
     pub fn version(&self) -> u32 {
         self.version

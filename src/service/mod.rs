@@ -7,11 +7,14 @@ use crate::store::{self, Cx, Db, Target, Tx, directory as dir};
 use serde_json::json;
 
 pub mod audit;
+pub mod credentials;
 pub mod demo;
 pub mod directory;
 pub mod identity;
+pub mod keyring;
 pub mod scopes;
 pub mod settings;
+pub mod tokens;
 
 pub use identity::{Actor, Need, OsIdentity};
 
@@ -20,6 +23,7 @@ pub use identity::{Actor, Need, OsIdentity};
 pub struct Keyward {
     db: Db,
     target: Target,
+    cache: std::sync::Arc<keyring::Cache>,
 }
 
 /// What `init` did.
@@ -48,7 +52,7 @@ impl Keyward {
     /// URL to a missing or empty database is an environment error telling to run `init`.
     pub async fn open(target: Target, os: &OsIdentity) -> Result<Keyward> {
         let db = Db::open(&target, target.implicit).await?;
-        let kw = Keyward { db, target };
+        let kw = Keyward::assemble(db, target);
         if !kw.db.has_schema().await? {
             if kw.target.implicit {
                 kw.init(os, &InitOptions::default()).await?;
@@ -73,7 +77,22 @@ impl Keyward {
         };
         let db = Db::open(&target, true).await?;
         let fresh = !existed || !db.has_schema().await?;
-        Ok((Keyward { db, target }, fresh))
+        Ok((Keyward::assemble(db, target), fresh))
+    }
+
+    fn assemble(db: Db, target: Target) -> Keyward {
+        Keyward {
+            db,
+            target,
+            cache: std::sync::Arc::new(keyring::Cache::new(keyring::default_master_key_path())),
+        }
+    }
+
+    /// Uses this master key file instead of the default (KEYWARD_MASTER_KEY_FILE or
+    /// `$XDG_CONFIG_HOME/keyward/master.key`).
+    pub fn with_master_key_path(mut self, path: std::path::PathBuf) -> Keyward {
+        self.cache = std::sync::Arc::new(keyring::Cache::new(path));
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -277,6 +296,7 @@ impl Keyward {
                 report.done.push(format!("added domain {name}"));
             }
         }
+        keyring::bootstrap(&mut cx, &self.cache.master_path, &mut report.done).await?;
         drop(cx);
         tx.commit().await?;
         Ok(report)

@@ -1,0 +1,544 @@
+//! API keys, developer apps and consents.
+
+use super::directory::{find_user, mark_api_enabled};
+use super::scopes::{ScopeGraph, effective_scopes, find_scopes};
+use super::{Actor, Keyward, Need, audit_event};
+use crate::error::{Error, Result};
+use crate::model::{self, DisplayName, ScopeName, Ttl};
+use crate::secret::{generate_id, generate_secret};
+use crate::store::Cx;
+use crate::store::credentials::{self as cred, AppRow, ConsentRow, KeyQuery, KeyRow};
+use crate::store::directory as dir;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// Validates a redirect URI: absolute https, or http on a loopback host (RFC 8252).
+pub fn validate_redirect_uri(u: &str) -> Result<String> {
+    let v = u.trim();
+    let accepted =
+        "an absolute https:// URL, or http:// on 127.0.0.1, [::1] or localhost (no fragment)";
+    let bad = || Error::invalid("redirect URI", u, accepted);
+    if v.len() > 2000 || v.contains('#') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (scheme, rest) = v.split_once("://").ok_or_else(bad)?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    let host = if authority.starts_with('[') {
+        authority
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or("").to_string()
+    };
+    match scheme {
+        "https" if !host.is_empty() => Ok(v.to_string()),
+        "http" if matches!(host.as_str(), "127.0.0.1" | "[::1]" | "localhost") => Ok(v.to_string()),
+        _ => Err(bad()),
+    }
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    set.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// Checks requested scopes against what is allowed; returns the effective (closed) set.
+/// Without a request, the allowed set is granted.
+pub fn narrow_scopes(
+    g: &ScopeGraph,
+    requested: Option<&[ScopeName]>,
+    allowed: &BTreeSet<String>,
+    what: &str,
+) -> Result<BTreeSet<String>> {
+    let Some(req) = requested else {
+        return Ok(allowed.clone());
+    };
+    let unknown: Vec<&str> = req
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| !g.all.contains(*s))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::not_found_hint(
+            "scope",
+            unknown.join(", "),
+            format!("known scopes: {}", join(&g.all)),
+        ));
+    }
+    let closed = g.closure(req.iter().map(|s| s.as_str()));
+    let missing: Vec<&str> = closed
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !allowed.contains(*s))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Refused(format!(
+            "{what} does not allow scope(s) {}; allowed: {}",
+            missing.join(", "),
+            if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                join(allowed)
+            }
+        )));
+    }
+    Ok(closed)
+}
+
+/// A new API key with its secret (shown once).
+pub struct NewKey {
+    pub key: KeyRow,
+    pub client_secret: SecretString,
+}
+
+/// A new app with its secret (shown once).
+pub struct NewApp {
+    pub app: AppRow,
+    pub client_secret: SecretString,
+}
+
+/// Options of `key create`.
+#[derive(Debug, Clone, Default)]
+pub struct KeySpec {
+    pub user: String,
+    pub domain: Option<String>,
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub expires_in: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub issue_refresh: bool,
+}
+
+pub(crate) async fn user_role_scopes(cx: &mut Cx<'_>, role_id: &str) -> Result<BTreeSet<String>> {
+    let role = dir::role_by_id(cx, role_id)
+        .await?
+        .ok_or_else(|| Error::not_found("role", role_id))?;
+    effective_scopes(cx, &role).await
+}
+
+impl Keyward {
+    /// Creates an API key for a user within the user's role; enables API access.
+    pub async fn key_create(&self, actor: &Actor, spec: KeySpec) -> Result<NewKey> {
+        actor.require(Need::Support)?;
+        let scopes: Option<Vec<ScopeName>> = spec
+            .scopes
+            .as_ref()
+            .map(|v| v.iter().map(|s| ScopeName::parse(s)).collect::<Result<_>>())
+            .transpose()?;
+        let ttl = spec
+            .expires_in
+            .as_deref()
+            .map(|t| Ttl::parse("--expires-in", t))
+            .transpose()?;
+        let name = DisplayName::parse(spec.name.as_deref().unwrap_or("api key"))?;
+        let uris: Vec<String> = spec
+            .redirect_uris
+            .iter()
+            .map(|u| validate_redirect_uri(u))
+            .collect::<Result<_>>()?;
+        let secrets = self.secrets().await?;
+        let a = actor.clone();
+        self.write(async move |cx| {
+            let u = find_user(cx, &a, &spec.user, spec.domain.as_deref()).await?;
+            a.require_domain(&u.domain_id, &u.domain)?;
+            if u.status != "active" {
+                return Err(Error::Refused(format!("{} is disabled; enable the user first", u.email)));
+            }
+            let g = ScopeGraph::load(cx).await?;
+            let allowed = user_role_scopes(cx, &u.role_id).await?;
+            let granted = narrow_scopes(&g, scopes.as_deref(), &allowed, &format!("role {}", u.role))?;
+            let secret = generate_secret("kws_");
+            let now = model::now();
+            let key = KeyRow {
+                id: model::new_id(),
+                domain_id: u.domain_id.clone(),
+                domain: u.domain.clone(),
+                user_id: u.id.clone(),
+                user_email: u.email.clone(),
+                client_id: generate_id("kw_", 6),
+                name: name.to_string(),
+                secret_hash: secrets.hash_key().keyed_hash(secret.expose_secret()),
+                scopes: join(&granted),
+                redirect_uris: uris.join(" "),
+                expires_at: ttl.map(|t| now + t.secs()),
+                issue_refresh: spec.issue_refresh,
+                rate_exempt: false,
+                last_used_at: None,
+                created_at: now,
+                version: 1,
+            };
+            cred::insert_key(cx, &key).await?;
+            mark_api_enabled(cx, &u).await?;
+            audit_event(
+                cx,
+                &a,
+                "key.create",
+                &key.client_id,
+                Some(&key.domain_id),
+                json!({"user": u.email, "name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(model::rfc3339)}),
+            )
+            .await?;
+            Ok(NewKey { key, client_secret: secret })
+        })
+        .await
+    }
+
+    pub async fn key_list(&self, actor: &Actor, mut q: KeyQuery) -> Result<Vec<KeyRow>> {
+        if let Some(ids) = actor.domain_ids() {
+            q.domains = Some(ids);
+        }
+        self.read(async move |cx| cred::list_keys(cx, &q).await)
+            .await
+    }
+
+    pub async fn key_count(&self, actor: &Actor, mut q: KeyQuery) -> Result<i64> {
+        if let Some(ids) = actor.domain_ids() {
+            q.domains = Some(ids);
+        }
+        self.read(async move |cx| cred::count_keys(cx, &q).await)
+            .await
+    }
+
+    /// Resolves `key list --user` into a query.
+    pub async fn key_query(&self, actor: &Actor, user: Option<&str>) -> Result<KeyQuery> {
+        let (a, user) = (actor.clone(), user.map(str::to_string));
+        self.read(async move |cx| {
+            let mut q = KeyQuery {
+                limit: 1000,
+                now: model::now(),
+                ..Default::default()
+            };
+            if let Some(u) = &user {
+                q.user_id = Some(find_user(cx, &a, u, None).await?.id);
+            }
+            Ok(q)
+        })
+        .await
+    }
+
+    /// Finds a key visible to the actor.
+    pub async fn key_show(&self, actor: &Actor, client_id: &str) -> Result<KeyRow> {
+        let (a, id) = (actor.clone(), client_id.trim().to_string());
+        self.read(async move |cx| find_key(cx, &a, &id).await).await
+    }
+
+    /// Active tokens that deleting this key would revoke.
+    pub async fn key_live_tokens(&self, actor: &Actor, client_id: &str) -> Result<i64> {
+        let (a, id) = (actor.clone(), client_id.trim().to_string());
+        self.read(async move |cx| {
+            let k = find_key(cx, &a, &id).await?;
+            let q = cred::TokenQuery {
+                key_id: Some(k.id),
+                active: true,
+                now: model::now(),
+                ..Default::default()
+            };
+            cred::count_tokens(cx, &q).await
+        })
+        .await
+    }
+
+    /// Deletes a key and revokes every token minted through it.
+    pub async fn key_rm(&self, actor: &Actor, client_id: &str) -> Result<u64> {
+        actor.require(Need::Support)?;
+        let (a, id) = (actor.clone(), client_id.trim().to_string());
+        self.write(async move |cx| {
+            let k = find_key(cx, &a, &id).await?;
+            a.require_domain(&k.domain_id, &k.domain)?;
+            let n = cred::revoke_tokens_where(
+                cx,
+                "key_id",
+                &k.id,
+                None,
+                model::now(),
+                &a.label(),
+                "key_deleted",
+            )
+            .await?;
+            cred::delete_key(cx, &k.id).await?;
+            audit_event(
+                cx,
+                &a,
+                "key.rm",
+                &k.client_id,
+                Some(&k.domain_id),
+                json!({"user": k.user_email, "revoked_tokens": n}),
+            )
+            .await?;
+            Ok(n)
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ apps
+
+    /// Registers a developer app (OAuth client) owned by a user.
+    pub async fn app_create(
+        &self,
+        actor: &Actor,
+        name: &str,
+        owner: &str,
+        redirect_uris: &[String],
+        scopes: Option<&[String]>,
+    ) -> Result<NewApp> {
+        actor.require(Need::Admin)?;
+        let name = DisplayName::parse_required("app name", name)?;
+        if redirect_uris.is_empty() {
+            return Err(Error::invalid(
+                "redirect URI",
+                "",
+                "at least one --redirect-uri",
+            ));
+        }
+        let uris: Vec<String> = redirect_uris
+            .iter()
+            .map(|u| validate_redirect_uri(u))
+            .collect::<Result<_>>()?;
+        let scopes: Option<Vec<ScopeName>> = scopes
+            .map(|v| v.iter().map(|s| ScopeName::parse(s)).collect::<Result<_>>())
+            .transpose()?;
+        let secrets = self.secrets().await?;
+        let (a, owner) = (actor.clone(), owner.to_string());
+        self.write(async move |cx| {
+            let u = find_user(cx, &a, &owner, None).await?;
+            a.require_domain(&u.domain_id, &u.domain)?;
+            let g = ScopeGraph::load(cx).await?;
+            let granted = match &scopes {
+                Some(s) => g.closure(find_scopes(cx, s).await?.iter().map(|r| r.name.as_str())),
+                None => ["read".to_string()].into_iter().collect(),
+            };
+            let secret = generate_secret("kwa_");
+            let app = AppRow {
+                id: model::new_id(),
+                domain_id: u.domain_id.clone(),
+                domain: u.domain.clone(),
+                owner_id: u.id.clone(),
+                owner_email: u.email.clone(),
+                client_id: generate_id("kwapp_", 6),
+                name: name.to_string(),
+                secret_hash: secrets.hash_key().keyed_hash(secret.expose_secret()),
+                scopes: join(&granted),
+                redirect_uris: uris.join(" "),
+                created_at: model::now(),
+                version: 1,
+            };
+            cred::insert_app(cx, &app).await?;
+            audit_event(
+                cx,
+                &a,
+                "app.create",
+                &app.client_id,
+                Some(&app.domain_id),
+                json!({"name": app.name, "owner": u.email, "scopes": app.scopes, "redirect_uris": uris}),
+            )
+            .await?;
+            Ok(NewApp { app, client_secret: secret })
+        })
+        .await
+    }
+
+    pub async fn app_list(&self, actor: &Actor) -> Result<Vec<AppRow>> {
+        let ids = actor.domain_ids();
+        self.read(async move |cx| cred::list_apps(cx, ids.as_deref()).await)
+            .await
+    }
+
+    /// Removes an app with its consents; revokes its tokens.
+    pub async fn app_rm(&self, actor: &Actor, client_id: &str) -> Result<u64> {
+        actor.require(Need::Admin)?;
+        let (a, id) = (actor.clone(), client_id.trim().to_string());
+        self.write(async move |cx| {
+            let app = find_app(cx, &a, &id).await?;
+            let n = cred::revoke_tokens_where(
+                cx,
+                "app_id",
+                &app.id,
+                None,
+                model::now(),
+                &a.label(),
+                "revoked",
+            )
+            .await?;
+            cred::delete_app(cx, &app.id).await?;
+            audit_event(
+                cx,
+                &a,
+                "app.rm",
+                &app.client_id,
+                Some(&app.domain_id),
+                json!({"name": app.name, "revoked_tokens": n}),
+            )
+            .await?;
+            Ok(n)
+        })
+        .await
+    }
+
+    // ------------------------------------------------------------ consents
+
+    /// Records a user's consent to an app for some of the app's scopes.
+    pub async fn consent_grant(
+        &self,
+        actor: &Actor,
+        user: &str,
+        app: &str,
+        scopes: &[String],
+    ) -> Result<ConsentRow> {
+        actor.require(Need::Support)?;
+        let scopes: Vec<ScopeName> = scopes
+            .iter()
+            .map(|s| ScopeName::parse(s))
+            .collect::<Result<_>>()?;
+        let (a, user, app) = (actor.clone(), user.to_string(), app.to_string());
+        self.write(async move |cx| {
+            let u = find_user(cx, &a, &user, None).await?;
+            a.require_domain(&u.domain_id, &u.domain)?;
+            let app = find_app(cx, &a, &app).await?;
+            if app.domain_id != u.domain_id {
+                return Err(Error::Refused(format!(
+                    "app {} belongs to {} and user {} to {}; consents never cross domains",
+                    app.client_id, app.domain, u.email, u.domain
+                )));
+            }
+            let g = ScopeGraph::load(cx).await?;
+            let app_scopes: BTreeSet<String> =
+                app.scopes.split_whitespace().map(str::to_string).collect();
+            let granted = narrow_scopes(
+                &g,
+                Some(&scopes),
+                &app_scopes,
+                &format!("app {}", app.client_id),
+            )?;
+            cred::upsert_consent(
+                cx,
+                &model::new_id(),
+                &u.id,
+                &app.id,
+                &join(&granted),
+                model::now(),
+            )
+            .await?;
+            audit_event(
+                cx,
+                &a,
+                "consent.grant",
+                &format!("{} → {}", u.email, app.client_id),
+                Some(&u.domain_id),
+                json!({"scopes": join(&granted)}),
+            )
+            .await?;
+            cred::consent(cx, &u.id, &app.id)
+                .await?
+                .ok_or_else(|| Error::not_found("consent", &app.client_id))
+        })
+        .await
+    }
+
+    pub async fn consent_list(&self, actor: &Actor, user: Option<&str>) -> Result<Vec<ConsentRow>> {
+        let (a, user) = (actor.clone(), user.map(str::to_string));
+        self.read(async move |cx| {
+            let uid = match &user {
+                Some(u) => Some(find_user(cx, &a, u, None).await?.id),
+                None => None,
+            };
+            cred::list_consents(cx, uid.as_deref(), a.domain_ids().as_deref()).await
+        })
+        .await
+    }
+
+    /// Withdraws a consent and revokes the app's tokens for that user.
+    pub async fn consent_revoke(&self, actor: &Actor, user: &str, app: &str) -> Result<u64> {
+        actor.require(Need::Support)?;
+        let (a, user, app) = (actor.clone(), user.to_string(), app.to_string());
+        self.write(async move |cx| {
+            let u = find_user(cx, &a, &user, None).await?;
+            let app = find_app(cx, &a, &app).await?;
+            if cred::delete_consent(cx, &u.id, &app.id).await? == 0 {
+                return Err(Error::not_found(
+                    "consent",
+                    format!("{} → {}", u.email, app.client_id),
+                ));
+            }
+            let n = cred::revoke_tokens_where(
+                cx,
+                "app_id",
+                &app.id,
+                Some(&u.id),
+                model::now(),
+                &a.label(),
+                "consent_revoked",
+            )
+            .await?;
+            audit_event(
+                cx,
+                &a,
+                "consent.revoke",
+                &format!("{} → {}", u.email, app.client_id),
+                Some(&u.domain_id),
+                json!({"revoked_tokens": n}),
+            )
+            .await?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+pub(crate) async fn find_key(cx: &mut Cx<'_>, a: &Actor, client_id: &str) -> Result<KeyRow> {
+    cred::key_by_client_id(cx, client_id)
+        .await?
+        .filter(|k| a.can_see(&k.domain_id))
+        .ok_or_else(|| {
+            Error::not_found_hint(
+                "API key",
+                client_id,
+                "keys are named by client_id; `keyward key list` shows them",
+            )
+        })
+}
+
+pub(crate) async fn find_app(cx: &mut Cx<'_>, a: &Actor, client_id: &str) -> Result<AppRow> {
+    cred::app_by_client_id(cx, client_id)
+        .await?
+        .filter(|k| a.can_see(&k.domain_id))
+        .ok_or_else(|| {
+            Error::not_found_hint(
+                "app",
+                client_id,
+                "apps are named by client_id; `keyward app list` shows them",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris() {
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1:8910/cb",
+            "http://localhost/cb",
+            "http://[::1]:5/x",
+        ] {
+            assert!(validate_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example.com/cb",
+            "https://",
+            "ftp://x/y",
+            "https://a.example/#frag",
+            "https://u@evil.example/",
+            "/relative",
+            "http://127.0.0.1.evil.example/",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+}
