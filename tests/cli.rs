@@ -2,6 +2,9 @@
 
 mod common;
 use common::Env;
+
+#[path = "cli/tokens.rs"]
+mod tokens;
 use serde_json::Value;
 
 fn emails(v: &Value) -> Vec<String> {

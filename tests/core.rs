@@ -1,0 +1,397 @@
+//! The core library driven directly: permissions, concurrency, refresh families and
+//! the long-running verifier. Every test runs on SQLite and (when configured) PostgreSQL.
+
+mod common;
+use common::Env;
+use keyward::model::{OperatorRole, UserStatus};
+use keyward::service::directory::NewUser;
+use keyward::service::tokens::{Grant, MintSpec, Verifier};
+use keyward::store::Target;
+use keyward::{Actor, Error, Keyward, OsIdentity};
+use std::collections::BTreeSet;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(e: &Env) -> (Keyward, Actor) {
+    let target = Target {
+        url: e.url.clone(),
+        implicit: false,
+    };
+    let (kw, _) = Keyward::open_for_init(target).await.unwrap();
+    let kw = kw.with_master_key_path(e.path("master.key"));
+    let os = OsIdentity::current().unwrap();
+    kw.init(
+        &os,
+        &keyward::service::InitOptions {
+            domain: Some("free.example.com".into()),
+            issuer: None,
+        },
+    )
+    .await
+    .unwrap();
+    kw.domain_add(&kw.actor(&os).await.unwrap(), "other.example.org")
+        .await
+        .unwrap();
+    let actor = kw.actor(&os).await.unwrap();
+    (kw, actor)
+}
+
+fn as_role(a: &Actor, role: OperatorRole, domains: Option<Vec<(String, String)>>) -> Actor {
+    Actor {
+        role,
+        domains,
+        account: format!("{}-test", role),
+        ..a.clone()
+    }
+}
+
+fn new_user(email: &str, domain: &str) -> NewUser {
+    NewUser {
+        email: email.into(),
+        domain: domain.into(),
+        ..Default::default()
+    }
+}
+
+macro_rules! both_async {
+    ($name:ident, |$e:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            async fn body($e: &Env) $body
+            #[test]
+            fn sqlite() {
+                rt().block_on(body(&Env::sqlite()));
+            }
+            #[test]
+            fn postgres() {
+                if let Some(e) = Env::pg() {
+                    rt().block_on(body(&e));
+                }
+            }
+        }
+    };
+}
+
+fn denied<T: std::fmt::Debug>(r: keyward::Result<T>) {
+    match r {
+        Err(Error::PermissionDenied(_)) => {}
+        other => panic!("expected permission denied, got {other:?}"),
+    }
+}
+
+both_async!(operator_roles_are_enforced_in_the_services, |e| {
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let viewer = as_role(&admin, OperatorRole::Viewer, None);
+    let support = as_role(&admin, OperatorRole::Support, None);
+    // viewer: reads only.
+    assert_eq!(kw.user_count(&viewer, Default::default()).await.unwrap(), 1);
+    denied(
+        kw.user_add(&viewer, new_user("b@x.example", "free.example.com"))
+            .await,
+    );
+    denied(
+        kw.user_set_status(&viewer, "a@x.example", UserStatus::Disabled)
+            .await,
+    );
+    denied(
+        kw.station_add(&viewer, "S", "a@x.example", None, None, None, None)
+            .await,
+    );
+    denied(kw.domain_add(&viewer, "v.example").await);
+    denied(
+        kw.mint(
+            &viewer,
+            MintSpec {
+                user: "a@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    // support: users, stations, API access within the role; nothing global.
+    kw.user_add(&support, new_user("c@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    kw.station_add(&support, "S2", "c@x.example", None, None, None, None)
+        .await
+        .unwrap();
+    kw.mint(
+        &support,
+        MintSpec {
+            user: "c@x.example".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    denied(kw.role_add(&support, "R", &[], None).await);
+    denied(kw.scope_add(&support, "s1", None, &[]).await);
+    denied(kw.config_set(&support, "default_ttl", "1h").await);
+    denied(kw.operator_add(&support, "eve", "admin", &[]).await);
+    denied(
+        kw.signing_key_rotate(&support, keyward::token::Alg::ES256, false)
+            .await,
+    );
+    denied(kw.user_rm(&support, "c@x.example", None).await);
+    // support cannot hand out a role that includes admin.
+    denied(
+        kw.user_set_role(&support, "c@x.example", "Administrator")
+            .await,
+    );
+    let mut nu = new_user("d@x.example", "free.example.com");
+    nu.role = Some("Administrator".into());
+    denied(kw.user_add(&support, nu).await);
+    // Nothing changed by the refused calls.
+    assert_eq!(kw.user_count(&admin, Default::default()).await.unwrap(), 2);
+    assert_eq!(kw.role_list(&admin).await.unwrap().len(), 2);
+});
+
+both_async!(domain_limited_operators_see_only_their_domains, |e| {
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("free@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    kw.user_add(&admin, new_user("other@x.example", "other.example.org"))
+        .await
+        .unwrap();
+    let other = kw
+        .domain_list(&admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.name == "other.example.org")
+        .unwrap();
+    let limited = as_role(
+        &admin,
+        OperatorRole::Admin,
+        Some(vec![(other.id.clone(), other.name.clone())]),
+    );
+    let users = kw
+        .user_list(
+            &limited,
+            keyward::store::directory::UserQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+        vec!["other@x.example"]
+    );
+    assert_eq!(kw.domain_list(&limited).await.unwrap().len(), 1);
+    assert!(matches!(
+        kw.user_show(&limited, "free@x.example", None).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        kw.user_add(&limited, new_user("n@x.example", "free.example.com"))
+            .await
+            .is_err()
+    );
+    denied(kw.domain_add(&limited, "z.example").await);
+    denied(kw.role_add(&limited, "R", &[], None).await);
+    // A token of another domain cannot be inspected.
+    let t = kw
+        .mint(
+            &admin,
+            MintSpec {
+                user: "free@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    denied(kw.introspect(Some(&limited), &t.access_token).await);
+    let audit = kw
+        .audit_list(
+            &limited,
+            keyward::store::audit::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().all(|ev| ev.target != "free@x.example"),
+        "{audit:?}"
+    );
+});
+
+both_async!(stale_updates_fail_with_a_conflict, |e| {
+    let (kw, admin) = open(e).await;
+    let u = kw
+        .user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let v = u.user.version;
+    kw.user_rename(&admin, &u.user.id, v, "First")
+        .await
+        .unwrap();
+    // A second writer that read the same version loses instead of overwriting.
+    match kw.user_rename(&admin, &u.user.id, v, "Second").await {
+        Err(Error::Conflict(m)) => assert!(m.contains("changed by someone else"), "{m}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        kw.user_show(&admin, "a@x.example", None)
+            .await
+            .unwrap()
+            .user
+            .name,
+        "First"
+    );
+});
+
+both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
+    let (kw, admin) = open(e).await;
+    let u = kw
+        .user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let grant = Grant {
+        domain_id: u.user.domain_id.clone(),
+        domain: u.user.domain.clone(),
+        user_id: u.user.id.clone(),
+        key_id: None,
+        app_id: None,
+        client_id: "keyward-login".into(),
+        scopes: BTreeSet::from(["read".to_string()]),
+        ttl: 3600,
+        source: "test",
+        family_id: Some("fam-1".into()),
+    };
+    let (kw2, g2) = (kw.clone(), grant.clone());
+    let first = kw
+        .write(async move |cx| kw2.issue_refresh(cx, &g2, "fam-1").await)
+        .await
+        .unwrap();
+    use secrecy::ExposeSecret;
+    let r1 = first.expose_secret().to_string();
+    assert!(r1.starts_with("kwr_"));
+    let m1 = kw
+        .redeem_refresh(&r1, Some("keyward-login"), None)
+        .await
+        .unwrap();
+    let r2 = m1.refresh_token.clone().unwrap();
+    assert_ne!(r1, r2);
+    assert_eq!(m1.scope, "read");
+    assert_eq!(
+        kw.introspect(None, &m1.access_token).await.unwrap().active,
+        true
+    );
+    // Wrong client.
+    assert!(
+        kw.redeem_refresh(&r2, Some("someone-else"), None)
+            .await
+            .is_err()
+    );
+    // Reusing the spent r1 revokes the family: r2 and the access token it produced.
+    let err = kw
+        .redeem_refresh(&r1, None, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already used"), "{err}");
+    assert!(kw.redeem_refresh(&r2, None, None).await.is_err());
+    let i = kw.introspect(None, &m1.access_token).await.unwrap();
+    assert_eq!(i.active, false);
+    // Refresh tokens are stored only as keyed hashes.
+    let n: i64 = kw.read(async |cx| {
+        keyward::on!(cx, c => Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM refresh_tokens WHERE token_hash LIKE 'v1$%'").fetch_one(&mut *c).await?))
+    }).await.unwrap();
+    assert_eq!(n, 2);
+});
+
+both_async!(verifier_sees_revocations_by_other_processes, |e| {
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let t = kw
+        .mint(
+            &admin,
+            MintSpec {
+                user: "a@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let v = Verifier::new(kw.clone()).await.unwrap();
+    let claims = v.verify(&t.access_token).unwrap();
+    assert_eq!(claims.scope, "read");
+    // Another process (the CLI) revokes it.
+    e.ok(&["token", "revoke", &t.jti, "--reason", "leaked"]);
+    assert!(v.verify(&t.access_token).is_ok(), "not refreshed yet");
+    v.refresh().await.unwrap();
+    assert_eq!(
+        v.verify(&t.access_token).unwrap_err(),
+        keyward::token::Reason::Revoked
+    );
+    // Disabling the user cascades with its own reason.
+    let t2 = kw
+        .mint(
+            &admin,
+            MintSpec {
+                user: "a@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    e.ok(&["user", "disable", "a@x.example"]);
+    v.refresh().await.unwrap();
+    assert_eq!(
+        v.verify(&t2.access_token).unwrap_err(),
+        keyward::token::Reason::UserDisabled
+    );
+});
+
+both_async!(audit_is_atomic_with_the_change, |e| {
+    let (kw, admin) = open(e).await;
+    let before = kw
+        .audit_list(
+            &admin,
+            keyward::store::audit::AuditQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .len();
+    // A failing change (duplicate) leaves neither data nor an audit event.
+    kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    assert!(
+        kw.user_add(&admin, new_user("A@X.example", "free.example.com"))
+            .await
+            .is_err()
+    );
+    let after = kw
+        .audit_list(
+            &admin,
+            keyward::store::audit::AuditQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1);
+    assert!(kw.audit_verify(&admin).await.unwrap().ok);
+});
