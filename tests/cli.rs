@@ -734,3 +734,88 @@ fn password_in_argv_url_is_warned_about() {
     );
     assert_eq!(o.status.code(), Some(3));
 }
+
+both!(csv_import_takes_good_rows_and_reports_bad_ones, |e| {
+    e.init();
+    e.ok(&["role", "add", "Partner", "--scopes", "write"]);
+    e.ok(&[
+        "user",
+        "add",
+        "exists@x.example",
+        "--domain",
+        "free.example.com",
+    ]);
+    let csv = "email,name,role,station\n\
+               ok1@x.example,Ok One,,\n\
+               ok2@x.example,\"Two, Jr.\",Partner,Two HQ\n\
+               not-an-email,Bad,,\n\
+               ok3@x.example,Three,Ghost,\n\
+               OK1@x.example,Dup,,\n\
+               exists@x.example,Again,,\n\
+               ok4@x.example,Admin Wannabe,Administrator,\n";
+    std::fs::write(e.path("users.csv"), csv).unwrap();
+    let file = e.path("users.csv").display().to_string();
+    // Dry run: full report, nothing written.
+    let o = e.run(&[
+        "--json",
+        "user",
+        "import",
+        &file,
+        "--domain",
+        "free.example.com",
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["rows"], 7);
+    assert_eq!(r["created"], 3);
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 1);
+    // Real run.
+    let o = e.run(&[
+        "--json",
+        "user",
+        "import",
+        &file,
+        "--domain",
+        "free.example.com",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["created"], 3);
+    let lines: Vec<i64> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![4, 5, 6, 7]);
+    let reasons = r["errors"].to_string();
+    assert!(
+        reasons.contains("invalid email")
+            && reasons.contains("unknown role")
+            && reasons.contains("duplicate")
+            && reasons.contains("already exists"),
+        "{reasons}"
+    );
+    let u = e.json(&["user", "show", "ok2@x.example"]);
+    assert_eq!(u["name"], "Two, Jr.");
+    assert_eq!(u["role"], "Partner");
+    assert_eq!(u["stations"][0]["name"], "Two HQ");
+    assert_eq!(u["api_access"], "pending");
+    // Administrator rows were imported by an admin operator.
+    assert_eq!(
+        e.json(&["user", "show", "ok4@x.example"])["role"],
+        "Administrator"
+    );
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 4);
+    // Importing the same file again creates nothing.
+    let o = e.run(&[
+        "--json",
+        "user",
+        "import",
+        &file,
+        "--domain",
+        "free.example.com",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["created"], 0);
+});

@@ -287,10 +287,7 @@ both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
     let r2 = m1.refresh_token.clone().unwrap();
     assert_ne!(r1, r2);
     assert_eq!(m1.scope, "read");
-    assert_eq!(
-        kw.introspect(None, &m1.access_token).await.unwrap().active,
-        true
-    );
+    assert!(kw.introspect(None, &m1.access_token).await.unwrap().active);
     // Wrong client.
     assert!(
         kw.redeem_refresh(&r2, Some("someone-else"), None)
@@ -306,7 +303,7 @@ both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
     assert!(err.contains("already used"), "{err}");
     assert!(kw.redeem_refresh(&r2, None, None).await.is_err());
     let i = kw.introspect(None, &m1.access_token).await.unwrap();
-    assert_eq!(i.active, false);
+    assert!(!i.active);
     // Refresh tokens are stored only as keyed hashes.
     let n: i64 = kw.read(async |cx| {
         keyward::on!(cx, c => Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM refresh_tokens WHERE token_hash LIKE 'v1$%'").fetch_one(&mut *c).await?))
@@ -394,4 +391,68 @@ both_async!(audit_is_atomic_with_the_change, |e| {
         .len();
     assert_eq!(after, before + 1);
     assert!(kw.audit_verify(&admin).await.unwrap().ok);
+});
+
+async fn raw(kw: &Keyward, sql: &'static str) {
+    kw.read(async |cx| {
+        keyward::on!(cx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+both_async!(audit_tampering_is_detected, |e| {
+    let (kw, admin) = open(e).await;
+    for i in 0..5 {
+        kw.domain_add(&admin, &format!("d{i}.example"))
+            .await
+            .unwrap();
+    }
+    let r = kw.audit_verify(&admin).await.unwrap();
+    assert!(r.ok);
+    let n = r.events;
+    assert!(n >= 8, "{n}");
+    // Edit an event's content.
+    raw(
+        &kw,
+        "UPDATE audit_events SET target = 'evil.example' WHERE seq = 4",
+    )
+    .await;
+    let r = kw.audit_verify(&admin).await.unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.first_bad_seq, Some(4));
+    assert_eq!(r.first_bad_position, Some(4));
+    assert!(r.problem.unwrap().contains("edited"));
+});
+
+both_async!(audit_deletion_and_reordering_are_detected, |e| {
+    let (kw, admin) = open(e).await;
+    for i in 0..5 {
+        kw.domain_add(&admin, &format!("d{i}.example"))
+            .await
+            .unwrap();
+    }
+    raw(&kw, "DELETE FROM audit_events WHERE seq = 3").await;
+    let r = kw.audit_verify(&admin).await.unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.first_bad_seq, Some(4));
+    assert_eq!(r.first_bad_position, Some(3));
+    assert!(r.problem.unwrap().contains("removed or reordered"));
+});
+
+both_async!(audit_swapped_events_are_detected, |e| {
+    let (kw, admin) = open(e).await;
+    for i in 0..5 {
+        kw.domain_add(&admin, &format!("d{i}.example"))
+            .await
+            .unwrap();
+    }
+    // Swap the contents of events 5 and 6 (keeping their sequence numbers).
+    raw(&kw, "UPDATE audit_events SET seq = -5 WHERE seq = 5").await;
+    raw(&kw, "UPDATE audit_events SET seq = 5 WHERE seq = 6").await;
+    raw(&kw, "UPDATE audit_events SET seq = 6 WHERE seq = -5").await;
+    let r = kw.audit_verify(&admin).await.unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.first_bad_seq, Some(5));
 });

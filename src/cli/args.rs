@@ -139,6 +139,18 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Bulk sign-ups from CSV (email,name[,role][,station]); invalid rows are reported.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        domain: String,
+        /// Role for rows that name none (default: the default role).
+        #[arg(long)]
+        role: Option<String>,
+        /// Check every row and report, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List users.
     List(UserListArgs),
     /// Show one user (by email or id).

@@ -513,6 +513,63 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
             }
             Ok(())
         }
+        UserCmd::Import {
+            file,
+            domain,
+            role,
+            dry_run,
+        } => {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                Failure::Core(Error::invalid(
+                    "file",
+                    file.display().to_string(),
+                    format!("a readable CSV file ({e})"),
+                ))
+            })?;
+            let tty = std::io::stderr().is_terminal() && !js;
+            let bar = tty.then(|| {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {pos} rows {elapsed}")
+                        .expect("valid template"),
+                );
+                b
+            });
+            let r = kw
+                .user_import(a, &domain, role.as_deref(), &bytes, dry_run, |n| {
+                    if let Some(b) = &bar {
+                        b.set_position(n);
+                    }
+                })
+                .await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if js {
+                json(&r);
+            } else {
+                let verb = if dry_run { "would create" } else { "created" };
+                println!(
+                    "{} rows: {verb} {} user(s), {} refused.",
+                    r.rows,
+                    r.created,
+                    r.errors.len()
+                );
+                if !r.errors.is_empty() {
+                    table(
+                        &["LINE", "EMAIL", "REASON"],
+                        r.errors
+                            .iter()
+                            .map(|e| vec![e.line.to_string(), e.email.clone(), e.reason.clone()])
+                            .collect(),
+                    );
+                }
+            }
+            if !r.errors.is_empty() {
+                return Err(Failure::Silent(1));
+            }
+            Ok(())
+        }
         UserCmd::List(l) => {
             let mut q = kw
                 .user_query(

@@ -435,6 +435,22 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Serialises unix seconds as RFC 3339 UTC (for JSON output).
+pub fn ser_ts<S: serde::Serializer>(ts: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ts))
+}
+
+/// Serialises optional unix seconds as RFC 3339 UTC or null.
+pub fn ser_opt_ts<S: serde::Serializer>(
+    ts: &Option<i64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match ts {
+        Some(t) => s.serialize_str(&rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,21 +549,5 @@ mod tests {
         let e = OperatorRole::parse("root").unwrap_err().to_string();
         assert!(e.contains("viewer") && e.contains("admin"), "{e}");
         assert!(OperatorRole::Viewer < OperatorRole::Admin);
-    }
-}
-
-/// Serialises unix seconds as RFC 3339 UTC (for JSON output).
-pub fn ser_ts<S: serde::Serializer>(ts: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ts))
-}
-
-/// Serialises optional unix seconds as RFC 3339 UTC or null.
-pub fn ser_opt_ts<S: serde::Serializer>(
-    ts: &Option<i64>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match ts {
-        Some(t) => s.serialize_str(&rfc3339(*t)),
-        None => s.serialize_none(),
     }
 }

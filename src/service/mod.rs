@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod demo;
 pub mod directory;
 pub mod identity;
+pub mod import;
 pub mod keyring;
 pub mod scopes;
 pub mod settings;
@@ -297,7 +298,7 @@ impl Keyward {
             }
         }
         keyring::bootstrap(&mut cx, &self.cache.master_path, &mut report.done).await?;
-        drop(cx);
+
         tx.commit().await?;
         Ok(report)
     }

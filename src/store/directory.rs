@@ -716,3 +716,25 @@ pub async fn clear_implications(cx: &mut Cx<'_>, scope_id: &str) -> Result<()> {
     on!(cx, c => sqlx::query("DELETE FROM scope_implies WHERE scope_id = $1").bind(scope_id).execute(&mut *c).await?.rows_affected());
     Ok(())
 }
+
+/// Which of these normalised emails already exist in a domain.
+pub async fn existing_emails(
+    cx: &mut Cx<'_>,
+    domain_id: &str,
+    emails: &[String],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for chunk in emails.chunks(500) {
+        let mut q = Sql::new(
+            cx.engine(),
+            "SELECT email_norm FROM users WHERE domain_id = ",
+        );
+        q.bind(domain_id)
+            .push(" AND email_norm ")
+            .bind_in(chunk.iter().map(Val::from));
+        let Sql { text, args, .. } = q;
+        let found: Vec<String> = on!(cx, c => bind_all!(sqlx::query_scalar(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?);
+        out.extend(found);
+    }
+    Ok(out)
+}

@@ -1,0 +1,237 @@
+//! Bulk sign-ups from CSV: `email,name[,role][,station]`, one transaction per batch,
+//! with a per-row report of what was refused and why.
+
+use super::directory::{find_domain, prepare_user};
+use super::scopes::{effective_scopes, find_role};
+use super::{Actor, Keyward, Need, audit_event};
+use crate::error::{Error, Result};
+use crate::model::{self, OperatorRole};
+use crate::store::directory::{self as dir, RoleRow};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+
+/// A row that was not imported.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub email: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub created: u64,
+    pub dry_run: bool,
+    pub errors: Vec<RowError>,
+}
+
+/// Rows per transaction.
+const BATCH: usize = 2000;
+
+impl Keyward {
+    /// Imports users from CSV text. Valid rows go in (batch by batch); invalid rows are
+    /// reported with their line numbers and change nothing. With `dry_run` nothing is written.
+    pub async fn user_import(
+        &self,
+        actor: &Actor,
+        domain: &str,
+        role: Option<&str>,
+        csv_text: &[u8],
+        dry_run: bool,
+        mut progress: impl FnMut(u64),
+    ) -> Result<ImportReport> {
+        actor.require(Need::Support)?;
+        let (a, domain, role) = (actor.clone(), domain.to_string(), role.map(str::to_string));
+        // Resolve the domain and roles once.
+        let (d, default_role, roles) = self
+            .read(async move |cx| {
+                let d = find_domain(cx, &a, &domain).await?;
+                a.require_domain(&d.id, &d.name)?;
+                let default_role = match &role {
+                    Some(r) => find_role(cx, r).await?,
+                    None => dir::default_role(cx)
+                        .await?
+                        .ok_or_else(|| Error::Refused("no default role is set".into()))?,
+                };
+                let mut roles: HashMap<String, (RoleRow, bool)> = HashMap::new();
+                for r in dir::roles(cx).await? {
+                    let has_admin = effective_scopes(cx, &r).await?.contains("admin");
+                    roles.insert(r.name.to_lowercase(), (r, has_admin));
+                }
+                Ok((d, default_role, roles))
+            })
+            .await?;
+        let may_assign_admin = actor.role == OperatorRole::Admin;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(csv_text);
+        let mut report = ImportReport {
+            dry_run,
+            ..Default::default()
+        };
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut batch = Vec::new();
+        let now = model::now();
+        let mut first = true;
+        for rec in rdr.records() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    report.rows += 1;
+                    report.errors.push(RowError {
+                        line,
+                        email: String::new(),
+                        reason: format!("not valid CSV: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let line = rec.position().map(|p| p.line()).unwrap_or(0);
+            let email = rec.get(0).unwrap_or("").to_string();
+            if first {
+                first = false;
+                if email.eq_ignore_ascii_case("email") {
+                    continue;
+                }
+            }
+            if rec.iter().all(|f| f.is_empty()) {
+                continue;
+            }
+            report.rows += 1;
+            let fail = |reason: String| RowError {
+                line,
+                email: email.clone(),
+                reason,
+            };
+            let role_row = match rec.get(2).filter(|r| !r.is_empty()) {
+                None => &default_role,
+                Some(r) => match roles.get(&r.to_lowercase()) {
+                    None => {
+                        report.errors.push(fail(format!("unknown role {r:?}")));
+                        continue;
+                    }
+                    Some((_, true)) if !may_assign_admin => {
+                        report.errors.push(fail(format!(
+                            "role {r} includes admin; only an admin operator may assign it"
+                        )));
+                        continue;
+                    }
+                    Some((row, _)) => row,
+                },
+            };
+            if rec.len() > 4 {
+                report.errors.push(fail(format!(
+                    "{} columns; expected email,name[,role][,station]",
+                    rec.len()
+                )));
+                continue;
+            }
+            match prepare_user(
+                &d.id,
+                &role_row.id,
+                &email,
+                rec.get(1),
+                None,
+                rec.get(3).filter(|s| !s.is_empty()),
+                now,
+            ) {
+                Err(e) => report.errors.push(fail(e.to_string())),
+                Ok(p) => {
+                    if !seen.insert(p.user.email_norm.clone()) {
+                        report
+                            .errors
+                            .push(fail("duplicate of an earlier row in this file".into()));
+                        continue;
+                    }
+                    batch.push((line, p));
+                }
+            }
+            if batch.len() >= BATCH {
+                self.import_batch(
+                    actor,
+                    &d.id,
+                    std::mem::take(&mut batch),
+                    dry_run,
+                    &mut report,
+                )
+                .await?;
+                progress(report.rows);
+            }
+        }
+        self.import_batch(actor, &d.id, batch, dry_run, &mut report)
+            .await?;
+        progress(report.rows);
+        report.errors.sort_by_key(|e| e.line);
+        if !dry_run && report.created > 0 {
+            let (a, r) = (actor.clone(), report.clone());
+            let did = d.id.clone();
+            self.write(async move |cx| {
+                audit_event(
+                    cx,
+                    &a,
+                    "user.import",
+                    &d.name,
+                    Some(&did),
+                    json!({"rows": r.rows, "created": r.created, "errors": r.errors.len()}),
+                )
+                .await
+            })
+            .await?;
+        }
+        Ok(report)
+    }
+
+    async fn import_batch(
+        &self,
+        _actor: &Actor,
+        domain_id: &str,
+        batch: Vec<(u64, super::directory::PreparedUser)>,
+        dry_run: bool,
+        report: &mut ImportReport,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let did = domain_id.to_string();
+        let (created, errors) = self
+            .write(async move |cx| {
+                let emails: Vec<String> = batch
+                    .iter()
+                    .map(|(_, p)| p.user.email_norm.clone())
+                    .collect();
+                let existing: HashSet<String> = dir::existing_emails(cx, &did, &emails)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let mut errors = Vec::new();
+                let mut users = Vec::new();
+                let mut stations = Vec::new();
+                for (line, p) in batch {
+                    if existing.contains(&p.user.email_norm) {
+                        errors.push(RowError {
+                            line,
+                            email: p.user.email.clone(),
+                            reason: "a user with this email already exists in the domain".into(),
+                        });
+                    } else {
+                        users.push(p.user);
+                        stations.push(p.station);
+                    }
+                }
+                if !dry_run {
+                    dir::insert_users(cx, &users).await?;
+                    dir::insert_stations(cx, &stations).await?;
+                }
+                Ok((users.len() as u64, errors))
+            })
+            .await?;
+        report.created += created;
+        report.errors.extend(errors);
+        Ok(())
+    }
+}
