@@ -5,6 +5,9 @@ use common::Env;
 
 #[path = "cli/tokens.rs"]
 mod tokens;
+
+#[path = "cli/provision.rs"]
+mod provision;
 use serde_json::Value;
 
 fn emails(v: &Value) -> Vec<String> {

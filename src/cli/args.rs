@@ -86,6 +86,23 @@ pub enum Command {
     /// The master key that encrypts private signing keys.
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCmd),
+    /// Make the database match a provisioning file (one transaction; idempotent).
+    Apply {
+        /// The provisioning file (TOML), e.g. assets/provision.example.toml.
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write the secrets of created keys and apps to this new file (mode 0600) instead of stdout.
+        #[arg(long)]
+        secrets_out: Option<std::path::PathBuf>,
+    },
+    /// Print the current state in apply's format (never secrets).
+    Export {
+        #[arg(long)]
+        domain: Option<String>,
+    },
     /// Fill the database with realistic demo data.
     Demo {
         /// Number of users to create.

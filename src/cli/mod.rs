@@ -394,6 +394,15 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
             }
             Ok(())
         }
+        Command::Apply {
+            file,
+            dry_run,
+            secrets_out,
+        } => apply(kw, a, js, &file, dry_run, secrets_out.as_deref()).await,
+        Command::Export { domain } => {
+            print!("{}", kw.export(a, domain.as_deref()).await?);
+            Ok(())
+        }
         Command::Jwks => {
             json(&kw.jwks().await?);
             Ok(())
@@ -1012,6 +1021,129 @@ async fn station(kw: &Keyward, a: &Actor, js: bool, c: StationCmd) -> R {
                 json(&j!({"removed": s.id}))
             } else {
                 println!("Removed station {} of {}", s.name, s.user_email)
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(
+    kw: &Keyward,
+    a: &Actor,
+    js: bool,
+    file: &std::path::Path,
+    dry_run: bool,
+    secrets_out: Option<&std::path::Path>,
+) -> R {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::Core(Error::invalid(
+            "file",
+            file.display().to_string(),
+            format!("a readable TOML file ({e})"),
+        ))
+    })?;
+    // Claim the secrets file first: never overwrite, and fail before changing anything.
+    let mut out = match secrets_out.filter(|_| !dry_run) {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| {
+                    Failure::Core(Error::invalid(
+                        "--secrets-out",
+                        p.display().to_string(),
+                        format!("a new file that does not exist yet ({e})"),
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let r = match kw.apply(a, &name, &text, dry_run).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(p) = secrets_out {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.into());
+        }
+    };
+    if let (Some(f), Some(p)) = (out.as_mut(), secrets_out) {
+        let body = serde_json::to_string_pretty(&r.secrets).expect("serialisable");
+        f.write_all(body.as_bytes())
+            .and_then(|_| f.write_all(b"\n"))
+            .map_err(|e| {
+                Failure::Core(Error::Environment(format!(
+                    "cannot write {}: {e}",
+                    p.display()
+                )))
+            })?;
+    }
+    if js {
+        let mut v = serde_json::to_value(&r).expect("serialisable");
+        if secrets_out.is_none() {
+            v["secrets"] = serde_json::to_value(&r.secrets).expect("serialisable");
+        }
+        json(&v);
+        return Ok(());
+    }
+    if r.changes.is_empty() {
+        println!("{name}: no changes.");
+        return Ok(());
+    }
+    println!(
+        "{name}: {} change(s){}",
+        r.changes.len(),
+        if dry_run {
+            " (dry run: nothing was changed)"
+        } else {
+            ""
+        }
+    );
+    for c in &r.changes {
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", keyward::text::inert(&c.detail))
+        };
+        println!(
+            "{} {:<8} {}{detail}",
+            c.op,
+            c.kind,
+            keyward::text::inert(&c.name)
+        );
+    }
+    if !r.secrets.is_empty() {
+        match secrets_out {
+            Some(p) => println!(
+                "Secrets of {} created credential(s) written to {} (mode 0600).",
+                r.secrets.len(),
+                p.display()
+            ),
+            None => {
+                println!("\nSecrets, shown only now — store them before you continue:");
+                table(
+                    &["KIND", "NAME", "OWNER", "CLIENT_ID", "CLIENT_SECRET"],
+                    r.secrets
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.kind.to_string(),
+                                s.name.clone(),
+                                s.owner.clone(),
+                                s.client_id.clone(),
+                                s.client_secret.clone(),
+                            ]
+                        })
+                        .collect(),
+                );
             }
         }
     }

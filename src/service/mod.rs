@@ -13,6 +13,7 @@ pub mod directory;
 pub mod identity;
 pub mod import;
 pub mod keyring;
+pub mod provision;
 pub mod scopes;
 pub mod settings;
 pub mod tokens;

@@ -606,3 +606,21 @@ pub async fn revoke_family(
             .bind(now).bind(reason).bind(family_id).execute(&mut *c).await?.rows_affected()
     }))
 }
+
+/// Keys of a user, by name (for provisioning).
+pub async fn keys_of_user(cx: &mut Cx<'_>, user_id: &str) -> Result<Vec<KeyRow>> {
+    let sql = AssertSqlSafe(format!("{KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.name"));
+    Ok(on!(cx, c => sqlx::query_as(sql).bind(user_id).fetch_all(&mut *c).await?))
+}
+
+pub async fn update_app(
+    cx: &mut Cx<'_>,
+    id: &str,
+    scopes: &str,
+    redirect_uris: &str,
+) -> Result<()> {
+    let sql =
+        "UPDATE apps SET scopes = $1, redirect_uris = $2, version = version + 1 WHERE id = $3";
+    on!(cx, c => sqlx::query(sql).bind(scopes).bind(redirect_uris).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}

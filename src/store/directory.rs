@@ -738,3 +738,21 @@ pub async fn existing_emails(
     }
     Ok(out)
 }
+
+/// Users of a domain (for provisioning and export), ordered by email.
+pub async fn users_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<UserRow>> {
+    let sql = format!("{USER_SELECT} WHERE u.domain_id = $1 ORDER BY u.email_norm");
+    Ok(on!(cx, c => sqlx::query_as(AssertSqlSafe(sql)).bind(domain_id).fetch_all(&mut *c).await?))
+}
+
+pub async fn update_station(cx: &mut Cx<'_>, s: &NewStationRow) -> Result<()> {
+    let sql = "UPDATE stations SET eu_vat_id = $1, registration_number = $2, country_code = $3, version = version + 1 WHERE id = $4";
+    on!(cx, c => sqlx::query(sql).bind(&s.eu_vat_id).bind(&s.registration_number).bind(&s.country_code).bind(&s.id).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn set_role_description(cx: &mut Cx<'_>, id: &str, description: &str) -> Result<()> {
+    let sql = "UPDATE roles SET description = $1, version = version + 1 WHERE id = $2";
+    on!(cx, c => sqlx::query(sql).bind(description).bind(id).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}

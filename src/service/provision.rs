@@ -1,0 +1,1340 @@
+//! Declarative provisioning: `apply` makes the database match a TOML file (in one
+//! transaction, audited, idempotent), `export` writes the current state in the same
+//! format (never secrets).
+
+use super::credentials::{narrow_scopes, validate_redirect_uri};
+use super::directory::{find_domain, insert_domain, prepare_user};
+use super::scopes::{ScopeGraph, effective_scopes, enforce_scopes};
+use super::{Actor, Keyward, Need, audit_event};
+use crate::error::{Error, Result};
+use crate::model::{
+    self, CountryCode, Description, DisplayName, DomainName, EuVatId, RegistrationNumber, RoleName,
+    ScopeName, Ttl, UserStatus,
+};
+use crate::secret::{generate_id, generate_secret};
+use crate::store::credentials::{self as cred, AppRow, Holders, KeyRow};
+use crate::store::directory::{self as dir, NewStationRow, RoleRow, ScopeRow};
+use crate::store::{Cx, Val};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Spanned<DomainEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<Spanned<ScopeEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Spanned<RoleEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<Spanned<UserEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Spanned<KeyEntry>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<Spanned<AppEntry>>,
+    #[serde(default, skip_serializing_if = "Prune::is_empty")]
+    pub prune: Prune,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEntry {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Implied scopes; absent = leave as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Granted scopes; absent = leave as they are (roles with every scope take none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub email: String,
+    pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<StationEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eu_vat_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub user: String,
+    pub domain: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Expiry of a key created by this file (e.g. "90d"); existing keys keep theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    pub name: String,
+    pub domain: String,
+    pub owner: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// Which kinds are pruned: entities of that kind not named in the file are removed
+/// (users, keys and apps only within the file's domains).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prune {
+    #[serde(default)]
+    pub scopes: bool,
+    #[serde(default)]
+    pub roles: bool,
+    #[serde(default)]
+    pub users: bool,
+    #[serde(default)]
+    pub keys: bool,
+    #[serde(default)]
+    pub apps: bool,
+}
+
+impl Prune {
+    fn is_empty(&self) -> bool {
+        !(self.scopes || self.roles || self.users || self.keys || self.apps)
+    }
+}
+
+/// One planned change: `+` create, `~` update, `-` remove.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub op: char,
+    pub kind: &'static str,
+    pub name: String,
+    pub detail: String,
+}
+
+/// A secret of a key or app created by apply, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedSecret {
+    pub kind: &'static str,
+    pub name: String,
+    pub owner: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub dry_run: bool,
+    pub changes: Vec<Change>,
+    #[serde(skip)]
+    pub secrets: Vec<CreatedSecret>,
+}
+
+/// Where in the file an entry is, for messages: `env.toml:12 users[3] (alice@x)`.
+struct Loc<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Loc<'_> {
+    fn at<T>(
+        &self,
+        kind: &str,
+        i: usize,
+        name: &str,
+        span: std::ops::Range<usize>,
+        r: Result<T>,
+    ) -> Result<T> {
+        r.map_err(|e| {
+            let line = self.text[..span.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1;
+            Error::Invalid {
+                field: "provisioning file",
+                value: format!("{}:{line} {kind}[{i}] ({name})", self.file),
+                accepted: e.to_string(),
+            }
+        })
+    }
+}
+
+fn set(v: &[String]) -> BTreeSet<String> {
+    v.iter().map(|s| s.trim().to_string()).collect()
+}
+
+fn words(s: &str) -> BTreeSet<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn join(s: &BTreeSet<String>) -> String {
+    s.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+fn scope_names(v: &[String]) -> Result<Vec<ScopeName>> {
+    v.iter().map(|s| ScopeName::parse(s)).collect()
+}
+
+/// Parses a provisioning file; errors name the file, line and key.
+pub fn parse(file: &str, text: &str) -> Result<EnvFile> {
+    toml::from_str::<EnvFile>(text).map_err(|e| Error::Invalid {
+        field: "provisioning file",
+        value: file.to_string(),
+        accepted: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+struct Apply<'a> {
+    actor: &'a Actor,
+    file: &'a str,
+    report: ApplyReport,
+    secrets_key: Option<std::sync::Arc<super::keyring::Secrets>>,
+}
+
+impl Apply<'_> {
+    fn change(
+        &mut self,
+        op: char,
+        kind: &'static str,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        self.report.changes.push(Change {
+            op,
+            kind,
+            name: name.into(),
+            detail: detail.into(),
+        });
+    }
+
+    async fn audit(
+        &self,
+        cx: &mut Cx<'_>,
+        action: &str,
+        target: &str,
+        domain_id: Option<&str>,
+        mut details: serde_json::Value,
+    ) -> Result<()> {
+        details["file"] = json!(self.file);
+        audit_event(cx, self.actor, action, target, domain_id, details).await?;
+        Ok(())
+    }
+}
+
+impl Keyward {
+    /// Makes the database match the file, in one transaction. With `dry_run` the same
+    /// work is done and rolled back, so the plan shown is exactly what a real run does.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        file: &str,
+        text: &str,
+        dry_run: bool,
+    ) -> Result<ApplyReport> {
+        actor.require(Need::Global)?;
+        let env = parse(file, text)?;
+        let needs_secrets = !env.keys.is_empty() || !env.apps.is_empty();
+        let secrets_key = if needs_secrets {
+            Some(self.secrets().await?)
+        } else {
+            None
+        };
+        let mut tx = self.begin().await?;
+        let mut report = {
+            let mut cx = tx.cx();
+            let mut ap = Apply {
+                actor,
+                file,
+                report: ApplyReport {
+                    dry_run,
+                    ..Default::default()
+                },
+                secrets_key,
+            };
+            apply_all(&mut cx, &mut ap, &env, &Loc { file, text }).await?;
+            ap.report
+        };
+        if dry_run {
+            drop(tx); // rolls back
+            report.secrets.clear(); // never created
+        } else {
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// The current state in apply's format (never secrets). Domain-limited operators
+    /// export only their domains.
+    pub async fn export(&self, actor: &Actor, domain: Option<&str>) -> Result<String> {
+        let (a, domain) = (actor.clone(), domain.map(str::to_string));
+        let env = self
+            .read(async move |cx| {
+                let domains = match &domain {
+                    Some(d) => vec![find_domain(cx, &a, d).await?],
+                    None => dir::domains(cx)
+                        .await?
+                        .into_iter()
+                        .filter(|d| a.can_see(&d.id))
+                        .collect(),
+                };
+                let g = ScopeGraph::load(cx).await?;
+                let mut env = EnvFile::default();
+                let sp = |v| Spanned::new(0..0, v);
+                for d in &domains {
+                    env.domains.push(sp(DomainEntry {
+                        name: d.name.clone(),
+                    }));
+                }
+                for s in dir::scopes(cx).await? {
+                    let implies: Vec<String> = g
+                        .implies
+                        .get(&s.name)
+                        .map(|v| v.iter().cloned().collect())
+                        .unwrap_or_default();
+                    env.scopes.push(Spanned::new(
+                        0..0,
+                        ScopeEntry {
+                            name: s.name,
+                            description: Some(s.description).filter(|d| !d.is_empty()),
+                            implies: Some(implies),
+                        },
+                    ));
+                }
+                for r in dir::roles(cx).await? {
+                    let scopes = if r.all_scopes {
+                        None
+                    } else {
+                        Some(dir::role_scope_names(cx, &r.id).await?)
+                    };
+                    env.roles.push(Spanned::new(
+                        0..0,
+                        RoleEntry {
+                            name: r.name,
+                            description: Some(r.description).filter(|d| !d.is_empty()),
+                            scopes,
+                            default: r.is_default,
+                        },
+                    ));
+                }
+                for d in &domains {
+                    for u in dir::users_of_domain(cx, &d.id).await? {
+                        let stations = dir::list_stations(
+                            cx,
+                            &dir::StationQuery {
+                                user_id: Some(u.id.clone()),
+                                limit: 1000,
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                        env.users.push(Spanned::new(
+                            0..0,
+                            UserEntry {
+                                email: u.email.clone(),
+                                domain: d.name.clone(),
+                                name: Some(u.name.clone()).filter(|n| !n.is_empty()),
+                                role: Some(u.role.clone()),
+                                status: Some(u.status.clone()),
+                                stations: stations
+                                    .into_iter()
+                                    .map(|s| StationEntry {
+                                        name: s.name,
+                                        eu_vat_id: s.eu_vat_id,
+                                        rn: s.registration_number,
+                                        country: s.country_code,
+                                    })
+                                    .collect(),
+                            },
+                        ));
+                        for k in cred::keys_of_user(cx, &u.id).await? {
+                            env.keys.push(Spanned::new(
+                                0..0,
+                                KeyEntry {
+                                    user: u.email.clone(),
+                                    domain: d.name.clone(),
+                                    name: k.name,
+                                    scopes: Some(
+                                        k.scopes.split_whitespace().map(str::to_string).collect(),
+                                    ),
+                                    expires_in: None,
+                                },
+                            ));
+                        }
+                    }
+                }
+                let ids: Vec<String> = domains.iter().map(|d| d.id.clone()).collect();
+                for app in cred::list_apps(cx, Some(&ids)).await? {
+                    env.apps.push(Spanned::new(
+                        0..0,
+                        AppEntry {
+                            name: app.name,
+                            domain: app.domain,
+                            owner: app.owner_email,
+                            redirect_uris: app
+                                .redirect_uris
+                                .split_whitespace()
+                                .map(str::to_string)
+                                .collect(),
+                            scopes: app.scopes.split_whitespace().map(str::to_string).collect(),
+                        },
+                    ));
+                }
+                Ok(env)
+            })
+            .await?;
+        let body = toml::to_string(&env)
+            .map_err(|e| Error::Database(format!("cannot write TOML: {e}")))?;
+        Ok(format!(
+            "# Keyward state exported {} (no secrets). Apply with: keyward apply -f FILE\n\n{body}",
+            model::rfc3339(model::now())
+        ))
+    }
+}
+
+async fn apply_all(
+    cx: &mut Cx<'_>,
+    ap: &mut Apply<'_>,
+    env: &EnvFile,
+    loc: &Loc<'_>,
+) -> Result<()> {
+    // ---- domains
+    let mut file_domains: BTreeMap<String, String> = BTreeMap::new();
+    for (i, e) in env.domains.iter().enumerate() {
+        let name = loc.at(
+            "domains",
+            i,
+            &e.get_ref().name,
+            e.span(),
+            DomainName::parse(&e.get_ref().name),
+        )?;
+        let row = match dir::domain_by_name(cx, name.as_str()).await? {
+            Some(r) => r,
+            None => {
+                ap.change('+', "domain", name.as_str(), "");
+                insert_domain(cx, ap.actor, &name).await?
+            }
+        };
+        file_domains.insert(row.name.clone(), row.id.clone());
+    }
+    // ---- scopes: create, then descriptions and implications, then check for cycles.
+    let listed_scopes: BTreeSet<String> = env
+        .scopes
+        .iter()
+        .map(|s| s.get_ref().name.trim().to_string())
+        .collect();
+    for (i, e) in env.scopes.iter().enumerate() {
+        let s = e.get_ref();
+        let name = loc.at("scopes", i, &s.name, e.span(), ScopeName::parse(&s.name))?;
+        let desc = loc.at(
+            "scopes",
+            i,
+            &s.name,
+            e.span(),
+            Description::parse(s.description.as_deref().unwrap_or("")),
+        )?;
+        if dir::scope_by_name(cx, name.as_str()).await?.is_none() {
+            let row = ScopeRow {
+                id: model::new_id(),
+                name: name.to_string(),
+                description: desc.to_string(),
+                builtin: false,
+                created_at: model::now(),
+                version: 1,
+            };
+            dir::insert_scope(cx, &row).await?;
+            ap.change('+', "scope", name.as_str(), desc.as_str());
+            ap.audit(
+                cx,
+                "scope.add",
+                name.as_str(),
+                None,
+                json!({"description": desc.as_str()}),
+            )
+            .await?;
+        }
+    }
+    let before = ScopeGraph::load(cx).await?;
+    for (i, e) in env.scopes.iter().enumerate() {
+        let s = e.get_ref();
+        let row = dir::scope_by_name(cx, s.name.trim())
+            .await?
+            .expect("created above");
+        if let Some(d) = &s.description
+            && d.trim() != row.description
+            && !ap
+                .report
+                .changes
+                .iter()
+                .any(|c| c.kind == "scope" && c.op == '+' && c.name == row.name)
+        {
+            dir::set_scope_description(cx, &row.id, d.trim(), row.version).await?;
+            ap.change(
+                '~',
+                "scope",
+                &row.name,
+                format!("description: {:?} → {:?}", row.description, d.trim()),
+            );
+            ap.audit(
+                cx,
+                "scope.edit",
+                &row.name,
+                None,
+                json!({"description": d.trim()}),
+            )
+            .await?;
+        }
+        if let Some(imp) = &s.implies {
+            let want = set(imp);
+            let have: BTreeSet<String> = before.implies.get(&row.name).cloned().unwrap_or_default();
+            if want != have {
+                let names = loc.at("scopes", i, &s.name, e.span(), scope_names(imp))?;
+                let targets = loc.at(
+                    "scopes",
+                    i,
+                    &s.name,
+                    e.span(),
+                    super::scopes::find_scopes(cx, &names).await,
+                )?;
+                dir::clear_implications(cx, &row.id).await?;
+                for t in &targets {
+                    dir::insert_implication(cx, &row.id, &t.id).await?;
+                }
+                match ap
+                    .report
+                    .changes
+                    .iter_mut()
+                    .find(|c| c.kind == "scope" && c.op == '+' && c.name == row.name)
+                {
+                    Some(created) => {
+                        created.detail = format!("implies [{}]  {}", join(&want), created.detail)
+                            .trim()
+                            .to_string()
+                    }
+                    None => ap.change(
+                        '~',
+                        "scope",
+                        &row.name,
+                        format!("implies: [{}] → [{}]", join(&have), join(&want)),
+                    ),
+                }
+                ap.audit(cx, "scope.edit", &row.name, None, json!({"implies": want}))
+                    .await?;
+            }
+        }
+    }
+    let g = ScopeGraph::load(cx).await?;
+    for (i, e) in env.scopes.iter().enumerate() {
+        let name = e.get_ref().name.trim();
+        let next: BTreeSet<String> = g.implies.get(name).cloned().unwrap_or_default();
+        let mut without = g.clone();
+        without.implies.remove(name);
+        if let Some(path) = without.cycle_with(name, &next) {
+            return loc.at(
+                "scopes",
+                i,
+                name,
+                e.span(),
+                Err(Error::Refused(format!(
+                    "implication cycle: {}",
+                    path.join(" → ")
+                ))),
+            );
+        }
+    }
+    // ---- roles
+    let defaults: Vec<&str> = env
+        .roles
+        .iter()
+        .filter(|r| r.get_ref().default)
+        .map(|r| r.get_ref().name.as_str())
+        .collect();
+    if defaults.len() > 1 {
+        return Err(Error::Invalid {
+            field: "provisioning file",
+            value: ap.file.to_string(),
+            accepted: format!(
+                "exactly one default role; the file marks {}",
+                defaults.join(", ")
+            ),
+        });
+    }
+    let mut listed_roles = BTreeSet::new();
+    for (i, e) in env.roles.iter().enumerate() {
+        let r = e.get_ref();
+        let name = loc.at("roles", i, &r.name, e.span(), RoleName::parse(&r.name))?;
+        listed_roles.insert(name.normalized());
+        let desc = loc.at(
+            "roles",
+            i,
+            &r.name,
+            e.span(),
+            Description::parse(r.description.as_deref().unwrap_or("")),
+        )?;
+        let scopes = loc.at(
+            "roles",
+            i,
+            &r.name,
+            e.span(),
+            scope_names(r.scopes.as_deref().unwrap_or(&[])),
+        )?;
+        let scope_rows = loc.at(
+            "roles",
+            i,
+            &r.name,
+            e.span(),
+            super::scopes::find_scopes(cx, &scopes).await,
+        )?;
+        let row = match dir::role_by_name(cx, name.as_str()).await? {
+            None => {
+                let row = RoleRow {
+                    id: model::new_id(),
+                    name: name.to_string(),
+                    description: desc.to_string(),
+                    is_default: false,
+                    all_scopes: false,
+                    builtin: false,
+                    created_at: model::now(),
+                    version: 1,
+                };
+                dir::insert_role(cx, &row).await?;
+                for s in &scope_rows {
+                    dir::grant_role_scope(cx, &row.id, &s.id).await?;
+                }
+                let names: BTreeSet<String> = scope_rows.iter().map(|s| s.name.clone()).collect();
+                ap.change('+', "role", &row.name, format!("scopes: {}", join(&names)));
+                ap.audit(cx, "role.add", &row.name, None, json!({"scopes": names}))
+                    .await?;
+                row
+            }
+            Some(row) => {
+                if let Some(want) = &r.scopes {
+                    if row.all_scopes {
+                        if !want.is_empty() {
+                            return loc.at(
+                                "roles",
+                                i,
+                                &r.name,
+                                e.span(),
+                                Err(Error::Refused(format!(
+                                    "role {} has every scope; leave out `scopes`",
+                                    row.name
+                                ))),
+                            );
+                        }
+                    } else {
+                        let have: BTreeSet<String> = dir::role_scope_names(cx, &row.id)
+                            .await?
+                            .into_iter()
+                            .collect();
+                        let want = set(want);
+                        if have != want {
+                            for s in &scope_rows {
+                                if !have.contains(&s.name) {
+                                    dir::grant_role_scope(cx, &row.id, &s.id).await?;
+                                }
+                            }
+                            for s in have.difference(&want) {
+                                let sc = dir::scope_by_name(cx, s)
+                                    .await?
+                                    .expect("granted scope exists");
+                                dir::revoke_role_scope(cx, &row.id, &sc.id).await?;
+                            }
+                            let allowed = effective_scopes(cx, &row).await?;
+                            let n = enforce_scopes(
+                                cx,
+                                ap.actor,
+                                Holders::Role(&row.id),
+                                &allowed,
+                                "role narrowed",
+                            )
+                            .await?;
+                            ap.change(
+                                '~',
+                                "role",
+                                &row.name,
+                                format!(
+                                    "scopes: {} → {}{}",
+                                    join(&have),
+                                    join(&want),
+                                    if n.revoked_tokens + n.trimmed_keys > 0 {
+                                        format!(" ({})", n.summary())
+                                    } else {
+                                        String::new()
+                                    }
+                                ),
+                            );
+                            ap.audit(cx, "role.edit", &row.name, None, json!({"scopes": want, "revoked_tokens": n.revoked_tokens, "trimmed_keys": n.trimmed_keys})).await?;
+                        }
+                    }
+                }
+                if r.description.is_some() && desc.as_str() != row.description {
+                    dir::set_role_description(cx, &row.id, desc.as_str()).await?;
+                    ap.change(
+                        '~',
+                        "role",
+                        &row.name,
+                        format!("description: {:?} → {:?}", row.description, desc.as_str()),
+                    );
+                }
+                row
+            }
+        };
+        if r.default && !row.is_default {
+            dir::set_default_role(cx, &row.id).await?;
+            ap.change('~', "role", &row.name, "becomes the default role");
+            ap.audit(cx, "role.default", &row.name, None, json!({}))
+                .await?;
+        }
+    }
+    // ---- users and stations
+    let mut seen_users: HashMap<(String, String), usize> = HashMap::new();
+    let mut listed_user_ids: BTreeSet<String> = BTreeSet::new();
+    for (i, e) in env.users.iter().enumerate() {
+        let u = e.get_ref();
+        macro_rules! here {
+            ($r:expr) => {
+                loc.at("users", i, &u.email, e.span(), $r)
+            };
+        }
+        let d = here!(find_domain(cx, ap.actor, &u.domain).await)?;
+        let email = here!(model::Email::parse(&u.email))?;
+        if let Some(j) = seen_users.insert((d.id.clone(), email.normalized()), i) {
+            return here!(Err(Error::Conflict(format!(
+                "duplicate user: also users[{j}]"
+            ))));
+        }
+        let status = here!(u.status.as_deref().map(UserStatus::parse).transpose())?;
+        let role = match &u.role {
+            Some(r) => Some(here!(super::scopes::find_role(cx, r).await)?),
+            None => None,
+        };
+        let existing = dir::users_by_email(cx, &email.normalized(), Some(&d.id))
+            .await?
+            .into_iter()
+            .next();
+        let user = match existing {
+            None => {
+                let role = match role.clone() {
+                    Some(r) => r,
+                    None => dir::default_role(cx)
+                        .await?
+                        .ok_or_else(|| Error::Refused("no default role".into()))?,
+                };
+                let first = u.stations.first().map(|s| s.name.as_str());
+                let mut p = here!(prepare_user(
+                    &d.id,
+                    &role.id,
+                    &u.email,
+                    u.name.as_deref(),
+                    None,
+                    first,
+                    model::now()
+                ))?;
+                if let Some(s) = status {
+                    p.user.status = s.to_string();
+                }
+                if let Some(se) = u.stations.first() {
+                    here!(fill_station(&mut p.station, se))?;
+                }
+                dir::insert_users(cx, std::slice::from_ref(&p.user)).await?;
+                dir::insert_stations(cx, std::slice::from_ref(&p.station)).await?;
+                ap.change(
+                    '+',
+                    "user",
+                    format!("{} ({})", p.user.email, d.name),
+                    format!("role {}", role.name),
+                );
+                ap.audit(
+                    cx,
+                    "user.add",
+                    &p.user.email,
+                    Some(&d.id),
+                    json!({"role": role.name}),
+                )
+                .await?;
+                dir::user_by_id(cx, &p.user.id).await?.expect("inserted")
+            }
+            Some(cur) => {
+                let mut sets: Vec<(&str, Val)> = Vec::new();
+                let mut what = Vec::new();
+                if let Some(n) = &u.name {
+                    let n = here!(DisplayName::parse(n))?;
+                    if n.as_str() != cur.name {
+                        what.push(format!("name {:?} → {:?}", cur.name, n.as_str()));
+                        sets.push(("name", Val::from(n.as_str())));
+                    }
+                }
+                if let Some(r) = &role
+                    && r.id != cur.role_id
+                {
+                    let allowed = effective_scopes(cx, r).await?;
+                    let n = enforce_scopes(
+                        cx,
+                        ap.actor,
+                        Holders::User(&cur.id),
+                        &allowed,
+                        "role changed",
+                    )
+                    .await?;
+                    what.push(format!(
+                        "role {} → {}{}",
+                        cur.role,
+                        r.name,
+                        if n.revoked_tokens + n.trimmed_keys > 0 {
+                            format!(" ({})", n.summary())
+                        } else {
+                            String::new()
+                        }
+                    ));
+                    sets.push(("role_id", Val::from(&r.id)));
+                }
+                if let Some(s) = status
+                    && s.as_str() != cur.status
+                {
+                    if s == UserStatus::Disabled {
+                        let n = cred::revoke_tokens_of(
+                            cx,
+                            Holders::User(&cur.id),
+                            model::now(),
+                            &ap.actor.label(),
+                            "user_disabled",
+                        )
+                        .await?;
+                        what.push(format!(
+                            "status {} → {} (revoked {n} token(s))",
+                            cur.status, s
+                        ));
+                    } else {
+                        what.push(format!("status {} → {}", cur.status, s));
+                    }
+                    sets.push(("status", Val::from(s.as_str())));
+                }
+                if !sets.is_empty() {
+                    if !dir::update_user_fields(cx, &cur.id, cur.version, model::now(), &sets)
+                        .await?
+                    {
+                        return Err(Error::stale("user", &cur.email));
+                    }
+                    ap.change(
+                        '~',
+                        "user",
+                        format!("{} ({})", cur.email, d.name),
+                        what.join("; "),
+                    );
+                    ap.audit(
+                        cx,
+                        "user.edit",
+                        &cur.email,
+                        Some(&d.id),
+                        json!({"changes": what}),
+                    )
+                    .await?;
+                }
+                cur
+            }
+        };
+        listed_user_ids.insert(user.id.clone());
+        let have = dir::list_stations(
+            cx,
+            &dir::StationQuery {
+                user_id: Some(user.id.clone()),
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await?;
+        for se in &u.stations {
+            let mut row = NewStationRow {
+                id: model::new_id(),
+                domain_id: user.domain_id.clone(),
+                user_id: user.id.clone(),
+                name: here!(DisplayName::parse_required("station name", &se.name))?.to_string(),
+                eu_vat_id: None,
+                registration_number: None,
+                country_code: None,
+                created_at: model::now(),
+            };
+            here!(fill_station(&mut row, se))?;
+            match have.iter().find(|s| s.name == row.name) {
+                None => {
+                    dir::insert_stations(cx, std::slice::from_ref(&row)).await?;
+                    ap.change(
+                        '+',
+                        "station",
+                        format!("{} of {}", row.name, user.email),
+                        "",
+                    );
+                    ap.audit(
+                        cx,
+                        "station.add",
+                        &row.name,
+                        Some(&row.domain_id),
+                        json!({"user": user.email}),
+                    )
+                    .await?;
+                }
+                Some(s)
+                    if (
+                        s.eu_vat_id.clone(),
+                        s.registration_number.clone(),
+                        s.country_code.clone(),
+                    ) != (
+                        row.eu_vat_id.clone(),
+                        row.registration_number.clone(),
+                        row.country_code.clone(),
+                    ) =>
+                {
+                    row.id = s.id.clone();
+                    dir::update_station(cx, &row).await?;
+                    ap.change(
+                        '~',
+                        "station",
+                        format!("{} of {}", row.name, user.email),
+                        "identifiers",
+                    );
+                    ap.audit(
+                        cx,
+                        "station.edit",
+                        &row.name,
+                        Some(&row.domain_id),
+                        json!({"user": user.email}),
+                    )
+                    .await?;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // ---- keys
+    let mut listed_keys: BTreeSet<String> = BTreeSet::new();
+    for (i, e) in env.keys.iter().enumerate() {
+        let k = e.get_ref();
+        macro_rules! here {
+            ($r:expr) => {
+                loc.at("keys", i, &k.name, e.span(), $r)
+            };
+        }
+        let u = here!(super::directory::find_user(cx, ap.actor, &k.user, Some(&k.domain)).await)?;
+        let name = here!(DisplayName::parse_required("key name", &k.name))?;
+        let g = ScopeGraph::load(cx).await?;
+        let allowed = super::credentials::user_role_scopes(cx, &u.role_id).await?;
+        let requested = here!(k.scopes.as_deref().map(scope_names).transpose())?;
+        let granted = here!(narrow_scopes(
+            &g,
+            requested.as_deref(),
+            &allowed,
+            &format!("role {}", u.role)
+        ))?;
+        let existing = cred::keys_of_user(cx, &u.id)
+            .await?
+            .into_iter()
+            .find(|x| x.name == name.as_str());
+        match existing {
+            None => {
+                let ttl = here!(
+                    k.expires_in
+                        .as_deref()
+                        .map(|t| Ttl::parse("expires_in", t))
+                        .transpose()
+                )?;
+                let secret = generate_secret("kws_");
+                let now = model::now();
+                let row = KeyRow {
+                    id: model::new_id(),
+                    domain_id: u.domain_id.clone(),
+                    domain: u.domain.clone(),
+                    user_id: u.id.clone(),
+                    user_email: u.email.clone(),
+                    client_id: generate_id("kw_", 6),
+                    name: name.to_string(),
+                    secret_hash: ap
+                        .secrets_key
+                        .as_ref()
+                        .expect("loaded for keys")
+                        .hash_key()
+                        .keyed_hash(secret.expose_secret()),
+                    scopes: join(&granted),
+                    redirect_uris: String::new(),
+                    expires_at: ttl.map(|t| now + t.secs()),
+                    issue_refresh: true,
+                    rate_exempt: false,
+                    last_used_at: None,
+                    created_at: now,
+                    version: 1,
+                };
+                cred::insert_key(cx, &row).await?;
+                super::directory::mark_api_enabled(cx, &u).await?;
+                ap.change(
+                    '+',
+                    "key",
+                    format!("{} of {}", row.name, u.email),
+                    format!("{} scopes: {}", row.client_id, row.scopes),
+                );
+                ap.audit(
+                    cx,
+                    "key.create",
+                    &row.client_id,
+                    Some(&row.domain_id),
+                    json!({"user": u.email, "scopes": row.scopes}),
+                )
+                .await?;
+                ap.report.secrets.push(CreatedSecret {
+                    kind: "key",
+                    name: row.name.clone(),
+                    owner: u.email.clone(),
+                    client_id: row.client_id.clone(),
+                    client_secret: secret.expose_secret().to_string(),
+                });
+                listed_keys.insert(row.id);
+            }
+            Some(cur) => {
+                if k.scopes.is_some() && words(&cur.scopes) != granted {
+                    cred::set_key_scopes(cx, &cur.id, &join(&granted)).await?;
+                    ap.change(
+                        '~',
+                        "key",
+                        format!("{} of {}", cur.name, u.email),
+                        format!("scopes: {} → {}", cur.scopes, join(&granted)),
+                    );
+                    ap.audit(
+                        cx,
+                        "key.edit",
+                        &cur.client_id,
+                        Some(&cur.domain_id),
+                        json!({"scopes": join(&granted)}),
+                    )
+                    .await?;
+                }
+                listed_keys.insert(cur.id);
+            }
+        }
+    }
+    // ---- apps
+    let mut listed_apps: BTreeSet<String> = BTreeSet::new();
+    for (i, e) in env.apps.iter().enumerate() {
+        let a = e.get_ref();
+        macro_rules! here {
+            ($r:expr) => {
+                loc.at("apps", i, &a.name, e.span(), $r)
+            };
+        }
+        let owner =
+            here!(super::directory::find_user(cx, ap.actor, &a.owner, Some(&a.domain)).await)?;
+        let name = here!(DisplayName::parse_required("app name", &a.name))?;
+        if a.redirect_uris.is_empty() {
+            return here!(Err(Error::invalid(
+                "redirect_uris",
+                "",
+                "at least one redirect URI"
+            )));
+        }
+        let uris: Vec<String> = here!(
+            a.redirect_uris
+                .iter()
+                .map(|u| validate_redirect_uri(u))
+                .collect()
+        )?;
+        let names = here!(scope_names(&a.scopes))?;
+        let rows = here!(super::scopes::find_scopes(cx, &names).await)?;
+        let g = ScopeGraph::load(cx).await?;
+        let scopes = g.closure(rows.iter().map(|r| r.name.as_str()));
+        let existing = cred::list_apps(cx, Some(std::slice::from_ref(&owner.domain_id)))
+            .await?
+            .into_iter()
+            .find(|x| x.name == name.as_str());
+        match existing {
+            None => {
+                let secret = generate_secret("kwa_");
+                let row = AppRow {
+                    id: model::new_id(),
+                    domain_id: owner.domain_id.clone(),
+                    domain: owner.domain.clone(),
+                    owner_id: owner.id.clone(),
+                    owner_email: owner.email.clone(),
+                    client_id: generate_id("kwapp_", 6),
+                    name: name.to_string(),
+                    secret_hash: ap
+                        .secrets_key
+                        .as_ref()
+                        .expect("loaded for apps")
+                        .hash_key()
+                        .keyed_hash(secret.expose_secret()),
+                    scopes: join(&scopes),
+                    redirect_uris: uris.join(" "),
+                    created_at: model::now(),
+                    version: 1,
+                };
+                cred::insert_app(cx, &row).await?;
+                ap.change(
+                    '+',
+                    "app",
+                    format!("{} ({})", row.name, row.domain),
+                    format!("{} scopes: {}", row.client_id, row.scopes),
+                );
+                ap.audit(
+                    cx,
+                    "app.create",
+                    &row.client_id,
+                    Some(&row.domain_id),
+                    json!({"name": row.name}),
+                )
+                .await?;
+                ap.report.secrets.push(CreatedSecret {
+                    kind: "app",
+                    name: row.name.clone(),
+                    owner: owner.email.clone(),
+                    client_id: row.client_id.clone(),
+                    client_secret: secret.expose_secret().to_string(),
+                });
+                listed_apps.insert(row.id);
+            }
+            Some(cur) => {
+                let (s, r) = (join(&scopes), uris.join(" "));
+                if s != cur.scopes || r != cur.redirect_uris {
+                    cred::update_app(cx, &cur.id, &s, &r).await?;
+                    ap.change(
+                        '~',
+                        "app",
+                        format!("{} ({})", cur.name, cur.domain),
+                        format!("scopes: {s}; redirect URIs: {r}"),
+                    );
+                    ap.audit(
+                        cx,
+                        "app.edit",
+                        &cur.client_id,
+                        Some(&cur.domain_id),
+                        json!({"scopes": s, "redirect_uris": r}),
+                    )
+                    .await?;
+                }
+                listed_apps.insert(cur.id);
+            }
+        }
+    }
+    // ---- pruning (only kinds the file asks for; users, keys, apps within its domains)
+    let domain_ids: Vec<String> = {
+        let mut ids: BTreeSet<String> = file_domains.values().cloned().collect();
+        for e in &env.users {
+            if let Some(d) =
+                dir::domain_by_name(cx, &e.get_ref().domain.trim().to_lowercase()).await?
+            {
+                ids.insert(d.id);
+            }
+        }
+        ids.into_iter().collect()
+    };
+    if env.prune.apps {
+        for app in cred::list_apps(cx, Some(&domain_ids)).await? {
+            if !listed_apps.contains(&app.id) {
+                let n = cred::revoke_tokens_where(
+                    cx,
+                    "app_id",
+                    &app.id,
+                    None,
+                    model::now(),
+                    &ap.actor.label(),
+                    "revoked",
+                )
+                .await?;
+                cred::delete_app(cx, &app.id).await?;
+                ap.change(
+                    '-',
+                    "app",
+                    format!("{} ({})", app.name, app.domain),
+                    format!("revokes {n} token(s)"),
+                );
+                ap.audit(
+                    cx,
+                    "app.rm",
+                    &app.client_id,
+                    Some(&app.domain_id),
+                    json!({"revoked_tokens": n}),
+                )
+                .await?;
+            }
+        }
+    }
+    if env.prune.keys || env.prune.users {
+        for did in &domain_ids {
+            for u in dir::users_of_domain(cx, did).await? {
+                let keep_user = listed_user_ids.contains(&u.id) || !env.prune.users;
+                if !keep_user {
+                    let n = cred::revoke_tokens_of(
+                        cx,
+                        Holders::User(&u.id),
+                        model::now(),
+                        &ap.actor.label(),
+                        "revoked",
+                    )
+                    .await?;
+                    cred::delete_user_grants(cx, &u.id).await?;
+                    dir::delete_user(cx, &u.id).await?;
+                    ap.change(
+                        '-',
+                        "user",
+                        format!("{} ({})", u.email, u.domain),
+                        format!("with stations and keys; revokes {n} token(s)"),
+                    );
+                    ap.audit(
+                        cx,
+                        "user.rm",
+                        &u.email,
+                        Some(&u.domain_id),
+                        json!({"revoked_tokens": n}),
+                    )
+                    .await?;
+                    continue;
+                }
+                if env.prune.keys {
+                    for k in cred::keys_of_user(cx, &u.id).await? {
+                        if !listed_keys.contains(&k.id) {
+                            let n = cred::revoke_tokens_where(
+                                cx,
+                                "key_id",
+                                &k.id,
+                                None,
+                                model::now(),
+                                &ap.actor.label(),
+                                "key_deleted",
+                            )
+                            .await?;
+                            cred::delete_key(cx, &k.id).await?;
+                            ap.change(
+                                '-',
+                                "key",
+                                format!("{} of {}", k.name, u.email),
+                                format!("{} revokes {n} token(s)", k.client_id),
+                            );
+                            ap.audit(
+                                cx,
+                                "key.rm",
+                                &k.client_id,
+                                Some(&k.domain_id),
+                                json!({"revoked_tokens": n}),
+                            )
+                            .await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if env.prune.roles {
+        for r in dir::roles(cx).await? {
+            if r.builtin || r.is_default || listed_roles.contains(&r.name.to_lowercase()) {
+                continue;
+            }
+            let users = dir::role_user_count(cx, &r.id).await?;
+            if users > 0 {
+                return Err(Error::Refused(format!(
+                    "{}: prune would remove role {} but {users} user(s) hold it; move them in the file first",
+                    ap.file, r.name
+                )));
+            }
+            dir::delete_role(cx, &r.id).await?;
+            ap.change('-', "role", &r.name, "");
+            ap.audit(cx, "role.rm", &r.name, None, json!({})).await?;
+        }
+    }
+    if env.prune.scopes {
+        for s in dir::scopes(cx).await? {
+            if s.builtin || listed_scopes.contains(&s.name) {
+                continue;
+            }
+            let (roles, implied_by) = dir::scope_usage(cx, &s.id).await?;
+            if !roles.is_empty() || !implied_by.is_empty() {
+                return Err(Error::Refused(format!(
+                    "{}: prune would remove scope {} but it is still used by {}",
+                    ap.file,
+                    s.name,
+                    roles
+                        .into_iter()
+                        .chain(implied_by)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let all: BTreeSet<String> = ScopeGraph::load(cx)
+                .await?
+                .all
+                .into_iter()
+                .filter(|x| x != &s.name)
+                .collect();
+            enforce_scopes(cx, ap.actor, Holders::All, &all, "scope removed").await?;
+            dir::delete_scope(cx, &s.id).await?;
+            ap.change('-', "scope", &s.name, "");
+            ap.audit(cx, "scope.rm", &s.name, None, json!({})).await?;
+        }
+    }
+    Ok(())
+}
+
+fn fill_station(row: &mut NewStationRow, se: &StationEntry) -> Result<()> {
+    row.eu_vat_id = se
+        .eu_vat_id
+        .as_deref()
+        .map(EuVatId::parse)
+        .transpose()?
+        .map(|v| v.into_string());
+    row.registration_number = se
+        .rn
+        .as_deref()
+        .map(RegistrationNumber::parse)
+        .transpose()?
+        .map(|v| v.into_string());
+    row.country_code = se
+        .country
+        .as_deref()
+        .map(CountryCode::parse)
+        .transpose()?
+        .map(|v| v.into_string());
+    if row.registration_number.is_some() != row.country_code.is_some() {
+        return Err(Error::invalid(
+            "station",
+            &se.name,
+            "rn and country together",
+        ));
+    }
+    Ok(())
+}

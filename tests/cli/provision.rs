@@ -1,0 +1,260 @@
+//! Declarative provisioning: apply, dry run, atomicity, prune, export round trip.
+
+use crate::both;
+use crate::common::Env;
+use serde_json::Value;
+
+const EXAMPLE: &str = include_str!("../../assets/provision.example.toml");
+
+fn write(e: &Env, name: &str, text: &str) -> String {
+    let p = e.path(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn apply(e: &Env, file: &str, extra: &[&str]) -> Value {
+    let mut a = vec!["apply", "-f", file];
+    a.extend_from_slice(extra);
+    e.json(&a)
+}
+
+fn audit_len(e: &Env) -> usize {
+    e.json(&["audit", "--limit", "100000"])
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+both!(example_applies_idempotently, |e| {
+    e.ok(&["init"]);
+    let f = write(e, "env.toml", EXAMPLE);
+    // Dry run: the plan, no secrets, nothing changed.
+    let before = audit_len(e);
+    let plan = apply(e, &f, &["--dry-run"]);
+    assert_eq!(plan["dry_run"], true);
+    let n = plan["changes"].as_array().unwrap().len();
+    assert!(n >= 10, "{plan}");
+    assert!(plan["secrets"].as_array().unwrap().is_empty());
+    assert_eq!(audit_len(e), before);
+    assert!(e.json(&["user", "list"]).as_array().unwrap().is_empty());
+    // Real run: the same plan, secrets once.
+    let r = apply(e, &f, &[]);
+    assert_eq!(r["changes"].as_array().unwrap().len(), n);
+    let secrets = r["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 3);
+    assert!(
+        secrets
+            .iter()
+            .all(|s| s["client_secret"].as_str().unwrap().starts_with("kw"))
+    );
+    let alice = e.json(&["user", "show", "alice@acme.example"]);
+    assert_eq!(alice["role"], "Partner");
+    assert_eq!(alice["stations"].as_array().unwrap().len(), 2);
+    assert_eq!(alice["api_access"], "enabled");
+    let p = e.json(&["role", "show", "Partner"]);
+    assert_eq!(
+        p["effective_scopes"],
+        serde_json::json!(["read", "receive_documents", "send_documents"])
+    );
+    // Every change audited with the file's name.
+    let ev = e.ok(&["--json", "audit", "--limit", "1000"]);
+    assert!(ev.contains("\"file\": \"env.toml\""), "{ev}");
+    // Second run: no changes.
+    let again = apply(e, &f, &[]);
+    assert!(again["changes"].as_array().unwrap().is_empty(), "{again}");
+    assert!(e.ok(&["apply", "-f", &f]).contains("no changes"));
+});
+
+both!(a_failure_anywhere_changes_nothing, |e| {
+    e.ok(&["init"]);
+    // Valid entities first, then a user with an unknown role at the end.
+    let bad = format!(
+        "{EXAMPLE}\n[[users]]\nemail = \"zed@x.example\"\ndomain = \"free.example.com\"\nrole = \"Ghost\"\n"
+    );
+    let bad = bad.replace("[prune]\nkeys = false\n", "");
+    let f = write(e, "bad.toml", &bad);
+    let before = audit_len(e);
+    let err = e.fails(&["apply", "-f", &f], 1);
+    let line = bad
+        .lines()
+        .position(|l| l.contains("zed@x.example"))
+        .unwrap(); // 0-based line of the email; the entry header is the line before
+    assert!(
+        err.contains(&format!("bad.toml:{line} users[3] (zed@x.example)")),
+        "{err}"
+    );
+    assert!(err.contains("role \"Ghost\" not found"), "{err}");
+    assert_eq!(audit_len(e), before);
+    assert!(e.json(&["user", "list"]).as_array().unwrap().is_empty());
+    assert_eq!(e.json(&["domain", "list"]).as_array().unwrap().len(), 0);
+    // --secrets-out is not left behind after a failure.
+    let out = e.path("secrets.json");
+    e.fails(
+        &[
+            "apply",
+            "-f",
+            &f,
+            "--secrets-out",
+            &out.display().to_string(),
+        ],
+        1,
+    );
+    assert!(!out.exists());
+});
+
+both!(bad_files_are_rejected_with_their_location, |e| {
+    e.ok(&["init"]);
+    let f = write(
+        e,
+        "typo.toml",
+        "[[domains]]\nname = \"a.example\"\ncolour = \"blue\"\n",
+    );
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("typo.toml") && err.contains("colour") && err.contains("line 3"),
+        "{err}"
+    );
+    let f = write(e, "scope.toml", "[[scopes]]\nname = \"Bad Scope\"\n");
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("scope.toml:1 scopes[0]") && err.contains("^[a-z]"),
+        "{err}"
+    );
+    let f = write(
+        e,
+        "dup.toml",
+        "[[domains]]\nname = \"a.example\"\n[[users]]\nemail = \"x@a.example\"\ndomain = \"a.example\"\n[[users]]\nemail = \"X@A.example\"\ndomain = \"a.example\"\n",
+    );
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("duplicate user") && err.contains("dup.toml:6"),
+        "{err}"
+    );
+    let f = write(
+        e,
+        "cycle.toml",
+        "[[scopes]]\nname = \"read\"\nimplies = [\"admin\"]\n",
+    );
+    assert!(e.fails(&["apply", "-f", &f], 1).contains("cycle"));
+    let f = write(e, "syntax.toml", "[[domains]\nname = 1\n");
+    assert!(e.fails(&["apply", "-f", &f], 1).contains("syntax.toml"));
+    assert!(e.json(&["domain", "list"]).as_array().unwrap().is_empty());
+});
+
+both!(prune_removes_what_the_file_no_longer_names, |e| {
+    e.ok(&["init"]);
+    let f = write(e, "env.toml", EXAMPLE);
+    apply(e, &f, &[]);
+    let t = e.json(&["token", "mint", "--user", "bob@globex.example"]);
+    // Without prune, dropping bob from the file leaves him alone.
+    let without_bob = EXAMPLE.replace("[[users]]\nemail = \"bob@globex.example\"\ndomain = \"free.example.com\"\nname = \"Bob Novak\"\nstations = [{ name = \"Globex\" }]\n", "");
+    assert_ne!(without_bob, EXAMPLE);
+    let f2 = write(e, "env2.toml", &without_bob);
+    assert!(apply(e, &f2, &[])["changes"].as_array().unwrap().is_empty());
+    // With prune, the plan lists the removal first (dry run), then removes.
+    let pruned = without_bob.replace(
+        "[prune]\nkeys = false",
+        "[prune]\nusers = true\nkeys = true",
+    );
+    let f3 = write(e, "env3.toml", &pruned);
+    let plan = apply(e, &f3, &["--dry-run"]);
+    let ch = plan["changes"].as_array().unwrap();
+    assert_eq!(ch.len(), 1, "{plan}");
+    assert_eq!(ch[0]["op"], "-");
+    assert!(
+        ch[0]["name"]
+            .as_str()
+            .unwrap()
+            .contains("bob@globex.example")
+    );
+    assert!(
+        ch[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revokes 1 token")
+    );
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 3);
+    apply(e, &f3, &[]);
+    assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 2);
+    let o = e.run_stdin(
+        &["--json", "token", "verify", "-"],
+        t["access_token"].as_str().unwrap(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+});
+
+both!(export_then_apply_reproduces_the_state, |e| {
+    e.ok(&["init"]);
+    let f = write(e, "env.toml", EXAMPLE);
+    apply(e, &f, &[]);
+    e.ok(&["user", "disable", "bob@globex.example"]);
+    let exported = e.ok(&["export"]);
+    assert!(
+        !exported.contains("kws_")
+            && !exported.contains("kwa_")
+            && !exported.contains("client_secret"),
+        "{exported}"
+    );
+    // Applying the export to the same database changes nothing.
+    let x = write(e, "export.toml", &exported);
+    assert!(apply(e, &x, &[])["changes"].as_array().unwrap().is_empty());
+    // Applying it to an empty database reproduces the state.
+    let other = if e.engine == "sqlite" {
+        Env::sqlite()
+    } else {
+        Env::pg().unwrap()
+    };
+    other.ok(&["init"]);
+    apply(&other, &x, &[]);
+    let strip = |s: String| {
+        s.lines()
+            .filter(|l| !l.starts_with("# Keyward state exported"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(other.ok(&["export"])), strip(exported));
+    assert_eq!(
+        other.json(&["user", "show", "bob@globex.example"])["status"],
+        "disabled"
+    );
+    // --domain exports one domain's users only.
+    let one = e.ok(&["export", "--domain", "partners.example.org"]);
+    assert!(one.contains("carla@initech.example") && !one.contains("alice@acme.example"));
+});
+
+#[test]
+fn secrets_out_is_private_and_never_overwritten() {
+    let e = Env::sqlite();
+    e.ok(&["init"]);
+    let f = write(&e, "env.toml", EXAMPLE);
+    let out = e.path("secrets.json");
+    let o = e.ok(&[
+        "apply",
+        "-f",
+        &f,
+        "--secrets-out",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        !o.contains("kws_"),
+        "secrets printed despite --secrets-out: {o}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let secrets: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(secrets.as_array().unwrap().len(), 3);
+    let err = e.fails(
+        &[
+            "apply",
+            "-f",
+            &f,
+            "--secrets-out",
+            &out.display().to_string(),
+        ],
+        1,
+    );
+    assert!(err.contains("does not exist yet"), "{err}");
+}
