@@ -5,7 +5,7 @@
 use super::credentials::{narrow_scopes, validate_redirect_uri};
 use super::directory::{find_domain, insert_domain, prepare_user};
 use super::scopes::{ScopeGraph, effective_scopes, enforce_scopes};
-use super::{Actor, Keyward, Need, audit_event};
+use super::{Actor, Keyward, Need};
 use crate::error::{Error, Result};
 use crate::model::{
     self, CountryCode, Description, DisplayName, DomainName, EuVatId, RegistrationNumber, RoleName,
@@ -230,6 +230,8 @@ struct Apply<'a> {
     file: &'a str,
     report: ApplyReport,
     secrets_key: Option<std::sync::Arc<super::keyring::Secrets>>,
+    /// Audit events, appended (chained, in order) in the same transaction at the end.
+    events: Vec<crate::store::audit::OwnedEvent>,
 }
 
 impl Apply<'_> {
@@ -248,16 +250,25 @@ impl Apply<'_> {
         });
     }
 
+    /// Buffers an audit event; all are appended, chained, before the commit.
     async fn audit(
-        &self,
-        cx: &mut Cx<'_>,
+        &mut self,
+        _cx: &mut Cx<'_>,
         action: &str,
         target: &str,
         domain_id: Option<&str>,
         mut details: serde_json::Value,
     ) -> Result<()> {
         details["file"] = json!(self.file);
-        audit_event(cx, self.actor, action, target, domain_id, details).await?;
+        self.events.push(crate::store::audit::OwnedEvent {
+            at: model::now(),
+            actor: self.actor.label(),
+            origin: self.actor.origin.clone(),
+            action: action.to_string(),
+            target: target.to_string(),
+            domain_id: domain_id.map(str::to_string),
+            details: details.to_string(),
+        });
         Ok(())
     }
 }
@@ -291,8 +302,10 @@ impl Keyward {
                     ..Default::default()
                 },
                 secrets_key,
+                events: Vec::new(),
             };
             apply_all(&mut cx, &mut ap, &env, &Loc { file, text }).await?;
+            crate::store::audit::append_many(&mut cx, std::mem::take(&mut ap.events)).await?;
             ap.report
         };
         if dry_run {
@@ -727,9 +740,21 @@ async fn apply_all(
                 .await?;
         }
     }
-    // ---- users and stations
+    // ---- users and stations. Each domain's users and stations are loaded once; new
+    // users and stations are inserted in multi-row batches (a 100k-user file is one
+    // pass, not 100k round trips).
+    struct DomainState {
+        row: crate::store::directory::DomainRow,
+        users: HashMap<String, crate::store::directory::UserRow>,
+        stations: HashMap<String, Vec<crate::store::directory::StationRow>>,
+    }
+    let mut states: HashMap<String, DomainState> = HashMap::new();
+    let mut roles_by_name: HashMap<String, RoleRow> = HashMap::new();
+    let default_role = dir::default_role(cx).await?;
     let mut seen_users: HashMap<(String, String), usize> = HashMap::new();
     let mut listed_user_ids: BTreeSet<String> = BTreeSet::new();
+    let mut new_users = Vec::new();
+    let mut new_stations = Vec::new();
     for (i, e) in env.users.iter().enumerate() {
         let u = e.get_ref();
         macro_rules! here {
@@ -737,7 +762,29 @@ async fn apply_all(
                 loc.at("users", i, &u.email, e.span(), $r)
             };
         }
-        let d = here!(find_domain(cx, ap.actor, &u.domain).await)?;
+        let dkey = u.domain.trim().to_lowercase();
+        if !states.contains_key(&dkey) {
+            let row = here!(find_domain(cx, ap.actor, &u.domain).await)?;
+            let users = dir::users_of_domain(cx, &row.id)
+                .await?
+                .into_iter()
+                .map(|x| (x.email.to_lowercase(), x))
+                .collect();
+            let mut stations: HashMap<String, Vec<_>> = HashMap::new();
+            for st in dir::stations_of_domain(cx, &row.id).await? {
+                stations.entry(st.user_id.clone()).or_default().push(st);
+            }
+            states.insert(
+                dkey.clone(),
+                DomainState {
+                    row,
+                    users,
+                    stations,
+                },
+            );
+        }
+        let st = states.get_mut(&dkey).expect("loaded");
+        let d = st.row.clone();
         let email = here!(model::Email::parse(&u.email))?;
         if let Some(j) = seen_users.insert((d.id.clone(), email.normalized()), i) {
             return here!(Err(Error::Conflict(format!(
@@ -746,20 +793,21 @@ async fn apply_all(
         }
         let status = here!(u.status.as_deref().map(UserStatus::parse).transpose())?;
         let role = match &u.role {
-            Some(r) => Some(here!(super::scopes::find_role(cx, r).await)?),
+            Some(r) => {
+                let k = r.trim().to_lowercase();
+                if !roles_by_name.contains_key(&k) {
+                    let row = here!(super::scopes::find_role(cx, r).await)?;
+                    roles_by_name.insert(k.clone(), row);
+                }
+                Some(roles_by_name[&k].clone())
+            }
             None => None,
         };
-        let existing = dir::users_by_email(cx, &email.normalized(), Some(&d.id))
-            .await?
-            .into_iter()
-            .next();
-        let user = match existing {
+        let user_id = match st.users.get(&email.normalized()).cloned() {
             None => {
-                let role = match role.clone() {
+                let role = match role.clone().or_else(|| default_role.clone()) {
                     Some(r) => r,
-                    None => dir::default_role(cx)
-                        .await?
-                        .ok_or_else(|| Error::Refused("no default role".into()))?,
+                    None => return here!(Err(Error::Refused("no default role is set".into()))),
                 };
                 let first = u.stations.first().map(|s| s.name.as_str());
                 let mut p = here!(prepare_user(
@@ -777,8 +825,6 @@ async fn apply_all(
                 if let Some(se) = u.stations.first() {
                     here!(fill_station(&mut p.station, se))?;
                 }
-                dir::insert_users(cx, std::slice::from_ref(&p.user)).await?;
-                dir::insert_stations(cx, std::slice::from_ref(&p.station)).await?;
                 ap.change(
                     '+',
                     "user",
@@ -793,7 +839,31 @@ async fn apply_all(
                     json!({"role": role.name}),
                 )
                 .await?;
-                dir::user_by_id(cx, &p.user.id).await?.expect("inserted")
+                for se in u.stations.iter().skip(1) {
+                    let mut row = NewStationRow {
+                        id: model::new_id(),
+                        domain_id: d.id.clone(),
+                        user_id: p.user.id.clone(),
+                        name: here!(DisplayName::parse_required("station name", &se.name))?
+                            .to_string(),
+                        eu_vat_id: None,
+                        registration_number: None,
+                        country_code: None,
+                        created_at: model::now(),
+                    };
+                    here!(fill_station(&mut row, se))?;
+                    ap.change(
+                        '+',
+                        "station",
+                        format!("{} of {}", row.name, p.user.email),
+                        "",
+                    );
+                    new_stations.push(row);
+                }
+                let id = p.user.id.clone();
+                new_users.push(p.user);
+                new_stations.push(p.station);
+                id
             }
             Some(cur) => {
                 let mut sets: Vec<(&str, Val)> = Vec::new();
@@ -817,16 +887,12 @@ async fn apply_all(
                         "role changed",
                     )
                     .await?;
-                    what.push(format!(
-                        "role {} → {}{}",
-                        cur.role,
-                        r.name,
-                        if n.revoked_tokens + n.trimmed_keys > 0 {
-                            format!(" ({})", n.summary())
-                        } else {
-                            String::new()
-                        }
-                    ));
+                    let extra = if n.revoked_tokens + n.trimmed_keys > 0 {
+                        format!(" ({})", n.summary())
+                    } else {
+                        String::new()
+                    };
+                    what.push(format!("role {} → {}{extra}", cur.role, r.name));
                     sets.push(("role_id", Val::from(&r.id)));
                 }
                 if let Some(s) = status
@@ -871,81 +937,71 @@ async fn apply_all(
                     )
                     .await?;
                 }
-                cur
+                let have = st.stations.get(&cur.id).cloned().unwrap_or_default();
+                for se in &u.stations {
+                    let mut row = NewStationRow {
+                        id: model::new_id(),
+                        domain_id: cur.domain_id.clone(),
+                        user_id: cur.id.clone(),
+                        name: here!(DisplayName::parse_required("station name", &se.name))?
+                            .to_string(),
+                        eu_vat_id: None,
+                        registration_number: None,
+                        country_code: None,
+                        created_at: model::now(),
+                    };
+                    here!(fill_station(&mut row, se))?;
+                    match have.iter().find(|s| s.name == row.name) {
+                        None => {
+                            ap.change('+', "station", format!("{} of {}", row.name, cur.email), "");
+                            ap.audit(
+                                cx,
+                                "station.add",
+                                &row.name,
+                                Some(&row.domain_id),
+                                json!({"user": cur.email}),
+                            )
+                            .await?;
+                            new_stations.push(row);
+                        }
+                        Some(s)
+                            if (
+                                s.eu_vat_id.as_deref(),
+                                s.registration_number.as_deref(),
+                                s.country_code.as_deref(),
+                            ) != (
+                                row.eu_vat_id.as_deref(),
+                                row.registration_number.as_deref(),
+                                row.country_code.as_deref(),
+                            ) =>
+                        {
+                            row.id = s.id.clone();
+                            dir::update_station(cx, &row).await?;
+                            ap.change(
+                                '~',
+                                "station",
+                                format!("{} of {}", row.name, cur.email),
+                                "identifiers",
+                            );
+                            ap.audit(
+                                cx,
+                                "station.edit",
+                                &row.name,
+                                Some(&row.domain_id),
+                                json!({"user": cur.email}),
+                            )
+                            .await?;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                cur.id
             }
         };
-        listed_user_ids.insert(user.id.clone());
-        let have = dir::list_stations(
-            cx,
-            &dir::StationQuery {
-                user_id: Some(user.id.clone()),
-                limit: 1000,
-                ..Default::default()
-            },
-        )
-        .await?;
-        for se in &u.stations {
-            let mut row = NewStationRow {
-                id: model::new_id(),
-                domain_id: user.domain_id.clone(),
-                user_id: user.id.clone(),
-                name: here!(DisplayName::parse_required("station name", &se.name))?.to_string(),
-                eu_vat_id: None,
-                registration_number: None,
-                country_code: None,
-                created_at: model::now(),
-            };
-            here!(fill_station(&mut row, se))?;
-            match have.iter().find(|s| s.name == row.name) {
-                None => {
-                    dir::insert_stations(cx, std::slice::from_ref(&row)).await?;
-                    ap.change(
-                        '+',
-                        "station",
-                        format!("{} of {}", row.name, user.email),
-                        "",
-                    );
-                    ap.audit(
-                        cx,
-                        "station.add",
-                        &row.name,
-                        Some(&row.domain_id),
-                        json!({"user": user.email}),
-                    )
-                    .await?;
-                }
-                Some(s)
-                    if (
-                        s.eu_vat_id.clone(),
-                        s.registration_number.clone(),
-                        s.country_code.clone(),
-                    ) != (
-                        row.eu_vat_id.clone(),
-                        row.registration_number.clone(),
-                        row.country_code.clone(),
-                    ) =>
-                {
-                    row.id = s.id.clone();
-                    dir::update_station(cx, &row).await?;
-                    ap.change(
-                        '~',
-                        "station",
-                        format!("{} of {}", row.name, user.email),
-                        "identifiers",
-                    );
-                    ap.audit(
-                        cx,
-                        "station.edit",
-                        &row.name,
-                        Some(&row.domain_id),
-                        json!({"user": user.email}),
-                    )
-                    .await?;
-                }
-                Some(_) => {}
-            }
-        }
+        listed_user_ids.insert(user_id);
     }
+    dir::insert_users(cx, &new_users).await?;
+    dir::insert_stations(cx, &new_stations).await?;
     // ---- keys
     let mut listed_keys: BTreeSet<String> = BTreeSet::new();
     for (i, e) in env.keys.iter().enumerate() {

@@ -144,3 +144,74 @@ pub async fn chain_page(cx: &mut Cx<'_>, after_seq: i64, limit: i64) -> Result<V
     let sql = "SELECT seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2";
     Ok(on!(cx, c => sqlx::query_as(sql).bind(after_seq).bind(limit).fetch_all(&mut *c).await?))
 }
+
+/// An owned event, for batched appends.
+#[derive(Debug, Clone)]
+pub struct OwnedEvent {
+    pub at: i64,
+    pub actor: String,
+    pub origin: String,
+    pub action: String,
+    pub target: String,
+    pub domain_id: Option<String>,
+    pub details: String,
+}
+
+/// Appends many events in order, chained, with multi-row inserts.
+pub async fn append_many(cx: &mut Cx<'_>, events: Vec<OwnedEvent>) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if let Cx::Pg(c) = cx {
+        sqlx::query("SELECT pg_advisory_xact_lock(7451032002)")
+            .execute(&mut **c)
+            .await?;
+    }
+    let last: Option<(i64, String)> = on!(cx, c => sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *c).await?);
+    let (mut seq, mut prev) = last.unwrap_or((0, GENESIS.to_string()));
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        seq += 1;
+        let mut row = AuditRow {
+            seq,
+            at: ev.at,
+            actor: ev.actor,
+            origin: ev.origin,
+            action: ev.action,
+            target: ev.target,
+            domain_id: ev.domain_id,
+            details: ev.details,
+            prev_hash: prev,
+            hash: String::new(),
+        };
+        row.hash = chain_hash(&row);
+        prev = row.hash.clone();
+        rows.push(row);
+    }
+    let engine = cx.engine();
+    for chunk in rows.chunks(500) {
+        let mut q = Sql::new(
+            engine,
+            "INSERT INTO audit_events (seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind_row(vec![
+                r.seq.into(),
+                r.at.into(),
+                r.actor.clone().into(),
+                r.origin.clone().into(),
+                r.action.clone().into(),
+                r.target.clone().into(),
+                r.domain_id.clone().into(),
+                r.details.clone().into(),
+                r.prev_hash.clone().into(),
+                r.hash.clone().into(),
+            ]);
+        }
+        super::directory::exec(cx, q).await?;
+    }
+    Ok(())
+}

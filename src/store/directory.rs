@@ -756,3 +756,9 @@ pub async fn set_role_description(cx: &mut Cx<'_>, id: &str, description: &str) 
     on!(cx, c => sqlx::query(sql).bind(description).bind(id).execute(&mut *c).await?.rows_affected());
     Ok(())
 }
+
+/// Every station of a domain (for provisioning).
+pub async fn stations_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<StationRow>> {
+    let sql = format!("{STATION_SELECT} WHERE s.domain_id = $1");
+    Ok(on!(cx, c => sqlx::query_as(AssertSqlSafe(sql)).bind(domain_id).fetch_all(&mut *c).await?))
+}
