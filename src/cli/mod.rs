@@ -1066,7 +1066,17 @@ async fn apply(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let r = match kw.apply(a, &name, &text, dry_run).await {
+    let spinner = (std::io::stderr().is_terminal() && !js).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_message(format!("applying {name}"));
+        b.enable_steady_tick(std::time::Duration::from_millis(100));
+        b
+    });
+    let result = kw.apply(a, &name, &text, dry_run).await;
+    if let Some(b) = spinner {
+        b.finish_and_clear();
+    }
+    let r = match result {
         Ok(r) => r,
         Err(e) => {
             if let Some(p) = secrets_out {

@@ -258,3 +258,43 @@ fn secrets_out_is_private_and_never_overwritten() {
     );
     assert!(err.contains("does not exist yet"), "{err}");
 }
+
+both!(
+    purge_keeps_tokens_within_retention_and_unexpired_revoked_ones,
+    |e| {
+        e.ok(&["init", "--domain", "free.example.com"]);
+        e.json(&["demo", "--users", "40", "--tokens", "400"]);
+        e.ok(&["user", "add", "r@x.example", "--domain", "free.example.com"]);
+        let t = e.json(&["token", "mint", "--user", "r@x.example"]);
+        e.ok(&["token", "revoke", t["jti"].as_str().unwrap()]);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let exp = |v: &serde_json::Value| {
+            time::OffsetDateTime::parse(
+                v["expires_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+            .unix_timestamp()
+        };
+        let before = e.json(&["token", "list", "--limit", "10000"]);
+        let all = before.as_array().unwrap();
+        let old = all.iter().filter(|x| exp(x) < now - 30 * 86400).count();
+        assert!(old > 0, "the demo data has long-expired tokens");
+        let r = e.json(&["token", "purge", "--expired-before", "30d"]);
+        assert_eq!(r["removed"].as_u64().unwrap() as usize, old);
+        let after = e.json(&["token", "list", "--limit", "10000"]);
+        let after = after.as_array().unwrap();
+        assert_eq!(after.len(), all.len() - old);
+        assert!(after.iter().all(|x| exp(x) >= now - 30 * 86400 - 5));
+        // The revoked, unexpired token is kept (its revocation must stay visible).
+        assert!(
+            after
+                .iter()
+                .any(|x| x["jti"] == t["jti"] && !x["revoked_at"].is_null())
+        );
+        assert_eq!(
+            e.json(&["token", "purge", "--expired-before", "30d"])["removed"],
+            0
+        );
+    }
+);
