@@ -138,9 +138,9 @@ fn reads(c: &mut Criterion, rt: &Runtime, fx: &Fixture) {
     let created_mid = rt.block_on(fx.cursor_at(UserSort::Created, mid));
 
     let mut g = c.benchmark_group("user_list_100k");
-    g.sample_size(30)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1500));
     let cases: Vec<(&str, UserQuery)> = vec![
         ("email_first", page(UserSort::Email, None, None)),
         (
@@ -190,8 +190,8 @@ fn reads(c: &mut Criterion, rt: &Runtime, fx: &Fixture) {
 
     let mut g = c.benchmark_group("user_count_100k");
     g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1500));
     for (name, search) in [
         ("all", None),
         ("search_prefix_al", Some("al")),
