@@ -49,3 +49,22 @@ mod tests {
         assert!(!inert(&all).chars().any(needs_escape));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn sanitised_output_never_contains_a_control_character(s in any::<String>()) {
+            let out = inert(&s);
+            prop_assert!(!out.chars().any(needs_escape));
+            // Nothing is lost: text without control characters is unchanged.
+            if !s.chars().any(needs_escape) {
+                prop_assert_eq!(out.as_ref(), s.as_str());
+            }
+        }
+    }
+}

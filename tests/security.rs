@@ -349,3 +349,146 @@ fn kill_9_during_bulk_work_leaves_a_consistent_database() {
         "env.toml: no changes."
     );
 }
+
+fn stress(e: &Env) {
+    e.init();
+    e.ok(&["role", "add", "Partner", "--scopes", "read,write"]);
+    for i in 0..6 {
+        e.ok(&[
+            "user",
+            "add",
+            &format!("u{i}@x.example"),
+            "--domain",
+            "free.example.com",
+        ]);
+    }
+    let secs: u64 = std::env::var("KEYWARD_STRESS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::var("CI").is_ok_and(|v| v == "true") {
+            30
+        } else {
+            5
+        });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let handles: Vec<_> = (0..8u64)
+        .map(|p| {
+            let (url, dir) = (e.url.clone(), e.dir.path().to_path_buf());
+            std::thread::spawn(move || {
+                let mut stations_added: Vec<(String, String)> = Vec::new();
+                let (mut ok, mut conflicts) = (0u32, 0u32);
+                let mut n = p.wrapping_mul(2654435761);
+                while std::time::Instant::now() < deadline {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let u = format!("u{}@x.example", (n >> 33) % 6);
+                    let station = format!("p{p}-{}", ok + conflicts);
+                    let args: Vec<String> = match (n >> 40) % 8 {
+                        0 => vec![
+                            "user".into(),
+                            "set-role".into(),
+                            u.clone(),
+                            if n & 1 == 0 {
+                                "Partner".into()
+                            } else {
+                                "Consumer".into()
+                            },
+                        ],
+                        1 => vec!["user".into(), "disable".into(), u.clone()],
+                        2 => vec!["user".into(), "enable".into(), u.clone()],
+                        3 => vec![
+                            "station".into(),
+                            "add".into(),
+                            station.clone(),
+                            "--user".into(),
+                            u.clone(),
+                        ],
+                        4 => vec!["token".into(), "mint".into(), "--user".into(), u.clone()],
+                        5 => vec![
+                            "role".into(),
+                            if n & 2 == 0 {
+                                "grant".into()
+                            } else {
+                                "revoke".into()
+                            },
+                            "Partner".into(),
+                            "write".into(),
+                        ],
+                        6 => vec!["key".into(), "create".into(), "--user".into(), u.clone()],
+                        _ => vec!["token".into(), "revoke".into(), "--user".into(), u.clone()],
+                    };
+                    let o = Command::new(common::BIN)
+                        .args(&args)
+                        .env("KEYWARD_DATABASE_URL", &url)
+                        .env("XDG_DATA_HOME", dir.join("data"))
+                        .env("XDG_CONFIG_HOME", dir.join("config"))
+                        .env("KEYWARD_MASTER_KEY_FILE", dir.join("master.key"))
+                        .output()
+                        .unwrap();
+                    let err = String::from_utf8_lossy(&o.stderr).to_string();
+                    assert!(!err.to_lowercase().contains("locked"), "{args:?}: {err}");
+                    match o.status.code() {
+                        Some(0) => {
+                            ok += 1;
+                            if args[0] == "station" {
+                                stations_added.push((u.clone(), station));
+                            }
+                        }
+                        // Refused on its merits: a disabled user cannot get a token or key, or
+                        // a concurrent change won (reported, never silently overwritten).
+                        Some(1)
+                            if err.contains("disabled")
+                                || err.contains("changed by someone else")
+                                || err.contains("concurrent")
+                                || err.contains("busy") =>
+                        {
+                            conflicts += 1
+                        }
+                        other => panic!("{args:?} exited {other:?}: {err}"),
+                    }
+                }
+                (ok, conflicts, stations_added)
+            })
+        })
+        .collect();
+    let mut all_stations = Vec::new();
+    let mut total_ok = 0;
+    for h in handles {
+        let (ok, _conflicts, st) = h.join().unwrap();
+        total_ok += ok;
+        all_stations.extend(st);
+    }
+    assert!(total_ok > 16, "the stress run did work ({total_ok} writes)");
+    // No lost writes: every station reported as added exists.
+    let list = e.json(&["station", "list"]);
+    let names: std::collections::HashSet<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    for (_, s) in &all_stations {
+        assert!(names.contains(s), "station {s} reported added but missing");
+    }
+    check_invariants(e);
+    // Tokens of disabled users are all revoked.
+    for i in 0..6 {
+        let u = e.json(&["user", "show", &format!("u{i}@x.example")]);
+        if u["status"] == "disabled" {
+            assert_eq!(u["active_tokens"], 0, "{u}");
+        }
+    }
+}
+
+#[test]
+fn concurrent_writers_on_sqlite() {
+    stress(&Env::sqlite());
+}
+
+#[test]
+fn concurrent_writers_on_postgres() {
+    if let Some(e) = Env::pg() {
+        stress(&e);
+    }
+}

@@ -146,7 +146,7 @@ impl Keyward {
         self.write(async move |cx| {
             let u = find_user(cx, &a, &spec.user, spec.domain.as_deref()).await?;
             a.require_domain(&u.domain_id, &u.domain)?;
-            if u.status != "active" {
+            if dir::lock_user_status(cx, &u.id).await?.as_deref() != Some("active") {
                 return Err(Error::Refused(format!("{} is disabled; enable the user first", u.email)));
             }
             let g = ScopeGraph::load(cx).await?;

@@ -1394,3 +1394,38 @@ fn fill_station(row: &mut NewStationRow, se: &StationEntry) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The parser never panics, whatever the file holds; errors name the file.
+        #[test]
+        fn parser_never_panics(text in ".{0,400}") {
+            if let Err(e) = parse("f.toml", &text) {
+                prop_assert!(e.to_string().contains("f.toml"));
+            }
+        }
+
+        /// Structured near-misses: valid-looking tables with hostile values.
+        #[test]
+        fn parser_handles_hostile_values(name in "[\\x00-\\x7f\u{202e}\u{1b}]{0,40}", key in "[a-z_]{1,12}") {
+            let text = format!("[[users]]\nemail = {name:?}\ndomain = \"d.example\"\n{key} = 1\n");
+            let _ = parse("f.toml", &text);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_line() {
+        let e = parse("env.toml", "[[roles]]\nname = \"R\"\nscope = [\"read\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("env.toml") && e.contains("scope") && e.contains("line 3"),
+            "{e}"
+        );
+    }
+}

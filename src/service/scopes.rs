@@ -712,3 +712,34 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Closure is extensive, idempotent and closed under implication.
+        #[test]
+        fn closure_is_a_closure(edges in proptest::collection::vec((0u8..8, 0u8..8), 0..20), start in proptest::collection::vec(0u8..8, 0..4)) {
+            let mut g = ScopeGraph::default();
+            for (a, b) in &edges {
+                g.all.insert(format!("s{a}"));
+                g.all.insert(format!("s{b}"));
+                g.implies.entry(format!("s{a}")).or_default().insert(format!("s{b}"));
+            }
+            let names: Vec<String> = start.iter().map(|x| format!("s{x}")).collect();
+            let c = g.closure(names.iter().map(String::as_str));
+            for n in &names {
+                prop_assert!(c.contains(n));
+            }
+            let again = g.closure(c.iter().map(String::as_str));
+            prop_assert_eq!(&again, &c);
+            for s in &c {
+                if let Some(next) = g.implies.get(s) {
+                    prop_assert!(next.is_subset(&c));
+                }
+            }
+        }
+    }
+}

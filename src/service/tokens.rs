@@ -216,7 +216,7 @@ impl Keyward {
         self.write(async move |cx| {
             let u = find_user(cx, &a, &spec.user, spec.domain.as_deref()).await?;
             a.require_domain(&u.domain_id, &u.domain)?;
-            if u.status != "active" {
+            if dir::lock_user_status(cx, &u.id).await?.as_deref() != Some("active") {
                 return Err(Error::Refused(format!("{} is disabled; enable the user before minting", u.email)));
             }
             let g = ScopeGraph::load(cx).await?;
@@ -594,7 +594,10 @@ impl Keyward {
                 if r.expires_at <= now {
                     return Ok(Err("refresh token has expired".to_string()));
                 }
-                let user = dir::user_by_id(cx, &r.user_id).await?;
+                let locked = dir::lock_user_status(cx, &r.user_id).await?;
+                let user = dir::user_by_id(cx, &r.user_id)
+                    .await?
+                    .filter(|_| locked.as_deref() == Some("active"));
                 let Some(user) = user.filter(|u| u.status == "active") else {
                     return Ok(Err("the user is disabled".to_string()));
                 };

@@ -762,3 +762,23 @@ pub async fn stations_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<
     let sql = format!("{STATION_SELECT} WHERE s.domain_id = $1");
     Ok(on!(cx, c => sqlx::query_as(AssertSqlSafe(sql)).bind(domain_id).fetch_all(&mut *c).await?))
 }
+
+/// Locks a user's row for the rest of the transaction (PostgreSQL `FOR UPDATE`; SQLite
+/// write transactions are already exclusive) and returns its current status, so a
+/// concurrent disable cannot slip between a status check and a token insert.
+pub async fn lock_user_status(cx: &mut Cx<'_>, id: &str) -> Result<Option<String>> {
+    Ok(match cx {
+        Cx::Sqlite(c) => {
+            sqlx::query_scalar("SELECT status FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **c)
+                .await?
+        }
+        Cx::Pg(c) => {
+            sqlx::query_scalar("SELECT status FROM users WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut **c)
+                .await?
+        }
+    })
+}
