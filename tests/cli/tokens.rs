@@ -576,3 +576,59 @@ fn secrets_never_reach_the_database_file() {
         0o600
     );
 }
+
+#[test]
+fn secrets_never_reach_a_postgres_dump() {
+    let Some(e) = Env::pg() else { return };
+    setup(&e);
+    let k = e.json(&["key", "create", "--user", "alice@example.com"]);
+    let a = e.json(&[
+        "app",
+        "create",
+        "Ledger",
+        "--owner",
+        "alice@example.com",
+        "--redirect-uri",
+        "https://l.example/cb",
+    ]);
+    let pw = "correct horse battery staple";
+    let o = e.run_stdin(
+        &[
+            "user",
+            "add",
+            "pw@x.example",
+            "--domain",
+            "free.example.com",
+            "--password-stdin",
+        ],
+        &format!("{pw}\n"),
+    );
+    assert!(o.status.success());
+    let dump = std::process::Command::new("pg_dump")
+        .arg(&e.url)
+        .output()
+        .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        text.contains("alice@example.com"),
+        "the dump holds the data"
+    );
+    let master = std::fs::read_to_string(e.path("master.key")).unwrap();
+    for s in [
+        k["client_secret"].as_str().unwrap(),
+        a["client_secret"].as_str().unwrap(),
+        master.trim(),
+        pw,
+    ] {
+        assert!(!text.contains(s), "the dump contains a secret");
+    }
+    assert!(
+        !text.contains("MIGH") && !text.contains("MC4C"),
+        "the dump holds a private key in base64 DER"
+    );
+}
