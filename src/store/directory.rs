@@ -528,11 +528,13 @@ fn user_filters(q: &mut Sql, f: &UserQuery) {
 /// characters on, any substring of email or name served by the trigram index.
 fn search_filter(q: &mut Sql, text: &str) {
     let norm = text.to_lowercase();
-    let prefix = format!("{}%", super::sql::like_escape(&norm));
     if norm.chars().count() < 3 {
-        q.push(" AND u.email_norm LIKE ")
-            .bind(prefix)
-            .push(" ESCAPE '\\'");
+        // A range over the (already lowercase) email index: `LIKE` is case-insensitive
+        // and so cannot use the index's binary order.
+        q.push(" AND u.email_norm >= ").bind(norm.clone());
+        if let Some(upper) = prefix_upper_bound(&norm) {
+            q.push(" AND u.email_norm < ").bind(upper);
+        }
         return;
     }
     match q.engine() {
@@ -550,6 +552,18 @@ fn search_filter(q: &mut Sql, text: &str) {
                 .push(" ESCAPE '\\'");
         }
     }
+}
+
+/// The smallest string greater than every string with this prefix (None if unbounded).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// One page of users and the cursor for the next page.
