@@ -6,6 +6,7 @@ pub mod secret;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod tui;
 
 pub use error::{Error, Result};
 pub use service::{Actor, Keyward, OsIdentity};
