@@ -247,7 +247,7 @@ pub struct App {
     pub domain: Option<DomainRow>,
     pub dash: Option<Dashboard>,
     pub dash_sel: usize,
-    pub dash_gen: u64,
+    pub dash_generation: u64,
     pub dash_loading: bool,
     pub users: Paged<UserRow>,
     pub detail: Option<UserDetail>,
@@ -291,7 +291,7 @@ impl App {
             domain: None,
             dash: None,
             dash_sel: 0,
-            dash_gen: 0,
+            dash_generation: 0,
             dash_loading: false,
             users: Paged::new(false),
             detail: None,
@@ -385,10 +385,10 @@ impl App {
     pub fn load(&mut self, screen: ScreenId) -> Vec<Effect> {
         match screen {
             ScreenId::Dashboard => {
-                self.dash_gen += 1;
+                self.dash_generation += 1;
                 self.dash_loading = true;
                 vec![Effect::Load(Request::Dashboard {
-                    generation: self.dash_gen,
+                    generation: self.dash_generation,
                     domain: self.domain_id(),
                 })]
             }
@@ -575,7 +575,7 @@ impl App {
         let view = self.view();
         match l {
             Loaded::Dashboard { generation, result } => {
-                if generation != self.dash_gen {
+                if generation != self.dash_generation {
                     return Vec::new();
                 }
                 self.dash_loading = false;

@@ -6,6 +6,7 @@
 //! terminal is restored on quit, on error, on panic and on SIGTERM/SIGHUP.
 
 pub mod app;
+pub mod fixture;
 pub mod fmt;
 pub mod keymap;
 pub mod screens;
@@ -13,6 +14,9 @@ pub mod tasks;
 pub mod theme;
 pub mod ui;
 pub mod widgets;
+
+#[cfg(test)]
+mod app_tests;
 
 use app::{Action, App, Info};
 use futures_util::StreamExt;

@@ -263,30 +263,41 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
     let th = &app.theme;
     match ov {
         Overlay::Help => {
-            let mut lines = vec![Line::styled(
-                format!("Keys of {} (the hint line shows the main ones)", app.screen.def().title),
-                th.header(),
-            )];
+            // Two columns of bindings; reasons for disabled keys grouped below.
+            let mut cells: Vec<Line> = Vec::new();
+            let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
             for b in keymap::for_screen(app.screen) {
                 let why = app.disabled(b.need, b.unavailable);
-                let style = if why.is_some() { th.dim() } else { Style::new() };
-                let mut spans = vec![
-                    Span::styled(format!("{:>7}  ", b.label), if why.is_some() { th.dim() } else { th.key() }),
-                    Span::styled(b.desc.to_string(), style),
-                ];
+                let off = why.is_some();
+                cells.push(Line::from(vec![
+                    Span::styled(format!("{:>6} ", b.label), if off { th.dim() } else { th.key() }),
+                    Span::styled(format!("{}{}", b.desc, if off { " ⊘" } else { "" }), if off { th.dim() } else { Style::new() }),
+                ]));
                 if let Some(w) = why {
-                    spans.push(Span::styled(format!("  — disabled: {w}"), th.dim()));
+                    match reasons.iter_mut().find(|(r, _)| *r == w) {
+                        Some((_, keys)) => keys.push(b.label),
+                        None => reasons.push((w, vec![b.label])),
+                    }
                 }
-                lines.push(Line::from(spans));
             }
-            lines.push(Line::styled("any key closes", th.dim()));
-            let h = lines.len() as u16 + 2;
-            let r = centered(area, 96, h);
+            let half = cells.len().div_ceil(2);
+            let right: Vec<Line> = cells.split_off(half);
+            let mut foot: Vec<Line> = reasons
+                .into_iter()
+                .map(|(why, keys)| Line::styled(format!("⊘ {} disabled: {why}", keys.join(" ")), th.dim()))
+                .collect();
+            foot.push(Line::styled("any key closes", th.dim()));
+            let h = (half as u16 + foot.len() as u16 * 2 + 3).min(area.height);
+            let r = centered(area, 100, h);
             f.render_widget(Clear, r);
-            f.render_widget(
-                Paragraph::new(lines).block(block(th, "Help".into(), true)).wrap(Wrap { trim: false }),
-                r,
-            );
+            let outer = block(th, format!("Keys of {}", app.screen.def().title), true);
+            let inner = outer.inner(r);
+            f.render_widget(outer, r);
+            let [cols, foot_area] = Layout::vertical([Constraint::Length(half as u16), Constraint::Min(1)]).areas(inner);
+            let [lc, rc] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
+            f.render_widget(Paragraph::new(cells), lc);
+            f.render_widget(Paragraph::new(right), rc);
+            f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), foot_area);
         }
         Overlay::Error(msg) => {
             let lines = vec![
@@ -312,7 +323,7 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 Span::styled("n", th.key()),
                 Span::raw("/Esc cancel"),
             ]));
-            let r = centered(area, 74, lines.len() as u16 + 4);
+            let r = centered(area, 74, lines.len() as u16 + 3);
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines).block(block(th, c.title.clone(), true)).wrap(Wrap { trim: false }),

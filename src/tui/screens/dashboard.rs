@@ -44,9 +44,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     for (i, u) in d.pending_users.iter().enumerate().take(tl.height.saturating_sub(2) as usize) {
         let age = span(app.now - u.created_at);
         let role_w = 10;
-        let email_w = w.saturating_sub(4 + 1 + role_w + 2);
+        let email_w = w.saturating_sub(5 + 1 + role_w + 2);
         let text = format!(
-            "{}{:>3} {:<email_w$} {}",
+            "{}{:>4} {:<email_w$} {}",
             if i == app.dash_sel { "▶" } else { " " },
             age,
             trunc(&safe(&u.email), email_w),
@@ -72,9 +72,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         let left = span(t.expires_at - app.now);
         let client_w = 10;
         let email_w = 12;
-        let scopes_w = w.saturating_sub(4 + client_w + email_w + 3);
+        let scopes_w = w.saturating_sub(5 + client_w + email_w + 3);
         lines.push(Line::raw(format!(
-            "{:>3} {:<client_w$} {:<email_w$} {}",
+            "{:>4} {:<client_w$} {:<email_w$} {}",
             left,
             trunc(&safe(&t.client_id), client_w),
             trunc(&safe(&t.user_email), email_w),
@@ -91,9 +91,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 
     // Totals.
     let lines = vec![
-        Line::raw(format!(" users    {:>10}   domains  {:>9}", thousands(d.users), thousands(d.domains))),
-        Line::raw(format!(" pending  {:>10}   stations {:>9}", thousands(d.pending), thousands(d.stations))),
-        Line::raw(format!(" tokens active {:>5}", thousands(d.active_tokens))),
+        Line::raw(format!(" users    {:>9}  domains  {:>9}", thousands(d.users), thousands(d.domains))),
+        Line::raw(format!(" pending  {:>9}  stations {:>9}", thousands(d.pending), thousands(d.stations))),
+        Line::raw(format!(" tokens   {:>9}  expiring {:>9}", thousands(d.active_tokens), thousands(d.expiring_tokens))),
+        Line::styled("          active            in 7 days", th.dim()),
     ];
     f.render_widget(Paragraph::new(lines).block(block(th, "Totals".into(), false)), bl);
 

@@ -11,11 +11,11 @@ use ratatui::text::Line;
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let wide = area.width >= 110;
     let mut cols = vec![
-        ("EMAIL", Constraint::Fill(3)),
+        ("EMAIL", Constraint::Fill(5)),
         ("NAME", Constraint::Fill(2)),
-        ("ROLE", Constraint::Length(13)),
-        ("API", Constraint::Length(8)),
-        ("STATUS", Constraint::Length(8)),
+        ("ROLE", Constraint::Length(9)),
+        ("API", Constraint::Length(7)),
+        ("STATUS", Constraint::Length(10)),
         ("CREATED", Constraint::Length(10)),
     ];
     if wide {
