@@ -26,7 +26,8 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode,
+    enable_raw_mode,
 };
 use std::io::{self, Stdout};
 use std::time::Duration;
@@ -51,10 +52,15 @@ fn setup() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
         previous(info);
     }));
     enable_raw_mode()?;
-    execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
-    let mut t = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    t.clear()?;
-    Ok(t)
+    // A fresh alternate screen, cleared without asking the terminal for its cursor
+    // position (`Terminal::clear` would, and some terminals never answer).
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        Clear(ClearType::All),
+        EnableBracketedPaste
+    )?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
 }
 
 /// Runs the console until the operator quits.

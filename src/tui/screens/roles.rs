@@ -31,8 +31,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         })
         .collect();
     f.render_widget(
-        Table::new(rows, [Constraint::Length(1), Constraint::Length(16), Constraint::Length(8), Constraint::Fill(1)])
-            .header(Row::new(vec!["", "ROLE", "USERS", "EFFECTIVE SCOPES"]).style(th.header()))
+        Table::new(rows, [Constraint::Length(1), Constraint::Length(15), Constraint::Length(7), Constraint::Fill(1)])
+            .header(Row::new(vec!["", "ROLE", "USERS", "EFFECTIVE"]).style(th.header()))
             .block(block(th, format!("Roles ({}) · ★ default", app.roles.items.len()), app.pane == 0)),
         left,
     );
