@@ -278,7 +278,6 @@ impl Keyward {
                 report.done.push(format!("added domain {name}"));
             }
         }
-        drop(cx);
         tx.commit().await?;
         Ok(report)
     }

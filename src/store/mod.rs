@@ -73,8 +73,8 @@ macro_rules! on {
 impl Tx {
     pub fn cx(&mut self) -> Cx<'_> {
         match self {
-            Tx::Sqlite(t) => Cx::Sqlite(&mut **t),
-            Tx::Pg(t) => Cx::Pg(&mut **t),
+            Tx::Sqlite(t) => Cx::Sqlite(t),
+            Tx::Pg(t) => Cx::Pg(t),
         }
     }
     pub fn engine(&self) -> Engine {
@@ -95,8 +95,8 @@ impl Tx {
 impl Conn {
     pub fn cx(&mut self) -> Cx<'_> {
         match self {
-            Conn::Sqlite(c) => Cx::Sqlite(&mut **c),
-            Conn::Pg(c) => Cx::Pg(&mut **c),
+            Conn::Sqlite(c) => Cx::Sqlite(c),
+            Conn::Pg(c) => Cx::Pg(c),
         }
     }
 }
@@ -169,22 +169,22 @@ impl Db {
     pub async fn open(target: &Target, create: bool) -> Result<Db> {
         match target.engine()? {
             Engine::Sqlite => {
-                if let Some(path) = target.sqlite_file() {
-                    if !path.exists() {
-                        if !create {
-                            return Err(Error::Environment(format!(
-                                "no Keyward database at {}; run `keyward init --database-url {}` to create one",
-                                path.display(),
-                                target.url
-                            )));
-                        }
-                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                            std::fs::create_dir_all(dir).map_err(|e| {
-                                Error::Environment(format!("cannot create {}: {e}", dir.display()))
-                            })?;
-                        }
-                        create_private_file(&path)?;
+                if let Some(path) = target.sqlite_file()
+                    && !path.exists()
+                {
+                    if !create {
+                        return Err(Error::Environment(format!(
+                            "no Keyward database at {}; run `keyward init --database-url {}` to create one",
+                            path.display(),
+                            target.url
+                        )));
                     }
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            Error::Environment(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
+                    create_private_file(&path)?;
                 }
                 let opts = SqliteConnectOptions::from_str(&target.url)
                     .map_err(|e| {
