@@ -70,7 +70,9 @@ fn snapshots_of_overlays() {
 fn first_run_dashboard_says_what_to_do() {
     let mut app = App::new(
         fixture::actor(OperatorRole::Admin),
-        Info { database: "sqlite /data/keyward.db".into() },
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
         NOW,
         (80, 24),
     );
@@ -96,14 +98,25 @@ fn hostile_names_render_inert() {
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Char('j'));
     let bob = app.users.selected().cloned().unwrap();
-    app.update(Action::Loaded(Loaded::UserDetail { id: bob.id.clone(), result: Ok(fixture::detail(&bob)) }));
+    app.update(Action::Loaded(Loaded::UserDetail {
+        id: bob.id.clone(),
+        result: Ok(Box::new(fixture::detail(&bob))),
+    }));
     let t = draw(&app, 120, 40);
     let text = screen_text(&t);
-    assert!(text.contains(r"Bob \e]0;pwned\x0"), "the list shows it escaped: {text}");
-    assert!(text.contains(r"name Bob \e]0;pwned\x07\e[2J"), "the detail shows all of it: {text}");
+    assert!(
+        text.contains(r"Bob \e]0;pwned\x0"),
+        "the list shows it escaped: {text}"
+    );
+    assert!(
+        text.contains(r"name Bob \e]0;pwned\x07\e[2J"),
+        "the detail shows all of it: {text}"
+    );
     let buf = t.backend().buffer();
     assert!(
-        buf.content().iter().all(|c| !c.symbol().chars().any(|ch| ch.is_control())),
+        buf.content()
+            .iter()
+            .all(|c| !c.symbol().chars().any(|ch| ch.is_control())),
         "no control character reaches a cell"
     );
 }
@@ -115,13 +128,25 @@ fn disabled_actions_are_dimmed_with_their_reason() {
     let buf = t.backend().buffer().clone();
     // The hint line still lists R and x for a viewer, dimmed.
     let hint_y = 38;
-    let line: String = (0..120).map(|x| buf[(x, hint_y)].symbol().to_string()).collect();
-    assert!(line.contains("R role") && line.contains("x disable/enable"), "{line}");
+    let line: String = (0..120)
+        .map(|x| buf[(x, hint_y)].symbol().to_string())
+        .collect();
+    assert!(
+        line.contains("R role") && line.contains("x disable/enable"),
+        "{line}"
+    );
     let x = line.find("R role").unwrap() as u16;
-    assert!(buf[(x, hint_y)].modifier.contains(ratatui::style::Modifier::DIM));
+    assert!(
+        buf[(x, hint_y)]
+            .modifier
+            .contains(ratatui::style::Modifier::DIM)
+    );
     press(&mut app, KeyCode::Char('?'));
     let text = screen_text(&draw(&app, 120, 40));
-    assert!(text.contains("ana is a viewer operator; this needs support or admin"), "{text}");
+    assert!(
+        text.contains("ana is a viewer operator; this needs support or admin"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -161,7 +186,9 @@ mod pty {
 
     impl Env {
         pub fn new() -> Env {
-            let e = Env { dir: tempfile::tempdir().unwrap() };
+            let e = Env {
+                dir: tempfile::tempdir().unwrap(),
+            };
             e.cli(&["init", "--domain", "free.example.com"]);
             for (email, name) in [
                 ("alice@example.com", "Alice Meyer"),
@@ -169,7 +196,15 @@ mod pty {
                 ("bob@example.com", "Bob Builder"),
                 ("carol@example.com", "Carol King"),
             ] {
-                e.cli(&["user", "add", email, "--domain", "free.example.com", "--name", name]);
+                e.cli(&[
+                    "user",
+                    "add",
+                    email,
+                    "--domain",
+                    "free.example.com",
+                    "--name",
+                    name,
+                ]);
             }
             e
         }
@@ -191,12 +226,19 @@ mod pty {
                 .env_remove("KEYWARD_DATABASE_URL")
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         /// Writes a hostile display name straight into the database: the core refuses
         /// control characters, but whoever can write the database can put anything there.
         pub fn poison_name(&self, email: &str, name: &str) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 let pool = sqlx::sqlite::SqlitePoolOptions::new()
                     .connect(&self.url())
@@ -215,7 +257,12 @@ mod pty {
         }
         pub fn spawn(&self, rows: u16, cols: u16) -> Console {
             let pair = native_pty_system()
-                .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+                .openpty(PtySize {
+                    rows,
+                    cols,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
                 .unwrap();
             let mut cmd = CommandBuilder::new(BIN);
             cmd.arg("--database-url");
@@ -244,7 +291,13 @@ mod pty {
                 }
             });
             let writer = pair.master.take_writer().unwrap();
-            Console { parser, raw, writer, child, master: pair.master }
+            Console {
+                parser,
+                raw,
+                writer,
+                child,
+                master: pair.master,
+            }
         }
     }
 
@@ -282,9 +335,18 @@ mod pty {
             self.writer.flush().unwrap();
         }
         pub fn resize(&self, rows: u16, cols: u16) {
-            self.parser.lock().unwrap().screen_mut().set_size(nz(rows), nz(cols));
+            self.parser
+                .lock()
+                .unwrap()
+                .screen_mut()
+                .set_size(nz(rows), nz(cols));
             self.master
-                .resize(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+                .resize(PtySize {
+                    rows,
+                    cols,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
                 .unwrap();
         }
         /// Waits for the process to end and returns its success.
@@ -325,7 +387,10 @@ fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
     let mut c = env.spawn(24, 80);
     let s = c.wait_for("Waiting for API access (4)");
     assert!(s.contains("alice@example.com"), "{s}");
-    assert!(c.parser.lock().unwrap().screen().alternate_screen(), "drawn in the alternate screen");
+    assert!(
+        c.parser.lock().unwrap().screen().alternate_screen(),
+        "drawn in the alternate screen"
+    );
     for (key, marker) in [
         ("2", "EMAIL"),
         ("3", "EFFECTIVE"),
@@ -349,7 +414,9 @@ fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
     c.wait_for("1 of 4");
     // Tab goes on, `:` runs a command.
     c.send(":users carol\r");
-    c.wait(":users carol", |s| s.contains("1 of 1") && s.contains("carol@example.com"));
+    c.wait(":users carol", |s| {
+        s.contains("1 of 1") && s.contains("carol@example.com")
+    });
     // Ctrl-C quits from anywhere, leaving the alternate screen.
     c.send(":");
     c.wait_for("Command");
@@ -371,9 +438,15 @@ fn pty_hostile_name_is_rendered_escaped() {
     c.send(":users bob\r");
     let s = c.wait_for(r"\e]0;pwned\x07");
     assert!(s.contains(r"Bob \e]0;pwned\x07\e[2J"), "{s}");
-    assert!(!s.contains("Waiting for API"), "the screen was not cleared by the name");
+    assert!(
+        !s.contains("Waiting for API"),
+        "the screen was not cleared by the name"
+    );
     let raw = String::from_utf8_lossy(&c.raw.lock().unwrap()).into_owned();
-    assert!(!raw.contains("\x1b]0;pwned"), "no OSC title sequence reached the terminal");
+    assert!(
+        !raw.contains("\x1b]0;pwned"),
+        "no OSC title sequence reached the terminal"
+    );
     assert!(!raw.contains("pwned\x07"), "no BEL from user data");
     c.send("\x03");
     assert!(c.exit());

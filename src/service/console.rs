@@ -4,7 +4,9 @@ use super::{Actor, Keyward};
 use crate::error::Result;
 use crate::store::audit::AuditRow;
 use crate::store::console::{self as con, AuditPage, StationPage, TokenQuery, TokenRow};
-use crate::store::directory::{self as dir, StationQuery, StationRow, UserQuery, UserRow, UserSort};
+use crate::store::directory::{
+    self as dir, StationQuery, StationRow, UserQuery, UserRow, UserSort,
+};
 use serde::Serialize;
 
 /// What the dashboard shows, for one domain or all the actor may see.

@@ -176,10 +176,8 @@ pub async fn station_page(
             .bind(id)
             .push(")");
     }
-    q.push(&format!(
-        " ORDER BY s.created_at {dir}, s.id {dir} LIMIT "
-    ))
-    .bind(f.limit.clamp(1, 10_000));
+    q.push(&format!(" ORDER BY s.created_at {dir}, s.id {dir} LIMIT "))
+        .bind(f.limit.clamp(1, 10_000));
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }
@@ -225,7 +223,11 @@ pub async fn audit_page(cx: &mut Cx<'_>, f: &AuditPage) -> Result<Vec<super::aud
         "SELECT seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash FROM audit_events WHERE 1 = 1",
     );
     audit_filters(&mut q, f);
-    let (cmp, dir) = if f.ascending { (">", "ASC") } else { ("<", "DESC") };
+    let (cmp, dir) = if f.ascending {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
     if let Some(s) = f.after_seq {
         q.push(&format!(" AND seq {cmp} ")).bind(s);
     }

@@ -89,11 +89,24 @@ impl ListRow for AuditRow {
 /// Database reads the runtime performs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Dashboard { generation: u64, domain: Option<String> },
-    Page { screen: ScreenId, spec: PageSpec, domain: Option<String> },
-    UserDetail { id: String },
-    Roles { generation: u64 },
-    Operators { generation: u64 },
+    Dashboard {
+        generation: u64,
+        domain: Option<String>,
+    },
+    Page {
+        screen: ScreenId,
+        spec: PageSpec,
+        domain: Option<String>,
+    },
+    UserDetail {
+        id: String,
+    },
+    Roles {
+        generation: u64,
+    },
+    Operators {
+        generation: u64,
+    },
     Domains,
 }
 
@@ -109,33 +122,104 @@ pub enum Rows {
 /// Answers of [`Request`]s. Errors are already messages for people.
 #[derive(Debug, Clone)]
 pub enum Loaded {
-    Dashboard { generation: u64, result: Result<Dashboard, String> },
-    Page { screen: ScreenId, generation: u64, pos: Pos, result: Result<(Rows, Option<i64>), String> },
-    UserDetail { id: String, result: Result<UserDetail, String> },
-    Roles { generation: u64, result: Result<(Vec<RoleView>, Vec<ScopeView>), String> },
-    Operators { generation: u64, result: Result<Vec<OperatorView>, String> },
+    Dashboard {
+        generation: u64,
+        result: Result<Box<Dashboard>, String>,
+    },
+    Page {
+        screen: ScreenId,
+        generation: u64,
+        pos: Pos,
+        result: Result<(Rows, Option<i64>), String>,
+    },
+    UserDetail {
+        id: String,
+        result: Result<Box<UserDetail>, String>,
+    },
+    Roles {
+        generation: u64,
+        result: Result<(Vec<RoleView>, Vec<ScopeView>), String>,
+    },
+    Operators {
+        generation: u64,
+        result: Result<Vec<OperatorView>, String>,
+    },
     Domains(Result<Vec<DomainRow>, String>),
 }
 
 /// Changes the runtime performs through the core's services.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    DomainAdd { name: String },
-    UserAdd { email: String, domain: String, name: String, role: String },
-    UserStatus { id: String, email: String, disable: bool },
-    UserRole { id: String, email: String, role: String },
-    StationAdd { user: String, domain: Option<String>, name: String, vat: Option<String>, rn: Option<String>, country: Option<String> },
-    StationRm { id: String, name: String },
-    RoleAdd { name: String, description: String, scopes: Vec<String> },
-    RoleGrant { role: String, scopes: Vec<String> },
-    RoleRevoke { role: String, scopes: Vec<String> },
-    RoleDefault { role: String },
-    RoleRm { role: String, reassign: Option<String> },
-    ScopeAdd { name: String, description: String, implies: Vec<String> },
-    ScopeRm { name: String },
-    OperatorAdd { account: String, role: String, domains: Vec<String> },
-    OperatorRm { account: String },
-    Demo { users: u64 },
+    DomainAdd {
+        name: String,
+    },
+    UserAdd {
+        email: String,
+        domain: String,
+        name: String,
+        role: String,
+    },
+    UserStatus {
+        id: String,
+        email: String,
+        disable: bool,
+    },
+    UserRole {
+        id: String,
+        email: String,
+        role: String,
+    },
+    StationAdd {
+        user: String,
+        domain: Option<String>,
+        name: String,
+        vat: Option<String>,
+        rn: Option<String>,
+        country: Option<String>,
+    },
+    StationRm {
+        id: String,
+        name: String,
+    },
+    RoleAdd {
+        name: String,
+        description: String,
+        scopes: Vec<String>,
+    },
+    RoleGrant {
+        role: String,
+        scopes: Vec<String>,
+    },
+    RoleRevoke {
+        role: String,
+        scopes: Vec<String>,
+    },
+    RoleDefault {
+        role: String,
+    },
+    RoleRm {
+        role: String,
+        reassign: Option<String>,
+    },
+    ScopeAdd {
+        name: String,
+        description: String,
+        implies: Vec<String>,
+    },
+    ScopeRm {
+        name: String,
+    },
+    OperatorAdd {
+        account: String,
+        role: String,
+        domains: Vec<String>,
+    },
+    OperatorRm {
+        account: String,
+    },
+    Demo {
+        users: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,7 +291,13 @@ pub struct Small<T> {
 
 impl<T> Default for Small<T> {
     fn default() -> Self {
-        Small { items: Vec::new(), sel: 0, generation: 0, loading: false, loaded: false }
+        Small {
+            items: Vec::new(),
+            sel: 0,
+            generation: 0,
+            loading: false,
+            loaded: false,
+        }
     }
 }
 
@@ -582,13 +672,18 @@ impl App {
                 match result {
                     Ok(d) => {
                         self.dash_sel = self.dash_sel.min(d.pending_users.len().saturating_sub(1));
-                        self.dash = Some(d);
+                        self.dash = Some(*d);
                     }
                     Err(e) => self.fail(e),
                 }
                 Vec::new()
             }
-            Loaded::Page { screen, generation, pos, result } => {
+            Loaded::Page {
+                screen,
+                generation,
+                pos,
+                result,
+            } => {
                 let (rows, total) = match result {
                     Ok(r) => r,
                     Err(e) => {
@@ -627,7 +722,7 @@ impl App {
             Loaded::UserDetail { id, result } => {
                 if self.detail_wanted.as_deref() == Some(&id) {
                     match result {
-                        Ok(d) => self.detail = Some(d),
+                        Ok(d) => self.detail = Some(*d),
                         Err(e) => self.toast(e),
                     }
                 }
@@ -686,7 +781,8 @@ impl App {
     }
 
     fn key(&mut self, k: KeyEvent) -> Vec<Effect> {
-        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c' | 'C')) {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c' | 'C'))
+        {
             self.quit = true;
             return Vec::new();
         }
@@ -856,7 +952,11 @@ impl App {
             Cmd::NextScreen | Cmd::PrevScreen => {
                 let n = SCREENS.len();
                 let i = self.screen.index();
-                let j = if cmd == Cmd::NextScreen { (i + 1) % n } else { (i + n - 1) % n };
+                let j = if cmd == Cmd::NextScreen {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
                 self.switch(SCREENS[j].id)
             }
             Cmd::Palette => {
@@ -882,19 +982,21 @@ impl App {
             Cmd::PageUp => self.step(-view),
             Cmd::PageDown => self.step(view),
             Cmd::Top => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => self.step(i64::MIN / 2),
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                    self.step(i64::MIN / 2)
+                }
                 _ => self.on_list(|l| l.top(view)),
             },
             Cmd::Bottom => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => self.step(i64::MAX / 2),
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                    self.step(i64::MAX / 2)
+                }
                 _ => self.on_list(|l| l.bottom(view)),
             },
-            Cmd::Filter => {
-                self.on_list(|l| {
-                    l.set_editing();
-                    None
-                })
-            }
+            Cmd::Filter => self.on_list(|l| {
+                l.set_editing();
+                None
+            }),
             Cmd::SortNext => {
                 let n = self.screen.def().sorts.len().max(1);
                 self.on_list(|l| l.next_sort(n))
@@ -922,10 +1024,16 @@ impl App {
                         self.overlay = Some(Overlay::Confirm(Confirm {
                             title: format!("Make {} the default role", r.name),
                             lines: vec![
-                                format!("New sign-ups will get role {} ({}).", r.name, r.effective_scopes.join(" ")),
+                                format!(
+                                    "New sign-ups will get role {} ({}).",
+                                    r.name,
+                                    r.effective_scopes.join(" ")
+                                ),
                                 "Existing users keep their roles.".into(),
                             ],
-                            op: WriteOp::RoleDefault { role: r.name.clone() },
+                            op: WriteOp::RoleDefault {
+                                role: r.name.clone(),
+                            },
                         }));
                     }
                 }
@@ -935,7 +1043,9 @@ impl App {
                 self.overlay = Some(Overlay::Confirm(Confirm {
                     title: "Load demo data".into(),
                     lines: vec![
-                        format!("Adds 3 example domains, scopes send_documents/receive_documents, a Partner role and {DEMO_USERS} users with stations and token records."),
+                        format!(
+                            "Adds 3 example domains, scopes send_documents/receive_documents, a Partner role and {DEMO_USERS} users with stations and token records."
+                        ),
                         "Existing data is kept. Every change is audited.".into(),
                     ],
                     op: WriteOp::Demo { users: DEMO_USERS },
@@ -1018,7 +1128,13 @@ impl App {
         let (kind, form) = match self.screen {
             ScreenId::Dashboard => (
                 FormKind::NewDomain,
-                Form::new("New domain", vec![Field::text("domain", "").with_note("the host the API is published on, e.g. free.example.com")]),
+                Form::new(
+                    "New domain",
+                    vec![
+                        Field::text("domain", "")
+                            .with_note("the host the API is published on, e.g. free.example.com"),
+                    ],
+                ),
             ),
             ScreenId::Users => {
                 if self.domains.is_empty() {
@@ -1066,7 +1182,13 @@ impl App {
                     vec![
                         Field::text("name", ""),
                         Field::text("description", ""),
-                        Field::checks("scopes", self.scopes.iter().map(|s| (s.name.clone(), false)).collect()),
+                        Field::checks(
+                            "scopes",
+                            self.scopes
+                                .iter()
+                                .map(|s| (s.name.clone(), false))
+                                .collect(),
+                        ),
                     ],
                 ),
             ),
@@ -1077,7 +1199,13 @@ impl App {
                     vec![
                         Field::text("name", "").with_note("lowercase, e.g. send_documents"),
                         Field::text("description", ""),
-                        Field::checks("implies", self.scopes.iter().map(|s| (s.name.clone(), false)).collect()),
+                        Field::checks(
+                            "implies",
+                            self.scopes
+                                .iter()
+                                .map(|s| (s.name.clone(), false))
+                                .collect(),
+                        ),
                     ],
                 ),
             ),
@@ -1087,9 +1215,19 @@ impl App {
                     "New operator",
                     vec![
                         Field::text("account", "").with_note("OS account name"),
-                        Field::choice("role", vec!["viewer".into(), "support".into(), "admin".into()], 0),
-                        Field::checks("domains", self.domains.iter().map(|d| (d.name.clone(), false)).collect())
-                            .with_note("none = every domain"),
+                        Field::choice(
+                            "role",
+                            vec!["viewer".into(), "support".into(), "admin".into()],
+                            0,
+                        ),
+                        Field::checks(
+                            "domains",
+                            self.domains
+                                .iter()
+                                .map(|d| (d.name.clone(), false))
+                                .collect(),
+                        )
+                        .with_note("none = every domain"),
                     ],
                 ),
             ),
@@ -1104,7 +1242,10 @@ impl App {
             return Vec::new();
         };
         if r.all_scopes {
-            self.toast(format!("{} has every scope, including ones added later", r.name));
+            self.toast(format!(
+                "{} has every scope, including ones added later",
+                r.name
+            ));
             return Vec::new();
         }
         let options: Vec<(String, bool)> = if grant {
@@ -1117,20 +1258,35 @@ impl App {
             r.scopes.iter().map(|s| (s.clone(), false)).collect()
         };
         if options.is_empty() {
-            self.toast(if grant { "the role already has every scope" } else { "the role has no scopes to revoke" });
+            self.toast(if grant {
+                "the role already has every scope"
+            } else {
+                "the role has no scopes to revoke"
+            });
             return Vec::new();
         }
         let (title, kind) = if grant {
-            (format!("Grant scopes to {}", r.name), FormKind::Grant { role: r.name.clone() })
+            (
+                format!("Grant scopes to {}", r.name),
+                FormKind::Grant {
+                    role: r.name.clone(),
+                },
+            )
         } else {
             (
                 format!("Revoke scopes from {}", r.name),
-                FormKind::Revoke { role: r.name.clone(), users: r.users },
+                FormKind::Revoke {
+                    role: r.name.clone(),
+                    users: r.users,
+                },
             )
         };
         self.overlay = Some(Overlay::Form {
             kind,
-            form: Form::new(title, vec![Field::checks("scopes", options).with_note("space toggles")]),
+            form: Form::new(
+                title,
+                vec![Field::checks("scopes", options).with_note("space toggles")],
+            ),
         });
         Vec::new()
     }
@@ -1202,9 +1358,16 @@ impl App {
             vec![format!("{email} may sign in and get tokens again.")]
         };
         self.overlay = Some(Overlay::Confirm(Confirm {
-            title: format!("{} user {email}", if disable { "Disable" } else { "Enable" }),
+            title: format!(
+                "{} user {email}",
+                if disable { "Disable" } else { "Enable" }
+            ),
             lines,
-            op: WriteOp::UserStatus { id: u.id.clone(), email: u.email.clone(), disable },
+            op: WriteOp::UserStatus {
+                id: u.id.clone(),
+                email: u.email.clone(),
+                disable,
+            },
         }));
         Vec::new()
     }
@@ -1220,7 +1383,10 @@ impl App {
             vec![Field::choice("role", names, sel)],
         );
         form.intro = Some(format!("now {} · ←/→ choose · Enter apply", u.role));
-        let kind = FormKind::ChangeRole { id: u.id.clone(), email: u.email.clone() };
+        let kind = FormKind::ChangeRole {
+            id: u.id.clone(),
+            email: u.email.clone(),
+        };
         validate(&kind, &mut form, &self.roles.items, false);
         self.overlay = Some(Overlay::Form { kind, form });
         Vec::new()
@@ -1247,7 +1413,11 @@ impl App {
                     KeyCode::Down | KeyCode::Char('j') => sel = (sel + 1).min(n - 1),
                     KeyCode::Up | KeyCode::Char('k') => sel = sel.saturating_sub(1),
                     KeyCode::Enter => {
-                        let d = if sel == 0 { None } else { self.domains.get(sel - 1).cloned() };
+                        let d = if sel == 0 {
+                            None
+                        } else {
+                            self.domains.get(sel - 1).cloned()
+                        };
                         return self.set_domain(d);
                     }
                     _ => {}
@@ -1260,7 +1430,10 @@ impl App {
                 KeyCode::Enter => match p.chosen() {
                     Some((name, arg)) => self.run_command(name, &arg),
                     None => {
-                        self.fail(format!("no command matches {:?}; : then Enter lists them", p.input.value()));
+                        self.fail(format!(
+                            "no command matches {:?}; : then Enter lists them",
+                            p.input.value()
+                        ));
                         Vec::new()
                     }
                 },
@@ -1349,7 +1522,11 @@ impl App {
                         self.fail(format!(
                             "no domain {:?}; domains are: {}",
                             super::fmt::safe(arg),
-                            if known.is_empty() { "(none yet)".into() } else { known }
+                            if known.is_empty() {
+                                "(none yet)".into()
+                            } else {
+                                known
+                            }
                         ));
                         Vec::new()
                     }
@@ -1440,12 +1617,32 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewStation => {
             let owner = v(form, "owner");
             errors.push(("owner", err(model::Email::parse(&owner))));
-            errors.push(("name", err(model::DisplayName::parse_required("station name", &v(form, "name")))));
+            errors.push((
+                "name",
+                err(model::DisplayName::parse_required(
+                    "station name",
+                    &v(form, "name"),
+                )),
+            ));
             let vat = v(form, "eu vat id");
-            errors.push(("eu vat id", if vat.is_empty() { None } else { err(model::EuVatId::parse(&vat)) }));
+            errors.push((
+                "eu vat id",
+                if vat.is_empty() {
+                    None
+                } else {
+                    err(model::EuVatId::parse(&vat))
+                },
+            ));
             let rn = v(form, "reg. number");
             let cc = v(form, "country");
-            errors.push(("reg. number", if rn.is_empty() { None } else { err(model::RegistrationNumber::parse(&rn)) }));
+            errors.push((
+                "reg. number",
+                if rn.is_empty() {
+                    None
+                } else {
+                    err(model::RegistrationNumber::parse(&rn))
+                },
+            ));
             errors.push((
                 "country",
                 if cc.is_empty() && !rn.is_empty() {
@@ -1470,15 +1667,28 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         }
         FormKind::NewRole => {
             errors.push(("name", err(model::RoleName::parse(&v(form, "name")))));
-            errors.push(("description", err(model::Description::parse(&v(form, "description")))));
+            errors.push((
+                "description",
+                err(model::Description::parse(&v(form, "description"))),
+            ));
         }
         FormKind::NewScope => {
             errors.push(("name", err(model::ScopeName::parse(&v(form, "name")))));
-            errors.push(("description", err(model::Description::parse(&v(form, "description")))));
+            errors.push((
+                "description",
+                err(model::Description::parse(&v(form, "description"))),
+            ));
         }
         FormKind::Grant { .. } | FormKind::Revoke { .. } => {
             let none = form.field("scopes").is_some_and(|f| f.checked().is_empty());
-            errors.push(("scopes", if none { Some("tick at least one scope (space)".into()) } else { None }));
+            errors.push((
+                "scopes",
+                if none {
+                    Some("tick at least one scope (space)".into())
+                } else {
+                    None
+                },
+            ));
         }
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
@@ -1496,7 +1706,12 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
     let checked = |l: &str| form.field(l).map(Field::checked).unwrap_or_default();
     Submit::Write(match kind {
         FormKind::NewDomain => WriteOp::DomainAdd { name: v("domain") },
-        FormKind::NewUser => WriteOp::UserAdd { email: v("email"), domain: v("domain"), name: v("name"), role: v("role") },
+        FormKind::NewUser => WriteOp::UserAdd {
+            email: v("email"),
+            domain: v("domain"),
+            name: v("name"),
+            role: v("role"),
+        },
         FormKind::NewStation => WriteOp::StationAdd {
             user: v("owner"),
             domain: None,
@@ -1505,22 +1720,45 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             rn: opt(v("reg. number")),
             country: opt(v("country")),
         },
-        FormKind::ChangeRole { id, email } => WriteOp::UserRole { id: id.clone(), email: email.clone(), role: v("role") },
-        FormKind::NewRole => WriteOp::RoleAdd { name: v("name"), description: v("description"), scopes: checked("scopes") },
-        FormKind::NewScope => WriteOp::ScopeAdd { name: v("name"), description: v("description"), implies: checked("implies") },
-        FormKind::Grant { role } => WriteOp::RoleGrant { role: role.clone(), scopes: checked("scopes") },
+        FormKind::ChangeRole { id, email } => WriteOp::UserRole {
+            id: id.clone(),
+            email: email.clone(),
+            role: v("role"),
+        },
+        FormKind::NewRole => WriteOp::RoleAdd {
+            name: v("name"),
+            description: v("description"),
+            scopes: checked("scopes"),
+        },
+        FormKind::NewScope => WriteOp::ScopeAdd {
+            name: v("name"),
+            description: v("description"),
+            implies: checked("implies"),
+        },
+        FormKind::Grant { role } => WriteOp::RoleGrant {
+            role: role.clone(),
+            scopes: checked("scopes"),
+        },
         FormKind::Revoke { role, users } => {
             let scopes = checked("scopes");
             return Submit::Confirm(Confirm {
                 title: format!("Revoke {} from {role}", scopes.join(" ")),
                 lines: vec![
                     format!("{users} user(s) of {role} lose these scopes (and what they imply)."),
-                    "Their tokens beyond the narrowed role are revoked and their keys trimmed,".into(),
+                    "Their tokens beyond the narrowed role are revoked and their keys trimmed,"
+                        .into(),
                     "in the same transaction.".into(),
                 ],
-                op: WriteOp::RoleRevoke { role: role.clone(), scopes },
+                op: WriteOp::RoleRevoke {
+                    role: role.clone(),
+                    scopes,
+                },
             });
         }
-        FormKind::NewOperator => WriteOp::OperatorAdd { account: v("account"), role: v("role"), domains: checked("domains") },
+        FormKind::NewOperator => WriteOp::OperatorAdd {
+            account: v("account"),
+            role: v("role"),
+            domains: checked("domains"),
+        },
     })
 }

@@ -15,12 +15,16 @@ fn chars(app: &mut super::app::App, s: &str) -> Vec<Effect> {
     s.chars().flat_map(|c| key(app, KeyCode::Char(c))).collect()
 }
 fn ticks(app: &mut super::app::App, n: usize) -> Vec<Effect> {
-    (0..n).flat_map(|_| app.update(Action::Tick { now: NOW })).collect()
+    (0..n)
+        .flat_map(|_| app.update(Action::Tick { now: NOW }))
+        .collect()
 }
 fn page_requests(fx: &[Effect]) -> Vec<(ScreenId, String, u64)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Load(Request::Page { screen, spec, .. }) => Some((*screen, spec.filter.clone(), spec.generation)),
+            Effect::Load(Request::Page { screen, spec, .. }) => {
+                Some((*screen, spec.filter.clone(), spec.generation))
+            }
             _ => None,
         })
         .collect()
@@ -37,7 +41,10 @@ fn number_keys_tab_and_back_navigate() {
     key(&mut app, KeyCode::BackTab);
     assert_eq!(app.screen, ScreenId::Users);
     let fx = key(&mut app, KeyCode::Char('2'));
-    assert!(page_requests(&fx).is_empty(), "a loaded screen is not reloaded by switching");
+    assert!(
+        page_requests(&fx).is_empty(),
+        "a loaded screen is not reloaded by switching"
+    );
     key(&mut app, KeyCode::Char('q'));
     assert_eq!(app.screen, ScreenId::Dashboard);
     assert!(!app.quit);
@@ -50,7 +57,10 @@ fn ctrl_c_quits_from_inside_a_form() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('n'));
     assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
-    app.update(Action::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
     assert!(app.quit);
 }
 
@@ -80,7 +90,11 @@ fn filter_is_debounced_and_stale_answers_are_dropped() {
     let before = app.users.generation;
     let fx = chars(&mut app, "al");
     assert!(page_requests(&fx).is_empty(), "no query per keystroke");
-    assert_eq!(app.users.generation, before + 2, "each keystroke bumps the generation");
+    assert_eq!(
+        app.users.generation,
+        before + 2,
+        "each keystroke bumps the generation"
+    );
     assert!(app.users.loading(), "spinner while the filter is pending");
     let fx = ticks(&mut app, 3);
     let reqs = page_requests(&fx);
@@ -121,7 +135,10 @@ fn sort_keys_restart_with_a_new_generation() {
     let g = app.users.generation;
     let fx = key(&mut app, KeyCode::Char('s'));
     assert_eq!(app.users.sort, 1);
-    assert_eq!(page_requests(&fx), vec![(ScreenId::Users, String::new(), g + 1)]);
+    assert_eq!(
+        page_requests(&fx),
+        vec![(ScreenId::Users, String::new(), g + 1)]
+    );
     key(&mut app, KeyCode::Char('S'));
     assert!(app.users.desc);
 }
@@ -131,8 +148,16 @@ fn new_user_form_validates_inline_and_submits() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
     key(&mut app, KeyCode::Char('n'));
     chars(&mut app, "not-an-email");
-    let Some(Overlay::Form { form, .. }) = &app.overlay else { panic!("form open") };
-    assert!(form.fields[0].error.as_deref().unwrap_or("").contains("email"));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("form open")
+    };
+    assert!(
+        form.fields[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("email")
+    );
     // Enter with an error keeps the form open and writes nothing.
     let fx = key(&mut app, KeyCode::Enter);
     assert!(fx.is_empty());
@@ -159,14 +184,19 @@ fn new_user_form_validates_inline_and_submits() {
     // The answer reaches the user once, then everything reloads.
     let fx = app.update(Action::Wrote(Ok("created new@acme.example".into())));
     assert!(app.toast.as_ref().unwrap().text.contains("created"));
-    assert!(fx.iter().any(|e| matches!(e, Effect::Load(Request::Dashboard { .. }))));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Load(Request::Dashboard { .. })))
+    );
 }
 
 #[test]
 fn core_errors_reach_the_user_in_one_popup() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     app.writing = 1;
-    app.update(Action::Wrote(Err("user new@acme.example already exists".into())));
+    app.update(Action::Wrote(Err(
+        "user new@acme.example already exists".into()
+    )));
     assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m.contains("already exists")));
     key(&mut app, KeyCode::Char('z'));
     assert!(app.overlay.is_none(), "any key closes the error");
@@ -177,9 +207,17 @@ fn disabling_asks_and_states_the_consequences() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     let fx = key(&mut app, KeyCode::Char('x'));
     assert!(fx.is_empty());
-    let Some(Overlay::Confirm(c)) = &app.overlay else { panic!("confirmation") };
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("confirmation")
+    };
     assert!(c.title.starts_with("Disable user alice@example.com"));
-    assert!(c.lines.iter().any(|l| l.contains("revokes 3 active token(s)")), "{:?}", c.lines);
+    assert!(
+        c.lines
+            .iter()
+            .any(|l| l.contains("revokes 3 active token(s)")),
+        "{:?}",
+        c.lines
+    );
     // n cancels without writing.
     assert!(key(&mut app, KeyCode::Char('n')).is_empty());
     assert!(app.overlay.is_none());
@@ -187,7 +225,11 @@ fn disabling_asks_and_states_the_consequences() {
     let fx = key(&mut app, KeyCode::Char('y'));
     assert_eq!(
         fx,
-        vec![Effect::Write(WriteOp::UserStatus { id: "u0000".into(), email: "alice@example.com".into(), disable: true })]
+        vec![Effect::Write(WriteOp::UserStatus {
+            id: "u0000".into(),
+            email: "alice@example.com".into(),
+            disable: true
+        })]
     );
 }
 
@@ -201,10 +243,18 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
     key(&mut app, KeyCode::Char(' '));
     let fx = key(&mut app, KeyCode::Enter);
     assert!(fx.is_empty());
-    let Some(Overlay::Confirm(c)) = &app.overlay else { panic!("confirmation") };
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("confirmation")
+    };
     assert!(c.lines[0].contains("55 user(s) of Consumer"));
     let fx = key(&mut app, KeyCode::Enter);
-    assert_eq!(fx, vec![Effect::Write(WriteOp::RoleRevoke { role: "Consumer".into(), scopes: vec!["read".into()] })]);
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::RoleRevoke {
+            role: "Consumer".into(),
+            scopes: vec!["read".into()]
+        })]
+    );
 }
 
 #[test]
@@ -238,8 +288,14 @@ fn domain_filter_reloads_every_screen() {
     key(&mut app, KeyCode::Char('D'));
     key(&mut app, KeyCode::Char('j'));
     let fx = key(&mut app, KeyCode::Enter);
-    assert_eq!(app.domain.as_ref().map(|d| d.name.as_str()), Some("free.example.com"));
-    assert!(fx.contains(&Effect::Load(Request::Dashboard { generation: app.dash_generation, domain: Some("d1".into()) })));
+    assert_eq!(
+        app.domain.as_ref().map(|d| d.name.as_str()),
+        Some("free.example.com")
+    );
+    assert!(fx.contains(&Effect::Load(Request::Dashboard {
+        generation: app.dash_generation,
+        domain: Some("d1".into())
+    })));
     assert!(fx.iter().any(|e| matches!(e, Effect::Load(Request::Page { screen: ScreenId::Users, domain: Some(d), .. }) if d == "d1")));
     assert!(!app.stations.loaded, "other lists reload when shown");
     // :domain all clears it.

@@ -5,6 +5,7 @@ use super::app::{Action, App, Info, Loaded, Rows};
 use super::screens::ScreenId;
 use super::theme::Theme;
 use super::widgets::list::Pos;
+use crate::Actor;
 use crate::model::OperatorRole;
 use crate::service::console::Dashboard;
 use crate::service::directory::{OperatorView, UserDetail};
@@ -12,7 +13,6 @@ use crate::service::scopes::{RoleView, ScopeView};
 use crate::store::audit::AuditRow;
 use crate::store::console::TokenRow;
 use crate::store::directory::{DomainRow, StationRow, UserRow};
-use crate::Actor;
 
 /// 2026-11-24 12:00:00 UTC.
 pub const NOW: i64 = 1_795_521_600;
@@ -28,7 +28,12 @@ pub fn actor(role: OperatorRole) -> Actor {
 }
 
 pub fn domain() -> DomainRow {
-    DomainRow { id: "d1".into(), name: "free.example.com".into(), created_at: NOW - 400 * 86_400, version: 1 }
+    DomainRow {
+        id: "d1".into(),
+        name: "free.example.com".into(),
+        created_at: NOW - 400 * 86_400,
+        version: 1,
+    }
 }
 
 pub fn user(i: usize, email: &str, name: &str, role: &str, api: &str, status: &str) -> UserRow {
@@ -52,12 +57,40 @@ pub fn user(i: usize, email: &str, name: &str, role: &str, api: &str, status: &s
 
 pub fn users() -> Vec<UserRow> {
     let mut v = vec![
-        user(0, "alice@example.com", "Alice Meyer", "Consumer", "enabled", "active"),
-        user(1, "alina@example.com", "Alina Park", "Partner", "pending", "active"),
-        user(2, "bob@example.com", "Bob \u{1b}]0;pwned\u{7}\u{1b}[2J", "Consumer", "pending", "disabled"),
+        user(
+            0,
+            "alice@example.com",
+            "Alice Meyer",
+            "Consumer",
+            "enabled",
+            "active",
+        ),
+        user(
+            1,
+            "alina@example.com",
+            "Alina Park",
+            "Partner",
+            "pending",
+            "active",
+        ),
+        user(
+            2,
+            "bob@example.com",
+            "Bob \u{1b}]0;pwned\u{7}\u{1b}[2J",
+            "Consumer",
+            "pending",
+            "disabled",
+        ),
     ];
     for i in 3..60 {
-        v.push(user(i, &format!("user{i:02}@acme.example"), &format!("User {i}"), "Consumer", "enabled", "active"));
+        v.push(user(
+            i,
+            &format!("user{i:02}@acme.example"),
+            &format!("User {i}"),
+            "Consumer",
+            "enabled",
+            "active",
+        ));
     }
     v
 }
@@ -70,7 +103,7 @@ pub fn station(i: usize) -> StationRow {
         user_id: format!("u{i:04}"),
         user_email: users()[i % 3].email.clone(),
         name: format!("Station {i}"),
-        eu_vat_id: (i % 2 == 0).then(|| format!("DE{:09}", 100_000 + i)),
+        eu_vat_id: i.is_multiple_of(2).then(|| format!("DE{:09}", 100_000 + i)),
         registration_number: None,
         country_code: None,
         created_at: NOW - 86_400 * (30 - i as i64),
@@ -109,20 +142,29 @@ pub fn event(seq: i64, action: &str, target: &str) -> AuditRow {
 }
 
 pub fn roles() -> Vec<RoleView> {
-    let r = |name: &str, default: bool, all: bool, scopes: &[&str], eff: &[&str], users: i64| RoleView {
-        id: format!("r-{name}"),
-        name: name.into(),
-        description: format!("{name} role"),
-        default,
-        all_scopes: all,
-        builtin: name != "Partner",
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        effective_scopes: eff.iter().map(|s| s.to_string()).collect(),
-        users,
-        version: 1,
+    let r = |name: &str, default: bool, all: bool, scopes: &[&str], eff: &[&str], users: i64| {
+        RoleView {
+            id: format!("r-{name}"),
+            name: name.into(),
+            description: format!("{name} role"),
+            default,
+            all_scopes: all,
+            builtin: name != "Partner",
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            effective_scopes: eff.iter().map(|s| s.to_string()).collect(),
+            users,
+            version: 1,
+        }
     };
     vec![
-        r("Administrator", false, true, &[], &["admin", "read", "write"], 2),
+        r(
+            "Administrator",
+            false,
+            true,
+            &[],
+            &["admin", "read", "write"],
+            2,
+        ),
         r("Consumer", true, false, &["read"], &["read"], 55),
         r("Partner", false, false, &["write"], &["read", "write"], 3),
     ]
@@ -136,7 +178,11 @@ pub fn scopes() -> Vec<ScopeView> {
         implies: imp.iter().map(|s| s.to_string()).collect(),
         builtin: true,
     };
-    vec![s("admin", &["write"]), s("read", &[]), s("write", &["read"])]
+    vec![
+        s("admin", &["write"]),
+        s("read", &[]),
+        s("write", &["read"]),
+    ]
 }
 
 pub fn dashboard() -> Dashboard {
@@ -150,7 +196,11 @@ pub fn dashboard() -> Dashboard {
         expiring_tokens: 3,
         pending_users: vec![us[1].clone(), us[2].clone()],
         expiring: (0..3).map(token).collect(),
-        recent: vec![event(3, "user.add", "alina@example.com"), event(2, "user.add", "alice@example.com"), event(1, "domain.add", "free.example.com")],
+        recent: vec![
+            event(3, "user.add", "alina@example.com"),
+            event(2, "user.add", "alice@example.com"),
+            event(1, "domain.add", "free.example.com"),
+        ],
     }
 }
 
@@ -167,12 +217,25 @@ pub fn detail(u: &UserRow) -> UserDetail {
 
 /// An app loaded with the fixture, on `screen`, with every background answer applied.
 pub fn app(screen: ScreenId, size: (u16, u16), role: OperatorRole) -> App {
-    let mut app = App::new(actor(role), Info { database: "sqlite /data/keyward.db".into() }, NOW, size);
+    let mut app = App::new(
+        actor(role),
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
+        NOW,
+        size,
+    );
     app.theme = Theme::mono();
     let _ = app.start();
     app.update(Action::Loaded(Loaded::Domains(Ok(vec![domain()]))));
-    app.update(Action::Loaded(Loaded::Roles { generation: app.roles.generation, result: Ok((roles(), scopes())) }));
-    app.update(Action::Loaded(Loaded::Dashboard { generation: app.dash_generation, result: Ok(dashboard()) }));
+    app.update(Action::Loaded(Loaded::Roles {
+        generation: app.roles.generation,
+        result: Ok((roles(), scopes())),
+    }));
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation: app.dash_generation,
+        result: Ok(Box::new(dashboard())),
+    }));
     feed(&mut app, screen);
     app
 }
@@ -184,7 +247,15 @@ pub fn feed(app: &mut App, screen: ScreenId) {
         ScreenId::Users => Some((Rows::Users(users()), 60)),
         ScreenId::Stations => Some((Rows::Stations((0..25).map(station).collect()), 25)),
         ScreenId::Tokens => Some((Rows::Tokens((0..30).map(token).collect()), 30)),
-        ScreenId::Audit => Some((Rows::Audit((1..=3).rev().map(|s| event(s, "user.add", "x@example.com")).collect()), 3)),
+        ScreenId::Audit => Some((
+            Rows::Audit(
+                (1..=3)
+                    .rev()
+                    .map(|s| event(s, "user.add", "x@example.com"))
+                    .collect(),
+            ),
+            3,
+        )),
         _ => None,
     };
     if let Some((rows, total)) = rows {
@@ -194,10 +265,18 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             ScreenId::Tokens => app.tokens.generation,
             _ => app.audit.generation,
         };
-        let fx = app.update(Action::Loaded(Loaded::Page { screen, generation, pos: Pos::Top, result: Ok((rows, Some(total))) }));
+        let fx = app.update(Action::Loaded(Loaded::Page {
+            screen,
+            generation,
+            pos: Pos::Top,
+            result: Ok((rows, Some(total))),
+        }));
         if screen == ScreenId::Users && !fx.is_empty() {
             let u = app.users.selected().cloned().expect("rows");
-            app.update(Action::Loaded(Loaded::UserDetail { id: u.id.clone(), result: Ok(detail(&u)) }));
+            app.update(Action::Loaded(Loaded::UserDetail {
+                id: u.id.clone(),
+                result: Ok(Box::new(detail(&u))),
+            }));
         }
     }
     if screen == ScreenId::Operators {
@@ -205,8 +284,20 @@ pub fn feed(app: &mut App, screen: ScreenId) {
         app.update(Action::Loaded(Loaded::Operators {
             generation,
             result: Ok(vec![
-                OperatorView { id: "o1".into(), account: "ana".into(), role: "admin".into(), domains: vec![], created_at: NOW - 86_400 * 90 },
-                OperatorView { id: "o2".into(), account: "sam".into(), role: "support".into(), domains: vec!["free.example.com".into()], created_at: NOW - 86_400 * 10 },
+                OperatorView {
+                    id: "o1".into(),
+                    account: "ana".into(),
+                    role: "admin".into(),
+                    domains: vec![],
+                    created_at: NOW - 86_400 * 90,
+                },
+                OperatorView {
+                    id: "o2".into(),
+                    account: "sam".into(),
+                    role: "support".into(),
+                    domains: vec!["free.example.com".into()],
+                    created_at: NOW - 86_400 * 10,
+                },
             ]),
         }));
     }

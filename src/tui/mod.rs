@@ -18,21 +18,19 @@ pub mod widgets;
 #[cfg(test)]
 mod app_tests;
 
+use crate::{Actor, Keyward};
 use app::{Action, App, Info};
 use futures_util::StreamExt;
-use crate::{Actor, Keyward};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
-    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode,
-    enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use std::io::{self, Stdout};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
 
 /// Leaves the alternate screen and raw mode; safe to call more than once.
 pub fn restore() {

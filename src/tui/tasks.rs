@@ -30,7 +30,11 @@ fn msg(e: crate::Error) -> String {
 
 fn opt(s: &str) -> Option<String> {
     let s = s.trim();
-    if s.is_empty() { None } else { Some(s.to_string()) }
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.to_string())
+    }
 }
 
 fn int(k: &CursorKey) -> i64 {
@@ -46,12 +50,22 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
         Request::Dashboard { generation, domain } => Loaded::Dashboard {
             generation,
             result: kw
-                .dashboard(actor, domain.as_deref(), crate::model::now(), super::app::DASH_LIST)
+                .dashboard(
+                    actor,
+                    domain.as_deref(),
+                    crate::model::now(),
+                    super::app::DASH_LIST,
+                )
                 .await
+                .map(Box::new)
                 .map_err(msg),
         },
         Request::UserDetail { id } => Loaded::UserDetail {
-            result: kw.user_show(actor, &id, None).await.map_err(msg),
+            result: kw
+                .user_show(actor, &id, None)
+                .await
+                .map(Box::new)
+                .map_err(msg),
             id,
         },
         Request::Roles { generation } => {
@@ -68,11 +82,20 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             generation,
             result: kw.operator_list(actor).await.map_err(msg),
         },
-        Request::Page { screen, spec, domain } => {
+        Request::Page {
+            screen,
+            spec,
+            domain,
+        } => {
             let generation = spec.generation;
             let pos = spec.pos.clone();
             let result = page(kw, actor, screen, &spec, domain).await.map_err(msg);
-            Loaded::Page { screen, generation, pos, result }
+            Loaded::Page {
+                screen,
+                generation,
+                pos,
+                result,
+            }
         }
     }
 }
@@ -85,7 +108,11 @@ async fn page(
     domain: Option<String>,
 ) -> crate::Result<(Rows, Option<i64>)> {
     let domains = domain.map(|d| vec![d]);
-    let store_desc = if spec.pos.forward() { spec.desc } else { !spec.desc };
+    let store_desc = if spec.pos.forward() {
+        spec.desc
+    } else {
+        !spec.desc
+    };
     let cursor = spec.pos.cursor();
     let search = opt(&spec.filter);
     Ok(match screen {
@@ -93,7 +120,11 @@ async fn page(
             let q = UserQuery {
                 domains,
                 search,
-                sort: if spec.sort == 1 { UserSort::Created } else { UserSort::Email },
+                sort: if spec.sort == 1 {
+                    UserSort::Created
+                } else {
+                    UserSort::Email
+                },
                 desc: store_desc,
                 after: cursor.map(|c| {
                     let v = match &c.key {
@@ -106,7 +137,16 @@ async fn page(
                 ..Default::default()
             };
             let total = if spec.count {
-                Some(kw.user_count(actor, UserQuery { after: None, ..q.clone() }).await?)
+                Some(
+                    kw.user_count(
+                        actor,
+                        UserQuery {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
             } else {
                 None
             };
@@ -121,7 +161,16 @@ async fn page(
                 limit: spec.limit,
             };
             let total = if spec.count {
-                Some(kw.station_page_count(actor, StationPage { after: None, ..q.clone() }).await?)
+                Some(
+                    kw.station_page_count(
+                        actor,
+                        StationPage {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
             } else {
                 None
             };
@@ -131,14 +180,27 @@ async fn page(
             let q = TokenQuery {
                 domains,
                 search,
-                sort: if spec.sort == 1 { TokenSort::Expires } else { TokenSort::Issued },
+                sort: if spec.sort == 1 {
+                    TokenSort::Expires
+                } else {
+                    TokenSort::Issued
+                },
                 desc: store_desc,
                 after: cursor.map(|c| (int(&c.key), c.id.clone())),
                 limit: spec.limit,
                 ..Default::default()
             };
             let total = if spec.count {
-                Some(kw.token_count(actor, TokenQuery { after: None, ..q.clone() }).await?)
+                Some(
+                    kw.token_count(
+                        actor,
+                        TokenQuery {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
             } else {
                 None
             };
@@ -153,7 +215,16 @@ async fn page(
                 limit: spec.limit,
             };
             let total = if spec.count {
-                Some(kw.audit_page_count(actor, AuditPage { after_seq: None, ..q.clone() }).await?)
+                Some(
+                    kw.audit_page_count(
+                        actor,
+                        AuditPage {
+                            after_seq: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
             } else {
                 None
             };
@@ -171,7 +242,12 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let d = kw.domain_add(actor, &name).await?;
                 format!("added domain {}", d.name)
             }
-            WriteOp::UserAdd { email, domain, name, role } => {
+            WriteOp::UserAdd {
+                email,
+                domain,
+                name,
+                role,
+            } => {
                 let d = kw
                     .user_add(
                         actor,
@@ -192,7 +268,11 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 )
             }
             WriteOp::UserStatus { id, email, disable } => {
-                let status = if disable { UserStatus::Disabled } else { UserStatus::Active };
+                let status = if disable {
+                    UserStatus::Disabled
+                } else {
+                    UserStatus::Active
+                };
                 let (_, revoked) = kw.user_set_status(actor, &id, status).await?;
                 if disable {
                     format!("disabled {}; revoked {revoked} token(s)", inert(&email))
@@ -204,18 +284,43 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let (u, n) = kw.user_set_role(actor, &id, &role).await?;
                 format!("{} now has role {}; {}", inert(&email), u.role, n.summary())
             }
-            WriteOp::StationAdd { user, domain, name, vat, rn, country } => {
+            WriteOp::StationAdd {
+                user,
+                domain,
+                name,
+                vat,
+                rn,
+                country,
+            } => {
                 let s = kw
-                    .station_add(actor, &name, &user, domain.as_deref(), vat.as_deref(), rn.as_deref(), country.as_deref())
+                    .station_add(
+                        actor,
+                        &name,
+                        &user,
+                        domain.as_deref(),
+                        vat.as_deref(),
+                        rn.as_deref(),
+                        country.as_deref(),
+                    )
                     .await?;
-                format!("added station {} for {}", inert(&s.name), inert(&s.user_email))
+                format!(
+                    "added station {} for {}",
+                    inert(&s.name),
+                    inert(&s.user_email)
+                )
             }
             WriteOp::StationRm { id, name } => {
                 kw.station_rm(actor, &id).await?;
                 format!("removed station {}", inert(&name))
             }
-            WriteOp::RoleAdd { name, description, scopes } => {
-                let r = kw.role_add(actor, &name, &scopes, opt(&description).as_deref()).await?;
+            WriteOp::RoleAdd {
+                name,
+                description,
+                scopes,
+            } => {
+                let r = kw
+                    .role_add(actor, &name, &scopes, opt(&description).as_deref())
+                    .await?;
                 format!("added role {} ({})", r.name, r.effective_scopes.join(" "))
             }
             WriteOp::RoleGrant { role, scopes } => {
@@ -224,7 +329,12 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             }
             WriteOp::RoleRevoke { role, scopes } => {
                 let (r, n) = kw.role_revoke(actor, &role, &scopes).await?;
-                format!("{} now allows {}; {}", r.name, r.effective_scopes.join(" "), n.summary())
+                format!(
+                    "{} now allows {}; {}",
+                    r.name,
+                    r.effective_scopes.join(" "),
+                    n.summary()
+                )
             }
             WriteOp::RoleDefault { role } => {
                 let r = kw.role_default(actor, &role).await?;
@@ -232,17 +342,30 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             }
             WriteOp::RoleRm { role, reassign } => {
                 let (moved, n) = kw.role_rm(actor, &role, reassign.as_deref()).await?;
-                format!("removed role {role}; moved {moved} user(s); {}", n.summary())
+                format!(
+                    "removed role {role}; moved {moved} user(s); {}",
+                    n.summary()
+                )
             }
-            WriteOp::ScopeAdd { name, description, implies } => {
-                let s = kw.scope_add(actor, &name, opt(&description).as_deref(), &implies).await?;
+            WriteOp::ScopeAdd {
+                name,
+                description,
+                implies,
+            } => {
+                let s = kw
+                    .scope_add(actor, &name, opt(&description).as_deref(), &implies)
+                    .await?;
                 format!("added scope {}", s.name)
             }
             WriteOp::ScopeRm { name } => {
                 kw.scope_rm(actor, &name).await?;
                 format!("removed scope {name}")
             }
-            WriteOp::OperatorAdd { account, role, domains } => {
+            WriteOp::OperatorAdd {
+                account,
+                role,
+                domains,
+            } => {
                 let o = kw.operator_add(actor, &account, &role, &domains).await?;
                 format!("{} is now a {} operator", o.account, o.role)
             }
@@ -252,7 +375,14 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             }
             WriteOp::Demo { users } => {
                 let r = kw
-                    .demo(actor, DemoOptions { users, tokens: users * 3 }, |_, _| {})
+                    .demo(
+                        actor,
+                        DemoOptions {
+                            users,
+                            tokens: users * 3,
+                        },
+                        |_, _| {},
+                    )
                     .await?;
                 format!(
                     "loaded demo data: {} domains, {} users, {} stations, {} tokens",

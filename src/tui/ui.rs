@@ -75,7 +75,10 @@ fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
     let mut spans = vec![Span::styled(" Keyward ", th.title())];
     if area.width >= 110 {
-        let d = app.domain.as_ref().map_or("all domains".to_string(), |d| d.name.clone());
+        let d = app
+            .domain
+            .as_ref()
+            .map_or("all domains".to_string(), |d| d.name.clone());
         spans.push(Span::raw(format!("· {d} ▾ ")));
     }
     spans.push(Span::styled("│", th.dim()));
@@ -98,7 +101,10 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
     if let Some(t) = &app.toast {
         f.render_widget(
-            Paragraph::new(Line::from(vec![Span::styled(" » ", th.key()), Span::raw(safe(&t.text))])),
+            Paragraph::new(Line::from(vec![
+                Span::styled(" » ", th.key()),
+                Span::raw(safe(&t.text)),
+            ])),
             area,
         );
         return;
@@ -111,7 +117,11 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
         }
         seen.push(b.label);
         let off = app.disabled(b.need, b.unavailable).is_some();
-        let (ks, ds) = if off { (th.dim(), th.dim()) } else { (th.key(), Style::new()) };
+        let (ks, ds) = if off {
+            (th.dim(), th.dim())
+        } else {
+            (th.key(), Style::new())
+        };
         spans.push(Span::styled(b.label, ks));
         spans.push(Span::styled(format!(" {}", b.desc), ds));
         spans.push(Span::styled(" · ", th.dim()));
@@ -122,7 +132,10 @@ fn hint_line(app: &App, f: &mut Frame, area: Rect) {
 
 fn status_bar(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    let domain = app.domain.as_ref().map_or("all domains".to_string(), |d| d.name.clone());
+    let domain = app
+        .domain
+        .as_ref()
+        .map_or("all domains".to_string(), |d| d.name.clone());
     let right = " ?help :cmd q quit ";
     let left = format!(
         " {} {} · {} · {}",
@@ -149,7 +162,11 @@ pub fn block<'a>(th: &Theme, title: String, focus: bool) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_type(BorderType::Plain)
-        .border_style(if focus { th.focus_border() } else { th.border() })
+        .border_style(if focus {
+            th.focus_border()
+        } else {
+            th.border()
+        })
         .title(Span::styled(format!(" {title} "), th.title()))
 }
 
@@ -175,7 +192,10 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
     .areas(area);
     // Title line.
     let l = v.list;
-    let domain = app.domain.as_ref().map_or("all domains".to_string(), |d| d.name.clone());
+    let domain = app
+        .domain
+        .as_ref()
+        .map_or("all domains".to_string(), |d| d.name.clone());
     let mut left = vec![Span::styled(format!(" {} · {domain}", v.title), th.title())];
     let ftext = safe(l.filter.value());
     if l.editing || !ftext.is_empty() {
@@ -222,14 +242,21 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
             let mut cells = vec![Cell::from(if selected { "▶" } else { " " })];
             cells.extend((v.cells)(r).into_iter().map(Cell::from));
             let row = Row::new(cells);
-            if selected { row.style(th.selected()) } else { row }
+            if selected {
+                row.style(th.selected())
+            } else {
+                row
+            }
         })
         .collect();
     let mut widths = vec![Constraint::Length(1)];
     widths.extend(v.columns.iter().map(|(_, c)| *c));
     if rows.is_empty() {
         let msg = if l.loaded { v.empty } else { "loading…" };
-        f.render_widget(Table::new(Vec::<Row>::new(), widths.clone()).header(header), table);
+        f.render_widget(
+            Table::new(Vec::<Row>::new(), widths.clone()).header(header),
+            table,
+        );
         if table.height > 2 {
             f.render_widget(
                 Paragraph::new(Line::styled(format!("  {msg}"), th.dim())),
@@ -237,7 +264,10 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
             );
         }
     } else {
-        f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), table);
+        f.render_widget(
+            Table::new(rows, widths).header(header).column_spacing(1),
+            table,
+        );
     }
     // Detail.
     f.render_widget(
@@ -270,8 +300,14 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 let why = app.disabled(b.need, b.unavailable);
                 let off = why.is_some();
                 cells.push(Line::from(vec![
-                    Span::styled(format!("{:>6} ", b.label), if off { th.dim() } else { th.key() }),
-                    Span::styled(format!("{}{}", b.desc, if off { " ⊘" } else { "" }), if off { th.dim() } else { Style::new() }),
+                    Span::styled(
+                        format!("{:>6} ", b.label),
+                        if off { th.dim() } else { th.key() },
+                    ),
+                    Span::styled(
+                        format!("{}{}", b.desc, if off { " ⊘" } else { "" }),
+                        if off { th.dim() } else { Style::new() },
+                    ),
                 ]));
                 if let Some(w) = why {
                     match reasons.iter_mut().find(|(r, _)| *r == w) {
@@ -284,7 +320,9 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             let right: Vec<Line> = cells.split_off(half);
             let mut foot: Vec<Line> = reasons
                 .into_iter()
-                .map(|(why, keys)| Line::styled(format!("⊘ {} disabled: {why}", keys.join(" ")), th.dim()))
+                .map(|(why, keys)| {
+                    Line::styled(format!("⊘ {} disabled: {why}", keys.join(" ")), th.dim())
+                })
                 .collect();
             foot.push(Line::styled("any key closes", th.dim()));
             let h = (half as u16 + foot.len() as u16 * 2 + 3).min(area.height);
@@ -293,8 +331,12 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             let outer = block(th, format!("Keys of {}", app.screen.def().title), true);
             let inner = outer.inner(r);
             f.render_widget(outer, r);
-            let [cols, foot_area] = Layout::vertical([Constraint::Length(half as u16), Constraint::Min(1)]).areas(inner);
-            let [lc, rc] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(cols);
+            let [cols, foot_area] =
+                Layout::vertical([Constraint::Length(half as u16), Constraint::Min(1)])
+                    .areas(inner);
+            let [lc, rc] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(cols);
             f.render_widget(Paragraph::new(cells), lc);
             f.render_widget(Paragraph::new(right), rc);
             f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), foot_area);
@@ -310,7 +352,9 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             let r = centered(area, 70, 10);
             f.render_widget(Clear, r);
             f.render_widget(
-                Paragraph::new(lines).block(block(th, "Error".into(), true)).wrap(Wrap { trim: false }),
+                Paragraph::new(lines)
+                    .block(block(th, "Error".into(), true))
+                    .wrap(Wrap { trim: false }),
                 r,
             );
         }
@@ -326,7 +370,9 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             let r = centered(area, 74, lines.len() as u16 + 3);
             f.render_widget(Clear, r);
             f.render_widget(
-                Paragraph::new(lines).block(block(th, c.title.clone(), true)).wrap(Wrap { trim: false }),
+                Paragraph::new(lines)
+                    .block(block(th, c.title.clone(), true))
+                    .wrap(Wrap { trim: false }),
                 r,
             );
         }
@@ -348,8 +394,11 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             f.render_widget(Clear, r);
             let skip = (*sel as i64 - (r.height as i64 - 4)).max(0) as usize;
             f.render_widget(
-                Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>())
-                    .block(block(th, "Domain filter · Enter pick · Esc".into(), true)),
+                Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block(
+                    th,
+                    "Domain filter · Enter pick · Esc".into(),
+                    true,
+                )),
                 r,
             );
         }
@@ -369,9 +418,17 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 });
             }
             if matches.is_empty() {
-                lines.push(Line::styled(format!("  no match among {} commands", COMMANDS.len()), th.dim()));
+                lines.push(Line::styled(
+                    format!("  no match among {} commands", COMMANDS.len()),
+                    th.dim(),
+                ));
             }
-            let r = Rect::new(area.x + 2, area.y + 1, area.width.saturating_sub(4).min(76), lines.len() as u16 + 2);
+            let r = Rect::new(
+                area.x + 2,
+                area.y + 1,
+                area.width.saturating_sub(4).min(76),
+                lines.len() as u16 + 2,
+            );
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines).block(block(th, "Command · Enter run · Esc".into(), true)),
@@ -400,7 +457,10 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         match &fld.kind {
             FieldKind::Text(input) => {
                 let v = safe(input.value());
-                spans.push(Span::styled(format!("[{v:<24}]"), if focus { th.selected() } else { Style::new() }));
+                spans.push(Span::styled(
+                    format!("[{v:<24}]"),
+                    if focus { th.selected() } else { Style::new() },
+                ));
                 if focus {
                     cursor = Some((lines.len(), 2 + label_w + 1 + input.visual_cursor()));
                 }
@@ -408,7 +468,11 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
             FieldKind::Choice { options, sel } => {
                 for (j, o) in options.iter().enumerate() {
                     let s = format!("({}) {} ", if j == *sel { "•" } else { " " }, safe(o));
-                    spans.push(if j == *sel && focus { Span::styled(s, th.selected()) } else { Span::raw(s) });
+                    spans.push(if j == *sel && focus {
+                        Span::styled(s, th.selected())
+                    } else {
+                        Span::raw(s)
+                    });
                 }
             }
             FieldKind::Checks { options, cursor: c } => {
@@ -417,7 +481,11 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
                 }
                 for (j, (o, on)) in options.iter().enumerate() {
                     let s = format!("[{}] {} ", if *on { "x" } else { " " }, safe(o));
-                    spans.push(if j == *c && focus { Span::styled(s, th.selected()) } else { Span::raw(s) });
+                    spans.push(if j == *c && focus {
+                        Span::styled(s, th.selected())
+                    } else {
+                        Span::raw(s)
+                    });
                 }
             }
         }
@@ -437,7 +505,9 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
     let r = centered(area, 78, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
     f.render_widget(
-        Paragraph::new(lines).block(block(th, form.title.clone(), true)).wrap(Wrap { trim: false }),
+        Paragraph::new(lines)
+            .block(block(th, form.title.clone(), true))
+            .wrap(Wrap { trim: false }),
         r,
     );
     if let Some((row, col)) = cursor {

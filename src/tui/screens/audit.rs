@@ -29,7 +29,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Some(e) => (
             format!("event {} · {}", e.seq, safe(&e.action)),
             vec![
-                Line::raw(format!("{} by {} from {}", datetime(e.at), safe(&e.actor), safe(&e.origin))),
+                Line::raw(format!(
+                    "{} by {} from {}",
+                    datetime(e.at),
+                    safe(&e.actor),
+                    safe(&e.origin)
+                )),
                 Line::raw(format!("target {}", safe(&e.target))),
                 Line::raw(format!("details {}", safe(&e.details))),
             ],

@@ -18,30 +18,49 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     if d.domains == 0 && app.domain.is_none() {
         let lines = vec![
             Line::raw(""),
-            Line::styled("  Welcome to Keyward. This database has no domain yet.", th.header()),
+            Line::styled(
+                "  Welcome to Keyward. This database has no domain yet.",
+                th.header(),
+            ),
             Line::raw(""),
             Line::raw("  A domain is a tenant, named by the host your API is published on."),
             Line::raw(""),
-            Line::from(vec![Span::styled("   n ", th.key()), Span::raw(" create a domain (e.g. free.example.com)")]),
-            Line::from(vec![Span::styled("   L ", th.key()), Span::raw(" load demo data to look around (3 domains, users, tokens)")]),
+            Line::from(vec![
+                Span::styled("   n ", th.key()),
+                Span::raw(" create a domain (e.g. free.example.com)"),
+            ]),
+            Line::from(vec![
+                Span::styled("   L ", th.key()),
+                Span::raw(" load demo data to look around (3 domains, users, tokens)"),
+            ]),
             Line::raw(""),
             Line::raw("  Then 2 opens Users, where n creates a user; ? lists every key here."),
         ];
         f.render_widget(
-            Paragraph::new(lines).block(block(th, "Getting started".into(), true)).wrap(Wrap { trim: false }),
+            Paragraph::new(lines)
+                .block(block(th, "Getting started".into(), true))
+                .wrap(Wrap { trim: false }),
             area,
         );
         return;
     }
-    let [top, bottom] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-    let [tl, tr] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-    let [bl, br] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+    let [tl, tr] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let [bl, br] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
     let inner = |r: Rect| r.width.saturating_sub(2) as usize;
 
     // Waiting for API access.
     let w = inner(tl);
     let mut lines: Vec<Line> = Vec::new();
-    for (i, u) in d.pending_users.iter().enumerate().take(tl.height.saturating_sub(2) as usize) {
+    for (i, u) in d
+        .pending_users
+        .iter()
+        .enumerate()
+        .take(tl.height.saturating_sub(2) as usize)
+    {
         let age = span(app.now - u.created_at);
         let role_w = 10;
         let email_w = w.saturating_sub(5 + 1 + role_w + 2);
@@ -52,16 +71,28 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             trunc(&safe(&u.email), email_w),
             trunc(&u.role, role_w)
         );
-        lines.push(if i == app.dash_sel { Line::styled(text, th.selected()) } else { Line::raw(text) });
+        lines.push(if i == app.dash_sel {
+            Line::styled(text, th.selected())
+        } else {
+            Line::raw(text)
+        });
     }
     if lines.is_empty() {
         lines.push(Line::styled(
-            if d.users == 0 { " No users yet: 2 then n creates one." } else { " ✓ nobody is waiting" },
+            if d.users == 0 {
+                " No users yet: 2 then n creates one."
+            } else {
+                " ✓ nobody is waiting"
+            },
             th.dim(),
         ));
     }
     f.render_widget(
-        Paragraph::new(lines).block(block(th, format!("Waiting for API access ({})", thousands(d.pending)), true)),
+        Paragraph::new(lines).block(block(
+            th,
+            format!("Waiting for API access ({})", thousands(d.pending)),
+            true,
+        )),
         tl,
     );
 
@@ -85,18 +116,37 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         lines.push(Line::styled(" ✓ no token expires within 7 days", th.dim()));
     }
     f.render_widget(
-        Paragraph::new(lines).block(block(th, format!("Expiring within 7 days ({})", thousands(d.expiring_tokens)), false)),
+        Paragraph::new(lines).block(block(
+            th,
+            format!("Expiring within 7 days ({})", thousands(d.expiring_tokens)),
+            false,
+        )),
         tr,
     );
 
     // Totals.
     let lines = vec![
-        Line::raw(format!(" users    {:>9}  domains  {:>9}", thousands(d.users), thousands(d.domains))),
-        Line::raw(format!(" pending  {:>9}  stations {:>9}", thousands(d.pending), thousands(d.stations))),
-        Line::raw(format!(" tokens   {:>9}  expiring {:>9}", thousands(d.active_tokens), thousands(d.expiring_tokens))),
+        Line::raw(format!(
+            " users    {:>9}  domains  {:>9}",
+            thousands(d.users),
+            thousands(d.domains)
+        )),
+        Line::raw(format!(
+            " pending  {:>9}  stations {:>9}",
+            thousands(d.pending),
+            thousands(d.stations)
+        )),
+        Line::raw(format!(
+            " tokens   {:>9}  expiring {:>9}",
+            thousands(d.active_tokens),
+            thousands(d.expiring_tokens)
+        )),
         Line::styled("          active            in 7 days", th.dim()),
     ];
-    f.render_widget(Paragraph::new(lines).block(block(th, "Totals".into(), false)), bl);
+    f.render_widget(
+        Paragraph::new(lines).block(block(th, "Totals".into(), false)),
+        bl,
+    );
 
     // Recent changes.
     let w = inner(br);
@@ -109,8 +159,14 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             let hm = t.get(11..16).unwrap_or("");
             let actor = trunc(&safe(&e.actor), 12);
             let rest = format!("{} {}", safe(&e.action), safe(&e.target));
-            Line::raw(format!("{hm} {actor:<12} {}", trunc(&rest, w.saturating_sub(19))))
+            Line::raw(format!(
+                "{hm} {actor:<12} {}",
+                trunc(&rest, w.saturating_sub(19))
+            ))
         })
         .collect();
-    f.render_widget(Paragraph::new(lines).block(block(th, "Recent changes".into(), false)), br);
+    f.render_widget(
+        Paragraph::new(lines).block(block(th, "Recent changes".into(), false)),
+        br,
+    );
 }

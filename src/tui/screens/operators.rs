@@ -10,16 +10,23 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 fn can(role: &str) -> &'static str {
     match role {
-        "admin" => "everything in its domains; with no domain limit also roles, scopes, operators, settings",
-        "support" => "create users and stations, enable API access, mint and revoke within a user's role",
+        "admin" => {
+            "everything in its domains; with no domain limit also roles, scopes, operators, settings"
+        }
+        "support" => {
+            "create users and stations, enable API access, mint and revoke within a user's role"
+        }
         _ => "read only",
     }
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    let [list, detail] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(detail_height(f.area().height))]).areas(area);
+    let [list, detail] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(detail_height(f.area().height)),
+    ])
+    .areas(area);
     let rows: Vec<Row> = app
         .operators
         .items
@@ -31,7 +38,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                 Cell::from(if on { "▶" } else { " " }),
                 Cell::from(safe(&o.account)),
                 Cell::from(o.role.clone()),
-                Cell::from(if o.domains.is_empty() { "all".to_string() } else { o.domains.join(", ") }),
+                Cell::from(if o.domains.is_empty() {
+                    "all".to_string()
+                } else {
+                    o.domains.join(", ")
+                }),
                 Cell::from(date(o.created_at)),
             ]);
             if on { row.style(th.selected()) } else { row }
@@ -40,10 +51,20 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(
         Table::new(
             rows,
-            [Constraint::Length(1), Constraint::Fill(2), Constraint::Length(8), Constraint::Fill(3), Constraint::Length(10)],
+            [
+                Constraint::Length(1),
+                Constraint::Fill(2),
+                Constraint::Length(8),
+                Constraint::Fill(3),
+                Constraint::Length(10),
+            ],
         )
         .header(Row::new(vec!["", "ACCOUNT", "ROLE", "DOMAINS", "SINCE"]).style(th.header()))
-        .block(block(th, format!("Operators ({})", app.operators.items.len()), true)),
+        .block(block(
+            th,
+            format!("Operators ({})", app.operators.items.len()),
+            true,
+        )),
         list,
     );
     let (title, lines) = match app.operators.items.get(app.operators.sel) {
@@ -51,10 +72,19 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             format!("operator {}", safe(&o.account)),
             vec![
                 Line::raw(format!("{} may: {}", o.role, can(&o.role))),
-                Line::raw(if o.account == app.actor.account { "this is you".to_string() } else { String::new() }),
+                Line::raw(if o.account == app.actor.account {
+                    "this is you".to_string()
+                } else {
+                    String::new()
+                }),
             ],
         ),
         None => ("no operator".into(), vec![]),
     };
-    f.render_widget(Paragraph::new(lines).block(block(th, title, false)).wrap(Wrap { trim: false }), detail);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, title, false))
+            .wrap(Wrap { trim: false }),
+        detail,
+    );
 }

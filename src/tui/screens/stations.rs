@@ -36,11 +36,20 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Some(s) => (
             safe(&s.name),
             vec![
-                Line::raw(format!("owner {} · domain {}", safe(&s.user_email), s.domain)),
+                Line::raw(format!(
+                    "owner {} · domain {}",
+                    safe(&s.user_email),
+                    s.domain
+                )),
                 Line::raw(format!(
                     "EU VAT {} · registration {} · created {}",
-                    s.eu_vat_id.as_deref().map(safe).unwrap_or_else(|| "—".into()),
-                    Some(reg(s)).filter(|r| !r.is_empty()).unwrap_or_else(|| "—".into()),
+                    s.eu_vat_id
+                        .as_deref()
+                        .map(safe)
+                        .unwrap_or_else(|| "—".into()),
+                    Some(reg(s))
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "—".into()),
                     date(s.created_at)
                 )),
                 Line::raw(format!("id {}", s.id)),

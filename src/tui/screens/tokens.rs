@@ -41,7 +41,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Some(t) => (
             format!("token {}", safe(&t.jti)),
             vec![
-                Line::raw(format!("user {} · domain {} · client {}", safe(&t.user_email), t.domain, safe(&t.client_id))),
+                Line::raw(format!(
+                    "user {} · domain {} · client {}",
+                    safe(&t.user_email),
+                    t.domain,
+                    safe(&t.client_id)
+                )),
                 Line::raw(format!("scope {}", safe(&t.scopes))),
                 Line::raw(format!(
                     "issued {} UTC · expires {} UTC · {}",

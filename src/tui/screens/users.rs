@@ -29,7 +29,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         c.extend([
             safe(&u.role),
             u.api_access.clone(),
-            if u.status == "active" { "active".into() } else { "✗ disabled".into() },
+            if u.status == "active" {
+                "active".into()
+            } else {
+                "✗ disabled".into()
+            },
             date(u.created_at),
         ]);
         c
@@ -59,7 +63,11 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                     "created {} · affiliate {} · stations: {}",
                     date(u.created_at),
                     u.affiliate_id,
-                    d.stations.iter().map(|s| safe(&s.name)).collect::<Vec<_>>().join(", ")
+                    d.stations
+                        .iter()
+                        .map(|s| safe(&s.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             ],
         ),

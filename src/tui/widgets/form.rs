@@ -9,8 +9,14 @@ use tui_input::backend::crossterm::EventHandler;
 #[derive(Debug, Clone)]
 pub enum FieldKind {
     Text(Input),
-    Choice { options: Vec<String>, sel: usize },
-    Checks { options: Vec<(String, bool)>, cursor: usize },
+    Choice {
+        options: Vec<String>,
+        sel: usize,
+    },
+    Checks {
+        options: Vec<(String, bool)>,
+        cursor: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -204,7 +210,10 @@ mod tests {
             vec![
                 Field::text("email", ""),
                 Field::choice("role", vec!["A".into(), "B".into()], 0),
-                Field::checks("scopes", vec![("read".into(), true), ("write".into(), false)]),
+                Field::checks(
+                    "scopes",
+                    vec![("read".into(), true), ("write".into(), false)],
+                ),
             ],
         );
         assert_eq!(f.key(key(KeyCode::Char('a'))), FormEvent::Edited);

@@ -385,7 +385,13 @@ mod tests {
         p.apply(s.generation, Pos::Top, rows(0..PAGE), Some(100_000), 20);
         for i in 1..10 {
             let c = p.rows.last().unwrap().cursor(0);
-            p.apply(s.generation, Pos::After(c), rows(i * PAGE..(i + 1) * PAGE), None, 20);
+            p.apply(
+                s.generation,
+                Pos::After(c),
+                rows(i * PAGE..(i + 1) * PAGE),
+                None,
+                20,
+            );
         }
         assert_eq!(p.rows.len(), WINDOW);
         assert_eq!(p.base, 10 * PAGE - WINDOW as i64);

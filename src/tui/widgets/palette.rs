@@ -12,20 +12,76 @@ pub struct Command {
 }
 
 pub const COMMANDS: &[Command] = &[
-    Command { name: "dashboard", arg: "", desc: "counts, sign-ups waiting, recent changes" },
-    Command { name: "users", arg: "[TEXT]", desc: "users, optionally filtered" },
-    Command { name: "roles", arg: "", desc: "roles and scopes" },
-    Command { name: "stations", arg: "[TEXT]", desc: "stations, optionally filtered" },
-    Command { name: "tokens", arg: "[TEXT]", desc: "token records, optionally filtered" },
-    Command { name: "operators", arg: "", desc: "who may administer" },
-    Command { name: "audit", arg: "[TEXT]", desc: "audit log, optionally filtered" },
-    Command { name: "domain", arg: "NAME|all", desc: "filter every screen by a domain" },
-    Command { name: "new-user", arg: "", desc: "create a user" },
-    Command { name: "new-domain", arg: "", desc: "add a domain" },
-    Command { name: "demo", arg: "", desc: "load demo data" },
-    Command { name: "reload", arg: "", desc: "reload everything" },
-    Command { name: "help", arg: "", desc: "key bindings of this screen" },
-    Command { name: "quit", arg: "", desc: "leave the console" },
+    Command {
+        name: "dashboard",
+        arg: "",
+        desc: "counts, sign-ups waiting, recent changes",
+    },
+    Command {
+        name: "users",
+        arg: "[TEXT]",
+        desc: "users, optionally filtered",
+    },
+    Command {
+        name: "roles",
+        arg: "",
+        desc: "roles and scopes",
+    },
+    Command {
+        name: "stations",
+        arg: "[TEXT]",
+        desc: "stations, optionally filtered",
+    },
+    Command {
+        name: "tokens",
+        arg: "[TEXT]",
+        desc: "token records, optionally filtered",
+    },
+    Command {
+        name: "operators",
+        arg: "",
+        desc: "who may administer",
+    },
+    Command {
+        name: "audit",
+        arg: "[TEXT]",
+        desc: "audit log, optionally filtered",
+    },
+    Command {
+        name: "domain",
+        arg: "NAME|all",
+        desc: "filter every screen by a domain",
+    },
+    Command {
+        name: "new-user",
+        arg: "",
+        desc: "create a user",
+    },
+    Command {
+        name: "new-domain",
+        arg: "",
+        desc: "add a domain",
+    },
+    Command {
+        name: "demo",
+        arg: "",
+        desc: "load demo data",
+    },
+    Command {
+        name: "reload",
+        arg: "",
+        desc: "reload everything",
+    },
+    Command {
+        name: "help",
+        arg: "",
+        desc: "key bindings of this screen",
+    },
+    Command {
+        name: "quit",
+        arg: "",
+        desc: "leave the console",
+    },
 ];
 
 #[derive(Debug, Clone, Default)]
