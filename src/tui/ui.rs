@@ -367,7 +367,7 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 Span::styled("n", th.key()),
                 Span::raw("/Esc cancel"),
             ]));
-            let r = centered(area, 74, lines.len() as u16 + 3);
+            let r = centered(area, 74, lines.len() as u16 + 2);
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines)

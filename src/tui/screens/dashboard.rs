@@ -125,23 +125,18 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     );
 
     // Totals.
+    let row = |a: &str, x: i64, b: &str, y: i64| {
+        Line::raw(format!(
+            " {a:<8}{:>9}  {b:<9}{:>7}",
+            thousands(x),
+            thousands(y)
+        ))
+    };
     let lines = vec![
-        Line::raw(format!(
-            " users    {:>9}  domains  {:>9}",
-            thousands(d.users),
-            thousands(d.domains)
-        )),
-        Line::raw(format!(
-            " pending  {:>9}  stations {:>9}",
-            thousands(d.pending),
-            thousands(d.stations)
-        )),
-        Line::raw(format!(
-            " tokens   {:>9}  expiring {:>9}",
-            thousands(d.active_tokens),
-            thousands(d.expiring_tokens)
-        )),
-        Line::styled("          active            in 7 days", th.dim()),
+        row("users", d.users, "domains", d.domains),
+        row("pending", d.pending, "stations", d.stations),
+        row("tokens", d.active_tokens, "expiring", d.expiring_tokens),
+        Line::styled(" tokens: active · expiring within 7 days", th.dim()),
     ];
     f.render_widget(
         Paragraph::new(lines).block(block(th, "Totals".into(), false)),

@@ -202,6 +202,13 @@ impl<R: ListRow> Paged<R> {
     }
 
     pub fn bottom(&mut self, view: i64) -> Option<PageSpec> {
+        if !self.loaded || self.inflight.contains(&Pos::Top) {
+            // G before the first page arrived: fetch the end instead, dropping the top.
+            self.generation += 1;
+            self.inflight.clear();
+            self.due = None;
+            return self.spec(Pos::Bottom, true);
+        }
         if self.at_end {
             self.sel = self.last().max(0);
             self.scroll(view);
@@ -376,6 +383,22 @@ mod tests {
         p.apply(s.generation, before.pos, prev, None, 20);
         assert_eq!(p.base, 10_000 - 2 * PAGE);
         assert_eq!(p.selected().unwrap().0, p.sel);
+    }
+
+    #[test]
+    fn g_before_the_first_page_fetches_the_end() {
+        let mut p: Paged<Row> = Paged::new(false);
+        let top = p.restart().unwrap();
+        let end = p.bottom(20).expect("fetch the end");
+        assert_eq!(end.pos, Pos::Bottom);
+        assert!(
+            !p.apply(top.generation, Pos::Top, rows(0..PAGE), Some(1000), 20),
+            "the top page is stale"
+        );
+        let mut tail = rows(800..1000);
+        tail.reverse();
+        assert!(p.apply(end.generation, Pos::Bottom, tail, Some(1000), 20));
+        assert_eq!(p.sel, 999);
     }
 
     #[test]
