@@ -136,7 +136,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         row("users", d.users, "domains", d.domains),
         row("pending", d.pending, "stations", d.stations),
         row("tokens", d.active_tokens, "expiring", d.expiring_tokens),
-        Line::styled(" tokens: active · expiring within 7 days", th.dim()),
+        Line::styled(" tokens: active · expiring ≤ 7 days", th.dim()),
     ];
     f.render_widget(
         Paragraph::new(lines).block(block(th, "Totals".into(), false)),
