@@ -13,6 +13,7 @@ pub mod service;
 pub mod store;
 pub mod text;
 pub mod token;
+pub mod tui;
 
 pub use error::{Error, Result};
 pub use service::{Actor, Keyward, OsIdentity};

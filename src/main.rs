@@ -13,8 +13,7 @@ fn main() {
         .expect("tokio runtime");
     let code = rt.block_on(async move {
         if cli.command.is_none() {
-            eprintln!("The console is not built yet; see `keyward --help` for the CLI.");
-            return 2;
+            return console(cli.database_url.as_deref(), js).await;
         }
         match cli::run(cli).await {
             Ok(()) => 0,
@@ -22,4 +21,27 @@ fn main() {
         }
     });
     std::process::exit(code);
+}
+
+/// `keyward` without a subcommand: the full-screen console on the same database
+/// (the embedded default is initialised implicitly, as for any command).
+async fn console(url: Option<&str>, js: bool) -> i32 {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("error: the console needs a terminal; see `keyward --help` for the CLI");
+        return 2;
+    }
+    let (kw, actor) = match cli::open(url).await {
+        Ok(v) => v,
+        Err(f) => return cli::report(&f, js),
+    };
+    let out = keyward::tui::run(kw.clone(), actor).await;
+    kw.db().close().await;
+    match out {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: the console failed: {e}");
+            1
+        }
+    }
 }

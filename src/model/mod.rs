@@ -452,6 +452,7 @@ pub fn ser_opt_ts<S: serde::Serializer>(
 }
 
 #[cfg(test)]
+#[allow(clippy::items_after_test_module)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@ use crate::store::{self, Cx, Db, Target, Tx, directory as dir};
 use serde_json::json;
 
 pub mod audit;
+pub mod console;
 pub mod credentials;
 pub mod demo;
 pub mod directory;
@@ -299,7 +300,6 @@ impl Keyward {
             }
         }
         keyring::bootstrap(&mut cx, &self.cache.master_path, &mut report.done).await?;
-
         tx.commit().await?;
         Ok(report)
     }

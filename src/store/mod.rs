@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod audit;
+pub mod console;
 pub mod credentials;
 pub mod directory;
 pub mod keys;

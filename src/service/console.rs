@@ -1,0 +1,156 @@
+//! Read models for the console: the dashboard, token records and two-way keyset pages.
+
+use super::{Actor, Keyward};
+use crate::error::Result;
+use crate::store::audit::AuditRow;
+use crate::store::console::{self as con, AuditPage, StationPage, TokenQuery, TokenRow};
+use crate::store::directory::{
+    self as dir, StationQuery, StationRow, UserQuery, UserRow, UserSort,
+};
+use serde::Serialize;
+
+/// What the dashboard shows, for one domain or all the actor may see.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Dashboard {
+    pub domains: i64,
+    pub users: i64,
+    pub pending: i64,
+    pub stations: i64,
+    pub active_tokens: i64,
+    pub expiring_tokens: i64,
+    /// Users waiting for API access, oldest first.
+    pub pending_users: Vec<UserRow>,
+    /// Unrevoked tokens expiring within the window, soonest first.
+    pub expiring: Vec<TokenRow>,
+    /// Newest audit events first.
+    pub recent: Vec<AuditRow>,
+}
+
+/// How far ahead the dashboard looks for expiring tokens.
+pub const EXPIRY_WINDOW_SECS: i64 = 7 * 24 * 3600;
+
+fn restrict(domains: Option<Vec<String>>, actor: &Actor) -> Option<Vec<String>> {
+    match (actor.domain_ids(), domains) {
+        (Some(allowed), Some(ds)) => Some(ds.into_iter().filter(|d| allowed.contains(d)).collect()),
+        (Some(allowed), None) => Some(allowed),
+        (None, ds) => ds,
+    }
+}
+
+impl Keyward {
+    /// Counts and short lists for the console's start screen.
+    pub async fn dashboard(
+        &self,
+        actor: &Actor,
+        domain_id: Option<&str>,
+        now: i64,
+        list_len: i64,
+    ) -> Result<Dashboard> {
+        let domains = restrict(domain_id.map(|d| vec![d.to_string()]), actor);
+        let a = actor.clone();
+        self.read(async move |cx| {
+            let visible = dir::domains(cx)
+                .await?
+                .into_iter()
+                .filter(|d| a.can_see(&d.id))
+                .filter(|d| domains.as_ref().is_none_or(|ds| ds.contains(&d.id)))
+                .count() as i64;
+            let uq = UserQuery {
+                domains: domains.clone(),
+                ..Default::default()
+            };
+            let users = dir::count_users(cx, &uq).await?;
+            let pq = UserQuery {
+                pending: true,
+                sort: UserSort::Created,
+                limit: list_len,
+                ..uq.clone()
+            };
+            let pending = dir::count_users(cx, &pq).await?;
+            let pending_users = dir::list_users(cx, &pq).await?;
+            let stations = dir::count_stations(
+                cx,
+                &StationQuery {
+                    domains: domains.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let active_tokens = con::count_active_tokens(cx, &domains, now).await?;
+            let tq = TokenQuery {
+                domains: domains.clone(),
+                expiring: Some((now, now + EXPIRY_WINDOW_SECS)),
+                sort: con::TokenSort::Expires,
+                limit: list_len,
+                ..Default::default()
+            };
+            let expiring_tokens = con::count_tokens(cx, &tq).await?;
+            let expiring = con::list_tokens(cx, &tq).await?;
+            let recent = con::audit_page(
+                cx,
+                &AuditPage {
+                    domains: domains.clone(),
+                    limit: list_len,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Ok(Dashboard {
+                domains: visible,
+                users,
+                pending,
+                stations,
+                active_tokens,
+                expiring_tokens,
+                pending_users,
+                expiring,
+                recent,
+            })
+        })
+        .await
+    }
+
+    /// A page of token records (restricted to the actor's domains).
+    pub async fn token_page(&self, actor: &Actor, mut q: TokenQuery) -> Result<Vec<TokenRow>> {
+        q.domains = restrict(q.domains.take(), actor);
+        self.read(async move |cx| con::list_tokens(cx, &q).await)
+            .await
+    }
+
+    pub async fn token_page_count(&self, actor: &Actor, mut q: TokenQuery) -> Result<i64> {
+        q.domains = restrict(q.domains.take(), actor);
+        self.read(async move |cx| con::count_tokens(cx, &q).await)
+            .await
+    }
+
+    /// A page of stations in either direction (restricted to the actor's domains).
+    pub async fn station_page(&self, actor: &Actor, mut q: StationPage) -> Result<Vec<StationRow>> {
+        q.domains = restrict(q.domains.take(), actor);
+        self.read(async move |cx| con::station_page(cx, &q).await)
+            .await
+    }
+
+    pub async fn station_page_count(&self, actor: &Actor, mut q: StationPage) -> Result<i64> {
+        q.domains = restrict(q.domains.take(), actor);
+        self.read(async move |cx| con::station_page_count(cx, &q).await)
+            .await
+    }
+
+    /// A page of audit events in either direction; domain-limited operators see only
+    /// their domains' events.
+    pub async fn audit_page(&self, actor: &Actor, mut q: AuditPage) -> Result<Vec<AuditRow>> {
+        if let Some(ids) = actor.domain_ids() {
+            q.domains = restrict(q.domains.take(), actor).or(Some(ids));
+        }
+        self.read(async move |cx| con::audit_page(cx, &q).await)
+            .await
+    }
+
+    pub async fn audit_page_count(&self, actor: &Actor, mut q: AuditPage) -> Result<i64> {
+        if let Some(ids) = actor.domain_ids() {
+            q.domains = restrict(q.domains.take(), actor).or(Some(ids));
+        }
+        self.read(async move |cx| con::audit_page_count(cx, &q).await)
+            .await
+    }
+}

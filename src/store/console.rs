@@ -1,0 +1,244 @@
+//! Read-only queries the console needs beyond the directory lists: dashboard counts,
+//! token records, and keyset pages that can run in both directions (so `G` jumps to
+//! the end of any list without walking it).
+
+use super::{Cx, Sql, Val};
+use crate::error::Result;
+use crate::{bind_all, on};
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+
+fn domain_filter(q: &mut Sql, col: &str, domains: &Option<Vec<String>>) {
+    if let Some(ds) = domains {
+        q.push(&format!(" AND {col} "))
+            .bind_in(ds.iter().map(Val::from));
+    }
+}
+
+async fn scalar(cx: &mut Cx<'_>, q: Sql) -> Result<i64> {
+    let Sql { text, args, .. } = q;
+    Ok(
+        on!(cx, c => bind_all!(sqlx::query_scalar(AssertSqlSafe(text)), args).fetch_one(&mut *c).await?),
+    )
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A token record joined with its user's email and domain name.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct TokenRow {
+    pub jti: String,
+    pub domain_id: String,
+    pub domain: String,
+    pub user_id: String,
+    pub user_email: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenSort {
+    #[default]
+    Issued,
+    Expires,
+}
+
+impl TokenSort {
+    fn col(&self) -> &'static str {
+        match self {
+            TokenSort::Issued => "t.issued_at",
+            TokenSort::Expires => "t.expires_at",
+        }
+    }
+}
+
+/// Filter and keyset paging for token lists.
+#[derive(Debug, Clone, Default)]
+pub struct TokenQuery {
+    pub domains: Option<Vec<String>>,
+    /// Prefix of the jti or of the client id.
+    pub search: Option<String>,
+    /// Only unrevoked tokens expiring in `[now, until)`.
+    pub expiring: Option<(i64, i64)>,
+    pub sort: TokenSort,
+    pub desc: bool,
+    /// Keyset cursor: (sort value, jti) of the last row seen.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+const TOKEN_SELECT: &str = "SELECT t.jti, t.domain_id, d.name AS domain, t.user_id, COALESCE(u.email, '') AS user_email, \
+     t.client_id, t.scopes, t.issued_at, t.expires_at, t.revoked_at \
+     FROM tokens t JOIN domains d ON d.id = t.domain_id LEFT JOIN users u ON u.id = t.user_id";
+
+fn token_filters(q: &mut Sql, f: &TokenQuery) {
+    domain_filter(q, "t.domain_id", &f.domains);
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pat = format!("{}%", super::sql::like_escape(s));
+        q.push(" AND (t.jti LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\' OR t.client_id LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+    if let Some((from, until)) = f.expiring {
+        q.push(" AND t.revoked_at IS NULL AND t.expires_at >= ")
+            .bind(from)
+            .push(" AND t.expires_at < ")
+            .bind(until);
+    }
+}
+
+pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow>> {
+    let mut q = Sql::new(cx.engine(), TOKEN_SELECT);
+    q.push(" WHERE 1 = 1");
+    token_filters(&mut q, f);
+    let col = f.sort.col();
+    let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some((v, id)) = &f.after {
+        q.push(&format!(" AND ({col}, t.jti) {cmp} ("))
+            .bind(*v)
+            .push(", ")
+            .bind(id)
+            .push(")");
+    }
+    q.push(&format!(" ORDER BY {col} {dir}, t.jti {dir} LIMIT "))
+        .bind(f.limit.clamp(1, 10_000));
+    let Sql { text, args, .. } = q;
+    Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
+}
+
+pub async fn count_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<i64> {
+    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM tokens t WHERE 1 = 1");
+    token_filters(&mut q, f);
+    scalar(cx, q).await
+}
+
+/// Unrevoked, unexpired tokens.
+pub async fn count_active_tokens(
+    cx: &mut Cx<'_>,
+    domains: &Option<Vec<String>>,
+    now: i64,
+) -> Result<i64> {
+    let mut q = Sql::new(
+        cx.engine(),
+        "SELECT COUNT(*) FROM tokens t WHERE t.revoked_at IS NULL AND t.expires_at > ",
+    );
+    q.bind(now);
+    domain_filter(&mut q, "t.domain_id", domains);
+    scalar(cx, q).await
+}
+
+// ---------------------------------------------------------------- stations
+
+/// A station page in either direction, ordered by (created_at, id).
+#[derive(Debug, Clone, Default)]
+pub struct StationPage {
+    pub domains: Option<Vec<String>>,
+    /// Prefix of the name or EU VAT id.
+    pub search: Option<String>,
+    pub desc: bool,
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+fn station_filters(q: &mut Sql, f: &StationPage) {
+    domain_filter(q, "s.domain_id", &f.domains);
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pat = format!("{}%", super::sql::like_escape(&s.to_lowercase()));
+        q.push(" AND (lower(s.name) LIKE ")
+            .bind(pat.clone())
+            .push(" ESCAPE '\\' OR lower(s.eu_vat_id) LIKE ")
+            .bind(pat)
+            .push(" ESCAPE '\\')");
+    }
+}
+
+pub async fn station_page(
+    cx: &mut Cx<'_>,
+    f: &StationPage,
+) -> Result<Vec<super::directory::StationRow>> {
+    let mut q = Sql::new(
+        cx.engine(),
+        "SELECT s.id, s.domain_id, d.name AS domain, s.user_id, u.email AS user_email, s.name, s.eu_vat_id, \
+         s.registration_number, s.country_code, s.created_at, s.version \
+         FROM stations s JOIN domains d ON d.id = s.domain_id JOIN users u ON u.id = s.user_id WHERE 1 = 1",
+    );
+    station_filters(&mut q, f);
+    let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some((at, id)) = &f.after {
+        q.push(&format!(" AND (s.created_at, s.id) {cmp} ("))
+            .bind(*at)
+            .push(", ")
+            .bind(id)
+            .push(")");
+    }
+    q.push(&format!(" ORDER BY s.created_at {dir}, s.id {dir} LIMIT "))
+        .bind(f.limit.clamp(1, 10_000));
+    let Sql { text, args, .. } = q;
+    Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
+}
+
+pub async fn station_page_count(cx: &mut Cx<'_>, f: &StationPage) -> Result<i64> {
+    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM stations s WHERE 1 = 1");
+    station_filters(&mut q, f);
+    scalar(cx, q).await
+}
+
+// ---------------------------------------------------------------- audit
+
+/// An audit page in either direction by sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    pub domains: Option<Vec<String>>,
+    /// Prefix of the action or actor, or substring of the target.
+    pub search: Option<String>,
+    /// Oldest first when true (the console shows newest first).
+    pub ascending: bool,
+    /// Keyset cursor: events strictly after this seq in the page's direction.
+    pub after_seq: Option<i64>,
+    pub limit: i64,
+}
+
+fn audit_filters(q: &mut Sql, f: &AuditPage) {
+    domain_filter(q, "domain_id", &f.domains);
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let esc = super::sql::like_escape(s);
+        q.push(" AND (action LIKE ")
+            .bind(format!("{esc}%"))
+            .push(" ESCAPE '\\' OR actor LIKE ")
+            .bind(format!("{esc}%"))
+            .push(" ESCAPE '\\' OR target LIKE ")
+            .bind(format!("%{esc}%"))
+            .push(" ESCAPE '\\')");
+    }
+}
+
+pub async fn audit_page(cx: &mut Cx<'_>, f: &AuditPage) -> Result<Vec<super::audit::AuditRow>> {
+    let mut q = Sql::new(
+        cx.engine(),
+        "SELECT seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash FROM audit_events WHERE 1 = 1",
+    );
+    audit_filters(&mut q, f);
+    let (cmp, dir) = if f.ascending {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
+    if let Some(s) = f.after_seq {
+        q.push(&format!(" AND seq {cmp} ")).bind(s);
+    }
+    q.push(&format!(" ORDER BY seq {dir} LIMIT "))
+        .bind(f.limit.clamp(1, 10_000));
+    let Sql { text, args, .. } = q;
+    Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
+}
+
+pub async fn audit_page_count(cx: &mut Cx<'_>, f: &AuditPage) -> Result<i64> {
+    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM audit_events WHERE 1 = 1");
+    audit_filters(&mut q, f);
+    scalar(cx, q).await
+}

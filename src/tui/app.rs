@@ -1,0 +1,1764 @@
+//! Application state and `update`: terminal events and background answers come in as
+//! [`Action`]s; `update` changes plain data and returns [`Effect`]s (database work)
+//! for the runtime to spawn. Nothing here touches a terminal or a database.
+
+use super::keymap::{self, Cmd};
+use super::screens::{SCREENS, ScreenId};
+use super::widgets::form::{Field, Form, FormEvent};
+use super::widgets::list::{Cursor, CursorKey, ListRow, PageSpec, Paged, Pos};
+use super::widgets::palette::Palette;
+use crate::Actor;
+use crate::model;
+use crate::service::Need;
+use crate::service::console::Dashboard;
+use crate::service::directory::{OperatorView, UserDetail};
+use crate::service::scopes::{RoleView, ScopeView};
+use crate::store::audit::AuditRow;
+use crate::store::console::TokenRow;
+use crate::store::directory::{DomainRow, StationRow, UserRow};
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tui_input::backend::crossterm::EventHandler;
+
+/// Milliseconds between ticks (spinner, debounce, toasts).
+pub const TICK_MS: u64 = 50;
+/// Filter keystrokes are sent after this many quiet ticks (~100 ms).
+pub const DEBOUNCE_TICKS: u64 = 2;
+/// How long a toast stays (ticks).
+const TOAST_TICKS: u64 = 80;
+/// Rows of the dashboard's short lists.
+pub const DASH_LIST: i64 = 20;
+/// Users loaded by the demo key.
+pub const DEMO_USERS: u64 = 200;
+
+impl ListRow for UserRow {
+    fn cursor(&self, sort: usize) -> Cursor {
+        let key = match sort {
+            1 => CursorKey::Int(self.created_at),
+            _ => CursorKey::Str(self.email.to_lowercase()),
+        };
+        Cursor {
+            key,
+            id: self.id.clone(),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ListRow for StationRow {
+    fn cursor(&self, _: usize) -> Cursor {
+        Cursor {
+            key: CursorKey::Int(self.created_at),
+            id: self.id.clone(),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ListRow for TokenRow {
+    fn cursor(&self, sort: usize) -> Cursor {
+        let key = match sort {
+            1 => CursorKey::Int(self.expires_at),
+            _ => CursorKey::Int(self.issued_at),
+        };
+        Cursor {
+            key,
+            id: self.jti.clone(),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.jti
+    }
+}
+
+impl ListRow for AuditRow {
+    fn cursor(&self, _: usize) -> Cursor {
+        Cursor {
+            key: CursorKey::Int(self.seq),
+            id: self.hash.clone(),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// Database reads the runtime performs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Dashboard {
+        generation: u64,
+        domain: Option<String>,
+    },
+    Page {
+        screen: ScreenId,
+        spec: PageSpec,
+        domain: Option<String>,
+    },
+    UserDetail {
+        id: String,
+    },
+    Roles {
+        generation: u64,
+    },
+    Operators {
+        generation: u64,
+    },
+    Domains,
+}
+
+/// Rows of one page.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    Users(Vec<UserRow>),
+    Stations(Vec<StationRow>),
+    Tokens(Vec<TokenRow>),
+    Audit(Vec<AuditRow>),
+}
+
+/// Answers of [`Request`]s. Errors are already messages for people.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Dashboard {
+        generation: u64,
+        result: Result<Box<Dashboard>, String>,
+    },
+    Page {
+        screen: ScreenId,
+        generation: u64,
+        pos: Pos,
+        result: Result<(Rows, Option<i64>), String>,
+    },
+    UserDetail {
+        id: String,
+        result: Result<Box<UserDetail>, String>,
+    },
+    Roles {
+        generation: u64,
+        result: Result<(Vec<RoleView>, Vec<ScopeView>), String>,
+    },
+    Operators {
+        generation: u64,
+        result: Result<Vec<OperatorView>, String>,
+    },
+    Domains(Result<Vec<DomainRow>, String>),
+}
+
+/// Changes the runtime performs through the core's services.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    DomainAdd {
+        name: String,
+    },
+    UserAdd {
+        email: String,
+        domain: String,
+        name: String,
+        role: String,
+    },
+    UserStatus {
+        id: String,
+        email: String,
+        disable: bool,
+    },
+    UserRole {
+        id: String,
+        email: String,
+        role: String,
+    },
+    StationAdd {
+        user: String,
+        domain: Option<String>,
+        name: String,
+        vat: Option<String>,
+        rn: Option<String>,
+        country: Option<String>,
+    },
+    StationRm {
+        id: String,
+        name: String,
+    },
+    RoleAdd {
+        name: String,
+        description: String,
+        scopes: Vec<String>,
+    },
+    RoleGrant {
+        role: String,
+        scopes: Vec<String>,
+    },
+    RoleRevoke {
+        role: String,
+        scopes: Vec<String>,
+    },
+    RoleDefault {
+        role: String,
+    },
+    RoleRm {
+        role: String,
+        reassign: Option<String>,
+    },
+    ScopeAdd {
+        name: String,
+        description: String,
+        implies: Vec<String>,
+    },
+    ScopeRm {
+        name: String,
+    },
+    OperatorAdd {
+        account: String,
+        role: String,
+        domains: Vec<String>,
+    },
+    OperatorRm {
+        account: String,
+    },
+    Demo {
+        users: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Load(Request),
+    Write(WriteOp),
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Paste(String),
+    Resize(u16, u16),
+    Tick { now: i64 },
+    Loaded(Loaded),
+    Wrote(Result<String, String>),
+}
+
+#[derive(Debug, Clone)]
+pub enum FormKind {
+    NewDomain,
+    NewUser,
+    NewStation,
+    ChangeRole { id: String, email: String },
+    NewRole,
+    NewScope,
+    Grant { role: String },
+    Revoke { role: String, users: i64 },
+    NewOperator,
+}
+
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub op: WriteOp,
+}
+
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    Help,
+    Palette(Palette),
+    DomainPicker { sel: usize },
+    Form { kind: FormKind, form: Form },
+    Confirm(Confirm),
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Toast {
+    pub text: String,
+    pub until: u64,
+}
+
+/// Who is at the console and where the data lives (for the status bar).
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub database: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Small<T> {
+    pub items: Vec<T>,
+    pub sel: usize,
+    pub generation: u64,
+    pub loading: bool,
+    pub loaded: bool,
+}
+
+impl<T> Default for Small<T> {
+    fn default() -> Self {
+        Small {
+            items: Vec::new(),
+            sel: 0,
+            generation: 0,
+            loading: false,
+            loaded: false,
+        }
+    }
+}
+
+impl<T> Small<T> {
+    fn restart(&mut self) -> u64 {
+        self.generation += 1;
+        self.loading = true;
+        self.generation
+    }
+    fn apply(&mut self, generation: u64, items: Vec<T>) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.items = items;
+        self.loading = false;
+        self.loaded = true;
+        self.sel = self.sel.min(self.items.len().saturating_sub(1));
+        true
+    }
+    fn step(&mut self, d: i64) {
+        let n = self.items.len() as i64;
+        if n > 0 {
+            self.sel = (self.sel as i64 + d).clamp(0, n - 1) as usize;
+        }
+    }
+}
+
+pub struct App {
+    pub theme: super::theme::Theme,
+    pub actor: Actor,
+    pub info: Info,
+    pub now: i64,
+    pub tick: u64,
+    pub size: (u16, u16),
+    pub screen: ScreenId,
+    pub domains: Vec<DomainRow>,
+    pub domain: Option<DomainRow>,
+    pub dash: Option<Dashboard>,
+    pub dash_sel: usize,
+    pub dash_generation: u64,
+    pub dash_loading: bool,
+    pub users: Paged<UserRow>,
+    pub detail: Option<UserDetail>,
+    pub detail_wanted: Option<String>,
+    pub stations: Paged<StationRow>,
+    pub tokens: Paged<TokenRow>,
+    pub audit: Paged<AuditRow>,
+    pub roles: Small<RoleView>,
+    pub scopes: Vec<ScopeView>,
+    /// Roles screen: 0 roles pane, 1 scopes pane.
+    pub pane: usize,
+    pub scope_sel: usize,
+    pub operators: Small<OperatorView>,
+    pub overlay: Option<Overlay>,
+    pub toast: Option<Toast>,
+    pub writing: u32,
+    pub quit: bool,
+}
+
+/// Rows a list shows in a terminal of height `h`: the body minus tab bar, hint and
+/// status lines, title and column header, and the detail pane.
+pub fn list_rows(h: u16) -> i64 {
+    (h as i64 - 5 - detail_height(h) as i64).max(1)
+}
+
+pub fn detail_height(h: u16) -> u16 {
+    if h >= 36 { 9 } else { 5 }
+}
+
+impl App {
+    pub fn new(actor: Actor, info: Info, now: i64, size: (u16, u16)) -> App {
+        App {
+            theme: super::theme::Theme::from_env(),
+            actor,
+            info,
+            now,
+            tick: 0,
+            size,
+            screen: ScreenId::Dashboard,
+            domains: Vec::new(),
+            domain: None,
+            dash: None,
+            dash_sel: 0,
+            dash_generation: 0,
+            dash_loading: false,
+            users: Paged::new(false),
+            detail: None,
+            detail_wanted: None,
+            stations: Paged::new(false),
+            tokens: Paged::new(true),
+            audit: Paged::new(true),
+            roles: Small::default(),
+            scopes: Vec::new(),
+            pane: 0,
+            scope_sel: 0,
+            operators: Small::default(),
+            overlay: None,
+            toast: None,
+            writing: 0,
+            quit: false,
+        }
+    }
+
+    /// The first requests: domains, roles (for forms) and the dashboard.
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut fx = vec![Effect::Load(Request::Domains)];
+        fx.extend(self.load_roles());
+        fx.extend(self.load(ScreenId::Dashboard));
+        fx
+    }
+
+    pub fn busy(&self) -> bool {
+        self.writing > 0
+            || self.dash_loading
+            || self.users.loading()
+            || self.stations.loading()
+            || self.tokens.loading()
+            || self.audit.loading()
+            || self.roles.loading
+            || self.operators.loading
+    }
+
+    /// Whether the current screen is waiting for data.
+    pub fn screen_busy(&self) -> bool {
+        self.writing > 0
+            || match self.screen {
+                ScreenId::Dashboard => self.dash_loading,
+                ScreenId::Users => self.users.loading(),
+                ScreenId::Stations => self.stations.loading(),
+                ScreenId::Tokens => self.tokens.loading(),
+                ScreenId::Audit => self.audit.loading(),
+                ScreenId::Roles => self.roles.loading,
+                ScreenId::Operators => self.operators.loading,
+            }
+    }
+
+    fn domain_id(&self) -> Option<String> {
+        self.domain.as_ref().map(|d| d.id.clone())
+    }
+
+    fn view(&self) -> i64 {
+        list_rows(self.size.1)
+    }
+
+    pub fn toast(&mut self, text: impl Into<String>) {
+        self.toast = Some(Toast {
+            text: text.into(),
+            until: self.tick + TOAST_TICKS,
+        });
+    }
+
+    /// The one path by which errors reach the user.
+    pub fn fail(&mut self, msg: impl Into<String>) {
+        self.overlay = Some(Overlay::Error(msg.into()));
+    }
+
+    fn page(&self, screen: ScreenId, spec: Option<PageSpec>) -> Vec<Effect> {
+        spec.map(|spec| {
+            Effect::Load(Request::Page {
+                screen,
+                spec,
+                domain: self.domain_id(),
+            })
+        })
+        .into_iter()
+        .collect()
+    }
+
+    fn load_roles(&mut self) -> Vec<Effect> {
+        let generation = self.roles.restart();
+        vec![Effect::Load(Request::Roles { generation })]
+    }
+
+    /// (Re)loads a screen's data from the start.
+    pub fn load(&mut self, screen: ScreenId) -> Vec<Effect> {
+        match screen {
+            ScreenId::Dashboard => {
+                self.dash_generation += 1;
+                self.dash_loading = true;
+                vec![Effect::Load(Request::Dashboard {
+                    generation: self.dash_generation,
+                    domain: self.domain_id(),
+                })]
+            }
+            ScreenId::Users => {
+                let s = self.users.restart();
+                self.page(screen, s)
+            }
+            ScreenId::Stations => {
+                let s = self.stations.restart();
+                self.page(screen, s)
+            }
+            ScreenId::Tokens => {
+                let s = self.tokens.restart();
+                self.page(screen, s)
+            }
+            ScreenId::Audit => {
+                let s = self.audit.restart();
+                self.page(screen, s)
+            }
+            ScreenId::Roles => self.load_roles(),
+            ScreenId::Operators => {
+                let generation = self.operators.restart();
+                vec![Effect::Load(Request::Operators { generation })]
+            }
+        }
+    }
+
+    fn loaded(&self, screen: ScreenId) -> bool {
+        match screen {
+            ScreenId::Dashboard => self.dash.is_some() || self.dash_loading,
+            ScreenId::Users => self.users.loaded || self.users.loading(),
+            ScreenId::Stations => self.stations.loaded || self.stations.loading(),
+            ScreenId::Tokens => self.tokens.loaded || self.tokens.loading(),
+            ScreenId::Audit => self.audit.loaded || self.audit.loading(),
+            ScreenId::Roles => self.roles.loaded || self.roles.loading,
+            ScreenId::Operators => self.operators.loaded || self.operators.loading,
+        }
+    }
+
+    pub fn switch(&mut self, screen: ScreenId) -> Vec<Effect> {
+        self.screen = screen;
+        if self.loaded(screen) {
+            self.detail_effect()
+        } else {
+            self.load(screen)
+        }
+    }
+
+    /// Everything again: after a change, on Ctrl-R, or when the domain filter changes.
+    fn reload_all(&mut self) -> Vec<Effect> {
+        let mut fx = vec![Effect::Load(Request::Domains)];
+        for s in [
+            ScreenId::Users,
+            ScreenId::Stations,
+            ScreenId::Tokens,
+            ScreenId::Audit,
+            ScreenId::Operators,
+        ] {
+            if s == self.screen {
+                fx.extend(self.load(s));
+            } else {
+                self.forget(s);
+            }
+        }
+        if self.screen != ScreenId::Roles {
+            fx.extend(self.load_roles());
+        } else {
+            fx.extend(self.load(ScreenId::Roles));
+        }
+        fx.extend(self.load(ScreenId::Dashboard));
+        self.detail = None;
+        self.detail_wanted = None;
+        fx.extend(self.detail_effect());
+        fx
+    }
+
+    /// Marks a screen stale so it reloads when shown.
+    fn forget(&mut self, s: ScreenId) {
+        match s {
+            ScreenId::Users => {
+                self.users.loaded = false;
+                self.users.generation += 1;
+                self.users.inflight.clear();
+            }
+            ScreenId::Stations => {
+                self.stations.loaded = false;
+                self.stations.generation += 1;
+                self.stations.inflight.clear();
+            }
+            ScreenId::Tokens => {
+                self.tokens.loaded = false;
+                self.tokens.generation += 1;
+                self.tokens.inflight.clear();
+            }
+            ScreenId::Audit => {
+                self.audit.loaded = false;
+                self.audit.generation += 1;
+                self.audit.inflight.clear();
+            }
+            ScreenId::Operators => {
+                self.operators.loaded = false;
+                self.operators.generation += 1;
+                self.operators.loading = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks for the selected user's detail when it is not the one shown.
+    fn detail_effect(&mut self) -> Vec<Effect> {
+        if self.screen != ScreenId::Users {
+            return Vec::new();
+        }
+        let Some(id) = self.users.selected().map(|u| u.id.clone()) else {
+            return Vec::new();
+        };
+        if self.detail_wanted.as_deref() == Some(&id) {
+            return Vec::new();
+        }
+        self.detail_wanted = Some(id.clone());
+        vec![Effect::Load(Request::UserDetail { id })]
+    }
+
+    /// The detail of the selected user, if it has arrived.
+    pub fn selected_detail(&self) -> Option<&UserDetail> {
+        let sel = self.users.selected()?;
+        self.detail.as_ref().filter(|d| d.user.id == sel.id)
+    }
+
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Key(k) => {
+                if k.kind == KeyEventKind::Release {
+                    return Vec::new();
+                }
+                self.key(k)
+            }
+            Action::Paste(s) => self.paste(&s),
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                let v = self.view();
+                self.users.scroll(v);
+                self.stations.scroll(v);
+                self.tokens.scroll(v);
+                self.audit.scroll(v);
+                Vec::new()
+            }
+            Action::Tick { now } => {
+                self.tick += 1;
+                self.now = now;
+                if self.toast.as_ref().is_some_and(|t| t.until <= self.tick) {
+                    self.toast = None;
+                }
+                let t = self.tick;
+                let mut fx = Vec::new();
+                let s = self.users.tick(t);
+                fx.extend(self.page(ScreenId::Users, s));
+                let s = self.stations.tick(t);
+                fx.extend(self.page(ScreenId::Stations, s));
+                let s = self.tokens.tick(t);
+                fx.extend(self.page(ScreenId::Tokens, s));
+                let s = self.audit.tick(t);
+                fx.extend(self.page(ScreenId::Audit, s));
+                fx
+            }
+            Action::Loaded(l) => self.loaded_data(l),
+            Action::Wrote(r) => {
+                self.writing = self.writing.saturating_sub(1);
+                match r {
+                    Ok(msg) => {
+                        self.toast(msg);
+                        self.reload_all()
+                    }
+                    Err(e) => {
+                        self.fail(e);
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn loaded_data(&mut self, l: Loaded) -> Vec<Effect> {
+        let view = self.view();
+        match l {
+            Loaded::Dashboard { generation, result } => {
+                if generation != self.dash_generation {
+                    return Vec::new();
+                }
+                self.dash_loading = false;
+                match result {
+                    Ok(d) => {
+                        self.dash_sel = self.dash_sel.min(d.pending_users.len().saturating_sub(1));
+                        self.dash = Some(*d);
+                    }
+                    Err(e) => self.fail(e),
+                }
+                Vec::new()
+            }
+            Loaded::Page {
+                screen,
+                generation,
+                pos,
+                result,
+            } => {
+                let (rows, total) = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let cur = match screen {
+                            ScreenId::Users => Some(&mut self.users.inflight),
+                            ScreenId::Stations => Some(&mut self.stations.inflight),
+                            ScreenId::Tokens => Some(&mut self.tokens.inflight),
+                            ScreenId::Audit => Some(&mut self.audit.inflight),
+                            _ => None,
+                        };
+                        if let Some(inflight) = cur {
+                            inflight.retain(|p| p != &pos);
+                        }
+                        self.fail(e);
+                        return Vec::new();
+                    }
+                };
+                match rows {
+                    Rows::Users(r) => {
+                        if self.users.apply(generation, pos, r, total, view) {
+                            return self.detail_effect();
+                        }
+                    }
+                    Rows::Stations(r) => {
+                        self.stations.apply(generation, pos, r, total, view);
+                    }
+                    Rows::Tokens(r) => {
+                        self.tokens.apply(generation, pos, r, total, view);
+                    }
+                    Rows::Audit(r) => {
+                        self.audit.apply(generation, pos, r, total, view);
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::UserDetail { id, result } => {
+                if self.detail_wanted.as_deref() == Some(&id) {
+                    match result {
+                        Ok(d) => self.detail = Some(*d),
+                        Err(e) => self.toast(e),
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::Roles { generation, result } => {
+                match result {
+                    Ok((roles, scopes)) => {
+                        if self.roles.apply(generation, roles) {
+                            self.scope_sel = self.scope_sel.min(scopes.len().saturating_sub(1));
+                            self.scopes = scopes;
+                        }
+                    }
+                    Err(e) => {
+                        self.roles.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::Operators { generation, result } => {
+                match result {
+                    Ok(ops) => {
+                        self.operators.apply(generation, ops);
+                    }
+                    Err(e) => {
+                        self.operators.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::Domains(result) => {
+                match result {
+                    Ok(ds) => {
+                        if let Some(cur) = &self.domain
+                            && !ds.iter().any(|d| d.id == cur.id)
+                        {
+                            self.domain = None;
+                        }
+                        self.domains = ds;
+                    }
+                    Err(e) => self.fail(e),
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn paste(&mut self, s: &str) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for c in s.chars().filter(|c| !c.is_control()) {
+            fx.extend(self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
+        }
+        fx
+    }
+
+    fn key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c' | 'C'))
+        {
+            self.quit = true;
+            return Vec::new();
+        }
+        if let Some(ov) = self.overlay.take() {
+            return self.overlay_key(ov, k);
+        }
+        if let Some(fx) = self.filter_key(k) {
+            return fx;
+        }
+        if let KeyCode::Char(c) = k.code
+            && k.modifiers.difference(KeyModifiers::SHIFT).is_empty()
+            && let Some(id) = ScreenId::by_key(c)
+        {
+            return self.switch(id);
+        }
+        let Some(b) = keymap::lookup(self.screen, &k) else {
+            return Vec::new();
+        };
+        if let Some(why) = b.unavailable {
+            self.toast(format!("{}: {why}", b.desc));
+            return Vec::new();
+        }
+        if let Some(why) = self.actor.denied(b.need) {
+            self.toast(format!("{} is not available: {why}", b.desc));
+            return Vec::new();
+        }
+        self.cmd(b.cmd)
+    }
+
+    /// Runs a command after the same permission check as its key binding.
+    fn checked(&mut self, screen: ScreenId, cmd: Cmd) -> Vec<Effect> {
+        let b = keymap::BINDINGS
+            .iter()
+            .find(|b| b.cmd == cmd && b.on.covers(screen));
+        if let Some(why) = b.and_then(|b| self.actor.denied(b.need)) {
+            self.fail(format!("not allowed: {why}"));
+            return Vec::new();
+        }
+        let mut fx = self.switch(screen);
+        fx.extend(self.cmd(cmd));
+        fx
+    }
+
+    /// Keys while a list's filter is being typed. `None` = not editing.
+    fn filter_key(&mut self, k: KeyEvent) -> Option<Vec<Effect>> {
+        let screen = self.screen;
+        let tick = self.tick;
+        let view = self.view();
+        let list_editing = match screen {
+            ScreenId::Users => self.users.editing,
+            ScreenId::Stations => self.stations.editing,
+            ScreenId::Tokens => self.tokens.editing,
+            ScreenId::Audit => self.audit.editing,
+            _ => false,
+        };
+        if !list_editing {
+            return None;
+        }
+        macro_rules! with_list {
+            ($l:expr) => {{
+                let l = $l;
+                match k.code {
+                    KeyCode::Esc => {
+                        l.editing = false;
+                        if l.filter.value().is_empty() {
+                            None
+                        } else {
+                            l.filter.reset();
+                            l.restart()
+                        }
+                    }
+                    KeyCode::Enter => {
+                        l.editing = false;
+                        None
+                    }
+                    KeyCode::Down => l.move_by(1, view),
+                    KeyCode::Up => l.move_by(-1, view),
+                    KeyCode::PageDown => l.move_by(view, view),
+                    KeyCode::PageUp => l.move_by(-view, view),
+                    _ => {
+                        let before = l.filter.value().to_string();
+                        l.filter.handle_event(&Event::Key(k));
+                        if l.filter.value() != before {
+                            l.typed(tick, DEBOUNCE_TICKS);
+                        }
+                        None
+                    }
+                }
+            }};
+        }
+        let spec = match screen {
+            ScreenId::Users => with_list!(&mut self.users),
+            ScreenId::Stations => with_list!(&mut self.stations),
+            ScreenId::Tokens => with_list!(&mut self.tokens),
+            ScreenId::Audit => with_list!(&mut self.audit),
+            _ => None,
+        };
+        let mut fx = self.page(screen, spec);
+        fx.extend(self.detail_effect());
+        Some(fx)
+    }
+
+    /// Applies a list operation to the current screen's list.
+    fn on_list(&mut self, f: impl Fn(&mut dyn ListOps) -> Option<PageSpec>) -> Vec<Effect> {
+        let screen = self.screen;
+        let spec = match screen {
+            ScreenId::Users => f(&mut self.users),
+            ScreenId::Stations => f(&mut self.stations),
+            ScreenId::Tokens => f(&mut self.tokens),
+            ScreenId::Audit => f(&mut self.audit),
+            _ => None,
+        };
+        let mut fx = self.page(screen, spec);
+        fx.extend(self.detail_effect());
+        fx
+    }
+
+    fn step(&mut self, d: i64) -> Vec<Effect> {
+        let view = self.view();
+        match self.screen {
+            ScreenId::Dashboard => {
+                let n = self.dash.as_ref().map_or(0, |d| d.pending_users.len()) as i64;
+                if n > 0 {
+                    self.dash_sel = (self.dash_sel as i64 + d).clamp(0, n - 1) as usize;
+                }
+                Vec::new()
+            }
+            ScreenId::Roles => {
+                if self.pane == 0 {
+                    self.roles.step(d);
+                } else {
+                    let n = self.scopes.len() as i64;
+                    if n > 0 {
+                        self.scope_sel = (self.scope_sel as i64 + d).clamp(0, n - 1) as usize;
+                    }
+                }
+                Vec::new()
+            }
+            ScreenId::Operators => {
+                self.operators.step(d);
+                Vec::new()
+            }
+            _ => self.on_list(|l| l.move_by(d, view)),
+        }
+    }
+
+    fn cmd(&mut self, cmd: Cmd) -> Vec<Effect> {
+        let view = self.view();
+        match cmd {
+            Cmd::Quit => {
+                self.quit = true;
+                Vec::new()
+            }
+            Cmd::Back => {
+                if let Some(fx) = self.clear_filter() {
+                    return fx;
+                }
+                if self.screen == ScreenId::Dashboard {
+                    self.quit = true;
+                    Vec::new()
+                } else {
+                    self.switch(ScreenId::Dashboard)
+                }
+            }
+            Cmd::Screen(s) => self.switch(s),
+            Cmd::Jump => Vec::new(),
+            Cmd::NextScreen | Cmd::PrevScreen => {
+                let n = SCREENS.len();
+                let i = self.screen.index();
+                let j = if cmd == Cmd::NextScreen {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.switch(SCREENS[j].id)
+            }
+            Cmd::Palette => {
+                self.overlay = Some(Overlay::Palette(Palette::default()));
+                Vec::new()
+            }
+            Cmd::Help => {
+                self.overlay = Some(Overlay::Help);
+                Vec::new()
+            }
+            Cmd::DomainPicker => {
+                let sel = self
+                    .domain
+                    .as_ref()
+                    .and_then(|d| self.domains.iter().position(|x| x.id == d.id))
+                    .map_or(0, |i| i + 1);
+                self.overlay = Some(Overlay::DomainPicker { sel });
+                Vec::new()
+            }
+            Cmd::Reload => self.reload_all(),
+            Cmd::Up => self.step(-1),
+            Cmd::Down => self.step(1),
+            Cmd::PageUp => self.step(-view),
+            Cmd::PageDown => self.step(view),
+            Cmd::Top => match self.screen {
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                    self.step(i64::MIN / 2)
+                }
+                _ => self.on_list(|l| l.top(view)),
+            },
+            Cmd::Bottom => match self.screen {
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                    self.step(i64::MAX / 2)
+                }
+                _ => self.on_list(|l| l.bottom(view)),
+            },
+            Cmd::Filter => self.on_list(|l| {
+                l.set_editing();
+                None
+            }),
+            Cmd::SortNext => {
+                let n = self.screen.def().sorts.len().max(1);
+                self.on_list(|l| l.next_sort(n))
+            }
+            Cmd::SortReverse => self.on_list(|l| l.reverse()),
+            Cmd::Open => self.open(),
+            Cmd::New => self.new_form(),
+            Cmd::Delete => self.delete(),
+            Cmd::ToggleStatus => self.toggle_status(),
+            Cmd::ChangeRole => self.change_role(),
+            Cmd::PaneLeft => {
+                self.pane = 0;
+                Vec::new()
+            }
+            Cmd::PaneRight => {
+                self.pane = 1;
+                Vec::new()
+            }
+            Cmd::Grant | Cmd::RevokeScopes => self.scopes_form(cmd == Cmd::Grant),
+            Cmd::SetDefault => {
+                if let Some(r) = self.roles.items.get(self.roles.sel) {
+                    if r.default {
+                        self.toast(format!("{} is already the default role", r.name));
+                    } else {
+                        self.overlay = Some(Overlay::Confirm(Confirm {
+                            title: format!("Make {} the default role", r.name),
+                            lines: vec![
+                                format!(
+                                    "New sign-ups will get role {} ({}).",
+                                    r.name,
+                                    r.effective_scopes.join(" ")
+                                ),
+                                "Existing users keep their roles.".into(),
+                            ],
+                            op: WriteOp::RoleDefault {
+                                role: r.name.clone(),
+                            },
+                        }));
+                    }
+                }
+                Vec::new()
+            }
+            Cmd::LoadDemo => {
+                self.overlay = Some(Overlay::Confirm(Confirm {
+                    title: "Load demo data".into(),
+                    lines: vec![
+                        format!(
+                            "Adds 3 example domains, scopes send_documents/receive_documents, a Partner role and {DEMO_USERS} users with stations and token records."
+                        ),
+                        "Existing data is kept. Every change is audited.".into(),
+                    ],
+                    op: WriteOp::Demo { users: DEMO_USERS },
+                }));
+                Vec::new()
+            }
+            Cmd::EnableApi | Cmd::Mint | Cmd::NewKey | Cmd::Revoke | Cmd::Inspect => Vec::new(),
+        }
+    }
+
+    fn clear_filter(&mut self) -> Option<Vec<Effect>> {
+        let screen = self.screen;
+        let spec = match screen {
+            ScreenId::Users if !self.users.filter.value().is_empty() => {
+                self.users.filter.reset();
+                self.users.restart()
+            }
+            ScreenId::Stations if !self.stations.filter.value().is_empty() => {
+                self.stations.filter.reset();
+                self.stations.restart()
+            }
+            ScreenId::Tokens if !self.tokens.filter.value().is_empty() => {
+                self.tokens.filter.reset();
+                self.tokens.restart()
+            }
+            ScreenId::Audit if !self.audit.filter.value().is_empty() => {
+                self.audit.filter.reset();
+                self.audit.restart()
+            }
+            _ => return None,
+        };
+        Some(self.page(screen, spec))
+    }
+
+    /// Sets a list's filter and reloads it (palette, Enter on a sign-up).
+    pub fn set_filter(&mut self, screen: ScreenId, text: &str) -> Vec<Effect> {
+        self.screen = screen;
+        let spec = match screen {
+            ScreenId::Users => {
+                self.users.filter = text.into();
+                self.users.restart()
+            }
+            ScreenId::Stations => {
+                self.stations.filter = text.into();
+                self.stations.restart()
+            }
+            ScreenId::Tokens => {
+                self.tokens.filter = text.into();
+                self.tokens.restart()
+            }
+            ScreenId::Audit => {
+                self.audit.filter = text.into();
+                self.audit.restart()
+            }
+            _ => None,
+        };
+        self.page(screen, spec)
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        if self.screen != ScreenId::Dashboard {
+            return Vec::new();
+        }
+        let Some(u) = self
+            .dash
+            .as_ref()
+            .and_then(|d| d.pending_users.get(self.dash_sel))
+        else {
+            return Vec::new();
+        };
+        let email = u.email.clone();
+        self.set_filter(ScreenId::Users, &email)
+    }
+
+    fn domain_names(&self) -> Vec<String> {
+        self.domains.iter().map(|d| d.name.clone()).collect()
+    }
+
+    fn new_form(&mut self) -> Vec<Effect> {
+        let (kind, form) = match self.screen {
+            ScreenId::Dashboard => (
+                FormKind::NewDomain,
+                Form::new(
+                    "New domain",
+                    vec![
+                        Field::text("domain", "")
+                            .with_note("the host the API is published on, e.g. free.example.com"),
+                    ],
+                ),
+            ),
+            ScreenId::Users => {
+                if self.domains.is_empty() {
+                    self.fail("there is no domain yet: create one on the Dashboard with n");
+                    return Vec::new();
+                }
+                let names = self.domain_names();
+                let dsel = self
+                    .domain
+                    .as_ref()
+                    .and_then(|d| names.iter().position(|n| *n == d.name))
+                    .unwrap_or(0);
+                let roles: Vec<String> = self.roles.items.iter().map(|r| r.name.clone()).collect();
+                let rsel = self.roles.items.iter().position(|r| r.default).unwrap_or(0);
+                (
+                    FormKind::NewUser,
+                    Form::new(
+                        "New user",
+                        vec![
+                            Field::text("email", ""),
+                            Field::choice("domain", names, dsel),
+                            Field::text("name", ""),
+                            Field::choice("role", roles, rsel),
+                        ],
+                    ),
+                )
+            }
+            ScreenId::Stations => (
+                FormKind::NewStation,
+                Form::new(
+                    "New station",
+                    vec![
+                        Field::text("owner", "").with_note("email of the owning user"),
+                        Field::text("name", ""),
+                        Field::text("eu vat id", "").with_note("optional"),
+                        Field::text("reg. number", "").with_note("optional, with country"),
+                        Field::text("country", "").with_note("ISO code, e.g. DE"),
+                    ],
+                ),
+            ),
+            ScreenId::Roles if self.pane == 0 => (
+                FormKind::NewRole,
+                Form::new(
+                    "New role",
+                    vec![
+                        Field::text("name", ""),
+                        Field::text("description", ""),
+                        Field::checks(
+                            "scopes",
+                            self.scopes
+                                .iter()
+                                .map(|s| (s.name.clone(), false))
+                                .collect(),
+                        ),
+                    ],
+                ),
+            ),
+            ScreenId::Roles => (
+                FormKind::NewScope,
+                Form::new(
+                    "New scope",
+                    vec![
+                        Field::text("name", "").with_note("lowercase, e.g. send_documents"),
+                        Field::text("description", ""),
+                        Field::checks(
+                            "implies",
+                            self.scopes
+                                .iter()
+                                .map(|s| (s.name.clone(), false))
+                                .collect(),
+                        ),
+                    ],
+                ),
+            ),
+            ScreenId::Operators => (
+                FormKind::NewOperator,
+                Form::new(
+                    "New operator",
+                    vec![
+                        Field::text("account", "").with_note("OS account name"),
+                        Field::choice(
+                            "role",
+                            vec!["viewer".into(), "support".into(), "admin".into()],
+                            0,
+                        ),
+                        Field::checks(
+                            "domains",
+                            self.domains
+                                .iter()
+                                .map(|d| (d.name.clone(), false))
+                                .collect(),
+                        )
+                        .with_note("none = every domain"),
+                    ],
+                ),
+            ),
+            _ => return Vec::new(),
+        };
+        self.overlay = Some(Overlay::Form { kind, form });
+        Vec::new()
+    }
+
+    fn scopes_form(&mut self, grant: bool) -> Vec<Effect> {
+        let Some(r) = self.roles.items.get(self.roles.sel) else {
+            return Vec::new();
+        };
+        if r.all_scopes {
+            self.toast(format!(
+                "{} has every scope, including ones added later",
+                r.name
+            ));
+            return Vec::new();
+        }
+        let options: Vec<(String, bool)> = if grant {
+            self.scopes
+                .iter()
+                .filter(|s| !r.scopes.contains(&s.name))
+                .map(|s| (s.name.clone(), false))
+                .collect()
+        } else {
+            r.scopes.iter().map(|s| (s.clone(), false)).collect()
+        };
+        if options.is_empty() {
+            self.toast(if grant {
+                "the role already has every scope"
+            } else {
+                "the role has no scopes to revoke"
+            });
+            return Vec::new();
+        }
+        let (title, kind) = if grant {
+            (
+                format!("Grant scopes to {}", r.name),
+                FormKind::Grant {
+                    role: r.name.clone(),
+                },
+            )
+        } else {
+            (
+                format!("Revoke scopes from {}", r.name),
+                FormKind::Revoke {
+                    role: r.name.clone(),
+                    users: r.users,
+                },
+            )
+        };
+        self.overlay = Some(Overlay::Form {
+            kind,
+            form: Form::new(
+                title,
+                vec![Field::checks("scopes", options).with_note("space toggles")],
+            ),
+        });
+        Vec::new()
+    }
+
+    fn delete(&mut self) -> Vec<Effect> {
+        let confirm = match self.screen {
+            ScreenId::Stations => self.stations.selected().map(|s| Confirm {
+                title: format!("Remove station {}", super::fmt::safe(&s.name)),
+                lines: vec![
+                    format!("Owner {} · domain {}", super::fmt::safe(&s.user_email), s.domain),
+                    "A user's last station cannot be removed.".into(),
+                ],
+                op: WriteOp::StationRm { id: s.id.clone(), name: s.name.clone() },
+            }),
+            ScreenId::Operators => self.operators.items.get(self.operators.sel).map(|o| Confirm {
+                title: format!("Remove operator {}", o.account),
+                lines: vec![format!(
+                    "{} ({}) will no longer be able to administer Keyward.",
+                    o.account, o.role
+                )],
+                op: WriteOp::OperatorRm { account: o.account.clone() },
+            }),
+            ScreenId::Roles if self.pane == 0 => self.roles.items.get(self.roles.sel).map(|r| {
+                let to = self.roles.items.iter().find(|x| x.default && x.id != r.id).map(|x| x.name.clone());
+                let mut lines = vec![format!("Role {} has {} user(s).", r.name, r.users)];
+                if r.users > 0 {
+                    lines.push(match &to {
+                        Some(t) => format!("They move to the default role {t}; tokens and keys beyond it are revoked and trimmed."),
+                        None => "It is the default role: make another role the default first.".into(),
+                    });
+                }
+                Confirm {
+                    title: format!("Remove role {}", r.name),
+                    lines,
+                    op: WriteOp::RoleRm { role: r.name.clone(), reassign: if r.users > 0 { to } else { None } },
+                }
+            }),
+            ScreenId::Roles => self.scopes.get(self.scope_sel).map(|s| Confirm {
+                title: format!("Remove scope {}", s.name),
+                lines: vec![
+                    format!("{}", super::fmt::safe(&s.description)),
+                    "Refused while a role, key or token still uses it.".into(),
+                ],
+                op: WriteOp::ScopeRm { name: s.name.clone() },
+            }),
+            _ => None,
+        };
+        self.overlay = confirm.map(Overlay::Confirm);
+        Vec::new()
+    }
+
+    fn toggle_status(&mut self) -> Vec<Effect> {
+        let Some(u) = self.users.selected() else {
+            return Vec::new();
+        };
+        let disable = u.status == model::UserStatus::Active.as_str();
+        let email = super::fmt::safe(&u.email);
+        let lines = if disable {
+            let tokens = match self.selected_detail() {
+                Some(d) => format!("revokes {} active token(s) of this user", d.active_tokens),
+                None => "revokes every active token of this user".into(),
+            };
+            vec![
+                format!("{email} can no longer sign in or get tokens;"),
+                format!("{tokens}."),
+                "Enable again with x; revoked tokens stay revoked.".into(),
+            ]
+        } else {
+            vec![format!("{email} may sign in and get tokens again.")]
+        };
+        self.overlay = Some(Overlay::Confirm(Confirm {
+            title: format!(
+                "{} user {email}",
+                if disable { "Disable" } else { "Enable" }
+            ),
+            lines,
+            op: WriteOp::UserStatus {
+                id: u.id.clone(),
+                email: u.email.clone(),
+                disable,
+            },
+        }));
+        Vec::new()
+    }
+
+    fn change_role(&mut self) -> Vec<Effect> {
+        let Some(u) = self.users.selected() else {
+            return Vec::new();
+        };
+        let names: Vec<String> = self.roles.items.iter().map(|r| r.name.clone()).collect();
+        let sel = names.iter().position(|n| *n == u.role).unwrap_or(0);
+        let mut form = Form::new(
+            format!("Role of {}", super::fmt::safe(&u.email)),
+            vec![Field::choice("role", names, sel)],
+        );
+        form.intro = Some(format!("now {} · ←/→ choose · Enter apply", u.role));
+        let kind = FormKind::ChangeRole {
+            id: u.id.clone(),
+            email: u.email.clone(),
+        };
+        validate(&kind, &mut form, &self.roles.items, false);
+        self.overlay = Some(Overlay::Form { kind, form });
+        Vec::new()
+    }
+
+    fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
+        match ov {
+            Overlay::Help | Overlay::Error(_) => Vec::new(),
+            Overlay::Confirm(c) => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.writing += 1;
+                    vec![Effect::Write(c.op)]
+                }
+                KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
+                _ => {
+                    self.overlay = Some(Overlay::Confirm(c));
+                    Vec::new()
+                }
+            },
+            Overlay::DomainPicker { mut sel } => {
+                let n = self.domains.len() + 1;
+                match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') => return Vec::new(),
+                    KeyCode::Down | KeyCode::Char('j') => sel = (sel + 1).min(n - 1),
+                    KeyCode::Up | KeyCode::Char('k') => sel = sel.saturating_sub(1),
+                    KeyCode::Enter => {
+                        let d = if sel == 0 {
+                            None
+                        } else {
+                            self.domains.get(sel - 1).cloned()
+                        };
+                        return self.set_domain(d);
+                    }
+                    _ => {}
+                }
+                self.overlay = Some(Overlay::DomainPicker { sel });
+                Vec::new()
+            }
+            Overlay::Palette(mut p) => match k.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Enter => match p.chosen() {
+                    Some((name, arg)) => self.run_command(name, &arg),
+                    None => {
+                        self.fail(format!(
+                            "no command matches {:?}; : then Enter lists them",
+                            p.input.value()
+                        ));
+                        Vec::new()
+                    }
+                },
+                KeyCode::Down => {
+                    p.sel = (p.sel + 1).min(p.matches().len().saturating_sub(1));
+                    self.overlay = Some(Overlay::Palette(p));
+                    Vec::new()
+                }
+                KeyCode::Up => {
+                    p.sel = p.sel.saturating_sub(1);
+                    self.overlay = Some(Overlay::Palette(p));
+                    Vec::new()
+                }
+                _ => {
+                    if k.code == KeyCode::Backspace && p.input.value().is_empty() {
+                        return Vec::new();
+                    }
+                    p.input.handle_event(&Event::Key(k));
+                    p.sel = 0;
+                    self.overlay = Some(Overlay::Palette(p));
+                    Vec::new()
+                }
+            },
+            Overlay::Form { kind, mut form } => match form.key(k) {
+                FormEvent::Cancel => Vec::new(),
+                FormEvent::Submit => {
+                    validate(&kind, &mut form, &self.roles.items, true);
+                    if let Some(i) = form.fields.iter().position(|f| f.error.is_some()) {
+                        form.focus = i;
+                        self.overlay = Some(Overlay::Form { kind, form });
+                        return Vec::new();
+                    }
+                    match submit(&kind, &form, self.domain.as_ref()) {
+                        Submit::Write(op) => {
+                            self.writing += 1;
+                            vec![Effect::Write(op)]
+                        }
+                        Submit::Confirm(c) => {
+                            self.overlay = Some(Overlay::Confirm(c));
+                            Vec::new()
+                        }
+                    }
+                }
+                FormEvent::Edited | FormEvent::Moved | FormEvent::Ignored => {
+                    validate(&kind, &mut form, &self.roles.items, false);
+                    self.overlay = Some(Overlay::Form { kind, form });
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    fn set_domain(&mut self, d: Option<DomainRow>) -> Vec<Effect> {
+        self.domain = d;
+        self.reload_all()
+    }
+
+    /// Executes a palette command.
+    pub fn run_command(&mut self, name: &str, arg: &str) -> Vec<Effect> {
+        match name {
+            "dashboard" => self.switch(ScreenId::Dashboard),
+            "roles" => self.switch(ScreenId::Roles),
+            "operators" => self.switch(ScreenId::Operators),
+            "users" => self.set_filter(ScreenId::Users, arg),
+            "stations" => self.set_filter(ScreenId::Stations, arg),
+            "tokens" => self.set_filter(ScreenId::Tokens, arg),
+            "audit" => self.set_filter(ScreenId::Audit, arg),
+            "domain" => {
+                if arg.is_empty() {
+                    return self.cmd(Cmd::DomainPicker);
+                }
+                if arg.eq_ignore_ascii_case("all") || arg == "*" {
+                    return self.set_domain(None);
+                }
+                let a = arg.to_lowercase();
+                let found = self
+                    .domains
+                    .iter()
+                    .find(|d| d.name == a)
+                    .or_else(|| self.domains.iter().find(|d| d.name.starts_with(&a)))
+                    .cloned();
+                match found {
+                    Some(d) => self.set_domain(Some(d)),
+                    None => {
+                        let known = self.domain_names().join(", ");
+                        self.fail(format!(
+                            "no domain {:?}; domains are: {}",
+                            super::fmt::safe(arg),
+                            if known.is_empty() {
+                                "(none yet)".into()
+                            } else {
+                                known
+                            }
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+            "new-user" => self.checked(ScreenId::Users, Cmd::New),
+            "new-domain" => self.checked(ScreenId::Dashboard, Cmd::New),
+            "demo" => self.checked(ScreenId::Dashboard, Cmd::LoadDemo),
+            "reload" => self.reload_all(),
+            "help" => self.cmd(Cmd::Help),
+            "quit" => {
+                self.quit = true;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why a binding is disabled for this operator, if it is.
+    pub fn disabled(&self, need: Need, unavailable: Option<&'static str>) -> Option<String> {
+        unavailable
+            .map(str::to_string)
+            .or_else(|| self.actor.denied(need))
+    }
+}
+
+/// List operations the app applies to whichever list is on screen.
+pub trait ListOps {
+    fn move_by(&mut self, d: i64, view: i64) -> Option<PageSpec>;
+    fn top(&mut self, view: i64) -> Option<PageSpec>;
+    fn bottom(&mut self, view: i64) -> Option<PageSpec>;
+    fn set_editing(&mut self);
+    fn next_sort(&mut self, n: usize) -> Option<PageSpec>;
+    fn reverse(&mut self) -> Option<PageSpec>;
+}
+
+impl<R: ListRow> ListOps for Paged<R> {
+    fn move_by(&mut self, d: i64, view: i64) -> Option<PageSpec> {
+        Paged::move_by(self, d, view)
+    }
+    fn top(&mut self, view: i64) -> Option<PageSpec> {
+        Paged::top(self, view)
+    }
+    fn bottom(&mut self, view: i64) -> Option<PageSpec> {
+        Paged::bottom(self, view)
+    }
+    fn set_editing(&mut self) {
+        self.editing = true;
+    }
+    fn next_sort(&mut self, n: usize) -> Option<PageSpec> {
+        self.sort = (self.sort + 1) % n;
+        self.restart()
+    }
+    fn reverse(&mut self) -> Option<PageSpec> {
+        self.desc = !self.desc;
+        self.restart()
+    }
+}
+
+enum Submit {
+    Write(WriteOp),
+    Confirm(Confirm),
+}
+
+fn opt(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+fn err<T>(r: crate::Result<T>) -> Option<String> {
+    r.err().map(|e| e.to_string())
+}
+
+/// Inline validation with the core's own parsers; `all` also flags untouched fields.
+pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool) {
+    let v = |f: &Form, l: &str| f.value(l);
+    let mut errors: Vec<(&'static str, Option<String>)> = Vec::new();
+    match kind {
+        FormKind::NewDomain => {
+            errors.push(("domain", err(model::DomainName::parse(&v(form, "domain")))));
+        }
+        FormKind::NewUser => {
+            errors.push(("email", err(model::Email::parse(&v(form, "email")))));
+            errors.push(("name", err(model::DisplayName::parse(&v(form, "name")))));
+            if v(form, "domain").is_empty() {
+                errors.push(("domain", Some("add a domain first".into())));
+            }
+        }
+        FormKind::NewStation => {
+            let owner = v(form, "owner");
+            errors.push(("owner", err(model::Email::parse(&owner))));
+            errors.push((
+                "name",
+                err(model::DisplayName::parse_required(
+                    "station name",
+                    &v(form, "name"),
+                )),
+            ));
+            let vat = v(form, "eu vat id");
+            errors.push((
+                "eu vat id",
+                if vat.is_empty() {
+                    None
+                } else {
+                    err(model::EuVatId::parse(&vat))
+                },
+            ));
+            let rn = v(form, "reg. number");
+            let cc = v(form, "country");
+            errors.push((
+                "reg. number",
+                if rn.is_empty() {
+                    None
+                } else {
+                    err(model::RegistrationNumber::parse(&rn))
+                },
+            ));
+            errors.push((
+                "country",
+                if cc.is_empty() && !rn.is_empty() {
+                    Some("a registration number needs its country".into())
+                } else if !cc.is_empty() && rn.is_empty() {
+                    Some("a country goes with a registration number".into())
+                } else if cc.is_empty() {
+                    None
+                } else {
+                    err(model::CountryCode::parse(&cc))
+                },
+            ));
+        }
+        FormKind::ChangeRole { .. } => {
+            let role = v(form, "role");
+            if let Some(f) = form.fields.iter_mut().find(|f| f.label == "role") {
+                f.note = roles
+                    .iter()
+                    .find(|r| r.name == role)
+                    .map(|r| format!("allows: {}", r.effective_scopes.join(" ")));
+            }
+        }
+        FormKind::NewRole => {
+            errors.push(("name", err(model::RoleName::parse(&v(form, "name")))));
+            errors.push((
+                "description",
+                err(model::Description::parse(&v(form, "description"))),
+            ));
+        }
+        FormKind::NewScope => {
+            errors.push(("name", err(model::ScopeName::parse(&v(form, "name")))));
+            errors.push((
+                "description",
+                err(model::Description::parse(&v(form, "description"))),
+            ));
+        }
+        FormKind::Grant { .. } | FormKind::Revoke { .. } => {
+            let none = form.field("scopes").is_some_and(|f| f.checked().is_empty());
+            errors.push((
+                "scopes",
+                if none {
+                    Some("tick at least one scope (space)".into())
+                } else {
+                    None
+                },
+            ));
+        }
+        FormKind::NewOperator => {
+            errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
+        }
+    }
+    for (label, e) in errors {
+        if let Some(f) = form.fields.iter_mut().find(|f| f.label == label) {
+            f.error = if all || f.touched { e } else { None };
+        }
+    }
+}
+
+fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
+    let v = |l: &str| form.value(l);
+    let checked = |l: &str| form.field(l).map(Field::checked).unwrap_or_default();
+    Submit::Write(match kind {
+        FormKind::NewDomain => WriteOp::DomainAdd { name: v("domain") },
+        FormKind::NewUser => WriteOp::UserAdd {
+            email: v("email"),
+            domain: v("domain"),
+            name: v("name"),
+            role: v("role"),
+        },
+        FormKind::NewStation => WriteOp::StationAdd {
+            user: v("owner"),
+            domain: None,
+            name: v("name"),
+            vat: opt(v("eu vat id")),
+            rn: opt(v("reg. number")),
+            country: opt(v("country")),
+        },
+        FormKind::ChangeRole { id, email } => WriteOp::UserRole {
+            id: id.clone(),
+            email: email.clone(),
+            role: v("role"),
+        },
+        FormKind::NewRole => WriteOp::RoleAdd {
+            name: v("name"),
+            description: v("description"),
+            scopes: checked("scopes"),
+        },
+        FormKind::NewScope => WriteOp::ScopeAdd {
+            name: v("name"),
+            description: v("description"),
+            implies: checked("implies"),
+        },
+        FormKind::Grant { role } => WriteOp::RoleGrant {
+            role: role.clone(),
+            scopes: checked("scopes"),
+        },
+        FormKind::Revoke { role, users } => {
+            let scopes = checked("scopes");
+            return Submit::Confirm(Confirm {
+                title: format!("Revoke {} from {role}", scopes.join(" ")),
+                lines: vec![
+                    format!("{users} user(s) of {role} lose these scopes (and what they imply)."),
+                    "Their tokens beyond the narrowed role are revoked and their keys trimmed,"
+                        .into(),
+                    "in the same transaction.".into(),
+                ],
+                op: WriteOp::RoleRevoke {
+                    role: role.clone(),
+                    scopes,
+                },
+            });
+        }
+        FormKind::NewOperator => WriteOp::OperatorAdd {
+            account: v("account"),
+            role: v("role"),
+            domains: checked("domains"),
+        },
+    })
+}

@@ -1,0 +1,315 @@
+//! `update` tests: navigation, filtering and staleness, forms, confirmations,
+//! permissions, palette and domain filter. No terminal, no database.
+
+use super::app::{Action, Effect, Loaded, Overlay, Request, Rows, WriteOp};
+use super::fixture::{self, NOW};
+use super::screens::ScreenId;
+use super::widgets::list::Pos;
+use crate::model::OperatorRole;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn key(app: &mut super::app::App, c: KeyCode) -> Vec<Effect> {
+    app.update(Action::Key(KeyEvent::new(c, KeyModifiers::NONE)))
+}
+fn chars(app: &mut super::app::App, s: &str) -> Vec<Effect> {
+    s.chars().flat_map(|c| key(app, KeyCode::Char(c))).collect()
+}
+fn ticks(app: &mut super::app::App, n: usize) -> Vec<Effect> {
+    (0..n)
+        .flat_map(|_| app.update(Action::Tick { now: NOW }))
+        .collect()
+}
+fn page_requests(fx: &[Effect]) -> Vec<(ScreenId, String, u64)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Load(Request::Page { screen, spec, .. }) => {
+                Some((*screen, spec.filter.clone(), spec.generation))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn number_keys_tab_and_back_navigate() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    let fx = key(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx).len(), 1, "first visit loads the list");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, ScreenId::Roles);
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.screen, ScreenId::Users);
+    let fx = key(&mut app, KeyCode::Char('2'));
+    assert!(
+        page_requests(&fx).is_empty(),
+        "a loaded screen is not reloaded by switching"
+    );
+    key(&mut app, KeyCode::Char('q'));
+    assert_eq!(app.screen, ScreenId::Dashboard);
+    assert!(!app.quit);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit, "q on the top screen quits");
+}
+
+#[test]
+fn ctrl_c_quits_from_inside_a_form() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(app.quit);
+}
+
+#[test]
+fn list_moves_and_asks_for_details() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    assert_eq!(app.users.sel, 0);
+    let fx = key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.users.sel, 1);
+    assert!(fx.contains(&Effect::Load(Request::UserDetail { id: "u0001".into() })));
+    key(&mut app, KeyCode::Char('k'));
+    key(&mut app, KeyCode::Char('k'));
+    assert_eq!(app.users.sel, 0, "clamped at the top");
+    key(&mut app, KeyCode::PageDown);
+    assert!(app.users.sel > 5);
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.users.sel, 59, "all rows loaded: G needs no fetch");
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.users.sel, 0);
+}
+
+#[test]
+fn filter_is_debounced_and_stale_answers_are_dropped() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('/'));
+    assert!(app.users.editing);
+    let before = app.users.generation;
+    let fx = chars(&mut app, "al");
+    assert!(page_requests(&fx).is_empty(), "no query per keystroke");
+    assert_eq!(
+        app.users.generation,
+        before + 2,
+        "each keystroke bumps the generation"
+    );
+    assert!(app.users.loading(), "spinner while the filter is pending");
+    let fx = ticks(&mut app, 3);
+    let reqs = page_requests(&fx);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].1, "al");
+    let sent = reqs[0].2;
+    // Another keystroke: the answer for "al" is now stale.
+    chars(&mut app, "i");
+    let stale = app.update(Action::Loaded(Loaded::Page {
+        screen: ScreenId::Users,
+        generation: sent,
+        pos: Pos::Top,
+        result: Ok((Rows::Users(vec![fixture::users()[1].clone()]), Some(1))),
+    }));
+    assert!(stale.is_empty());
+    assert_eq!(app.users.rows.len(), 60, "previous rows stay visible");
+    let fx = ticks(&mut app, 3);
+    let reqs = page_requests(&fx);
+    assert_eq!(reqs[0].1, "ali");
+    app.update(Action::Loaded(Loaded::Page {
+        screen: ScreenId::Users,
+        generation: reqs[0].2,
+        pos: Pos::Top,
+        result: Ok((Rows::Users(vec![fixture::users()[0].clone()]), Some(1))),
+    }));
+    assert_eq!(app.users.rows.len(), 1);
+    assert_eq!(app.users.total, Some(1));
+    // Esc clears the filter and reloads everything.
+    let fx = key(&mut app, KeyCode::Esc);
+    assert!(!app.users.editing);
+    assert_eq!(app.users.filter.value(), "");
+    assert_eq!(page_requests(&fx)[0].1, "");
+}
+
+#[test]
+fn sort_keys_restart_with_a_new_generation() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let g = app.users.generation;
+    let fx = key(&mut app, KeyCode::Char('s'));
+    assert_eq!(app.users.sort, 1);
+    assert_eq!(
+        page_requests(&fx),
+        vec![(ScreenId::Users, String::new(), g + 1)]
+    );
+    key(&mut app, KeyCode::Char('S'));
+    assert!(app.users.desc);
+}
+
+#[test]
+fn new_user_form_validates_inline_and_submits() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('n'));
+    chars(&mut app, "not-an-email");
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("form open")
+    };
+    assert!(
+        form.fields[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("email")
+    );
+    // Enter with an error keeps the form open and writes nothing.
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    for _ in 0..12 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "new@acme.example");
+    key(&mut app, KeyCode::Tab); // domain
+    key(&mut app, KeyCode::Tab); // name
+    chars(&mut app, "New Person");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::UserAdd {
+            email: "new@acme.example".into(),
+            domain: "free.example.com".into(),
+            name: "New Person".into(),
+            role: "Consumer".into(),
+        })]
+    );
+    assert!(app.overlay.is_none());
+    assert!(app.busy());
+    // The answer reaches the user once, then everything reloads.
+    let fx = app.update(Action::Wrote(Ok("created new@acme.example".into())));
+    assert!(app.toast.as_ref().unwrap().text.contains("created"));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Load(Request::Dashboard { .. })))
+    );
+}
+
+#[test]
+fn core_errors_reach_the_user_in_one_popup() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    app.writing = 1;
+    app.update(Action::Wrote(Err(
+        "user new@acme.example already exists".into()
+    )));
+    assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m.contains("already exists")));
+    key(&mut app, KeyCode::Char('z'));
+    assert!(app.overlay.is_none(), "any key closes the error");
+}
+
+#[test]
+fn disabling_asks_and_states_the_consequences() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let fx = key(&mut app, KeyCode::Char('x'));
+    assert!(fx.is_empty());
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("confirmation")
+    };
+    assert!(c.title.starts_with("Disable user alice@example.com"));
+    assert!(
+        c.lines
+            .iter()
+            .any(|l| l.contains("revokes 3 active token(s)")),
+        "{:?}",
+        c.lines
+    );
+    // n cancels without writing.
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    assert!(app.overlay.is_none());
+    key(&mut app, KeyCode::Char('x'));
+    let fx = key(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::UserStatus {
+            id: "u0000".into(),
+            email: "alice@example.com".into(),
+            disable: true
+        })]
+    );
+}
+
+#[test]
+fn revoking_scopes_is_a_checklist_then_a_confirmation() {
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('j')); // Consumer
+    key(&mut app, KeyCode::Char('-'));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty(), "nothing ticked: refused inline");
+    key(&mut app, KeyCode::Char(' '));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty());
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("confirmation")
+    };
+    assert!(c.lines[0].contains("55 user(s) of Consumer"));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::RoleRevoke {
+            role: "Consumer".into(),
+            scopes: vec!["read".into()]
+        })]
+    );
+}
+
+#[test]
+fn operators_without_permission_get_the_reason_not_the_action() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Viewer);
+    let fx = key(&mut app, KeyCode::Char('n'));
+    assert!(fx.is_empty());
+    assert!(app.overlay.is_none());
+    let t = app.toast.as_ref().expect("a reason").text.clone();
+    assert!(t.contains("viewer") && t.contains("support"), "{t}");
+    // Support may not touch roles.
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('+'));
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn palette_opens_users_filtered() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char(':'));
+    chars(&mut app, "usr alice");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(app.users.filter.value(), "alice");
+    assert_eq!(page_requests(&fx)[0].1, "alice");
+}
+
+#[test]
+fn domain_filter_reloads_every_screen() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('D'));
+    key(&mut app, KeyCode::Char('j'));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.domain.as_ref().map(|d| d.name.as_str()),
+        Some("free.example.com")
+    );
+    assert!(fx.contains(&Effect::Load(Request::Dashboard {
+        generation: app.dash_generation,
+        domain: Some("d1".into())
+    })));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Load(Request::Page { screen: ScreenId::Users, domain: Some(d), .. }) if d == "d1")));
+    assert!(!app.stations.loaded, "other lists reload when shown");
+    // :domain all clears it.
+    key(&mut app, KeyCode::Char(':'));
+    chars(&mut app, "domain all");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.domain.is_none());
+}
+
+#[test]
+fn enter_on_a_waiting_signup_opens_the_user() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('j'));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx)[0].1, "bob@example.com");
+}

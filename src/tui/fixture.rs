@@ -1,0 +1,304 @@
+//! Deterministic data for rendering tests and snapshots: fixed ids, fixed clock.
+#![doc(hidden)]
+
+use super::app::{Action, App, Info, Loaded, Rows};
+use super::screens::ScreenId;
+use super::theme::Theme;
+use super::widgets::list::Pos;
+use crate::Actor;
+use crate::model::OperatorRole;
+use crate::service::console::Dashboard;
+use crate::service::directory::{OperatorView, UserDetail};
+use crate::service::scopes::{RoleView, ScopeView};
+use crate::store::audit::AuditRow;
+use crate::store::console::TokenRow;
+use crate::store::directory::{DomainRow, StationRow, UserRow};
+
+/// 2026-11-24 12:00:00 UTC.
+pub const NOW: i64 = 1_795_521_600;
+
+pub fn actor(role: OperatorRole) -> Actor {
+    Actor {
+        account: "ana".into(),
+        host: "bastion".into(),
+        origin: "local".into(),
+        role,
+        domains: None,
+    }
+}
+
+pub fn domain() -> DomainRow {
+    DomainRow {
+        id: "d1".into(),
+        name: "free.example.com".into(),
+        created_at: NOW - 400 * 86_400,
+        version: 1,
+    }
+}
+
+pub fn user(i: usize, email: &str, name: &str, role: &str, api: &str, status: &str) -> UserRow {
+    UserRow {
+        id: format!("u{i:04}"),
+        domain_id: "d1".into(),
+        domain: "free.example.com".into(),
+        email: email.into(),
+        name: name.into(),
+        status: status.into(),
+        role_id: format!("r-{role}"),
+        role: role.into(),
+        api_access: api.into(),
+        affiliate_id: format!("6c1e0000-0000-4000-8000-{i:012}"),
+        has_password: false,
+        created_at: NOW - (i as i64 + 1) * 7_200,
+        updated_at: NOW - (i as i64 + 1) * 7_200,
+        version: 1,
+    }
+}
+
+pub fn users() -> Vec<UserRow> {
+    let mut v = vec![
+        user(
+            0,
+            "alice@example.com",
+            "Alice Meyer",
+            "Consumer",
+            "enabled",
+            "active",
+        ),
+        user(
+            1,
+            "alina@example.com",
+            "Alina Park",
+            "Partner",
+            "pending",
+            "active",
+        ),
+        user(
+            2,
+            "bob@example.com",
+            "Bob \u{1b}]0;pwned\u{7}\u{1b}[2J",
+            "Consumer",
+            "pending",
+            "disabled",
+        ),
+    ];
+    for i in 3..60 {
+        v.push(user(
+            i,
+            &format!("user{i:02}@acme.example"),
+            &format!("User {i}"),
+            "Consumer",
+            "enabled",
+            "active",
+        ));
+    }
+    v
+}
+
+pub fn station(i: usize) -> StationRow {
+    StationRow {
+        id: format!("s{i:04}"),
+        domain_id: "d1".into(),
+        domain: "free.example.com".into(),
+        user_id: format!("u{i:04}"),
+        user_email: users()[i % 3].email.clone(),
+        name: format!("Station {i}"),
+        eu_vat_id: i.is_multiple_of(2).then(|| format!("DE{:09}", 100_000 + i)),
+        registration_number: None,
+        country_code: None,
+        created_at: NOW - 86_400 * (30 - i as i64),
+        version: 1,
+    }
+}
+
+pub fn token(i: usize) -> TokenRow {
+    TokenRow {
+        jti: format!("01a2{i:04}-0000-7000-8000-000000000000"),
+        domain_id: "d1".into(),
+        domain: "free.example.com".into(),
+        user_id: "u0000".into(),
+        user_email: "alice@example.com".into(),
+        client_id: format!("kw_4f1a{i:02}"),
+        scopes: "read write".into(),
+        issued_at: NOW - 3_600 * (i as i64 + 1),
+        expires_at: NOW + 86_400 * (i as i64 % 9) - 3_600,
+        revoked_at: (i % 5 == 4).then_some(NOW - 60),
+    }
+}
+
+pub fn event(seq: i64, action: &str, target: &str) -> AuditRow {
+    AuditRow {
+        seq,
+        at: NOW - 600 * (20 - seq),
+        actor: "ana@bastion".into(),
+        origin: "local".into(),
+        action: action.into(),
+        target: target.into(),
+        domain_id: Some("d1".into()),
+        details: "{}".into(),
+        prev_hash: String::new(),
+        hash: format!("h{seq}"),
+    }
+}
+
+pub fn roles() -> Vec<RoleView> {
+    let r = |name: &str, default: bool, all: bool, scopes: &[&str], eff: &[&str], users: i64| {
+        RoleView {
+            id: format!("r-{name}"),
+            name: name.into(),
+            description: format!("{name} role"),
+            default,
+            all_scopes: all,
+            builtin: name != "Partner",
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            effective_scopes: eff.iter().map(|s| s.to_string()).collect(),
+            users,
+            version: 1,
+        }
+    };
+    vec![
+        r(
+            "Administrator",
+            false,
+            true,
+            &[],
+            &["admin", "read", "write"],
+            2,
+        ),
+        r("Consumer", true, false, &["read"], &["read"], 55),
+        r("Partner", false, false, &["write"], &["read", "write"], 3),
+    ]
+}
+
+pub fn scopes() -> Vec<ScopeView> {
+    let s = |n: &str, imp: &[&str]| ScopeView {
+        id: format!("sc-{n}"),
+        name: n.into(),
+        description: format!("the {n} scope"),
+        implies: imp.iter().map(|s| s.to_string()).collect(),
+        builtin: true,
+    };
+    vec![
+        s("admin", &["write"]),
+        s("read", &[]),
+        s("write", &["read"]),
+    ]
+}
+
+pub fn dashboard() -> Dashboard {
+    let us = users();
+    Dashboard {
+        domains: 1,
+        users: 60,
+        pending: 2,
+        stations: 61,
+        active_tokens: 412,
+        expiring_tokens: 3,
+        pending_users: vec![us[1].clone(), us[2].clone()],
+        expiring: (0..3).map(token).collect(),
+        recent: vec![
+            event(3, "user.add", "alina@example.com"),
+            event(2, "user.add", "alice@example.com"),
+            event(1, "domain.add", "free.example.com"),
+        ],
+    }
+}
+
+pub fn detail(u: &UserRow) -> UserDetail {
+    UserDetail {
+        user: u.clone(),
+        stations: vec![station(0)],
+        keys: 1,
+        apps: 0,
+        active_tokens: 3,
+        effective_scopes: vec!["read".into()],
+    }
+}
+
+/// An app loaded with the fixture, on `screen`, with every background answer applied.
+pub fn app(screen: ScreenId, size: (u16, u16), role: OperatorRole) -> App {
+    let mut app = App::new(
+        actor(role),
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
+        NOW,
+        size,
+    );
+    app.theme = Theme::mono();
+    let _ = app.start();
+    app.update(Action::Loaded(Loaded::Domains(Ok(vec![domain()]))));
+    app.update(Action::Loaded(Loaded::Roles {
+        generation: app.roles.generation,
+        result: Ok((roles(), scopes())),
+    }));
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation: app.dash_generation,
+        result: Ok(Box::new(dashboard())),
+    }));
+    feed(&mut app, screen);
+    app
+}
+
+/// Switches to `screen` and answers its first request from the fixture.
+pub fn feed(app: &mut App, screen: ScreenId) {
+    let _ = app.switch(screen);
+    let rows = match screen {
+        ScreenId::Users => Some((Rows::Users(users()), 60)),
+        ScreenId::Stations => Some((Rows::Stations((0..25).map(station).collect()), 25)),
+        ScreenId::Tokens => Some((Rows::Tokens((0..30).map(token).collect()), 30)),
+        ScreenId::Audit => Some((
+            Rows::Audit(
+                (1..=3)
+                    .rev()
+                    .map(|s| event(s, "user.add", "x@example.com"))
+                    .collect(),
+            ),
+            3,
+        )),
+        _ => None,
+    };
+    if let Some((rows, total)) = rows {
+        let generation = match screen {
+            ScreenId::Users => app.users.generation,
+            ScreenId::Stations => app.stations.generation,
+            ScreenId::Tokens => app.tokens.generation,
+            _ => app.audit.generation,
+        };
+        let fx = app.update(Action::Loaded(Loaded::Page {
+            screen,
+            generation,
+            pos: Pos::Top,
+            result: Ok((rows, Some(total))),
+        }));
+        if screen == ScreenId::Users && !fx.is_empty() {
+            let u = app.users.selected().cloned().expect("rows");
+            app.update(Action::Loaded(Loaded::UserDetail {
+                id: u.id.clone(),
+                result: Ok(Box::new(detail(&u))),
+            }));
+        }
+    }
+    if screen == ScreenId::Operators {
+        let generation = app.operators.generation;
+        app.update(Action::Loaded(Loaded::Operators {
+            generation,
+            result: Ok(vec![
+                OperatorView {
+                    id: "o1".into(),
+                    account: "ana".into(),
+                    role: "admin".into(),
+                    domains: vec![],
+                    created_at: NOW - 86_400 * 90,
+                },
+                OperatorView {
+                    id: "o2".into(),
+                    account: "sam".into(),
+                    role: "support".into(),
+                    domains: vec!["free.example.com".into()],
+                    created_at: NOW - 86_400 * 10,
+                },
+            ]),
+        }));
+    }
+}

@@ -1,0 +1,546 @@
+//! The one key map. Dispatch, the hint line and `?` help are all generated from
+//! [`BINDINGS`], so they cannot drift apart.
+
+use super::screens::ScreenId;
+use crate::service::Need;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    Quit,
+    Back,
+    Screen(ScreenId),
+    /// A number key: the screen registered under it.
+    Jump,
+    NextScreen,
+    PrevScreen,
+    Palette,
+    Help,
+    DomainPicker,
+    Reload,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Filter,
+    SortNext,
+    SortReverse,
+    Open,
+    New,
+    Delete,
+    ToggleStatus,
+    ChangeRole,
+    EnableApi,
+    Mint,
+    NewKey,
+    Revoke,
+    Inspect,
+    PaneLeft,
+    PaneRight,
+    Grant,
+    RevokeScopes,
+    SetDefault,
+    LoadDemo,
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy)]
+pub enum On {
+    All,
+    Lists,
+    Only(&'static [ScreenId]),
+}
+
+impl On {
+    pub fn covers(&self, s: ScreenId) -> bool {
+        match self {
+            On::All => true,
+            On::Lists => {
+                s.is_list()
+                    || matches!(
+                        s,
+                        ScreenId::Roles | ScreenId::Operators | ScreenId::Dashboard
+                    )
+            }
+            On::Only(list) => list.contains(&s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: false,
+    }
+}
+const fn code(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: true,
+    }
+}
+
+/// One row of the key map.
+pub struct Binding {
+    pub keys: &'static [Key],
+    /// How the keys are written in help and hints.
+    pub label: &'static str,
+    pub on: On,
+    pub desc: &'static str,
+    pub cmd: Cmd,
+    pub need: Need,
+    /// Shown in the hint line of the screens it covers.
+    pub hint: bool,
+    /// `Some(why)` when the action waits for a part of Keyward not built yet.
+    pub unavailable: Option<&'static str>,
+}
+
+use ScreenId as S;
+const USERS: &[ScreenId] = &[S::Users];
+const TOKEN_LATER: Option<&str> = Some("arrives with the token service (API keys and minting)");
+
+pub static BINDINGS: &[Binding] = &[
+    Binding {
+        keys: &[k('1'), k('2'), k('3'), k('4'), k('7'), k('9'), k('0')],
+        label: "1…0",
+        on: On::All,
+        desc: "switch screen",
+        cmd: Cmd::Jump,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[code(KeyCode::Tab)],
+        label: "Tab",
+        on: On::All,
+        desc: "next screen",
+        cmd: Cmd::NextScreen,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[code(KeyCode::BackTab)],
+        label: "S-Tab",
+        on: On::All,
+        desc: "previous screen",
+        cmd: Cmd::PrevScreen,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k(':')],
+        label: ":",
+        on: On::All,
+        desc: "command palette (:users alice, :domain NAME, :roles)",
+        cmd: Cmd::Palette,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('?')],
+        label: "?",
+        on: On::All,
+        desc: "help for this screen",
+        cmd: Cmd::Help,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('D')],
+        label: "D",
+        on: On::All,
+        desc: "pick the domain filter",
+        cmd: Cmd::DomainPicker,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[ctrl('r')],
+        label: "C-r",
+        on: On::All,
+        desc: "reload",
+        cmd: Cmd::Reload,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('j'), code(KeyCode::Down)],
+        label: "j/↓",
+        on: On::Lists,
+        desc: "down",
+        cmd: Cmd::Down,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('k'), code(KeyCode::Up)],
+        label: "k/↑",
+        on: On::Lists,
+        desc: "up",
+        cmd: Cmd::Up,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[code(KeyCode::PageDown), ctrl('d')],
+        label: "PgDn",
+        on: On::Lists,
+        desc: "page down",
+        cmd: Cmd::PageDown,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[code(KeyCode::PageUp), ctrl('u')],
+        label: "PgUp",
+        on: On::Lists,
+        desc: "page up",
+        cmd: Cmd::PageUp,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('g'), code(KeyCode::Home)],
+        label: "g",
+        on: On::Lists,
+        desc: "first row",
+        cmd: Cmd::Top,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('G'), code(KeyCode::End)],
+        label: "G",
+        on: On::Lists,
+        desc: "last row",
+        cmd: Cmd::Bottom,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('h'), code(KeyCode::Left)],
+        label: "h/l",
+        on: On::Only(&[S::Roles]),
+        desc: "panes",
+        cmd: Cmd::PaneLeft,
+        need: Need::Read,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('l'), code(KeyCode::Right)],
+        label: "l",
+        on: On::Only(&[S::Roles]),
+        desc: "scopes pane",
+        cmd: Cmd::PaneRight,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('/')],
+        label: "/",
+        on: On::Only(&[S::Users, S::Stations, S::Tokens, S::Audit]),
+        desc: "filter (Esc clears)",
+        cmd: Cmd::Filter,
+        need: Need::Read,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('s')],
+        label: "s",
+        on: On::Only(&[S::Users, S::Tokens]),
+        desc: "sort",
+        cmd: Cmd::SortNext,
+        need: Need::Read,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('S')],
+        label: "S",
+        on: On::Only(&[S::Users, S::Stations, S::Tokens, S::Audit]),
+        desc: "reverse the sort",
+        cmd: Cmd::SortReverse,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[code(KeyCode::Enter)],
+        label: "Enter",
+        on: On::Only(&[S::Dashboard]),
+        desc: "open sign-up",
+        cmd: Cmd::Open,
+        need: Need::Read,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('a')],
+        label: "a",
+        on: On::Only(USERS),
+        desc: "enable API",
+        cmd: Cmd::EnableApi,
+        need: Need::Support,
+        hint: true,
+        unavailable: TOKEN_LATER,
+    },
+    Binding {
+        keys: &[k('t')],
+        label: "t",
+        on: On::Only(USERS),
+        desc: "mint",
+        cmd: Cmd::Mint,
+        need: Need::Support,
+        hint: true,
+        unavailable: TOKEN_LATER,
+    },
+    Binding {
+        keys: &[k('k')],
+        label: "k",
+        on: On::Only(&[]),
+        desc: "new API key (users; k also moves up)",
+        cmd: Cmd::NewKey,
+        need: Need::Support,
+        hint: false,
+        unavailable: TOKEN_LATER,
+    },
+    Binding {
+        keys: &[k('R')],
+        label: "R",
+        on: On::Only(USERS),
+        desc: "role",
+        cmd: Cmd::ChangeRole,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(USERS),
+        desc: "disable/enable",
+        cmd: Cmd::ToggleStatus,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('n')],
+        label: "n",
+        on: On::Only(&[S::Users, S::Stations]),
+        desc: "new",
+        cmd: Cmd::New,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('n')],
+        label: "n",
+        on: On::Only(&[S::Dashboard, S::Roles, S::Operators]),
+        desc: "new",
+        cmd: Cmd::New,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::Stations]),
+        desc: "remove station",
+        cmd: Cmd::Delete,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::Roles, S::Operators]),
+        desc: "remove",
+        cmd: Cmd::Delete,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('+')],
+        label: "+",
+        on: On::Only(&[S::Roles]),
+        desc: "grant",
+        cmd: Cmd::Grant,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('-')],
+        label: "-",
+        on: On::Only(&[S::Roles]),
+        desc: "revoke",
+        cmd: Cmd::RevokeScopes,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('d')],
+        label: "d",
+        on: On::Only(&[S::Roles]),
+        desc: "default",
+        cmd: Cmd::SetDefault,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('r')],
+        label: "r",
+        on: On::Only(&[S::Tokens]),
+        desc: "revoke token",
+        cmd: Cmd::Revoke,
+        need: Need::Support,
+        hint: true,
+        unavailable: TOKEN_LATER,
+    },
+    Binding {
+        keys: &[k('i')],
+        label: "i",
+        on: On::Only(&[S::Tokens]),
+        desc: "inspect",
+        cmd: Cmd::Inspect,
+        need: Need::Read,
+        hint: true,
+        unavailable: TOKEN_LATER,
+    },
+    Binding {
+        keys: &[k('L')],
+        label: "L",
+        on: On::Only(&[S::Dashboard]),
+        desc: "load demo data",
+        cmd: Cmd::LoadDemo,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('q'), code(KeyCode::Esc)],
+        label: "q/Esc",
+        on: On::All,
+        desc: "back; q on the Dashboard quits",
+        cmd: Cmd::Back,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        label: "C-c",
+        on: On::All,
+        desc: "quit at once",
+        cmd: Cmd::Quit,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+];
+
+fn matches(key: &Key, ev: &KeyEvent) -> bool {
+    let ev_ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+    if key.ctrl != ev_ctrl {
+        return false;
+    }
+    match (key.code, ev.code) {
+        (KeyCode::Char(a), KeyCode::Char(b)) => {
+            if key.ctrl {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// The binding a key press selects on a screen.
+pub fn lookup(screen: ScreenId, ev: &KeyEvent) -> Option<&'static Binding> {
+    BINDINGS
+        .iter()
+        .find(|b| b.on.covers(screen) && b.keys.iter().any(|k| matches(k, ev)))
+}
+
+/// The bindings of a screen, in table order.
+pub fn for_screen(screen: ScreenId) -> impl Iterator<Item = &'static Binding> {
+    BINDINGS.iter().filter(move |b| b.on.covers(screen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn lookup_respects_screen_scope() {
+        assert_eq!(
+            lookup(S::Users, &key(KeyCode::Char('x'))).unwrap().cmd,
+            Cmd::ToggleStatus
+        );
+        assert_eq!(
+            lookup(S::Stations, &key(KeyCode::Char('x'))).unwrap().cmd,
+            Cmd::Delete
+        );
+        assert!(lookup(S::Audit, &key(KeyCode::Char('x'))).is_none());
+        assert_eq!(
+            lookup(S::Users, &key(KeyCode::Char('k'))).unwrap().cmd,
+            Cmd::Up
+        );
+        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(S::Audit, &c).unwrap().cmd, Cmd::Quit);
+        let r = KeyEvent::new(KeyCode::Char('r'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(S::Tokens, &r).unwrap().cmd, Cmd::Reload);
+        assert_eq!(
+            lookup(S::Tokens, &key(KeyCode::Char('r'))).unwrap().cmd,
+            Cmd::Revoke
+        );
+    }
+
+    #[test]
+    fn every_screen_key_is_bound() {
+        for d in super::super::screens::SCREENS {
+            let b = lookup(S::Dashboard, &key(KeyCode::Char(d.key))).expect("bound");
+            assert_eq!(b.cmd, Cmd::Jump, "{} is in the number row", d.title);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The full-screen console (`keyward` without a subcommand).
+//!
+//! Elm-like: a terminal event becomes an [`app::Action`], [`app::App::update`] changes
+//! plain state and returns [`app::Effect`]s, which [`tasks`] runs as tokio tasks whose
+//! answers come back as actions over a channel; [`ui::render`] draws the state. The
+//! terminal is restored on quit, on error, on panic and on SIGTERM/SIGHUP.
+
+pub mod app;
+pub mod fixture;
+pub mod fmt;
+pub mod keymap;
+pub mod screens;
+pub mod tasks;
+pub mod theme;
+pub mod ui;
+pub mod widgets;
+
+#[cfg(test)]
+mod app_tests;
+
+use crate::{Actor, Keyward};
+use app::{Action, App, Info};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use std::io::{self, Stdout};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Leaves the alternate screen and raw mode; safe to call more than once.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        ratatui::crossterm::cursor::Show
+    );
+}
+
+fn setup() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+    enable_raw_mode()?;
+    // A fresh alternate screen, cleared without asking the terminal for its cursor
+    // position (`Terminal::clear` would, and some terminals never answer).
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        Clear(ClearType::All),
+        EnableBracketedPaste
+    )?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+/// Runs the console until the operator quits.
+pub async fn run(kw: Keyward, actor: Actor) -> io::Result<()> {
+    let mut term = setup()?;
+    let out = event_loop(&mut term, kw, actor).await;
+    restore();
+    out
+}
+
+async fn event_loop(
+    term: &mut Terminal<CrosstermBackend<Stdout>>,
+    kw: Keyward,
+    actor: Actor,
+) -> io::Result<()> {
+    let size = term.size()?;
+    let mut app = App::new(
+        actor.clone(),
+        Info {
+            database: kw.describe(),
+        },
+        crate::model::now(),
+        (size.width, size.height),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    for e in app.start() {
+        tasks::spawn(&kw, &actor, e, &tx);
+    }
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(app::TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut term_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup_sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut dirty = true;
+    let mut last_spin = 0u64;
+    loop {
+        if dirty {
+            term.draw(|f| ui::render(&app, f))?;
+            dirty = false;
+        }
+        let action = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) => Action::Key(k),
+                Some(Ok(Event::Paste(s))) => Action::Paste(s),
+                Some(Ok(Event::Resize(w, h))) => {
+                    term.autoresize()?;
+                    Action::Resize(w, h)
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            },
+            Some(a) = rx.recv() => a,
+            _ = tick.tick() => Action::Tick { now: crate::model::now() },
+            _ = term_sig.recv() => break,
+            _ = hup_sig.recv() => break,
+        };
+        let is_tick = matches!(action, Action::Tick { .. });
+        let toast_before = app.toast.is_some();
+        for e in app.update(action) {
+            tasks::spawn(&kw, &actor, e, &tx);
+        }
+        if app.quit {
+            break;
+        }
+        // Ticks redraw only when something animates or changes.
+        dirty = !is_tick || app.busy() || toast_before != app.toast.is_some() || {
+            let s = app.tick / 20;
+            let changed = s != last_spin;
+            last_spin = s;
+            changed
+        };
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The screen registry. A screen is one module here plus one entry in [`SCREENS`];
+//! API keys, Developer apps and Signing keys slot in the same way once their services
+//! exist (their number keys 5, 6 and 8 are kept free for them).
+
+pub mod audit;
+pub mod dashboard;
+pub mod operators;
+pub mod roles;
+pub mod stations;
+pub mod tokens;
+pub mod users;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScreenId {
+    Dashboard,
+    Users,
+    Roles,
+    Stations,
+    Tokens,
+    Operators,
+    Audit,
+}
+
+/// A screen as the tab bar, the number keys and the command palette know it.
+pub struct ScreenDef {
+    pub id: ScreenId,
+    pub key: char,
+    pub tab: &'static str,
+    pub title: &'static str,
+    /// Palette command that opens it.
+    pub command: &'static str,
+    /// Whether it is a paged list (gets `/`, sorting, `g`/`G`, ...).
+    pub list: bool,
+    /// Sort columns, in `s` order.
+    pub sorts: &'static [&'static str],
+}
+
+pub const SCREENS: &[ScreenDef] = &[
+    ScreenDef {
+        id: ScreenId::Dashboard,
+        key: '1',
+        tab: "Dash",
+        title: "Dashboard",
+        command: "dashboard",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
+        id: ScreenId::Users,
+        key: '2',
+        tab: "Users",
+        title: "Users",
+        command: "users",
+        list: true,
+        sorts: &["email", "created"],
+    },
+    ScreenDef {
+        id: ScreenId::Roles,
+        key: '3',
+        tab: "Roles",
+        title: "Roles & scopes",
+        command: "roles",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
+        id: ScreenId::Stations,
+        key: '4',
+        tab: "Stations",
+        title: "Stations",
+        command: "stations",
+        list: true,
+        sorts: &["created"],
+    },
+    ScreenDef {
+        id: ScreenId::Tokens,
+        key: '7',
+        tab: "Tokens",
+        title: "Tokens",
+        command: "tokens",
+        list: true,
+        sorts: &["issued", "expires"],
+    },
+    ScreenDef {
+        id: ScreenId::Operators,
+        key: '9',
+        tab: "Operators",
+        title: "Operators",
+        command: "operators",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
+        id: ScreenId::Audit,
+        key: '0',
+        tab: "Audit",
+        title: "Audit",
+        command: "audit",
+        list: true,
+        sorts: &["time"],
+    },
+];
+
+impl ScreenId {
+    pub fn def(self) -> &'static ScreenDef {
+        SCREENS
+            .iter()
+            .find(|d| d.id == self)
+            .expect("every screen is registered")
+    }
+    pub fn index(self) -> usize {
+        SCREENS
+            .iter()
+            .position(|d| d.id == self)
+            .expect("registered")
+    }
+    pub fn by_key(c: char) -> Option<ScreenId> {
+        SCREENS.iter().find(|d| d.key == c).map(|d| d.id)
+    }
+    pub fn is_list(self) -> bool {
+        self.def().list
+    }
+}

@@ -1,0 +1,90 @@
+//! Operators: OS accounts allowed to administer, with their role and domains.
+
+use super::super::app::{App, detail_height};
+use super::super::fmt::{date, safe};
+use super::super::ui::block;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+fn can(role: &str) -> &'static str {
+    match role {
+        "admin" => {
+            "everything in its domains; with no domain limit also roles, scopes, operators, settings"
+        }
+        "support" => {
+            "create users and stations, enable API access, mint and revoke within a user's role"
+        }
+        _ => "read only",
+    }
+}
+
+pub fn render(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let [list, detail] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(detail_height(f.area().height)),
+    ])
+    .areas(area);
+    let rows: Vec<Row> = app
+        .operators
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let on = i == app.operators.sel;
+            let row = Row::new(vec![
+                Cell::from(if on { "▶" } else { " " }),
+                Cell::from(safe(&o.account)),
+                Cell::from(o.role.clone()),
+                Cell::from(if o.domains.is_empty() {
+                    "all".to_string()
+                } else {
+                    o.domains.join(", ")
+                }),
+                Cell::from(date(o.created_at)),
+            ]);
+            if on { row.style(th.selected()) } else { row }
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Fill(2),
+                Constraint::Length(8),
+                Constraint::Fill(3),
+                Constraint::Length(10),
+            ],
+        )
+        .header(Row::new(vec!["", "ACCOUNT", "ROLE", "DOMAINS", "SINCE"]).style(th.header()))
+        .block(block(
+            th,
+            format!("Operators ({})", app.operators.items.len()),
+            true,
+        )),
+        list,
+    );
+    let (title, lines) = match app.operators.items.get(app.operators.sel) {
+        Some(o) => (
+            format!("operator {}", safe(&o.account)),
+            vec![
+                Line::raw(format!("{} may: {}", o.role, can(&o.role))),
+                Line::raw(if o.account == app.actor.account {
+                    "this is you".to_string()
+                } else {
+                    String::new()
+                }),
+            ],
+        ),
+        None => ("no operator".into(), vec![]),
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, title, false))
+            .wrap(Wrap { trim: false }),
+        detail,
+    );
+}

@@ -1,0 +1,157 @@
+//! Roles & scopes: two panes (h/l), with grant/revoke checklists and the default role.
+
+use super::super::app::{App, detail_height};
+use super::super::fmt::{safe, thousands};
+use super::super::ui::block;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+pub fn render(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let [panes, detail] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(detail_height(f.area().height)),
+    ])
+    .areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(panes);
+    let sel_mark = |on: bool| if on { "▶" } else { " " };
+    let rows: Vec<Row> = app
+        .roles
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let on = i == app.roles.sel;
+            let row = Row::new(vec![
+                Cell::from(sel_mark(on)),
+                Cell::from(format!(
+                    "{}{}",
+                    safe(&r.name),
+                    if r.default { " ★" } else { "" }
+                )),
+                Cell::from(thousands(r.users)),
+                Cell::from(if r.all_scopes {
+                    "(all)".to_string()
+                } else {
+                    r.effective_scopes.join(" ")
+                }),
+            ]);
+            if on && app.pane == 0 {
+                row.style(th.selected())
+            } else {
+                row
+            }
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Length(15),
+                Constraint::Length(7),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(Row::new(vec!["", "ROLE", "USERS", "EFFECTIVE"]).style(th.header()))
+        .block(block(
+            th,
+            format!("Roles ({}) · ★ default", app.roles.items.len()),
+            app.pane == 0,
+        )),
+        left,
+    );
+    let rows: Vec<Row> = app
+        .scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let on = i == app.scope_sel;
+            let row = Row::new(vec![
+                Cell::from(sel_mark(on)),
+                Cell::from(safe(&s.name)),
+                Cell::from(s.implies.join(" ")),
+            ]);
+            if on && app.pane == 1 {
+                row.style(th.selected())
+            } else {
+                row
+            }
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Fill(1),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(Row::new(vec!["", "SCOPE", "IMPLIES"]).style(th.header()))
+        .block(block(
+            th,
+            format!("Scopes ({})", app.scopes.len()),
+            app.pane == 1,
+        )),
+        right,
+    );
+    let (title, lines) = if app.pane == 0 {
+        match app.roles.items.get(app.roles.sel) {
+            Some(r) => (
+                format!("role {}", safe(&r.name)),
+                vec![
+                    Line::raw(safe(&r.description)),
+                    Line::raw(format!(
+                        "granted {} · effective {}",
+                        if r.all_scopes {
+                            "every scope".to_string()
+                        } else {
+                            r.scopes.join(" ")
+                        },
+                        r.effective_scopes.join(" ")
+                    )),
+                    Line::raw(format!(
+                        "{} user(s){}{}",
+                        thousands(r.users),
+                        if r.default {
+                            " · default role of new sign-ups"
+                        } else {
+                            ""
+                        },
+                        if r.builtin { " · built in" } else { "" }
+                    )),
+                ],
+            ),
+            None => ("no role".into(), vec![]),
+        }
+    } else {
+        match app.scopes.get(app.scope_sel) {
+            Some(s) => (
+                format!("scope {}", safe(&s.name)),
+                vec![
+                    Line::raw(safe(&s.description)),
+                    Line::raw(format!(
+                        "implies {}{}",
+                        if s.implies.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            s.implies.join(" ")
+                        },
+                        if s.builtin { " · built in" } else { "" }
+                    )),
+                ],
+            ),
+            None => ("no scope".into(), vec![]),
+        }
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, title, false))
+            .wrap(Wrap { trim: false }),
+        detail,
+    );
+}

@@ -1,0 +1,399 @@
+//! The runtime side of effects: each runs as a tokio task calling the core's
+//! services and sends its answer back as an [`Action`]. Never on the render path.
+
+use super::app::{Action, Effect, Loaded, Request, Rows, WriteOp};
+use super::screens::ScreenId;
+use super::widgets::list::{CursorKey, PageSpec};
+use crate::model::UserStatus;
+use crate::service::demo::DemoOptions;
+use crate::service::directory::NewUser;
+use crate::store::Val;
+use crate::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
+use crate::store::directory::{UserQuery, UserSort};
+use crate::{Actor, Keyward};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<Action>) {
+    let (kw, actor, tx) = (kw.clone(), actor.clone(), tx.clone());
+    tokio::spawn(async move {
+        let action = match effect {
+            Effect::Load(req) => Action::Loaded(load(&kw, &actor, req).await),
+            Effect::Write(op) => Action::Wrote(write(&kw, &actor, op).await),
+        };
+        let _ = tx.send(action);
+    });
+}
+
+fn msg(e: crate::Error) -> String {
+    e.to_string()
+}
+
+fn opt(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.to_string())
+    }
+}
+
+fn int(k: &CursorKey) -> i64 {
+    match k {
+        CursorKey::Int(i) => *i,
+        CursorKey::Str(_) => 0,
+    }
+}
+
+pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
+    match req {
+        Request::Domains => Loaded::Domains(kw.domain_list(actor).await.map_err(msg)),
+        Request::Dashboard { generation, domain } => Loaded::Dashboard {
+            generation,
+            result: kw
+                .dashboard(
+                    actor,
+                    domain.as_deref(),
+                    crate::model::now(),
+                    super::app::DASH_LIST,
+                )
+                .await
+                .map(Box::new)
+                .map_err(msg),
+        },
+        Request::UserDetail { id } => Loaded::UserDetail {
+            result: kw
+                .user_show(actor, &id, None)
+                .await
+                .map(Box::new)
+                .map_err(msg),
+            id,
+        },
+        Request::Roles { generation } => {
+            let result = async {
+                let roles = kw.role_list(actor).await?;
+                let scopes = kw.scope_list(actor).await?;
+                Ok::<_, crate::Error>((roles, scopes))
+            }
+            .await
+            .map_err(msg);
+            Loaded::Roles { generation, result }
+        }
+        Request::Operators { generation } => Loaded::Operators {
+            generation,
+            result: kw.operator_list(actor).await.map_err(msg),
+        },
+        Request::Page {
+            screen,
+            spec,
+            domain,
+        } => {
+            let generation = spec.generation;
+            let pos = spec.pos.clone();
+            let result = page(kw, actor, screen, &spec, domain).await.map_err(msg);
+            Loaded::Page {
+                screen,
+                generation,
+                pos,
+                result,
+            }
+        }
+    }
+}
+
+async fn page(
+    kw: &Keyward,
+    actor: &Actor,
+    screen: ScreenId,
+    spec: &PageSpec,
+    domain: Option<String>,
+) -> crate::Result<(Rows, Option<i64>)> {
+    let domains = domain.map(|d| vec![d]);
+    let store_desc = if spec.pos.forward() {
+        spec.desc
+    } else {
+        !spec.desc
+    };
+    let cursor = spec.pos.cursor();
+    let search = opt(&spec.filter);
+    Ok(match screen {
+        ScreenId::Users => {
+            let q = UserQuery {
+                domains,
+                search,
+                sort: if spec.sort == 1 {
+                    UserSort::Created
+                } else {
+                    UserSort::Email
+                },
+                desc: store_desc,
+                after: cursor.map(|c| {
+                    let v = match &c.key {
+                        CursorKey::Int(i) => Val::I(*i),
+                        CursorKey::Str(s) => Val::S(s.clone()),
+                    };
+                    (v, c.id.clone())
+                }),
+                limit: spec.limit,
+                ..Default::default()
+            };
+            let total = if spec.count {
+                Some(
+                    kw.user_count(
+                        actor,
+                        UserQuery {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            (Rows::Users(kw.user_list(actor, q).await?), total)
+        }
+        ScreenId::Stations => {
+            let q = StationPage {
+                domains,
+                search,
+                desc: store_desc,
+                after: cursor.map(|c| (int(&c.key), c.id.clone())),
+                limit: spec.limit,
+            };
+            let total = if spec.count {
+                Some(
+                    kw.station_page_count(
+                        actor,
+                        StationPage {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            (Rows::Stations(kw.station_page(actor, q).await?), total)
+        }
+        ScreenId::Tokens => {
+            let q = TokenQuery {
+                domains,
+                search,
+                sort: if spec.sort == 1 {
+                    TokenSort::Expires
+                } else {
+                    TokenSort::Issued
+                },
+                desc: store_desc,
+                after: cursor.map(|c| (int(&c.key), c.id.clone())),
+                limit: spec.limit,
+                ..Default::default()
+            };
+            let total = if spec.count {
+                Some(
+                    kw.token_page_count(
+                        actor,
+                        TokenQuery {
+                            after: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            (Rows::Tokens(kw.token_page(actor, q).await?), total)
+        }
+        ScreenId::Audit => {
+            let q = AuditPage {
+                domains,
+                search,
+                ascending: !store_desc,
+                after_seq: cursor.map(|c| int(&c.key)),
+                limit: spec.limit,
+            };
+            let total = if spec.count {
+                Some(
+                    kw.audit_page_count(
+                        actor,
+                        AuditPage {
+                            after_seq: None,
+                            ..q.clone()
+                        },
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            (Rows::Audit(kw.audit_page(actor, q).await?), total)
+        }
+        _ => unreachable!("only list screens are paged"),
+    })
+}
+
+pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, String> {
+    use crate::text::inert;
+    let r: crate::Result<String> = async {
+        Ok(match op {
+            WriteOp::DomainAdd { name } => {
+                let d = kw.domain_add(actor, &name).await?;
+                format!("added domain {}", d.name)
+            }
+            WriteOp::UserAdd {
+                email,
+                domain,
+                name,
+                role,
+            } => {
+                let d = kw
+                    .user_add(
+                        actor,
+                        NewUser {
+                            email,
+                            domain,
+                            name: opt(&name),
+                            role: opt(&role),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                format!(
+                    "created {} in {} with role {} (API access pending; no token issued)",
+                    inert(&d.user.email),
+                    d.user.domain,
+                    d.user.role
+                )
+            }
+            WriteOp::UserStatus { id, email, disable } => {
+                let status = if disable {
+                    UserStatus::Disabled
+                } else {
+                    UserStatus::Active
+                };
+                let (_, revoked) = kw.user_set_status(actor, &id, status).await?;
+                if disable {
+                    format!("disabled {}; revoked {revoked} token(s)", inert(&email))
+                } else {
+                    format!("enabled {}", inert(&email))
+                }
+            }
+            WriteOp::UserRole { id, email, role } => {
+                let (u, n) = kw.user_set_role(actor, &id, &role).await?;
+                format!("{} now has role {}; {}", inert(&email), u.role, n.summary())
+            }
+            WriteOp::StationAdd {
+                user,
+                domain,
+                name,
+                vat,
+                rn,
+                country,
+            } => {
+                let s = kw
+                    .station_add(
+                        actor,
+                        &name,
+                        &user,
+                        domain.as_deref(),
+                        vat.as_deref(),
+                        rn.as_deref(),
+                        country.as_deref(),
+                    )
+                    .await?;
+                format!(
+                    "added station {} for {}",
+                    inert(&s.name),
+                    inert(&s.user_email)
+                )
+            }
+            WriteOp::StationRm { id, name } => {
+                kw.station_rm(actor, &id).await?;
+                format!("removed station {}", inert(&name))
+            }
+            WriteOp::RoleAdd {
+                name,
+                description,
+                scopes,
+            } => {
+                let r = kw
+                    .role_add(actor, &name, &scopes, opt(&description).as_deref())
+                    .await?;
+                format!("added role {} ({})", r.name, r.effective_scopes.join(" "))
+            }
+            WriteOp::RoleGrant { role, scopes } => {
+                let r = kw.role_grant(actor, &role, &scopes).await?;
+                format!("{} now allows {}", r.name, r.effective_scopes.join(" "))
+            }
+            WriteOp::RoleRevoke { role, scopes } => {
+                let (r, n) = kw.role_revoke(actor, &role, &scopes).await?;
+                format!(
+                    "{} now allows {}; {}",
+                    r.name,
+                    r.effective_scopes.join(" "),
+                    n.summary()
+                )
+            }
+            WriteOp::RoleDefault { role } => {
+                let r = kw.role_default(actor, &role).await?;
+                format!("{} is now the default role", r.name)
+            }
+            WriteOp::RoleRm { role, reassign } => {
+                let (moved, n) = kw.role_rm(actor, &role, reassign.as_deref()).await?;
+                format!(
+                    "removed role {role}; moved {moved} user(s); {}",
+                    n.summary()
+                )
+            }
+            WriteOp::ScopeAdd {
+                name,
+                description,
+                implies,
+            } => {
+                let s = kw
+                    .scope_add(actor, &name, opt(&description).as_deref(), &implies)
+                    .await?;
+                format!("added scope {}", s.name)
+            }
+            WriteOp::ScopeRm { name } => {
+                kw.scope_rm(actor, &name).await?;
+                format!("removed scope {name}")
+            }
+            WriteOp::OperatorAdd {
+                account,
+                role,
+                domains,
+            } => {
+                let o = kw.operator_add(actor, &account, &role, &domains).await?;
+                format!("{} is now a {} operator", o.account, o.role)
+            }
+            WriteOp::OperatorRm { account } => {
+                kw.operator_rm(actor, &account).await?;
+                format!("removed operator {account}")
+            }
+            WriteOp::Demo { users } => {
+                let r = kw
+                    .demo(
+                        actor,
+                        DemoOptions {
+                            users,
+                            tokens: users * 3,
+                        },
+                        |_, _| {},
+                    )
+                    .await?;
+                format!(
+                    "loaded demo data: {} domains, {} users, {} stations, {} tokens",
+                    r.domains.len(),
+                    r.users,
+                    r.stations,
+                    r.tokens
+                )
+            }
+        })
+    }
+    .await;
+    r.map_err(msg)
+}

@@ -1,0 +1,517 @@
+//! `render(&App, &mut Frame)`: a pure function of the state. The frame is the tab
+//! bar, the screen, the hint line and the status bar; overlays draw on top.
+
+use super::app::{App, Overlay, detail_height};
+use super::fmt::{safe, thousands, trunc};
+use super::keymap;
+use super::screens::{self, SCREENS, ScreenId};
+use super::theme::Theme;
+use super::widgets::form::{FieldKind, Form};
+use super::widgets::list::{ListRow, Paged};
+use super::widgets::palette::COMMANDS;
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+
+pub const MIN_W: u16 = 80;
+pub const MIN_H: u16 = 24;
+const SPIN: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn render(app: &App, f: &mut Frame) {
+    let area = f.area();
+    let th = app.theme;
+    if area.width < MIN_W || area.height < MIN_H {
+        too_small(f, area, &th);
+        return;
+    }
+    let [tabs, body, hint, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    tab_bar(app, f, tabs);
+    match app.screen {
+        ScreenId::Dashboard => screens::dashboard::render(app, f, body),
+        ScreenId::Users => screens::users::render(app, f, body),
+        ScreenId::Roles => screens::roles::render(app, f, body),
+        ScreenId::Stations => screens::stations::render(app, f, body),
+        ScreenId::Tokens => screens::tokens::render(app, f, body),
+        ScreenId::Operators => screens::operators::render(app, f, body),
+        ScreenId::Audit => screens::audit::render(app, f, body),
+    }
+    hint_line(app, f, hint);
+    status_bar(app, f, status);
+    if let Some(ov) = &app.overlay {
+        overlay(app, ov, f, area);
+    }
+}
+
+fn too_small(f: &mut Frame, area: Rect, th: &Theme) {
+    let msg = vec![
+        Line::styled("Keyward", th.title()),
+        Line::raw(format!("This terminal is {}×{}.", area.width, area.height)),
+        Line::raw(format!("Please enlarge it to at least {MIN_W}×{MIN_H}.")),
+        Line::styled("Ctrl-C quits", th.dim()),
+    ];
+    let h = (msg.len() as u16).min(area.height);
+    let y = area.y + area.height.saturating_sub(h) / 2;
+    f.render_widget(
+        Paragraph::new(msg)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        Rect::new(area.x, y, area.width, h),
+    );
+}
+
+pub fn spinner(app: &App) -> &'static str {
+    SPIN[(app.tick as usize) % SPIN.len()]
+}
+
+fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let mut spans = vec![Span::styled(" Keyward ", th.title())];
+    if area.width >= 110 {
+        let d = app
+            .domain
+            .as_ref()
+            .map_or("all domains".to_string(), |d| d.name.clone());
+        spans.push(Span::raw(format!("· {d} ▾ ")));
+    }
+    spans.push(Span::styled("│", th.dim()));
+    for d in SCREENS {
+        spans.push(Span::raw(" "));
+        let label = format!("{} {}", d.key, d.tab);
+        if d.id == app.screen {
+            spans.push(Span::styled(format!("[{label}]"), th.tab_active()));
+        } else {
+            spans.push(Span::raw(label));
+        }
+    }
+    if app.busy() {
+        spans.push(Span::raw(format!("  ⟳{}", spinner(app))));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn hint_line(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    if let Some(t) = &app.toast {
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(" » ", th.key()),
+                Span::raw(safe(&t.text)),
+            ])),
+            area,
+        );
+        return;
+    }
+    let mut spans = vec![Span::raw(" ")];
+    let mut seen: Vec<&str> = Vec::new();
+    for b in keymap::for_screen(app.screen).filter(|b| b.hint) {
+        if seen.contains(&b.label) {
+            continue;
+        }
+        seen.push(b.label);
+        let off = app.disabled(b.need, b.unavailable).is_some();
+        let (ks, ds) = if off {
+            (th.dim(), th.dim())
+        } else {
+            (th.key(), Style::new())
+        };
+        spans.push(Span::styled(b.label, ks));
+        spans.push(Span::styled(format!(" {}", b.desc), ds));
+        spans.push(Span::styled(" · ", th.dim()));
+    }
+    spans.pop();
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn status_bar(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let domain = app
+        .domain
+        .as_ref()
+        .map_or("all domains".to_string(), |d| d.name.clone());
+    let right = " ?help :cmd q quit ";
+    let left = format!(
+        " {} {} · {} · {}",
+        app.actor.label(),
+        app.actor.role,
+        domain,
+        app.info.database
+    );
+    let room = (area.width as usize).saturating_sub(right.chars().count() + 1);
+    let left = trunc(&left, room);
+    let pad = room.saturating_sub(left.chars().count());
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(left, th.header()),
+            Span::raw(" ".repeat(pad + 1)),
+            Span::styled(right, th.key()),
+        ])),
+        area,
+    );
+}
+
+/// A bordered block with a title.
+pub fn block<'a>(th: &Theme, title: String, focus: bool) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Plain)
+        .border_style(if focus {
+            th.focus_border()
+        } else {
+            th.border()
+        })
+        .title(Span::styled(format!(" {title} "), th.title()))
+}
+
+/// One paged list screen: title line with filter and counts, the table, a detail pane.
+pub struct ListView<'a, R> {
+    pub title: &'a str,
+    pub list: &'a Paged<R>,
+    pub columns: &'a [(&'a str, Constraint)],
+    pub cells: &'a dyn Fn(&R) -> Vec<String>,
+    pub detail_title: String,
+    pub detail: Vec<Line<'a>>,
+    pub empty: &'a str,
+}
+
+pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView<'_, R>) {
+    let th = &app.theme;
+    let dh = detail_height(f.area().height);
+    let [title, table, detail] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(2),
+        Constraint::Length(dh),
+    ])
+    .areas(area);
+    // Title line.
+    let l = v.list;
+    let domain = app
+        .domain
+        .as_ref()
+        .map_or("all domains".to_string(), |d| d.name.clone());
+    let mut left = vec![Span::styled(format!(" {} · {domain}", v.title), th.title())];
+    let ftext = safe(l.filter.value());
+    if l.editing || !ftext.is_empty() {
+        left.push(Span::raw("   "));
+        left.push(Span::styled(
+            format!("/{ftext}{}", if l.editing { "▏" } else { "" }),
+            th.key(),
+        ));
+    }
+    let counts = match l.total {
+        Some(t) if l.rows.is_empty() => format!("0 of {}", thousands(t)),
+        Some(t) => format!("{} of {}", thousands(l.sel + 1), thousands(t)),
+        None => String::new(),
+    };
+    let sorts = app.screen.def().sorts;
+    let sort = format!(
+        "{} {}",
+        sorts.get(l.sort).copied().unwrap_or(""),
+        if l.desc { "▼" } else { "▲" }
+    );
+    let spin = if l.loading() || app.writing > 0 {
+        format!(" ⟳{}", spinner(app))
+    } else {
+        "   ".into()
+    };
+    let right = format!("sort {sort}  {counts}{spin} ");
+    let used: usize = left.iter().map(|s| s.content.chars().count()).sum();
+    let pad = (title.width as usize).saturating_sub(used + right.chars().count());
+    left.push(Span::raw(" ".repeat(pad)));
+    left.push(Span::raw(right));
+    f.render_widget(Paragraph::new(Line::from(left)), title);
+    // Table.
+    let visible = table.height.saturating_sub(1) as usize;
+    let header = Row::new(
+        std::iter::once(Cell::from(" "))
+            .chain(v.columns.iter().map(|(h, _)| Cell::from(*h)))
+            .collect::<Vec<_>>(),
+    )
+    .style(th.header());
+    let rows: Vec<Row> = l
+        .visible(visible)
+        .map(|(i, r)| {
+            let selected = i == l.sel;
+            let mut cells = vec![Cell::from(if selected { "▶" } else { " " })];
+            cells.extend((v.cells)(r).into_iter().map(Cell::from));
+            let row = Row::new(cells);
+            if selected {
+                row.style(th.selected())
+            } else {
+                row
+            }
+        })
+        .collect();
+    let mut widths = vec![Constraint::Length(1)];
+    widths.extend(v.columns.iter().map(|(_, c)| *c));
+    if rows.is_empty() {
+        let msg = if l.loaded { v.empty } else { "loading…" };
+        f.render_widget(
+            Table::new(Vec::<Row>::new(), widths.clone()).header(header),
+            table,
+        );
+        if table.height > 2 {
+            f.render_widget(
+                Paragraph::new(Line::styled(format!("  {msg}"), th.dim())),
+                Rect::new(table.x, table.y + 2, table.width, 1),
+            );
+        }
+    } else {
+        f.render_widget(
+            Table::new(rows, widths).header(header).column_spacing(1),
+            table,
+        );
+    }
+    // Detail.
+    f.render_widget(
+        Paragraph::new(v.detail)
+            .block(block(th, v.detail_title, false))
+            .wrap(Wrap { trim: false }),
+        detail,
+    );
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width.saturating_sub(2));
+    let h = h.min(area.height.saturating_sub(2));
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    match ov {
+        Overlay::Help => {
+            // Two columns of bindings; reasons for disabled keys grouped below.
+            let mut cells: Vec<Line> = Vec::new();
+            let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+            for b in keymap::for_screen(app.screen) {
+                let why = app.disabled(b.need, b.unavailable);
+                let off = why.is_some();
+                cells.push(Line::from(vec![
+                    Span::styled(
+                        format!("{:>6} ", b.label),
+                        if off { th.dim() } else { th.key() },
+                    ),
+                    Span::styled(
+                        format!("{}{}", b.desc, if off { " ⊘" } else { "" }),
+                        if off { th.dim() } else { Style::new() },
+                    ),
+                ]));
+                if let Some(w) = why {
+                    match reasons.iter_mut().find(|(r, _)| *r == w) {
+                        Some((_, keys)) => keys.push(b.label),
+                        None => reasons.push((w, vec![b.label])),
+                    }
+                }
+            }
+            let half = cells.len().div_ceil(2);
+            let right: Vec<Line> = cells.split_off(half);
+            let mut foot: Vec<Line> = reasons
+                .into_iter()
+                .map(|(why, keys)| {
+                    Line::styled(format!("⊘ {} disabled: {why}", keys.join(" ")), th.dim())
+                })
+                .collect();
+            foot.push(Line::styled("any key closes", th.dim()));
+            let h = (half as u16 + foot.len() as u16 * 2 + 3).min(area.height);
+            let r = centered(area, 100, h);
+            f.render_widget(Clear, r);
+            let outer = block(th, format!("Keys of {}", app.screen.def().title), true);
+            let inner = outer.inner(r);
+            f.render_widget(outer, r);
+            let [cols, foot_area] =
+                Layout::vertical([Constraint::Length(half as u16), Constraint::Min(1)])
+                    .areas(inner);
+            let [lc, rc] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(cols);
+            f.render_widget(Paragraph::new(cells), lc);
+            f.render_widget(Paragraph::new(right), rc);
+            f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), foot_area);
+        }
+        Overlay::Error(msg) => {
+            let lines = vec![
+                Line::styled("✗ That did not work", th.bad()),
+                Line::raw(""),
+                Line::raw(safe(msg)),
+                Line::raw(""),
+                Line::styled("any key closes", th.dim()),
+            ];
+            let r = centered(area, 70, 10);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(block(th, "Error".into(), true))
+                    .wrap(Wrap { trim: false }),
+                r,
+            );
+        }
+        Overlay::Confirm(c) => {
+            let mut lines: Vec<Line> = c.lines.iter().map(|l| Line::raw(l.clone())).collect();
+            lines.push(Line::raw(""));
+            lines.push(Line::from(vec![
+                Span::styled("y", th.key()),
+                Span::raw(" confirm · "),
+                Span::styled("n", th.key()),
+                Span::raw("/Esc cancel"),
+            ]));
+            let r = centered(area, 74, lines.len() as u16 + 2);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(block(th, c.title.clone(), true))
+                    .wrap(Wrap { trim: false }),
+                r,
+            );
+        }
+        Overlay::DomainPicker { sel } => {
+            let mut items = vec!["all domains".to_string()];
+            items.extend(app.domains.iter().map(|d| d.name.clone()));
+            let lines: Vec<Line> = items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if i == *sel {
+                        Line::styled(format!("▶ {n}"), th.selected())
+                    } else {
+                        Line::raw(format!("  {n}"))
+                    }
+                })
+                .collect();
+            let r = centered(area, 50, (lines.len() as u16 + 3).min(20));
+            f.render_widget(Clear, r);
+            let skip = (*sel as i64 - (r.height as i64 - 4)).max(0) as usize;
+            f.render_widget(
+                Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block(
+                    th,
+                    "Domain filter · Enter pick · Esc".into(),
+                    true,
+                )),
+                r,
+            );
+        }
+        Overlay::Palette(p) => {
+            let matches = p.matches();
+            let mut lines = vec![Line::from(vec![
+                Span::styled(":", th.key()),
+                Span::raw(p.input.value().to_string()),
+                Span::styled("▏", th.key()),
+            ])];
+            for (i, c) in matches.iter().take(12).enumerate() {
+                let text = format!("{:<11} {:<9} {}", c.name, c.arg, c.desc);
+                lines.push(if i == p.sel {
+                    Line::styled(format!("▶ {text}"), th.selected())
+                } else {
+                    Line::raw(format!("  {text}"))
+                });
+            }
+            if matches.is_empty() {
+                lines.push(Line::styled(
+                    format!("  no match among {} commands", COMMANDS.len()),
+                    th.dim(),
+                ));
+            }
+            let r = Rect::new(
+                area.x + 2,
+                area.y + 1,
+                area.width.saturating_sub(4).min(76),
+                lines.len() as u16 + 2,
+            );
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines).block(block(th, "Command · Enter run · Esc".into(), true)),
+                r,
+            );
+            f.set_cursor_position((r.x + 2 + p.input.visual_cursor() as u16, r.y + 1));
+        }
+        Overlay::Form { form, .. } => form_popup(th, form, f, area),
+    }
+}
+
+fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
+    let label_w = form.fields.iter().map(|x| x.label.len()).max().unwrap_or(5) + 2;
+    let mut lines = Vec::new();
+    let mut cursor = None;
+    if let Some(i) = &form.intro {
+        lines.push(Line::styled(i.clone(), th.dim()));
+    }
+    for (i, fld) in form.fields.iter().enumerate() {
+        let focus = i == form.focus;
+        let mark = if focus { "▶ " } else { "  " };
+        let mut spans = vec![Span::styled(
+            format!("{mark}{:<label_w$}", fld.label),
+            if focus { th.key() } else { th.header() },
+        )];
+        match &fld.kind {
+            FieldKind::Text(input) => {
+                let v = safe(input.value());
+                spans.push(Span::styled(
+                    format!("[{v:<24}]"),
+                    if focus { th.selected() } else { Style::new() },
+                ));
+                if focus {
+                    cursor = Some((lines.len(), 2 + label_w + 1 + input.visual_cursor()));
+                }
+            }
+            FieldKind::Choice { options, sel } => {
+                for (j, o) in options.iter().enumerate() {
+                    let s = format!("({}) {} ", if j == *sel { "•" } else { " " }, safe(o));
+                    spans.push(if j == *sel && focus {
+                        Span::styled(s, th.selected())
+                    } else {
+                        Span::raw(s)
+                    });
+                }
+            }
+            FieldKind::Checks { options, cursor: c } => {
+                if options.is_empty() {
+                    spans.push(Span::styled("(none)", th.dim()));
+                }
+                for (j, (o, on)) in options.iter().enumerate() {
+                    let s = format!("[{}] {} ", if *on { "x" } else { " " }, safe(o));
+                    spans.push(if j == *c && focus {
+                        Span::styled(s, th.selected())
+                    } else {
+                        Span::raw(s)
+                    });
+                }
+            }
+        }
+        if let Some(n) = &fld.note {
+            spans.push(Span::styled(format!(" {n}"), th.dim()));
+        }
+        lines.push(Line::from(spans));
+        if let Some(e) = &fld.error {
+            lines.push(Line::styled(format!("    ✗ {}", safe(e)), th.bad()));
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Tab/↑↓ field · ←/→ choose · space tick · Enter save · Esc cancel",
+        th.dim(),
+    ));
+    let r = centered(area, 78, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, form.title.clone(), true))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
+    if let Some((row, col)) = cursor {
+        let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
+        f.set_cursor_position((x, r.y + 1 + row as u16));
+    }
+}

@@ -1,0 +1,5 @@
+//! Reusable pieces: the paged list state, forms, confirmation, palette.
+
+pub mod form;
+pub mod list;
+pub mod palette;

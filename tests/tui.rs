@@ -1,0 +1,465 @@
+//! The console's integration tests (one binary): rendering snapshots on a fixed
+//! fixture with ratatui's TestBackend, and end-to-end runs of the real binary in a
+//! pseudo-terminal read through vt100.
+
+use keyward::model::OperatorRole;
+use keyward::tui::app::{Action, App, Info, Loaded};
+use keyward::tui::fixture::{self, NOW};
+use keyward::tui::screens::ScreenId;
+use keyward::tui::ui::render;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+// ---------------------------------------------------------------- snapshots
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(app, f)).unwrap();
+    t
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    t.backend().to_string()
+}
+
+fn press(app: &mut App, c: KeyCode) {
+    app.update(Action::Key(KeyEvent::new(c, KeyModifiers::NONE)));
+}
+
+#[test]
+fn snapshots_of_every_screen_at_80x24_and_120x40() {
+    for (w, h) in [(80u16, 24u16), (120, 40)] {
+        for s in [
+            ScreenId::Dashboard,
+            ScreenId::Users,
+            ScreenId::Roles,
+            ScreenId::Stations,
+            ScreenId::Tokens,
+            ScreenId::Operators,
+            ScreenId::Audit,
+        ] {
+            let app = fixture::app(s, (w, h), OperatorRole::Admin);
+            let t = draw(&app, w, h);
+            insta::assert_snapshot!(format!("{:?}_{w}x{h}", s).to_lowercase(), t.backend());
+        }
+    }
+}
+
+#[test]
+fn snapshots_of_overlays() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_users_support", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('n'));
+    for c in "bad".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    insta::assert_snapshot!("form_new_user_invalid", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('x'));
+    insta::assert_snapshot!("confirm_disable", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char(':'));
+    press(&mut app, KeyCode::Char('r'));
+    insta::assert_snapshot!("palette", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn first_run_dashboard_says_what_to_do() {
+    let mut app = App::new(
+        fixture::actor(OperatorRole::Admin),
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
+        NOW,
+        (80, 24),
+    );
+    app.theme = keyward::tui::theme::Theme::mono();
+    let _ = app.start();
+    let generation = app.dash_generation;
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation,
+        result: Ok(Default::default()),
+    }));
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert!(text.contains("no domain yet"), "{text}");
+    assert!(text.contains("create a domain") && text.contains("load demo data"));
+    insta::assert_snapshot!("first_run", t.backend());
+}
+
+#[test]
+fn hostile_names_render_inert() {
+    let app = fixture::app(ScreenId::Dashboard, (120, 40), OperatorRole::Admin);
+    let mut app = app;
+    fixture::feed(&mut app, ScreenId::Users);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    let bob = app.users.selected().cloned().unwrap();
+    app.update(Action::Loaded(Loaded::UserDetail {
+        id: bob.id.clone(),
+        result: Ok(Box::new(fixture::detail(&bob))),
+    }));
+    let t = draw(&app, 120, 40);
+    let text = screen_text(&t);
+    assert!(
+        text.contains(r"Bob \e]0;pwned\x0"),
+        "the list shows it escaped: {text}"
+    );
+    assert!(
+        text.contains(r"name Bob \e]0;pwned\x07\e[2J"),
+        "the detail shows all of it: {text}"
+    );
+    let buf = t.backend().buffer();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| !c.symbol().chars().any(|ch| ch.is_control())),
+        "no control character reaches a cell"
+    );
+}
+
+#[test]
+fn disabled_actions_are_dimmed_with_their_reason() {
+    let mut app = fixture::app(ScreenId::Users, (120, 40), OperatorRole::Viewer);
+    let t = draw(&app, 120, 40);
+    let buf = t.backend().buffer().clone();
+    // The hint line still lists R and x for a viewer, dimmed.
+    let hint_y = 38;
+    let line: String = (0..120)
+        .map(|x| buf[(x, hint_y)].symbol().to_string())
+        .collect();
+    assert!(
+        line.contains("R role") && line.contains("x disable/enable"),
+        "{line}"
+    );
+    let x = line.find("R role").unwrap() as u16;
+    assert!(
+        buf[(x, hint_y)]
+            .modifier
+            .contains(ratatui::style::Modifier::DIM)
+    );
+    press(&mut app, KeyCode::Char('?'));
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(
+        text.contains("ana is a viewer operator; this needs support or admin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn too_small_terminal_gets_a_message() {
+    let app = fixture::app(ScreenId::Users, (60, 20), OperatorRole::Admin);
+    let t = draw(&app, 60, 20);
+    let text = screen_text(&t);
+    assert!(text.contains("enlarge it to at least 80×24"), "{text}");
+    // Resizing back re-lays out.
+    let t = draw(&app, 80, 24);
+    assert!(screen_text(&t).contains("EMAIL"));
+    // Degenerate sizes never panic.
+    for (w, h) in [(1, 1), (0, 0), (79, 24), (80, 23)] {
+        draw(&app, w, h);
+    }
+}
+
+// ---------------------------------------------------------------- pseudo-terminal
+
+mod pty {
+    use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    fn nz(n: u16) -> std::num::NonZeroU16 {
+        std::num::NonZeroU16::new(n).expect("non-zero size")
+    }
+
+    pub const BIN: &str = env!("CARGO_BIN_EXE_keyward");
+
+    pub struct Env {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl Env {
+        pub fn new() -> Env {
+            let e = Env {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            e.cli(&["init", "--domain", "free.example.com"]);
+            for (email, name) in [
+                ("alice@example.com", "Alice Meyer"),
+                ("alina@example.com", "Alina Park"),
+                ("bob@example.com", "Bob Builder"),
+                ("carol@example.com", "Carol King"),
+            ] {
+                e.cli(&[
+                    "user",
+                    "add",
+                    email,
+                    "--domain",
+                    "free.example.com",
+                    "--name",
+                    name,
+                ]);
+            }
+            e
+        }
+        pub fn url(&self) -> String {
+            format!("sqlite://{}", self.dir.path().join("k.db").display())
+        }
+        fn envs(&self) -> Vec<(&'static str, PathBuf)> {
+            vec![
+                ("XDG_DATA_HOME", self.dir.path().join("data")),
+                ("XDG_CONFIG_HOME", self.dir.path().join("config")),
+            ]
+        }
+        pub fn cli(&self, args: &[&str]) {
+            let out = Command::new(BIN)
+                .arg("--database-url")
+                .arg(self.url())
+                .args(args)
+                .envs(self.envs())
+                .env_remove("KEYWARD_DATABASE_URL")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        /// Writes a hostile display name straight into the database: the core refuses
+        /// control characters, but whoever can write the database can put anything there.
+        pub fn poison_name(&self, email: &str, name: &str) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .connect(&self.url())
+                    .await
+                    .unwrap();
+                let n = sqlx::query("UPDATE users SET name = ? WHERE email = ?")
+                    .bind(name)
+                    .bind(email)
+                    .execute(&pool)
+                    .await
+                    .unwrap()
+                    .rows_affected();
+                assert_eq!(n, 1);
+                pool.close().await;
+            });
+        }
+        pub fn spawn(&self, rows: u16, cols: u16) -> Console {
+            let pair = native_pty_system()
+                .openpty(PtySize {
+                    rows,
+                    cols,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
+                .unwrap();
+            let mut cmd = CommandBuilder::new(BIN);
+            cmd.arg("--database-url");
+            cmd.arg(self.url());
+            cmd.env("TERM", "xterm-256color");
+            cmd.env_remove("NO_COLOR");
+            cmd.env_remove("KEYWARD_DATABASE_URL");
+            for (k, v) in self.envs() {
+                cmd.env(k, v);
+            }
+            cmd.cwd(self.dir.path());
+            let child = pair.slave.spawn_command(cmd).unwrap();
+            drop(pair.slave);
+            let parser = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
+            let raw = Arc::new(Mutex::new(Vec::new()));
+            let mut reader = pair.master.try_clone_reader().unwrap();
+            let (p, r) = (parser.clone(), raw.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    p.lock().unwrap().process(&buf[..n]);
+                    r.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+            let writer = pair.master.take_writer().unwrap();
+            Console {
+                parser,
+                raw,
+                writer,
+                child,
+                master: pair.master,
+            }
+        }
+    }
+
+    pub struct Console {
+        pub parser: Arc<Mutex<vt100::Parser>>,
+        pub raw: Arc<Mutex<Vec<u8>>>,
+        writer: Box<dyn Write + Send>,
+        child: Box<dyn Child + Send + Sync>,
+        master: Box<dyn MasterPty + Send>,
+    }
+
+    impl Console {
+        pub fn contents(&self) -> String {
+            self.parser.lock().unwrap().screen().contents()
+        }
+        /// Waits until the screen satisfies `f`; fails with the screen if it never does.
+        pub fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let c = self.contents();
+                if f(&c) {
+                    return c;
+                }
+                if Instant::now() > deadline {
+                    panic!("timed out waiting for {what}; screen:\n{c}");
+                }
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+        pub fn wait_for(&self, text: &str) -> String {
+            self.wait(text, |c| c.contains(text))
+        }
+        pub fn send(&mut self, s: &str) {
+            self.writer.write_all(s.as_bytes()).unwrap();
+            self.writer.flush().unwrap();
+        }
+        pub fn resize(&self, rows: u16, cols: u16) {
+            self.parser
+                .lock()
+                .unwrap()
+                .screen_mut()
+                .set_size(nz(rows), nz(cols));
+            self.master
+                .resize(PtySize {
+                    rows,
+                    cols,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
+                .unwrap();
+        }
+        /// Waits for the process to end and returns its success.
+        pub fn exit(&mut self) -> bool {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(s) = self.child.try_wait().unwrap() {
+                    // Let the reader drain what was written last.
+                    std::thread::sleep(Duration::from_millis(200));
+                    return s.success();
+                }
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    panic!("the console did not exit; screen:\n{}", self.contents());
+                }
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        }
+    }
+
+    impl Drop for Console {
+        fn drop(&mut self) {
+            if let Ok(None) = self.child.try_wait() {
+                let _ = self.child.kill();
+            }
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn exists(p: &Path) -> bool {
+        p.exists()
+    }
+}
+
+#[test]
+fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(24, 80);
+    let s = c.wait_for("Waiting for API access (4)");
+    assert!(s.contains("alice@example.com"), "{s}");
+    assert!(
+        c.parser.lock().unwrap().screen().alternate_screen(),
+        "drawn in the alternate screen"
+    );
+    for (key, marker) in [
+        ("2", "EMAIL"),
+        ("3", "EFFECTIVE"),
+        ("4", "EU VAT"),
+        ("7", "JTI"),
+        ("9", "ACCOUNT"),
+        ("0", "ACTION"),
+        ("1", "Recent changes"),
+    ] {
+        c.send(key);
+        c.wait_for(marker);
+    }
+    // Users, filtered as we type.
+    c.send("2");
+    c.wait_for("1 of 4");
+    c.send("/ali");
+    let s = c.wait_for("1 of 2");
+    assert!(s.contains("alice@example.com") && s.contains("alina@example.com"));
+    assert!(!s.contains("bob@example.com"), "{s}");
+    c.send("\x1b");
+    c.wait_for("1 of 4");
+    // Tab goes on, `:` runs a command.
+    c.send(":users carol\r");
+    c.wait(":users carol", |s| {
+        s.contains("1 of 1") && s.contains("carol@example.com")
+    });
+    // Ctrl-C quits from anywhere, leaving the alternate screen.
+    c.send(":");
+    c.wait_for("Command");
+    c.send("\x03");
+    assert!(c.exit(), "exit status 0");
+    let p = c.parser.lock().unwrap();
+    assert!(!p.screen().alternate_screen(), "terminal restored");
+    let raw = c.raw.lock().unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("\x1b[?1049l"), "left the alternate screen");
+}
+
+#[test]
+fn pty_hostile_name_is_rendered_escaped() {
+    let env = pty::Env::new();
+    env.poison_name("bob@example.com", "Bob \x1b]0;pwned\x07\x1b[2J");
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access");
+    c.send(":users bob\r");
+    let s = c.wait_for(r"\e]0;pwned\x07");
+    assert!(s.contains(r"Bob \e]0;pwned\x07\e[2J"), "{s}");
+    assert!(
+        !s.contains("Waiting for API"),
+        "the screen was not cleared by the name"
+    );
+    let raw = String::from_utf8_lossy(&c.raw.lock().unwrap()).into_owned();
+    assert!(
+        !raw.contains("\x1b]0;pwned"),
+        "no OSC title sequence reached the terminal"
+    );
+    assert!(!raw.contains("pwned\x07"), "no BEL from user data");
+    c.send("\x03");
+    assert!(c.exit());
+}
+
+#[test]
+fn pty_too_small_terminal_and_resize() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(20, 60);
+    c.wait_for("enlarge it to at least 80×24");
+    c.resize(24, 80);
+    c.wait_for("Waiting for API access");
+    c.send("q");
+    assert!(c.exit());
+    assert!(!c.parser.lock().unwrap().screen().alternate_screen());
+}
