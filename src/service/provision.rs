@@ -371,16 +371,19 @@ impl Keyward {
                     ));
                 }
                 for d in &domains {
+                    // One query per table and domain, not per user.
+                    let mut stations: HashMap<String, Vec<crate::store::directory::StationRow>> =
+                        HashMap::new();
+                    for st in dir::stations_of_domain(cx, &d.id).await? {
+                        stations.entry(st.user_id.clone()).or_default().push(st);
+                    }
+                    let mut keys: HashMap<String, Vec<KeyRow>> = HashMap::new();
+                    for k in cred::keys_of_domain(cx, &d.id).await? {
+                        keys.entry(k.user_id.clone()).or_default().push(k);
+                    }
                     for u in dir::users_of_domain(cx, &d.id).await? {
-                        let stations = dir::list_stations(
-                            cx,
-                            &dir::StationQuery {
-                                user_id: Some(u.id.clone()),
-                                limit: 1000,
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
+                        let mut st = stations.remove(&u.id).unwrap_or_default();
+                        st.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
                         env.users.push(Spanned::new(
                             0..0,
                             UserEntry {
@@ -389,7 +392,7 @@ impl Keyward {
                                 name: Some(u.name.clone()).filter(|n| !n.is_empty()),
                                 role: Some(u.role.clone()),
                                 status: Some(u.status.clone()),
-                                stations: stations
+                                stations: st
                                     .into_iter()
                                     .map(|s| StationEntry {
                                         name: s.name,
@@ -400,7 +403,7 @@ impl Keyward {
                                     .collect(),
                             },
                         ));
-                        for k in cred::keys_of_user(cx, &u.id).await? {
+                        for k in keys.remove(&u.id).unwrap_or_default() {
                             env.keys.push(Spanned::new(
                                 0..0,
                                 KeyEntry {

@@ -624,3 +624,11 @@ pub async fn update_app(
     on!(cx, c => sqlx::query(sql).bind(scopes).bind(redirect_uris).bind(id).execute(&mut *c).await?.rows_affected());
     Ok(())
 }
+
+/// Every key of a domain (for export), ordered by owner and name.
+pub async fn keys_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<KeyRow>> {
+    let sql = AssertSqlSafe(format!(
+        "{KEY_SELECT} WHERE k.domain_id = $1 ORDER BY u.email_norm, k.name"
+    ));
+    Ok(on!(cx, c => sqlx::query_as(sql).bind(domain_id).fetch_all(&mut *c).await?))
+}
