@@ -2,10 +2,8 @@
 
 mod cli;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::args::Cli::parse();
+    let cli = cli::parse_args();
     let js = cli.json;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

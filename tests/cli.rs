@@ -822,3 +822,16 @@ both!(csv_import_takes_good_rows_and_reports_bad_ones, |e| {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["created"], 0);
 });
+
+#[test]
+fn usage_errors_exit_2_and_are_json_with_json() {
+    let e = Env::sqlite();
+    let o = e.run(&["--json", "user", "add"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(v["error"], "usage");
+    assert!(v["message"].as_str().unwrap().contains("required"), "{v}");
+    assert!(o.stdout.is_empty());
+    let o = e.run(&["token", "revoke", "x", "--user", "y"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1159,3 +1159,31 @@ async fn apply(
     }
     Ok(())
 }
+
+/// Parses the command line. Usage errors exit 2; with `--json` they are reported as
+/// `{"error": "usage", "message": ...}` on stderr like every other error.
+pub fn parse_args() -> Cli {
+    use clap::Parser;
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let wants_json = std::env::args().any(|a| a == "--json");
+            let is_usage = !matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            if wants_json && is_usage {
+                let msg = e.to_string();
+                let text: Vec<&str> = msg
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let message = text.join(" ").trim_start_matches("error: ").to_string();
+                eprintln!("{}", j!({"error": "usage", "message": message}));
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    }
+}
