@@ -108,7 +108,7 @@ pub enum Command {
         /// Number of users to create.
         #[arg(long, default_value_t = 200)]
         users: u64,
-        /// Number of token records to create (default: five per user).
+        /// Number of token records to create (default: two per user).
         #[arg(long)]
         tokens: Option<u64>,
     },

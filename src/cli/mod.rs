@@ -422,7 +422,7 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                     a,
                     DemoOptions {
                         users,
-                        tokens: tokens.unwrap_or(users * 5),
+                        tokens: tokens.unwrap_or(users * 2),
                     },
                     |done, _| {
                         if let Some(b) = &bar {
