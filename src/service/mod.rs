@@ -10,6 +10,7 @@ pub mod audit;
 pub mod credentials;
 pub mod demo;
 pub mod directory;
+pub mod grants;
 pub mod identity;
 pub mod keyring;
 pub mod scopes;

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub mod audit;
 pub mod credentials;
 pub mod directory;
+pub mod grants;
 pub mod keys;
 pub mod sql;
 
