@@ -1,6 +1,7 @@
 //! The `keyward` binary: the console (no subcommand), the CLI and the token service.
 
 mod cli;
+mod server;
 
 fn main() {
     let cli = cli::parse_args();

@@ -114,6 +114,18 @@ pub enum Command {
     },
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
     Completions { shell: clap_complete::Shell },
+    /// Run the token service (OAuth 2.0 token endpoint, sign-in, demo API).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Domain of requests whose Host header names no known domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Trust X-Forwarded-Host and X-Forwarded-For (only behind a reverse proxy).
+        #[arg(long)]
+        trust_proxy: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -128,6 +128,23 @@ pub async fn run(cli: Cli) -> R {
             );
             Ok(())
         }
+        Command::Serve {
+            listen,
+            domain,
+            trust_proxy,
+        } => {
+            // The service acts as itself (`keyward-serve`), not as an operator.
+            let kw = Keyward::open(target(url)?, &OsIdentity::current()?).await?;
+            let domain = domain
+                .map(|d| model::DomainName::parse(&d).map(|d| d.to_string()))
+                .transpose()?;
+            let opts = crate::server::ServeOptions {
+                listen,
+                domain,
+                trust_proxy,
+            };
+            Ok(crate::server::run(kw, opts).await?)
+        }
         cmd => {
             let (kw, actor) = open(url).await?;
             let out = dispatch(&kw, &actor, js, cmd).await;
@@ -182,7 +199,9 @@ fn parse_since(s: &str) -> R<i64> {
 
 async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
     match cmd {
-        Command::Init { .. } | Command::Completions { .. } => unreachable!(),
+        Command::Init { .. } | Command::Completions { .. } | Command::Serve { .. } => {
+            unreachable!()
+        }
         Command::Config(c) => match c {
             ConfigCmd::List => {
                 let rows = kw.config_list(a).await?;

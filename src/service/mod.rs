@@ -11,6 +11,7 @@ pub mod console;
 pub mod credentials;
 pub mod demo;
 pub mod directory;
+pub mod grants;
 pub mod identity;
 pub mod import;
 pub mod keyring;

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod console;
 pub mod credentials;
 pub mod directory;
+pub mod grants;
 pub mod keys;
 pub mod sql;
 

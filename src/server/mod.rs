@@ -1,0 +1,379 @@
+//! `keyward serve`: the token service (SPEC.md §5). HTTP only: every use case is a
+//! call into the core ([`keyward::service::grants::TokenService`], the services and
+//! the [`Verifier`]); this module never touches SQL.
+
+// Handlers return `Result<_, Response>` (axum's idiom); a response is ~128 bytes.
+#![allow(clippy::result_large_err)]
+
+mod api;
+mod limit;
+mod oauth;
+pub mod params;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use keyward::service::grants::TokenService;
+use keyward::service::tokens::Verifier;
+use keyward::{Error, Keyward, Result};
+use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Options of `keyward serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: String,
+    pub domain: Option<String>,
+    pub trust_proxy: bool,
+}
+
+pub(crate) struct Inner {
+    pub svc: Arc<TokenService>,
+    pub verifier: Arc<Verifier>,
+    pub limits: RwLock<Arc<limit::Limits>>,
+    pub opts: ServeOptions,
+    last_key_reload: AtomicI64,
+}
+
+#[derive(Clone)]
+pub(crate) struct App(pub Arc<Inner>);
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The request's domain: (name, id).
+pub(crate) type Domain = (String, String);
+
+impl Inner {
+    fn kw(&self) -> &Keyward {
+        self.svc.keyward()
+    }
+
+    /// The request's domain: `Host` (or `X-Forwarded-Host` behind a trusted proxy)
+    /// when it names a known domain, else `--domain`.
+    pub fn domain(&self, headers: &HeaderMap) -> Option<Domain> {
+        let fwd = self
+            .opts
+            .trust_proxy
+            .then(|| header_str(headers, "x-forwarded-host"))
+            .flatten()
+            .and_then(|v| v.split(',').next().map(str::trim));
+        let host = fwd.or_else(|| header_str(headers, header::HOST.as_str()));
+        if let Some(h) = host.map(host_part)
+            && let Some(id) = self.svc.domain_id(&h)
+        {
+            return Some((h, id));
+        }
+        let d = self.opts.domain.as_ref()?;
+        self.svc.domain_id(d).map(|id| (d.clone(), id))
+    }
+
+    /// The client's address (the first `X-Forwarded-For` entry behind a trusted proxy).
+    pub fn address(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        if self.opts.trust_proxy
+            && let Some(ip) = header_str(headers, "x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+        peer.ip()
+    }
+
+    /// Verifies a bearer token in memory; reloads the signing keys (at most once a
+    /// second) when it names an unknown key.
+    pub async fn verify(
+        &self,
+        jwt: &str,
+    ) -> std::result::Result<keyward::token::AccessClaims, keyward::token::Reason> {
+        match self.verifier.verify(jwt) {
+            Err(keyward::token::Reason::UnknownKey) => {
+                let now = keyward::model::now();
+                let last = self.last_key_reload.load(Ordering::Relaxed);
+                if now > last
+                    && self
+                        .last_key_reload
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    if let Err(e) = self.verifier.reload_keys().await {
+                        tracing::warn!(error = %e, "reloading signing keys failed");
+                    }
+                    return self.verifier.verify(jwt);
+                }
+                Err(keyward::token::Reason::UnknownKey)
+            }
+            r => r,
+        }
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Host` header value without the port, lowercased.
+fn host_part(h: &str) -> String {
+    let h = h.trim();
+    let host = if h.starts_with('[') {
+        h.split(']')
+            .next()
+            .map(|x| format!("{x}]"))
+            .unwrap_or_default()
+    } else {
+        h.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(h, _)| h)
+            .unwrap_or(h)
+            .to_string()
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// `{"status":"error","msg":...}` (the API's error shape).
+pub(crate) fn api_error(status: StatusCode, msg: &str) -> Response {
+    json_response(status, json!({"status": "error", "msg": msg}))
+}
+
+/// Maps a core failure of an API endpoint to a response (logging server faults).
+pub(crate) fn core_error(e: Error) -> Response {
+    match &e {
+        Error::Invalid {
+            field, accepted, ..
+        } => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"status": "error", "msg": e.to_string(), "errors": {field_name(field): accepted}}),
+        ),
+        Error::NotFound { .. } => api_error(StatusCode::NOT_FOUND, &e.to_string()),
+        Error::Conflict(m) => api_error(StatusCode::CONFLICT, m),
+        Error::Refused(m) => api_error(StatusCode::UNPROCESSABLE_ENTITY, m),
+        Error::PermissionDenied(_) | Error::NotOperator { .. } => {
+            api_error(StatusCode::FORBIDDEN, "permission denied")
+        }
+        Error::Environment(_) | Error::MasterKey(_) | Error::Database(_) => {
+            tracing::error!(error = %e, "request failed");
+            api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is temporarily unavailable",
+            )
+        }
+    }
+}
+
+/// The request field a core validation error names.
+pub(crate) fn field_name(f: &str) -> &str {
+    match f {
+        "station name" => "station",
+        "EU VAT id" => "euVatId",
+        "registration number" => "rn",
+        "country code" => "countryCode",
+        "--ttl" => "ttl",
+        f => f,
+    }
+}
+
+/// Adds `Cache-Control: no-store` (token responses, RFC 6749 §5.1).
+pub(crate) fn no_store(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, json!({"status": "ok"}))
+}
+
+async fn not_found() -> Response {
+    api_error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// One structured log line per request: method, path (never the query: it may carry
+/// codes or ids), status, latency, peer. No headers, no bodies, so no secrets.
+async fn log_requests(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "keyward::access",
+        %method,
+        path = %path,
+        status = res.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+        peer = %peer.ip(),
+    );
+    res
+}
+
+pub(crate) fn router(app: App) -> Router {
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::timeout::TimeoutLayer;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/auth/token", post(oauth::token))
+        .route("/api/auth/token", post(oauth::token))
+        .route("/authorization/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/consumer/login", post(api::login))
+        .route("/api/auth/renew", post(api::renew))
+        .route("/signup", post(api::signup))
+        .route(
+            "/api/v1/stations",
+            get(api::stations).post(api::station_create),
+        )
+        .route("/api/v1/tokens", get(api::tokens).post(api::token_create))
+        .route("/api/v1/tokens/{jti}", delete(api::token_revoke))
+        .route("/api/lookup", get(api::lookup))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_requests))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(15),
+        ))
+        .with_state(app)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Runs the token service until SIGTERM or Ctrl-C.
+pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let svc = TokenService::start(kw.clone()).await?;
+    if let Some(d) = &opts.domain
+        && svc.domain_id(d).is_none()
+    {
+        return Err(Error::not_found_hint(
+            "domain",
+            d,
+            "add it with `keyward domain add NAME` first",
+        ));
+    }
+    let verifier = Arc::new(Verifier::new(kw.clone()).await?);
+    let limits = limit::Limits::new(&svc.settings());
+    let app = App(Arc::new(Inner {
+        svc,
+        verifier,
+        limits: RwLock::new(Arc::new(limits)),
+        opts: opts.clone(),
+        last_key_reload: AtomicI64::new(0),
+    }));
+    // Background refresh: revocations every 500 ms (a revocation anywhere is seen
+    // within a second), settings, domains and signing keys every 2 s.
+    let bg = app.clone();
+    let ticker = tokio::spawn(async move {
+        let mut n: u64 = 0;
+        let mut iv = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            iv.tick().await;
+            if let Err(e) = bg.verifier.refresh().await {
+                tracing::warn!(error = %e, "refreshing the revocation view failed");
+            }
+            n += 1;
+            if n.is_multiple_of(4) {
+                match bg.svc.tick().await {
+                    Ok(keys_changed) => {
+                        if keys_changed && let Err(e) = bg.verifier.reload_keys().await {
+                            tracing::warn!(error = %e, "reloading signing keys failed");
+                        }
+                        let s = bg.svc.settings();
+                        let cur = bg.limits.read().expect("lock").clone();
+                        if cur.differs(&s) {
+                            *bg.limits.write().expect("lock") = Arc::new(limit::Limits::new(&s));
+                        } else {
+                            cur.retain_recent();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "refreshing settings failed"),
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| Error::Environment(format!("cannot listen on {}: {e}", opts.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Environment(e.to_string()))?;
+    tracing::info!(%addr, domain = ?opts.domain, trust_proxy = opts.trust_proxy, "keyward serve listening");
+    eprintln!("keyward serve: listening on http://{addr}");
+    let out = axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    ticker.abort();
+    kw.db().close().await;
+    out.map_err(|e| Error::Environment(format!("server error: {e}")))
+}
+
+/// Extracts state and peer in handlers.
+pub(crate) type St = State<App>;
+pub(crate) type Peer = ConnectInfo<SocketAddr>;
+
+#[cfg(test)]
+mod tests {
+    use super::host_part;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_part("Free.Example.com:8080"), "free.example.com");
+        assert_eq!(host_part("free.example.com."), "free.example.com");
+        assert_eq!(host_part("[::1]:80"), "[::1]");
+        assert_eq!(host_part("127.0.0.1"), "127.0.0.1");
+    }
+}

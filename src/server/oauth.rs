@@ -1,0 +1,389 @@
+//! OAuth 2.0 endpoints: token (RFC 6749), introspection (RFC 7662), revocation
+//! (RFC 7009), JWK Set and authorization-server metadata (RFC 8414).
+
+use super::params::{self, Basic, Params};
+use super::{App, Peer, St, json_response, no_store};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward::Error;
+use keyward::service::grants::{Client, GrantError, parse_scope_param};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// An RFC 6749 §5.2 error response.
+pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
+    let status = match e {
+        GrantError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        GrantError::Core(c) => match c {
+            Error::Environment(_) | Error::MasterKey(_) | Error::Database(_) => {
+                tracing::error!(error = %c, "token request failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        },
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let (code, desc) = match e {
+        GrantError::Core(
+            c @ (Error::Invalid { .. } | Error::NotFound { .. } | Error::Refused(_)),
+        ) => ("invalid_request", c.to_string()),
+        GrantError::Core(Error::Environment(_) | Error::MasterKey(_) | Error::Database(_)) => {
+            ("temporarily_unavailable", e.description())
+        }
+        _ => (e.code(), e.description()),
+    };
+    let mut r = json_response(status, json!({"error": code, "error_description": desc}));
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(if basic_used {
+                "Basic realm=\"keyward\", charset=\"UTF-8\""
+            } else {
+                "Basic realm=\"keyward\""
+            }),
+        );
+    }
+    no_store(r)
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"error": "rate_limited", "error_description": format!("too many requests; retry in {} s", secs.max(1))}),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&secs.max(1).to_string()).expect("digits"),
+    );
+    r
+}
+
+/// Client credentials from HTTP Basic or the body; at most one method.
+pub(crate) enum Creds {
+    None,
+    Given {
+        id: String,
+        secret: Option<String>,
+        basic: bool,
+    },
+}
+
+pub(crate) fn creds(headers: &HeaderMap, p: &Params) -> Result<Creds, GrantError> {
+    let body_id = p.get("client_id");
+    let body_secret = p.get("client_secret");
+    match params::basic(headers) {
+        Basic::Bad => Err(GrantError::InvalidClient(
+            "malformed HTTP Basic credentials".into(),
+        )),
+        Basic::Creds(id, secret) => {
+            if body_secret.is_some() {
+                return Err(GrantError::InvalidRequest(
+                    "use one client authentication method: HTTP Basic or client_secret in the body"
+                        .into(),
+                ));
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(GrantError::InvalidRequest(
+                    "client_id in the body differs from the HTTP Basic credentials".into(),
+                ));
+            }
+            Ok(Creds::Given {
+                id,
+                secret: Some(secret),
+                basic: true,
+            })
+        }
+        Basic::None => match body_id {
+            Some(id) => Ok(Creds::Given {
+                id: id.to_string(),
+                secret: body_secret.map(str::to_string),
+                basic: false,
+            }),
+            None if body_secret.is_some() => Err(GrantError::InvalidRequest(
+                "client_secret without client_id".into(),
+            )),
+            None => Ok(Creds::None),
+        },
+    }
+}
+
+/// Applies the rate limits; exempt keys skip them.
+pub(crate) async fn rate_limit(
+    app: &App,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    client: Option<&str>,
+) -> Result<(), Response> {
+    if let Some(c) = client
+        && c.starts_with("kw_")
+        && let Ok(Some(e)) = app.svc.key_entry(c).await
+        && e.key.rate_exempt
+    {
+        return Ok(());
+    }
+    let addr = app.address(headers, peer);
+    let limits = app.limits.read().expect("lock").clone();
+    limits.check(client, addr).map_err(too_many)
+}
+
+/// `POST /auth/token` (and aliases).
+pub(crate) async fn token(
+    axum::extract::State(app): St,
+    axum::extract::ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match params::parse_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&GrantError::InvalidRequest(e.message()), false),
+    };
+    let c = match creds(&headers, &p) {
+        Ok(c) => c,
+        Err(e) => {
+            let basic = matches!(params::basic(&headers), Basic::Bad);
+            if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+                return r;
+            }
+            return oauth_error(&e, basic);
+        }
+    };
+    let (cid, basic) = match &c {
+        Creds::Given { id, basic, .. } => (Some(id.as_str()), *basic),
+        Creds::None => (None, false),
+    };
+    if let Err(r) = rate_limit(&app, &headers, peer, cid).await {
+        return r;
+    }
+    match grant(&app, &headers, &p, &c).await {
+        Ok(m) => no_store((StatusCode::OK, axum::Json(m)).into_response()),
+        Err(e) => oauth_error(&e, basic),
+    }
+}
+
+async fn grant(
+    app: &App,
+    headers: &HeaderMap,
+    p: &Params,
+    c: &Creds,
+) -> Result<keyward::service::tokens::Minted, GrantError> {
+    let scopes = parse_scope_param(p.get("scope"))?;
+    let gt = p
+        .get("grant_type")
+        .ok_or_else(|| GrantError::InvalidRequest("grant_type is required".into()))?;
+    match gt {
+        "client_credentials" => {
+            let Creds::Given {
+                id,
+                secret: Some(secret),
+                ..
+            } = c
+            else {
+                return Err(GrantError::InvalidClient(
+                    "client_credentials needs client_id and client_secret (HTTP Basic or body)"
+                        .into(),
+                ));
+            };
+            app.svc
+                .client_credentials(id, secret, scopes.as_deref())
+                .await
+        }
+        "refresh_token" => {
+            let rt = p
+                .get("refresh_token")
+                .ok_or_else(|| GrantError::InvalidRequest("refresh_token is required".into()))?;
+            let client = authenticate_optional(app, c).await?;
+            app.svc
+                .refresh(rt, client.as_ref(), scopes.as_deref())
+                .await
+        }
+        "password" => {
+            if !app.svc.settings().password_grant {
+                return Err(GrantError::UnsupportedGrantType(
+                    "the password grant is disabled (setting password_grant)".into(),
+                ));
+            }
+            authenticate_optional(app, c).await?;
+            let (Some(u), Some(pw)) = (p.get("username"), p.get("password")) else {
+                return Err(GrantError::InvalidRequest(
+                    "username and password are required".into(),
+                ));
+            };
+            let Some((_, domain_id)) = app.domain(headers) else {
+                return Err(GrantError::InvalidRequest(
+                    "the request does not name a known domain (Host header)".into(),
+                ));
+            };
+            app.svc
+                .password_login(
+                    &domain_id,
+                    u,
+                    SecretString::from(pw.to_string()),
+                    scopes.as_deref(),
+                )
+                .await
+        }
+        other => Err(GrantError::UnsupportedGrantType(format!(
+            "grant_type {:?} is not supported; use client_credentials, refresh_token{}",
+            other.chars().take(64).collect::<String>(),
+            if app.svc.settings().password_grant {
+                " or password"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+/// Authenticates the client when a secret was given; a bare client_id of the
+/// sign-in client (or none) is a public client.
+async fn authenticate_optional(app: &App, c: &Creds) -> Result<Option<Client>, GrantError> {
+    match c {
+        Creds::Given { id, .. } if id == keyward::service::tokens::LOGIN_CLIENT => Ok(None),
+        Creds::Given {
+            id,
+            secret: Some(s),
+            ..
+        } => Ok(Some(app.svc.authenticate(id, s).await?)),
+        Creds::Given {
+            id, secret: None, ..
+        } if id != keyward::service::tokens::LOGIN_CLIENT => Err(GrantError::InvalidClient(
+            "client authentication failed".into(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Parses the body and authenticates the client (introspection and revocation).
+async fn client_request(
+    app: &App,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Client, Params), Response> {
+    let p = params::parse_body(headers, body)
+        .map_err(|e| oauth_error(&GrantError::InvalidRequest(e.message()), false))?;
+    let basic_bad = matches!(params::basic(headers), Basic::Bad);
+    let c = creds(headers, &p).map_err(|e| oauth_error(&e, basic_bad))?;
+    let Creds::Given {
+        id,
+        secret: Some(secret),
+        basic,
+    } = c
+    else {
+        return Err(oauth_error(
+            &GrantError::InvalidClient("client authentication is required".into()),
+            false,
+        ));
+    };
+    rate_limit(app, headers, peer, Some(&id)).await?;
+    let client = app
+        .svc
+        .authenticate(&id, &secret)
+        .await
+        .map_err(|e| oauth_error(&e, basic))?;
+    Ok((client, p))
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+pub(crate) async fn introspect(
+    axum::extract::State(app): St,
+    axum::extract::ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (client, p) = match client_request(&app, peer, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(tok) = p.get("token") else {
+        return oauth_error(
+            &GrantError::InvalidRequest("token is required".into()),
+            false,
+        );
+    };
+    match app.svc.introspect(&client, tok).await {
+        Ok(i) if i.active => no_store(json_response(
+            StatusCode::OK,
+            json!({
+                "active": true,
+                "scope": i.scope,
+                "client_id": i.client_id,
+                "sub": i.sub,
+                "exp": i.exp,
+                "iat": i.iat,
+                "jti": i.jti,
+                "iss": i.iss,
+                "aud": i.aud,
+                "token_type": "Bearer",
+            }),
+        )),
+        Ok(_) => no_store(json_response(StatusCode::OK, json!({"active": false}))),
+        Err(e) => oauth_error(&GrantError::Core(e), false),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known.
+pub(crate) async fn revoke(
+    axum::extract::State(app): St,
+    axum::extract::ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (client, p) = match client_request(&app, peer, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(tok) = p.get("token") else {
+        return oauth_error(
+            &GrantError::InvalidRequest("token is required".into()),
+            false,
+        );
+    };
+    let origin = app.address(&headers, peer).to_string();
+    match app.svc.revoke(&client, tok, &origin).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => oauth_error(&GrantError::Core(e), false),
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+pub(crate) async fn jwks(axum::extract::State(app): St) -> Response {
+    match app.kw().jwks().await {
+        Ok(v) => {
+            let mut r = json_response(StatusCode::OK, v);
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            r
+        }
+        Err(e) => super::core_error(e),
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
+    let s = app.svc.settings();
+    let iss = s.issuer.trim_end_matches('/');
+    let mut grants = vec!["client_credentials", "refresh_token"];
+    if s.password_grant {
+        grants.push("password");
+    }
+    json_response(
+        StatusCode::OK,
+        json!({
+            "issuer": iss,
+            "token_endpoint": format!("{iss}/auth/token"),
+            "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{iss}/oauth/introspect"),
+            "revocation_endpoint": format!("{iss}/oauth/revoke"),
+            "grant_types_supported": grants,
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        }),
+    )
+}

@@ -1,0 +1,249 @@
+//! Request parameters: `application/x-www-form-urlencoded` (RFC 6749) or JSON bodies,
+//! query strings, and HTTP Basic client credentials. Strict: a parameter given twice is
+//! an error (RFC 6749 §3.2), so is an unknown content type or a malformed body.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use std::collections::HashMap;
+
+#[derive(Debug)]
+pub enum ParamError {
+    /// The body's content type is neither form nor JSON.
+    ContentType,
+    Malformed(String),
+    Duplicate(String),
+}
+
+impl ParamError {
+    pub fn message(&self) -> String {
+        match self {
+            ParamError::ContentType => {
+                "send the parameters as application/x-www-form-urlencoded or application/json"
+                    .into()
+            }
+            ParamError::Malformed(m) => m.clone(),
+            ParamError::Duplicate(p) => format!("parameter {p} was given more than once"),
+        }
+    }
+}
+
+/// Named string parameters.
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+    fn insert(&mut self, k: String, v: String) -> Result<(), ParamError> {
+        if self.0.contains_key(&k) {
+            return Err(ParamError::Duplicate(k));
+        }
+        self.0.insert(k, v);
+        Ok(())
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one form-urlencoded component (`+` is a space).
+pub fn form_decode(s: &[u8]) -> Result<String, ParamError> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let v = s
+                    .get(i + 1)
+                    .and_then(|a| hex(*a))
+                    .zip(s.get(i + 2).and_then(|b| hex(*b)))
+                    .ok_or_else(|| ParamError::Malformed("bad percent-encoding".into()))?;
+                out.push(v.0 * 16 + v.1);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ParamError::Malformed("parameters must be UTF-8".into()))
+}
+
+/// Parses `a=1&b=2`.
+pub fn parse_form(body: &[u8]) -> Result<Params, ParamError> {
+    let mut p = Params::default();
+    for pair in body.split(|b| *b == b'&').filter(|s| !s.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let k = form_decode(k)?;
+        if k.is_empty() {
+            return Err(ParamError::Malformed("a parameter without a name".into()));
+        }
+        p.insert(k, form_decode(v)?)?;
+    }
+    Ok(p)
+}
+
+/// Parses a body by its content type. An empty body without a content type is empty.
+pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Params, ParamError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match ct.as_deref() {
+        None if body.is_empty() => Ok(Params::default()),
+        Some("application/x-www-form-urlencoded") => parse_form(body),
+        Some("application/json") => parse_json(body),
+        _ => Err(ParamError::ContentType),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Params, ParamError> {
+    // Duplicate keys are detected by deserialising into a list of pairs.
+    struct Pairs(Vec<(String, serde_json::Value)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Pairs, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(e) = m.next_entry()? {
+                        v.push(e);
+                    }
+                    Ok(Pairs(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let pairs: Pairs = serde_json::from_slice(body)
+        .map_err(|e| ParamError::Malformed(format!("the body is not a JSON object: {e}")))?;
+    let mut p = Params::default();
+    for (k, v) in pairs.0 {
+        let s = match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Null => continue,
+            serde_json::Value::Array(items) => {
+                // Lists of strings (e.g. scopes) are joined with spaces.
+                let mut parts = Vec::new();
+                for i in items {
+                    match i {
+                        serde_json::Value::String(s) => parts.push(s),
+                        _ => {
+                            return Err(ParamError::Malformed(format!(
+                                "{k} must be a string or a list of strings"
+                            )));
+                        }
+                    }
+                }
+                parts.join(" ")
+            }
+            serde_json::Value::Object(_) => {
+                return Err(ParamError::Malformed(format!("{k} must be a string")));
+            }
+        };
+        p.insert(k, s)?;
+    }
+    Ok(p)
+}
+
+/// HTTP Basic credentials (RFC 6749 §2.3.1: both parts form-urlencoded).
+pub enum Basic {
+    None,
+    Bad,
+    Creds(String, String),
+}
+
+pub fn basic(headers: &HeaderMap) -> Basic {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Basic::None;
+    };
+    let Ok(v) = v.to_str() else {
+        return Basic::Bad;
+    };
+    let Some((scheme, rest)) = v.trim().split_once(' ') else {
+        return if v.trim().eq_ignore_ascii_case("basic") {
+            Basic::Bad
+        } else {
+            Basic::None
+        };
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Basic::None;
+    }
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(rest.trim()) else {
+        return Basic::Bad;
+    };
+    let Some(i) = raw.iter().position(|b| *b == b':') else {
+        return Basic::Bad;
+    };
+    match (form_decode(&raw[..i]), form_decode(&raw[i + 1..])) {
+        (Ok(u), Ok(p)) if !u.is_empty() => Basic::Creds(u, p),
+        _ => Basic::Bad,
+    }
+}
+
+/// The bearer token of an `Authorization` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, tok) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| tok.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let p = parse_form(b"grant_type=client_credentials&scope=read+write&x=%41").unwrap();
+        assert_eq!(p.get("scope"), Some("read write"));
+        assert_eq!(p.get("x"), Some("A"));
+        assert!(matches!(
+            parse_form(b"a=1&a=2"),
+            Err(ParamError::Duplicate(_))
+        ));
+        assert!(parse_form(b"a=%zz").is_err());
+        assert!(parse_form(b"a=%ff").is_err());
+    }
+
+    #[test]
+    fn json() {
+        let p = parse_json(br#"{"a":"x","scope":["read","write"],"n":3}"#).unwrap();
+        assert_eq!(p.get("scope"), Some("read write"));
+        assert_eq!(p.get("n"), Some("3"));
+        assert!(matches!(
+            parse_json(br#"{"a":"x","a":"y"}"#),
+            Err(ParamError::Duplicate(_))
+        ));
+        assert!(parse_json(b"[1]").is_err());
+        assert!(parse_json(br#"{"a":{"b":1}}"#).is_err());
+    }
+}

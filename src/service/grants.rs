@@ -1,0 +1,839 @@
+//! The token service's use cases: client authentication, the OAuth 2.0 grants
+//! (`client_credentials`, `refresh_token`, `password`), sign-in, sign-up, token
+//! revocation and introspection for clients, and self-service personal tokens.
+//!
+//! Hot path (`client_credentials`): API keys are cached by `client_id` for
+//! [`KEY_CACHE_TTL`] (with the owner's status and role scopes), the secret's keyed hash
+//! is checked in memory, the token is signed on the worker, and its record goes to a
+//! group-commit [`Recorder`]: a task that writes every record queued meanwhile in one
+//! transaction (multi-row inserts) and answers each request only after the commit. So a
+//! token is never handed out before its record exists (it can always be listed,
+//! introspected and revoked), while the database sees one transaction per batch rather
+//! than per grant. The same transaction re-checks that the keys the batch relied on
+//! still exist, are unexpired, unchanged (`version`) and that their users are still
+//! active and unchanged, so a stale cache entry can never mint a token: such requests
+//! are retried once with a fresh entry.
+
+use super::credentials::{narrow_scopes, user_role_scopes};
+use super::scopes::ScopeGraph;
+use super::settings::Settings;
+use super::tokens::{Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, sign_grant};
+use super::{Actor, Keyward, audit_event};
+use crate::error::{Error, Result};
+use crate::model::{self, Email, ScopeName};
+use crate::secret::generate_secret;
+use crate::store::credentials::{
+    self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
+};
+use crate::store::directory as dir;
+use crate::store::grants as gs;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a key looked up by `client_id` is trusted before it is read again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long an unknown `client_id` is remembered as unknown.
+const MISS_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most records written in one group commit.
+const MAX_BATCH: usize = 512;
+
+/// An OAuth error (RFC 6749 §5.2), or a failure of the service itself.
+#[derive(Debug)]
+pub enum GrantError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    UnauthorizedClient(String),
+    UnsupportedGrantType(String),
+    InvalidScope(String),
+    Core(Error),
+}
+
+impl From<Error> for GrantError {
+    fn from(e: Error) -> Self {
+        GrantError::Core(e)
+    }
+}
+
+impl GrantError {
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GrantError::InvalidRequest(_) => "invalid_request",
+            GrantError::InvalidClient(_) => "invalid_client",
+            GrantError::InvalidGrant(_) => "invalid_grant",
+            GrantError::UnauthorizedClient(_) => "unauthorized_client",
+            GrantError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            GrantError::InvalidScope(_) => "invalid_scope",
+            GrantError::Core(_) => "server_error",
+        }
+    }
+    /// The `error_description` (never a secret; core failures are not detailed).
+    pub fn description(&self) -> String {
+        match self {
+            GrantError::InvalidRequest(m)
+            | GrantError::InvalidClient(m)
+            | GrantError::InvalidGrant(m)
+            | GrantError::UnauthorizedClient(m)
+            | GrantError::UnsupportedGrantType(m)
+            | GrantError::InvalidScope(m) => m.clone(),
+            GrantError::Core(_) => "the token service failed; try again later".into(),
+        }
+    }
+}
+
+type GResult<T> = std::result::Result<T, GrantError>;
+
+/// Maps a scope-narrowing failure to `invalid_scope`.
+fn scope_err(e: Error) -> GrantError {
+    match e {
+        Error::Refused(m) => GrantError::InvalidScope(m),
+        e @ (Error::NotFound { .. } | Error::Invalid { .. }) => {
+            GrantError::InvalidScope(e.to_string())
+        }
+        e => GrantError::Core(e),
+    }
+}
+
+/// Parses a space-separated `scope` parameter.
+pub fn parse_scope_param(s: Option<&str>) -> GResult<Option<Vec<ScopeName>>> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => s
+            .split_ascii_whitespace()
+            .map(ScopeName::parse)
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+            .map_err(|e| GrantError::InvalidScope(e.to_string())),
+    }
+}
+
+/// An API key as cached, with what its grants need.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub key: KeyRow,
+    pub user_status: String,
+    pub user_version: i64,
+    /// Key scopes (closed) ∩ the owner's role scopes.
+    pub allowed: BTreeSet<String>,
+    pub graph: Arc<ScopeGraph>,
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone)]
+pub enum Client {
+    Key(Arc<KeyEntry>),
+    App(Box<AppRow>),
+}
+
+impl Client {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Client::Key(k) => &k.key.client_id,
+            Client::App(a) => &a.client_id,
+        }
+    }
+    pub fn domain(&self) -> &str {
+        match self {
+            Client::Key(k) => &k.key.domain,
+            Client::App(a) => &a.domain,
+        }
+    }
+}
+
+struct Pending {
+    rec: TokenRecord,
+    refresh: Option<RefreshRow>,
+    /// (key id, key version, user version) the grant relied on.
+    check: Option<(String, i64, i64)>,
+    reply: oneshot::Sender<Result<bool>>,
+}
+
+/// The group-commit writer of token records (see the module documentation).
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Recorder {
+    fn start(kw: Keyward) -> Recorder {
+        let (tx, mut rx) = mpsc::channel::<Pending>(8192);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let items = std::mem::take(&mut batch);
+                flush(&kw, items).await;
+            }
+        });
+        Recorder { tx }
+    }
+
+    /// Records a token (and its refresh token); false when a credential it relied on
+    /// changed meanwhile (nothing was recorded).
+    async fn record(
+        &self,
+        rec: TokenRecord,
+        refresh: Option<RefreshRow>,
+        check: Option<(String, i64, i64)>,
+    ) -> Result<bool> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                rec,
+                refresh,
+                check,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Database("the token recorder has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Database("the token recorder has stopped".into()))?
+    }
+}
+
+async fn flush(kw: &Keyward, items: Vec<Pending>) {
+    let now = model::now();
+    let mut key_ids: Vec<String> = items
+        .iter()
+        .filter_map(|p| p.check.as_ref().map(|c| c.0.clone()))
+        .collect();
+    key_ids.sort();
+    key_ids.dedup();
+    let checks: Vec<_> = items.iter().map(|p| p.check.clone()).collect();
+    let recs: Vec<TokenRecord> = items.iter().map(|p| p.rec.clone()).collect();
+    let refreshes: Vec<Option<RefreshRow>> = items.iter().map(|p| p.refresh.clone()).collect();
+    let out = kw
+        .write(async move |cx| {
+            let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
+                HashMap::new()
+            } else {
+                gs::key_liveness(cx, &key_ids)
+                    .await?
+                    .into_iter()
+                    .map(|l| (l.id.clone(), l))
+                    .collect()
+            };
+            let ok: Vec<bool> = checks
+                .iter()
+                .map(|c| match c {
+                    None => true,
+                    Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
+                        l.version == *kv
+                            && l.user_version == *uv
+                            && l.user_status == "active"
+                            && l.expires_at.is_none_or(|e| e > now)
+                    }),
+                })
+                .collect();
+            let rows: Vec<TokenRecord> = recs
+                .into_iter()
+                .zip(&ok)
+                .filter(|(_, ok)| **ok)
+                .map(|(r, _)| r)
+                .collect();
+            let refresh: Vec<RefreshRow> = refreshes
+                .into_iter()
+                .zip(&ok)
+                .filter(|(_, ok)| **ok)
+                .filter_map(|(r, _)| r)
+                .collect();
+            cred::insert_token_records(cx, &rows).await?;
+            gs::insert_refresh_rows(cx, &refresh).await?;
+            let used: Vec<String> = checks
+                .iter()
+                .zip(&ok)
+                .filter(|(_, ok)| **ok)
+                .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            gs::touch_keys(cx, &used, now).await?;
+            Ok(ok)
+        })
+        .await;
+    match out {
+        Ok(ok) => {
+            for (p, ok) in items.into_iter().zip(ok) {
+                let _ = p.reply.send(Ok(ok));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording token batch failed");
+            let msg = e.to_string();
+            for p in items {
+                let _ = p.reply.send(Err(Error::Database(msg.clone())));
+            }
+        }
+    }
+}
+
+type KeyCache = HashMap<String, (Instant, Option<Arc<KeyEntry>>)>;
+
+/// The token service's core: caches and the recorder over a [`Keyward`].
+pub struct TokenService {
+    kw: Keyward,
+    keys: RwLock<KeyCache>,
+    settings: RwLock<Arc<Settings>>,
+    /// Domain name → id.
+    domains: RwLock<Arc<HashMap<String, String>>>,
+    recorder: Recorder,
+}
+
+impl TokenService {
+    /// Loads settings and domains and starts the recorder (needs a tokio runtime).
+    pub async fn start(kw: Keyward) -> Result<Arc<TokenService>> {
+        // Fail early on a missing master key or signing key.
+        kw.secrets().await?;
+        kw.signing_ring().await?;
+        let s = TokenService {
+            settings: RwLock::new(Arc::new(kw.settings().await?)),
+            keys: RwLock::new(HashMap::new()),
+            domains: RwLock::new(Arc::new(HashMap::new())),
+            recorder: Recorder::start(kw.clone()),
+            kw,
+        };
+        s.tick().await?;
+        Ok(Arc::new(s))
+    }
+
+    pub fn keyward(&self) -> &Keyward {
+        &self.kw
+    }
+
+    /// Re-reads settings and domains, drops expired cache entries, and reloads the
+    /// signing keys when another process rotated them. Returns true when keys changed.
+    pub async fn tick(&self) -> Result<bool> {
+        *self.settings.write().expect("lock") = Arc::new(self.kw.settings().await?);
+        let domains: HashMap<String, String> = self
+            .kw
+            .read(async |cx| {
+                Ok(dir::domains(cx)
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.name, d.id))
+                    .collect())
+            })
+            .await?;
+        *self.domains.write().expect("lock") = Arc::new(domains);
+        {
+            let mut keys = self.keys.write().expect("lock");
+            keys.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        let active = self.kw.read(async |cx| cred::active_kid(cx).await).await?;
+        let ring = self.kw.signing_ring().await?;
+        if active.as_deref() != ring.active.as_ref().map(|a| a.kid.as_str()) {
+            self.kw.reload_signing_keys().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().expect("lock").clone()
+    }
+
+    /// The id of a known domain.
+    pub fn domain_id(&self, name: &str) -> Option<String> {
+        self.domains.read().expect("lock").get(name).cloned()
+    }
+
+    fn actor(origin: &str) -> Actor {
+        Actor::system("keyward-serve", origin)
+    }
+
+    // ------------------------------------------------------------ clients
+
+    /// An API key by client_id, from the cache or the database.
+    pub async fn key_entry(&self, client_id: &str) -> Result<Option<Arc<KeyEntry>>> {
+        if let Some((at, e)) = self.keys.read().expect("lock").get(client_id)
+            && at.elapsed()
+                < if e.is_some() {
+                    KEY_CACHE_TTL
+                } else {
+                    MISS_CACHE_TTL
+                }
+        {
+            return Ok(e.clone());
+        }
+        self.load_key(client_id).await
+    }
+
+    async fn load_key(&self, client_id: &str) -> Result<Option<Arc<KeyEntry>>> {
+        let id = client_id.to_string();
+        let entry = if !client_id.starts_with("kw_") || client_id.len() > 100 {
+            None
+        } else {
+            self.kw
+                .read(async move |cx| {
+                    let Some(key) = cred::key_by_client_id(cx, &id).await? else {
+                        return Ok(None);
+                    };
+                    let Some(u) = dir::user_by_id(cx, &key.user_id).await? else {
+                        return Ok(None);
+                    };
+                    let graph = ScopeGraph::load(cx).await?;
+                    let role = user_role_scopes(cx, &u.role_id).await?;
+                    let allowed = graph
+                        .closure(key.scopes.split_whitespace())
+                        .intersection(&role)
+                        .cloned()
+                        .collect();
+                    Ok(Some(Arc::new(KeyEntry {
+                        key,
+                        user_status: u.status,
+                        user_version: u.version,
+                        allowed,
+                        graph: Arc::new(graph),
+                    })))
+                })
+                .await?
+        };
+        let mut keys = self.keys.write().expect("lock");
+        if keys.len() > 100_000 {
+            keys.clear();
+        }
+        keys.insert(client_id.to_string(), (Instant::now(), entry.clone()));
+        Ok(entry)
+    }
+
+    fn forget_key(&self, client_id: &str) {
+        self.keys.write().expect("lock").remove(client_id);
+    }
+
+    /// Authenticates a client (API key or developer app) by id and secret. Unknown
+    /// clients and wrong secrets are indistinguishable to the caller.
+    pub async fn authenticate(&self, client_id: &str, secret: &str) -> GResult<Client> {
+        let bad = || GrantError::InvalidClient("client authentication failed".into());
+        let secrets = self.kw.secrets().await?;
+        if client_id.starts_with("kwapp_") && client_id.len() <= 100 {
+            let id = client_id.to_string();
+            let app = self
+                .kw
+                .read(async move |cx| cred::app_by_client_id(cx, &id).await)
+                .await?
+                .ok_or_else(bad)?;
+            return if secrets.verify(secret, &app.secret_hash) {
+                Ok(Client::App(Box::new(app)))
+            } else {
+                Err(bad())
+            };
+        }
+        let entry = self.key_entry(client_id).await?.ok_or_else(bad)?;
+        if !secrets.verify(secret, &entry.key.secret_hash) {
+            return Err(bad());
+        }
+        if entry.key.expires_at.is_some_and(|e| e <= model::now()) {
+            return Err(GrantError::InvalidClient("the API key has expired".into()));
+        }
+        Ok(Client::Key(entry))
+    }
+
+    // ------------------------------------------------------------ grants
+
+    /// `client_credentials`: a token for the key's owner within the key's scopes,
+    /// with a refresh token unless the key is set not to issue one.
+    pub async fn client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scopes: Option<&[ScopeName]>,
+    ) -> GResult<Minted> {
+        for _ in 0..2 {
+            let Client::Key(entry) = self.authenticate(client_id, secret).await? else {
+                return Err(GrantError::UnauthorizedClient(
+                    "developer apps obtain tokens with the authorization_code grant".into(),
+                ));
+            };
+            if entry.user_status != "active" {
+                return Err(GrantError::UnauthorizedClient(
+                    "the key's owner is disabled".into(),
+                ));
+            }
+            let granted = narrow_scopes(
+                &entry.graph,
+                scopes,
+                &entry.allowed,
+                &format!("key {}", entry.key.client_id),
+            )
+            .map_err(scope_err)?;
+            let settings = self.settings();
+            let ring = self.kw.signing_ring().await?;
+            let k = &entry.key;
+            let family = k.issue_refresh.then(model::new_id);
+            let grant = Grant {
+                domain_id: k.domain_id.clone(),
+                domain: k.domain.clone(),
+                user_id: k.user_id.clone(),
+                key_id: Some(k.id.clone()),
+                app_id: None,
+                client_id: k.client_id.clone(),
+                scopes: granted,
+                ttl: settings.grant_ttl.secs(),
+                source: "client_credentials",
+                family_id: family.clone(),
+            };
+            let now = model::now();
+            let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
+            let (refresh_value, refresh_row) = match &family {
+                Some(f) => {
+                    let (v, r) = self.refresh_row(&grant, f, now, &settings).await?;
+                    (Some(v), Some(r))
+                }
+                None => (None, None),
+            };
+            let scope = rec.scopes.clone();
+            let jti = rec.jti.clone();
+            let check = Some((k.id.clone(), k.version, entry.user_version));
+            if self.recorder.record(rec, refresh_row, check).await? {
+                return Ok(Minted {
+                    access_token: jwt,
+                    token_type: "Bearer",
+                    expires_in: grant.ttl,
+                    scope,
+                    jti,
+                    refresh_token: refresh_value,
+                });
+            }
+            // The key or its owner changed since it was cached: read it again (once).
+            self.forget_key(client_id);
+        }
+        Err(GrantError::InvalidClient(
+            "the API key changed while the token was issued; try again".into(),
+        ))
+    }
+
+    async fn refresh_row(
+        &self,
+        g: &Grant,
+        family: &str,
+        now: i64,
+        settings: &Settings,
+    ) -> Result<(String, RefreshRow)> {
+        let secrets = self.kw.secrets().await?;
+        let value = generate_secret("kwr_");
+        let row = RefreshRow {
+            id: model::new_id(),
+            family_id: family.to_string(),
+            token_hash: secrets.hash_key().keyed_hash(value.expose_secret()),
+            domain_id: g.domain_id.clone(),
+            user_id: g.user_id.clone(),
+            key_id: g.key_id.clone(),
+            app_id: g.app_id.clone(),
+            client_id: g.client_id.clone(),
+            scopes: g.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
+            issued_at: now,
+            expires_at: now + settings.refresh_ttl.secs(),
+            used_at: None,
+            revoked_at: None,
+        };
+        Ok((value.expose_secret().to_string(), row))
+    }
+
+    /// `refresh_token`: rotation with reuse detection. `client` is the authenticated
+    /// client, or None for sign-in tokens (which have no client secret).
+    pub async fn refresh(
+        &self,
+        refresh: &str,
+        client: Option<&Client>,
+        scopes: Option<&[ScopeName]>,
+    ) -> GResult<Minted> {
+        if refresh.is_empty() || refresh.len() > 200 {
+            return Err(GrantError::InvalidGrant("unknown refresh token".into()));
+        }
+        let client_id = client.map(Client::client_id).unwrap_or(LOGIN_CLIENT);
+        match self
+            .kw
+            .redeem_refresh(refresh, Some(client_id), scopes)
+            .await
+        {
+            Ok(m) => Ok(m),
+            Err(Error::Refused(m)) => Err(GrantError::InvalidGrant(m)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs a user in with email and password: a `keyward-login` token and a refresh
+    /// token. Argon2 runs off the async workers; unknown users cost the same time.
+    pub async fn password_login(
+        &self,
+        domain_id: &str,
+        username: &str,
+        password: SecretString,
+        scopes: Option<&[ScopeName]>,
+    ) -> GResult<Minted> {
+        let bad = || GrantError::InvalidGrant("invalid username or password".into());
+        let norm = Email::parse(username).ok().map(|e| e.normalized());
+        let found = match norm {
+            Some(n) => {
+                let d = domain_id.to_string();
+                self.kw
+                    .read(async move |cx| gs::login_row(cx, &d, &n).await)
+                    .await?
+            }
+            None => None,
+        };
+        let (user_id, hash) = match found {
+            Some((id, Some(h))) => (Some(id), Some(h)),
+            _ => (None, None),
+        };
+        let ok = tokio::task::spawn_blocking(move || match &hash {
+            Some(h) => crate::secret::verify_password(&password, h),
+            None => crate::secret::verify_dummy(&password),
+        })
+        .await
+        .map_err(|e| Error::Database(format!("password check failed: {e}")))?;
+        let user_id = match (ok, user_id) {
+            (true, Some(id)) => id,
+            _ => return Err(bad()),
+        };
+        let settings = self.settings();
+        let ring = self.kw.signing_ring().await?;
+        let kw = self.kw.clone();
+        let scopes = scopes.map(<[ScopeName]>::to_vec);
+        let out: GResult<Minted> = self
+            .kw
+            .write(async move |cx| {
+                let Some(u) = dir::user_by_id(cx, &user_id).await? else {
+                    return Ok(Err(bad()));
+                };
+                if u.status != "active" {
+                    return Ok(Err(bad()));
+                }
+                let g = ScopeGraph::load(cx).await?;
+                let role = user_role_scopes(cx, &u.role_id).await?;
+                let granted = match narrow_scopes(
+                    &g,
+                    scopes.as_deref(),
+                    &role,
+                    &format!("role {}", u.role),
+                ) {
+                    Ok(s) => s,
+                    Err(e) => return Ok(Err(scope_err(e))),
+                };
+                let family = model::new_id();
+                let grant = Grant {
+                    domain_id: u.domain_id.clone(),
+                    domain: u.domain.clone(),
+                    user_id: u.id.clone(),
+                    key_id: None,
+                    app_id: None,
+                    client_id: LOGIN_CLIENT.to_string(),
+                    scopes: granted,
+                    ttl: settings.grant_ttl.secs(),
+                    source: "login",
+                    family_id: Some(family.clone()),
+                };
+                let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, model::now())?;
+                cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
+                let refresh = kw.issue_refresh(cx, &grant, &family).await?;
+                Ok(Ok(Minted {
+                    access_token: jwt,
+                    token_type: "Bearer",
+                    expires_in: grant.ttl,
+                    scope: rec.scopes,
+                    jti: rec.jti,
+                    refresh_token: Some(refresh.expose_secret().to_string()),
+                }))
+            })
+            .await?;
+        out
+    }
+
+    // ------------------------------------------------------------ clients' tokens
+
+    /// RFC 7662 for a client: DB-checked; tokens of other domains are inactive.
+    pub async fn introspect(&self, client: &Client, token: &str) -> Result<Introspection> {
+        let mut i = self.kw.introspect(None, token).await?;
+        if i.active && i.aud.as_deref() != Some(client.domain()) {
+            i.active = false;
+            i.reason = Some(crate::token::Reason::InvalidAudience);
+        }
+        Ok(i)
+    }
+
+    /// RFC 7009: revokes an access token or a refresh token (with its family) that was
+    /// issued to this client. Unknown tokens and tokens of other clients are ignored
+    /// (the caller answers 200 either way). Audited.
+    pub async fn revoke(&self, client: &Client, token: &str, origin: &str) -> Result<()> {
+        let token = token.trim();
+        if token.is_empty() || token.len() > 8192 {
+            return Ok(());
+        }
+        let actor = Self::actor(origin);
+        if token.matches('.').count() == 2 {
+            let i = self.kw.introspect(None, token).await?;
+            if let Some(rec) = i.record.filter(|r| r.client_id == client.client_id())
+                && rec.revoked_at.is_none()
+            {
+                self.kw
+                    .token_revoke(
+                        &actor,
+                        RevokeWhat::Jtis(vec![rec.jti]),
+                        Some(&format!("revoked by client {}", client.client_id())),
+                    )
+                    .await?;
+            }
+            return Ok(());
+        }
+        let secrets = self.kw.secrets().await?;
+        let hashes: Vec<String> = secrets
+            .all_hash_keys()
+            .map(|h| h.keyed_hash(token))
+            .collect();
+        let client_id = client.client_id().to_string();
+        self.kw
+            .write(async move |cx| {
+                for h in &hashes {
+                    if let Some(r) = cred::refresh_by_hash(cx, h).await? {
+                        if r.client_id != client_id || r.revoked_at.is_some() {
+                            return Ok(());
+                        }
+                        let n = cred::revoke_family(cx, &r.family_id, model::now(), "revoked").await?;
+                        audit_event(
+                            cx,
+                            &actor,
+                            "token.revoke",
+                            &format!("refresh family {}", r.family_id),
+                            Some(&r.domain_id),
+                            json!({"revoked": n, "reason": format!("refresh token revoked by client {client_id}")}),
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    // ------------------------------------------------------------ self-service
+
+    /// Personal tokens of a signed-in user, newest first.
+    pub async fn my_tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>> {
+        let q = TokenQuery {
+            user_id: Some(user_id.to_string()),
+            limit: 200,
+            now: model::now(),
+            ..Default::default()
+        };
+        self.kw.token_list(&Self::actor("self-service"), q).await
+    }
+
+    /// Creates a personal API token within the user's role (audited).
+    pub async fn create_my_token(
+        &self,
+        user_id: &str,
+        scopes: Option<Vec<String>>,
+        ttl: Option<String>,
+        origin: &str,
+    ) -> Result<Minted> {
+        self.kw
+            .mint(
+                &Self::actor(origin),
+                MintSpec {
+                    user: user_id.to_string(),
+                    domain: None,
+                    scopes,
+                    ttl,
+                    key: None,
+                },
+            )
+            .await
+    }
+
+    /// Revokes one of the user's own tokens (audited). NotFound for others' tokens.
+    pub async fn revoke_my_token(&self, user_id: &str, jti: &str, origin: &str) -> Result<u64> {
+        let j = jti.trim().to_string();
+        let rec = self
+            .kw
+            .read(async move |cx| cred::token_by_jti(cx, &j).await)
+            .await?;
+        if rec.as_ref().is_none_or(|r| r.user_id != user_id) {
+            return Err(Error::not_found("token", jti));
+        }
+        self.kw
+            .token_revoke(
+                &Self::actor(origin),
+                RevokeWhat::Jtis(vec![jti.trim().to_string()]),
+                Some("revoked by its owner"),
+            )
+            .await
+    }
+
+    /// Public sign-up: a user with its initial station and the default role, no token.
+    pub async fn signup(
+        &self,
+        domain: &str,
+        email: &str,
+        password: SecretString,
+        name: Option<String>,
+        station: Option<String>,
+        origin: &str,
+    ) -> Result<()> {
+        self.kw
+            .user_add(
+                &Self::actor(origin),
+                super::directory::NewUser {
+                    email: email.to_string(),
+                    domain: domain.to_string(),
+                    name,
+                    role: None,
+                    password: Some(password),
+                    station,
+                },
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Read-only public lookup by affiliate id: the user's display name, domain and
+    /// stations (never the email).
+    pub async fn affiliate_lookup(&self, affiliate_id: &str) -> Result<Option<serde_json::Value>> {
+        let Ok(id) = uuid::Uuid::parse_str(affiliate_id.trim()) else {
+            return Ok(None);
+        };
+        let id = id.to_string();
+        self.kw
+            .read(async move |cx| {
+                let Some(u) = dir::user_by_affiliate(cx, &id).await? else {
+                    return Ok(None);
+                };
+                if u.status != "active" {
+                    return Ok(None);
+                }
+                let stations = dir::list_stations(
+                    cx,
+                    &dir::StationQuery {
+                        user_id: Some(u.id.clone()),
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                Ok(Some(json!({
+                    "name": u.name,
+                    "domain": u.domain,
+                    "stations": stations.iter().map(|s| json!({
+                        "id": s.id,
+                        "name": s.name,
+                        "eu_vat_id": s.eu_vat_id,
+                        "registration_number": s.registration_number,
+                        "country_code": s.country_code,
+                    })).collect::<Vec<_>>(),
+                })))
+            })
+            .await
+    }
+}
