@@ -1,16 +1,20 @@
 //! A small keep-alive load generator for `client_credentials` (when `wrk` is not at hand):
-//! `cargo run --release --example grant_load -- URL CLIENT_ID CLIENT_SECRET [THREADS] [SECONDS]`
-//! prints grants per second. Each thread holds one keep-alive connection.
+//! `cargo bench --bench grant_load -- URL CLIENT_ID CLIENT_SECRET [THREADS] [SECONDS]`
+//! prints grants per second. Each thread holds one keep-alive connection. Without
+//! arguments (as in a plain `cargo bench`) it prints its usage and does nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn main() {
-    let a: Vec<String> = std::env::args().collect();
+    // cargo passes `--bench`; only positional arguments count.
+    let a: Vec<String> = std::env::args().filter(|x| !x.starts_with("--")).collect();
     if a.len() < 4 {
-        eprintln!("usage: grant_load URL CLIENT_ID CLIENT_SECRET [THREADS] [SECONDS]");
-        std::process::exit(2);
+        eprintln!(
+            "usage: cargo bench --bench grant_load -- URL CLIENT_ID CLIENT_SECRET [THREADS] [SECONDS]"
+        );
+        return;
     }
     let (url, id, secret) = (a[1].clone(), a[2].clone(), a[3].clone());
     let threads: usize = a.get(4).and_then(|v| v.parse().ok()).unwrap_or(32);
