@@ -291,6 +291,11 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal, and never with NO_COLOR: log files stay plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .try_init();
     let svc = TokenService::start(kw.clone()).await?;
     if let Some(d) = &opts.domain
