@@ -105,7 +105,17 @@ pub fn target(url: Option<&str>) -> R<Target> {
 /// Opens the database and resolves the acting operator.
 pub async fn open(url: Option<&str>) -> R<(Keyward, Actor)> {
     let os = OsIdentity::current()?;
-    let kw = Keyward::open(target(url)?, &os).await?;
+    let t = target(url)?;
+    let first_use = t.implicit && t.sqlite_file().is_some_and(|p| !p.exists());
+    let kw = Keyward::open(t, &os).await?;
+    if first_use {
+        eprintln!(
+            "keyward: first use: created {} and the master key {} (back it up); {} is its first admin",
+            kw.describe(),
+            keyward::service::keyring::default_master_key_path().display(),
+            os.account
+        );
+    }
     let actor = kw.actor(&os).await?;
     Ok((kw, actor))
 }
@@ -258,6 +268,10 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                 let ds = kw.domain_list(a).await?;
                 if js {
                     json(&ds);
+                } else if ds.is_empty() {
+                    println!(
+                        "No domains yet; add one with `keyward domain add free.example.com` (or load demo data with `keyward demo`)."
+                    );
                 } else {
                     table(
                         &["DOMAIN", "CREATED"],
