@@ -1,6 +1,7 @@
 //! The `keyward` binary: the console (no subcommand), the CLI and the token service.
 
 mod cli;
+mod tui;
 
 use clap::Parser;
 
@@ -35,7 +36,7 @@ async fn console(url: Option<&str>, js: bool) -> i32 {
         Ok(v) => v,
         Err(f) => return cli::report(&f, js),
     };
-    let out = keyward::tui::run(kw.clone(), actor).await;
+    let out = tui::run(kw.clone(), actor).await;
     kw.db().close().await;
     match out {
         Ok(()) => 0,

@@ -7,15 +7,15 @@ use super::screens::{SCREENS, ScreenId};
 use super::widgets::form::{Field, Form, FormEvent};
 use super::widgets::list::{Cursor, CursorKey, ListRow, PageSpec, Paged, Pos};
 use super::widgets::palette::Palette;
-use crate::Actor;
-use crate::model;
-use crate::service::Need;
-use crate::service::console::Dashboard;
-use crate::service::directory::{OperatorView, UserDetail};
-use crate::service::scopes::{RoleView, ScopeView};
-use crate::store::audit::AuditRow;
-use crate::store::console::TokenRow;
-use crate::store::directory::{DomainRow, StationRow, UserRow};
+use keyward::Actor;
+use keyward::model;
+use keyward::service::Need;
+use keyward::service::console::Dashboard;
+use keyward::service::directory::{OperatorView, UserDetail};
+use keyward::service::scopes::{RoleView, ScopeView};
+use keyward::store::audit::AuditRow;
+use keyward::store::console::TokenRow;
+use keyward::store::directory::{DomainRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
 
@@ -418,20 +418,6 @@ impl App {
             || self.audit.loading()
             || self.roles.loading
             || self.operators.loading
-    }
-
-    /// Whether the current screen is waiting for data.
-    pub fn screen_busy(&self) -> bool {
-        self.writing > 0
-            || match self.screen {
-                ScreenId::Dashboard => self.dash_loading,
-                ScreenId::Users => self.users.loading(),
-                ScreenId::Stations => self.stations.loading(),
-                ScreenId::Tokens => self.tokens.loading(),
-                ScreenId::Audit => self.audit.loading(),
-                ScreenId::Roles => self.roles.loading,
-                ScreenId::Operators => self.operators.loading,
-            }
     }
 
     fn domain_id(&self) -> Option<String> {
@@ -947,7 +933,6 @@ impl App {
                     self.switch(ScreenId::Dashboard)
                 }
             }
-            Cmd::Screen(s) => self.switch(s),
             Cmd::Jump => Vec::new(),
             Cmd::NextScreen | Cmd::PrevScreen => {
                 let n = SCREENS.len();
@@ -1595,7 +1580,7 @@ fn opt(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
 
-fn err<T>(r: crate::Result<T>) -> Option<String> {
+fn err<T>(r: keyward::Result<T>) -> Option<String> {
     r.err().map(|e| e.to_string())
 }
 

@@ -5,7 +5,7 @@ use super::app::{Action, Effect, Loaded, Overlay, Request, Rows, WriteOp};
 use super::fixture::{self, NOW};
 use super::screens::ScreenId;
 use super::widgets::list::Pos;
-use crate::model::OperatorRole;
+use keyward::model::OperatorRole;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn key(app: &mut super::app::App, c: KeyCode) -> Vec<Effect> {

@@ -5,14 +5,14 @@ use super::app::{Action, App, Info, Loaded, Rows};
 use super::screens::ScreenId;
 use super::theme::Theme;
 use super::widgets::list::Pos;
-use crate::Actor;
-use crate::model::OperatorRole;
-use crate::service::console::Dashboard;
-use crate::service::directory::{OperatorView, UserDetail};
-use crate::service::scopes::{RoleView, ScopeView};
-use crate::store::audit::AuditRow;
-use crate::store::console::TokenRow;
-use crate::store::directory::{DomainRow, StationRow, UserRow};
+use keyward::Actor;
+use keyward::model::OperatorRole;
+use keyward::service::console::Dashboard;
+use keyward::service::directory::{OperatorView, UserDetail};
+use keyward::service::scopes::{RoleView, ScopeView};
+use keyward::store::audit::AuditRow;
+use keyward::store::console::TokenRow;
+use keyward::store::directory::{DomainRow, StationRow, UserRow};
 
 /// 2026-11-24 12:00:00 UTC.
 pub const NOW: i64 = 1_795_521_600;

@@ -2,7 +2,7 @@
 //! [`BINDINGS`], so they cannot drift apart.
 
 use super::screens::ScreenId;
-use crate::service::Need;
+use keyward::service::Need;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks for.
@@ -10,7 +10,6 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub enum Cmd {
     Quit,
     Back,
-    Screen(ScreenId),
     /// A number key: the screen registered under it.
     Jump,
     NextScreen,

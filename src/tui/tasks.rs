@@ -4,13 +4,13 @@
 use super::app::{Action, Effect, Loaded, Request, Rows, WriteOp};
 use super::screens::ScreenId;
 use super::widgets::list::{CursorKey, PageSpec};
-use crate::model::UserStatus;
-use crate::service::demo::DemoOptions;
-use crate::service::directory::NewUser;
-use crate::store::Val;
-use crate::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
-use crate::store::directory::{UserQuery, UserSort};
-use crate::{Actor, Keyward};
+use keyward::model::UserStatus;
+use keyward::service::demo::DemoOptions;
+use keyward::service::directory::NewUser;
+use keyward::store::Val;
+use keyward::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
+use keyward::store::directory::{UserQuery, UserSort};
+use keyward::{Actor, Keyward};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<Action>) {
@@ -24,7 +24,7 @@ pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<A
     });
 }
 
-fn msg(e: crate::Error) -> String {
+fn msg(e: keyward::Error) -> String {
     e.to_string()
 }
 
@@ -53,7 +53,7 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 .dashboard(
                     actor,
                     domain.as_deref(),
-                    crate::model::now(),
+                    keyward::model::now(),
                     super::app::DASH_LIST,
                 )
                 .await
@@ -72,7 +72,7 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             let result = async {
                 let roles = kw.role_list(actor).await?;
                 let scopes = kw.scope_list(actor).await?;
-                Ok::<_, crate::Error>((roles, scopes))
+                Ok::<_, keyward::Error>((roles, scopes))
             }
             .await
             .map_err(msg);
@@ -106,7 +106,7 @@ async fn page(
     screen: ScreenId,
     spec: &PageSpec,
     domain: Option<String>,
-) -> crate::Result<(Rows, Option<i64>)> {
+) -> keyward::Result<(Rows, Option<i64>)> {
     let domains = domain.map(|d| vec![d]);
     let store_desc = if spec.pos.forward() {
         spec.desc
@@ -235,8 +235,8 @@ async fn page(
 }
 
 pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, String> {
-    use crate::text::inert;
-    let r: crate::Result<String> = async {
+    use keyward::text::inert;
+    let r: keyward::Result<String> = async {
         Ok(match op {
             WriteOp::DomainAdd { name } => {
                 let d = kw.domain_add(actor, &name).await?;

@@ -14,6 +14,7 @@ impl Theme {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
+    #[cfg(test)]
     pub fn mono() -> Theme {
         Theme { color: false }
     }
@@ -47,9 +48,11 @@ impl Theme {
     pub fn key(&self) -> Style {
         self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
+    #[allow(dead_code)]
     pub fn ok(&self) -> Style {
         self.fg(Color::Green)
     }
+    #[allow(dead_code)]
     pub fn warn(&self) -> Style {
         self.fg(Color::Yellow)
     }
