@@ -301,3 +301,36 @@ fn pty_too_small_terminal_and_resize() {
     assert!(c.exit());
     assert!(!c.parser.lock().unwrap().screen().alternate_screen());
 }
+
+#[test]
+fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access (4)");
+    // Enter on the first sign-up, Enter creates the key.
+    c.send("\r");
+    c.wait_for("Enable API access");
+    c.send("\r");
+    let s = c.wait_for("Shown only now");
+    assert!(s.contains("client_id") && s.contains("kws_"), "{s}");
+    assert!(s.contains("will not be shown again"), "{s}");
+    let at = s.find("kws_").unwrap();
+    let secret: String = s[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(secret.len() > 16, "{secret}");
+    c.send("\x1b");
+    let s = c.wait("the reveal to close", |s| !s.contains("Shown only now"));
+    assert!(!s.contains("kws_"), "gone from the screen: {s}");
+    c.wait_for("Waiting for API access (3)");
+    c.send("q");
+    assert!(c.exit(), "exit status 0");
+    let p = c.parser.lock().unwrap();
+    assert!(!p.screen().alternate_screen(), "terminal restored");
+    let main = p.screen().contents();
+    assert!(
+        !main.contains("kws_") && !main.contains(&secret[..12]),
+        "{main}"
+    );
+}

@@ -222,10 +222,61 @@ pub enum WriteOp {
     },
 }
 
+/// What the "Enable API access" dialog issues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueOp {
+    /// Issue a token instead of an API key.
+    pub token: bool,
+    pub user_id: String,
+    pub email: String,
+    pub domain: String,
+    /// `None`: the role's own scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Key expiry or token lifetime; `None`: the default.
+    pub expires: Option<String>,
+}
+
+/// A secret on its way to the screen once: wiped from memory when dropped, never
+/// printed by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub zeroize::Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(zeroize::Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// A newly issued credential, shown once by the reveal dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reveal {
+    pub email: String,
+    /// `Some` for an API key; `None` for a token.
+    pub client_id: Option<String>,
+    pub secret: Secret,
+    pub scope: String,
+    /// "expires 2027-02-21" / "expires in 1 h".
+    pub expiry: String,
+    /// Whether `c` copied it.
+    pub copied: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Load(Request),
     Write(WriteOp),
+    Issue(IssueOp),
+    /// Put the text on the terminal's clipboard (OSC 52).
+    Clipboard(Secret),
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +287,7 @@ pub enum Action {
     Tick { now: i64 },
     Loaded(Loaded),
     Wrote(Result<String, String>),
+    Issued(Result<Box<Reveal>, String>),
 }
 
 #[derive(Debug, Clone)]
@@ -243,12 +295,25 @@ pub enum FormKind {
     NewDomain,
     NewUser,
     NewStation,
-    ChangeRole { id: String, email: String },
+    ChangeRole {
+        id: String,
+        email: String,
+    },
     NewRole,
     NewScope,
-    Grant { role: String },
-    Revoke { role: String, users: i64 },
+    Grant {
+        role: String,
+    },
+    Revoke {
+        role: String,
+        users: i64,
+    },
     NewOperator,
+    EnableApi {
+        user_id: String,
+        email: String,
+        domain: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -262,10 +327,17 @@ pub struct Confirm {
 pub enum Overlay {
     Help,
     Palette(Palette),
-    DomainPicker { sel: usize },
-    Form { kind: FormKind, form: Form },
+    DomainPicker {
+        sel: usize,
+    },
+    Form {
+        kind: FormKind,
+        form: Form,
+    },
     Confirm(Confirm),
     Error(String),
+    /// A secret shown once; closing drops (and so wipes) it.
+    Reveal(Box<Reveal>),
 }
 
 #[derive(Debug, Clone)]
@@ -631,6 +703,19 @@ impl App {
                 fx
             }
             Action::Loaded(l) => self.loaded_data(l),
+            Action::Issued(r) => {
+                self.writing = self.writing.saturating_sub(1);
+                match r {
+                    Ok(rv) => {
+                        self.overlay = Some(Overlay::Reveal(rv));
+                        self.reload_all()
+                    }
+                    Err(e) => {
+                        self.fail(e);
+                        Vec::new()
+                    }
+                }
+            }
             Action::Wrote(r) => {
                 self.writing = self.writing.saturating_sub(1);
                 match r {
@@ -1037,7 +1122,9 @@ impl App {
                 }));
                 Vec::new()
             }
-            Cmd::EnableApi | Cmd::Mint | Cmd::NewKey | Cmd::Revoke | Cmd::Inspect => Vec::new(),
+            Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
+            Cmd::Mint => self.enable_api(true),
+            Cmd::Revoke | Cmd::Inspect => Vec::new(),
         }
     }
 
@@ -1090,19 +1177,72 @@ impl App {
         self.page(screen, spec)
     }
 
+    /// Enter on a waiting sign-up: the support flow.
     fn open(&mut self) -> Vec<Effect> {
         if self.screen != ScreenId::Dashboard {
             return Vec::new();
         }
-        let Some(u) = self
-            .dash
-            .as_ref()
-            .and_then(|d| d.pending_users.get(self.dash_sel))
-        else {
+        if self.actor.require(Need::Support).is_err() {
+            let Some(u) = self
+                .dash
+                .as_ref()
+                .and_then(|d| d.pending_users.get(self.dash_sel))
+            else {
+                return Vec::new();
+            };
+            let email = u.email.clone();
+            return self.set_filter(ScreenId::Users, &email);
+        }
+        self.enable_api(false)
+    }
+
+    /// The user the support flow is about: the selected sign-up on the Dashboard,
+    /// the selected user on Users.
+    fn support_target(&self) -> Option<&UserRow> {
+        match self.screen {
+            ScreenId::Dashboard => self
+                .dash
+                .as_ref()
+                .and_then(|d| d.pending_users.get(self.dash_sel)),
+            ScreenId::Users => self.users.selected(),
+            _ => None,
+        }
+    }
+
+    /// "Enable API access": key or token, scopes limited to the role's, expiry.
+    fn enable_api(&mut self, token: bool) -> Vec<Effect> {
+        let Some(u) = self.support_target() else {
             return Vec::new();
         };
-        let email = u.email.clone();
-        self.set_filter(ScreenId::Users, &email)
+        let role = self.roles.items.iter().find(|r| r.name == u.role);
+        let allowed: Vec<String> = role.map(|r| r.effective_scopes.clone()).unwrap_or_default();
+        let options: Vec<(String, bool)> = allowed.iter().map(|s| (s.clone(), true)).collect();
+        let note = if allowed.is_empty() {
+            format!("role {} allows no scope", u.role)
+        } else {
+            format!("role {} allows: {}", u.role, allowed.join(" "))
+        };
+        let mut form = Form::new(
+            format!("Enable API access · {}", super::fmt::safe(&u.email)),
+            vec![
+                Field::choice(
+                    "issue",
+                    vec!["API key".into(), "token".into()],
+                    usize::from(token),
+                ),
+                Field::checks("scopes", options).with_note(note),
+                Field::text("expires", if token { "" } else { "90d" })
+                    .with_note("e.g. 90d or 1h · empty = default"),
+            ],
+        );
+        form.intro = Some("Issue an API key (client id + secret) or a token".into());
+        let kind = FormKind::EnableApi {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+            domain: u.domain.clone(),
+        };
+        self.overlay = Some(Overlay::Form { kind, form });
+        Vec::new()
     }
 
     fn domain_names(&self) -> Vec<String> {
@@ -1380,6 +1520,17 @@ impl App {
     fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
         match ov {
             Overlay::Help | Overlay::Error(_) => Vec::new(),
+            // Any other key closes it; dropping the overlay wipes the secret.
+            Overlay::Reveal(mut rv) => match k.code {
+                KeyCode::Char('c') => {
+                    rv.copied = true;
+                    let secret = rv.secret.clone();
+                    self.overlay = Some(Overlay::Reveal(rv));
+                    self.toast("secret copied (OSC 52); tmux/screen may keep a copy");
+                    vec![Effect::Clipboard(secret)]
+                }
+                _ => Vec::new(),
+            },
             Overlay::Confirm(c) => match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.writing += 1;
@@ -1452,6 +1603,10 @@ impl App {
                         return Vec::new();
                     }
                     match submit(&kind, &form, self.domain.as_ref()) {
+                        Submit::Issue(op) => {
+                            self.writing += 1;
+                            vec![Effect::Issue(op)]
+                        }
                         Submit::Write(op) => {
                             self.writing += 1;
                             vec![Effect::Write(op)]
@@ -1574,6 +1729,7 @@ impl<R: ListRow> ListOps for Paged<R> {
 enum Submit {
     Write(WriteOp),
     Confirm(Confirm),
+    Issue(IssueOp),
 }
 
 fn opt(s: String) -> Option<String> {
@@ -1678,6 +1834,27 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
         }
+        FormKind::EnableApi { .. } => {
+            let none = form.field("scopes").is_some_and(|f| match &f.kind {
+                super::widgets::form::FieldKind::Checks { options, .. } => {
+                    !options.is_empty() && f.checked().is_empty()
+                }
+                _ => false,
+            });
+            errors.push((
+                "scopes",
+                none.then(|| "tick at least one scope (space)".into()),
+            ));
+            let e = v(form, "expires");
+            errors.push((
+                "expires",
+                if e.is_empty() {
+                    None
+                } else {
+                    err(model::Ttl::parse("expires", &e))
+                },
+            ));
+        }
     }
     for (label, e) in errors {
         if let Some(f) = form.fields.iter_mut().find(|f| f.label == label) {
@@ -1745,5 +1922,25 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             role: v("role"),
             domains: checked("domains"),
         },
+        FormKind::EnableApi {
+            user_id,
+            email,
+            domain,
+        } => {
+            let all = match form.field("scopes").map(|f| &f.kind) {
+                Some(super::widgets::form::FieldKind::Checks { options, .. }) => {
+                    options.iter().all(|(_, on)| *on)
+                }
+                _ => true,
+            };
+            return Submit::Issue(IssueOp {
+                token: v("issue") == "token",
+                user_id: user_id.clone(),
+                email: email.clone(),
+                domain: domain.clone(),
+                scopes: if all { None } else { Some(checked("scopes")) },
+                expires: opt(v("expires")),
+            });
+        }
     })
 }

@@ -306,10 +306,100 @@ fn domain_filter_reloads_every_screen() {
 }
 
 #[test]
-fn enter_on_a_waiting_signup_opens_the_user() {
-    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+fn enter_on_a_waiting_signup_opens_the_user_for_a_viewer() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Viewer);
     key(&mut app, KeyCode::Char('j'));
     let fx = key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, ScreenId::Users);
     assert_eq!(page_requests(&fx)[0].1, "bob@example.com");
+}
+
+/// The support flow from the Dashboard: select the sign-up, Enter, Enter.
+#[test]
+fn support_flow_reaches_the_reveal_dialog_within_ten_keys() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    let mut keys = 0;
+    let mut press = |app: &mut super::app::App, c| {
+        keys += 1;
+        key(app, c)
+    };
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("Enable API access opens")
+    };
+    assert!(form.title.contains("Enable API access · bob@example.com"));
+    assert_eq!(form.value("issue"), "API key");
+    let bob = &fixture::dashboard().pending_users[1];
+    let allowed = fixture::roles()
+        .into_iter()
+        .find(|r| r.name == bob.role)
+        .unwrap()
+        .effective_scopes;
+    assert_eq!(
+        form.field("scopes").unwrap().checked(),
+        allowed,
+        "pre-filled with, and limited to, the role's scopes"
+    );
+    let fx = press(&mut app, KeyCode::Enter);
+    let [Effect::Issue(op)] = fx.as_slice() else {
+        panic!("one issue effect: {fx:?}")
+    };
+    assert!(!op.token);
+    assert_eq!(op.email, "bob@example.com");
+    assert_eq!(op.scopes, None, "every allowed scope: the role's own");
+    assert_eq!(op.expires.as_deref(), Some("90d"));
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    assert!(matches!(app.overlay, Some(Overlay::Reveal(_))));
+    assert!(keys <= 10, "{keys} keys");
+}
+
+#[test]
+fn enable_api_form_validates_scopes_and_expiry_and_can_mint() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('t'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("t opens the dialog")
+    };
+    assert_eq!(form.value("issue"), "token");
+    // Untick every scope, then a bad lifetime: Enter refuses.
+    key(&mut app, KeyCode::Tab);
+    let n = match &app.overlay {
+        Some(Overlay::Form { form, .. }) => form.field("scopes").unwrap().checked().len(),
+        _ => 0,
+    };
+    for i in 0..n {
+        if i > 0 {
+            key(&mut app, KeyCode::Right);
+        }
+        key(&mut app, KeyCode::Char(' '));
+    }
+    key(&mut app, KeyCode::Tab);
+    chars(&mut app, "soon");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty());
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("still open")
+    };
+    assert!(form.field("scopes").unwrap().error.is_some());
+    assert!(form.field("expires").unwrap().error.is_some());
+    // A viewer may not.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Viewer);
+    key(&mut app, KeyCode::Char('a'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}
+
+#[test]
+fn reveal_copies_with_osc52_and_is_wiped_on_close() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    let fx = key(&mut app, KeyCode::Char('c'));
+    match fx.as_slice() {
+        [Effect::Clipboard(s)] => assert!(s.expose().starts_with("kws_")),
+        _ => panic!("{fx:?}"),
+    }
+    assert!(matches!(&app.overlay, Some(Overlay::Reveal(r)) if r.copied));
+    assert!(!format!("{fx:?}").contains("kws_"), "Debug never prints it");
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none(), "closing drops (and so zeroizes) it");
 }

@@ -309,7 +309,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::EnableApi,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('t')],
@@ -319,7 +319,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Mint,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('k')],
@@ -329,7 +329,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::NewKey,
         need: Need::Support,
         hint: false,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('R')],

@@ -161,3 +161,20 @@ fn too_small_terminal_gets_a_message() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn snapshots_of_the_support_flow() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("enable_api_80x24", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert!(text.contains("Shown only now") && text.contains("will not be shown again"));
+    insta::assert_snapshot!("reveal_80x24", t.backend());
+    press(&mut app, KeyCode::Enter);
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(!text.contains("kws_"), "gone from the screen: {text}");
+}

@@ -1,24 +1,33 @@
 //! The runtime side of effects: each runs as a tokio task calling the core's
 //! services and sends its answer back as an [`Action`]. Never on the render path.
 
-use super::app::{Action, Effect, Loaded, Request, Rows, WriteOp};
+use super::app::{Action, Effect, IssueOp, Loaded, Request, Reveal, Rows, Secret, WriteOp};
 use super::screens::ScreenId;
 use super::widgets::list::{CursorKey, PageSpec};
 use keyward::model::UserStatus;
+use keyward::service::credentials::KeySpec;
 use keyward::service::demo::DemoOptions;
 use keyward::service::directory::NewUser;
+use keyward::service::tokens::MintSpec;
 use keyward::store::Val;
 use keyward::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
 use keyward::store::directory::{UserQuery, UserSort};
 use keyward::{Actor, Keyward};
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<Action>) {
+    if let Effect::Clipboard(secret) = &effect {
+        copy_to_clipboard(secret);
+        return;
+    }
     let (kw, actor, tx) = (kw.clone(), actor.clone(), tx.clone());
     tokio::spawn(async move {
         let action = match effect {
             Effect::Load(req) => Action::Loaded(load(&kw, &actor, req).await),
             Effect::Write(op) => Action::Wrote(write(&kw, &actor, op).await),
+            Effect::Issue(op) => Action::Issued(issue(&kw, &actor, op).await.map(Box::new)),
+            Effect::Clipboard(_) => return,
         };
         let _ = tx.send(action);
     });
@@ -396,4 +405,71 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
     }
     .await;
     r.map_err(msg)
+}
+
+/// Writes OSC 52 (set the clipboard) to the terminal, base64 in a wiped buffer.
+fn copy_to_clipboard(secret: &Secret) {
+    use base64::Engine;
+    use std::io::Write;
+    let seq = zeroize::Zeroizing::new(format!(
+        "\x1b]52;c;{}\x07",
+        *zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(secret.expose().as_bytes())
+        )
+    ));
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(seq.as_bytes());
+    let _ = out.flush();
+}
+
+/// Issues an API key or a token for the "Enable API access" dialog.
+pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, String> {
+    if op.token {
+        let m = kw
+            .mint(
+                actor,
+                MintSpec {
+                    user: op.email.clone(),
+                    domain: Some(op.domain.clone()),
+                    scopes: op.scopes.clone(),
+                    ttl: op.expires.clone(),
+                    key: None,
+                },
+            )
+            .await
+            .map_err(msg)?;
+        Ok(Reveal {
+            email: op.email,
+            client_id: None,
+            secret: Secret::new(m.access_token),
+            scope: m.scope,
+            expiry: format!("expires in {}", super::fmt::span(m.expires_in)),
+            copied: false,
+        })
+    } else {
+        let n = kw
+            .key_create(
+                actor,
+                KeySpec {
+                    user: op.email.clone(),
+                    domain: Some(op.domain.clone()),
+                    scopes: op.scopes.clone(),
+                    expires_in: op.expires.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(msg)?;
+        Ok(Reveal {
+            email: op.email,
+            client_id: Some(n.key.client_id.clone()),
+            secret: Secret::new(n.client_secret.expose_secret().to_string()),
+            scope: n.key.scopes.clone(),
+            expiry: match n.key.expires_at {
+                Some(t) => format!("expires {}", super::fmt::date(t)),
+                None => "never expires".into(),
+            },
+            copied: false,
+        })
+    }
 }

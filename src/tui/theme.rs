@@ -48,11 +48,9 @@ impl Theme {
     pub fn key(&self) -> Style {
         self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
     }
-    #[allow(dead_code)]
     pub fn ok(&self) -> Style {
         self.fg(Color::Green)
     }
-    #[allow(dead_code)]
     pub fn warn(&self) -> Style {
         self.fg(Color::Yellow)
     }

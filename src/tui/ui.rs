@@ -1,7 +1,7 @@
 //! `render(&App, &mut Frame)`: a pure function of the state. The frame is the tab
 //! bar, the screen, the hint line and the status bar; overlays draw on top.
 
-use super::app::{App, Overlay, detail_height};
+use super::app::{App, Overlay, Reveal, detail_height};
 use super::fmt::{safe, thousands, trunc};
 use super::keymap;
 use super::screens::{self, SCREENS, ScreenId};
@@ -437,6 +437,7 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             f.set_cursor_position((r.x + 2 + p.input.visual_cursor() as u16, r.y + 1));
         }
         Overlay::Form { form, .. } => form_popup(th, form, f, area),
+        Overlay::Reveal(rv) => reveal_popup(th, rv, f, area),
     }
 }
 
@@ -514,4 +515,58 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
         f.set_cursor_position((x, r.y + 1 + row as u16));
     }
+}
+
+/// The once-only secret: the full value, wrapped, with how to keep it.
+fn reveal_popup(th: &Theme, rv: &Reveal, f: &mut Frame, area: Rect) {
+    let w = 76u16.min(area.width.saturating_sub(2));
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let mut lines = vec![
+        Line::styled(
+            "Shown only now. Store it before closing: it will not be shown again.",
+            th.warn(),
+        ),
+        Line::raw(""),
+    ];
+    if let Some(id) = &rv.client_id {
+        lines.push(Line::from(vec![
+            Span::styled("client_id      ", th.dim()),
+            Span::raw(safe(id)),
+        ]));
+    }
+    let label = if rv.client_id.is_some() {
+        "client_secret"
+    } else {
+        "access_token"
+    };
+    lines.push(Line::styled(label, th.dim()));
+    // Hard-wrapped by characters so a token keeps every character on screen.
+    let chars: Vec<char> = rv.secret.expose().chars().collect();
+    for chunk in chars.chunks(inner_w) {
+        lines.push(Line::styled(chunk.iter().collect::<String>(), th.ok()));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::raw(format!(
+        "scope {} · {}",
+        safe(&rv.scope),
+        rv.expiry
+    )));
+    lines.push(Line::from(vec![
+        Span::styled("c", th.key()),
+        Span::raw(if rv.copied {
+            " copied (OSC 52; tmux/screen may keep a copy) · "
+        } else {
+            " copy secret (OSC 52; tmux/screen may keep a copy) · "
+        }),
+        Span::styled("Enter", th.key()),
+        Span::raw(" done"),
+    ]));
+    let title = if rv.client_id.is_some() {
+        format!("API key for {}", safe(&rv.email))
+    } else {
+        format!("Token for {}", safe(&rv.email))
+    };
+    let r = centered(area, w, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(block(th, title, true)), r);
 }
