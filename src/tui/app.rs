@@ -15,6 +15,7 @@ use keyward::service::directory::{OperatorView, UserDetail};
 use keyward::service::scopes::{RoleView, ScopeView};
 use keyward::store::audit::AuditRow;
 use keyward::store::console::TokenRow;
+use keyward::store::credentials::KeyRow;
 use keyward::store::directory::{DomainRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
@@ -27,6 +28,10 @@ pub const DEBOUNCE_TICKS: u64 = 2;
 const TOAST_TICKS: u64 = 80;
 /// Rows of the dashboard's short lists.
 pub const DASH_LIST: i64 = 20;
+/// Keys the API keys screen lists.
+pub const KEYS_SHOWN: i64 = 500;
+/// Deleting a key with at least this many live tokens asks for its name.
+pub const BIG_KEY: i64 = 10;
 /// Users loaded by the demo key.
 pub const DEMO_USERS: u64 = 200;
 
@@ -107,6 +112,13 @@ pub enum Request {
     Operators {
         generation: u64,
     },
+    Keys {
+        generation: u64,
+    },
+    /// Live tokens of a key, before deleting it.
+    KeyLiveTokens {
+        client_id: String,
+    },
     Domains,
 }
 
@@ -143,6 +155,14 @@ pub enum Loaded {
     Operators {
         generation: u64,
         result: Result<Vec<OperatorView>, String>,
+    },
+    Keys {
+        generation: u64,
+        result: Result<(Vec<KeyRow>, i64), String>,
+    },
+    KeyLiveTokens {
+        client_id: String,
+        result: Result<i64, String>,
     },
     Domains(Result<Vec<DomainRow>, String>),
 }
@@ -216,6 +236,9 @@ pub enum WriteOp {
     },
     OperatorRm {
         account: String,
+    },
+    KeyRm {
+        client_id: String,
     },
     Demo {
         users: u64,
@@ -313,6 +336,10 @@ pub enum FormKind {
         user_id: String,
         email: String,
         domain: String,
+    },
+    KeyRm {
+        client_id: String,
+        name: String,
     },
 }
 
@@ -423,6 +450,9 @@ pub struct App {
     pub pane: usize,
     pub scope_sel: usize,
     pub operators: Small<OperatorView>,
+    pub keys: Small<KeyRow>,
+    /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
+    pub keys_total: i64,
     pub overlay: Option<Overlay>,
     pub toast: Option<Toast>,
     pub writing: u32,
@@ -466,6 +496,8 @@ impl App {
             pane: 0,
             scope_sel: 0,
             operators: Small::default(),
+            keys: Small::default(),
+            keys_total: 0,
             overlay: None,
             toast: None,
             writing: 0,
@@ -490,6 +522,7 @@ impl App {
             || self.audit.loading()
             || self.roles.loading
             || self.operators.loading
+            || self.keys.loading
     }
 
     fn domain_id(&self) -> Option<String> {
@@ -561,6 +594,10 @@ impl App {
                 let generation = self.operators.restart();
                 vec![Effect::Load(Request::Operators { generation })]
             }
+            ScreenId::Keys => {
+                let generation = self.keys.restart();
+                vec![Effect::Load(Request::Keys { generation })]
+            }
         }
     }
 
@@ -573,6 +610,7 @@ impl App {
             ScreenId::Audit => self.audit.loaded || self.audit.loading(),
             ScreenId::Roles => self.roles.loaded || self.roles.loading,
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
+            ScreenId::Keys => self.keys.loaded || self.keys.loading,
         }
     }
 
@@ -594,6 +632,7 @@ impl App {
             ScreenId::Tokens,
             ScreenId::Audit,
             ScreenId::Operators,
+            ScreenId::Keys,
         ] {
             if s == self.screen {
                 fx.extend(self.load(s));
@@ -640,6 +679,11 @@ impl App {
                 self.operators.loaded = false;
                 self.operators.generation += 1;
                 self.operators.loading = false;
+            }
+            ScreenId::Keys => {
+                self.keys.loaded = false;
+                self.keys.generation += 1;
+                self.keys.loading = false;
             }
             _ => {}
         }
@@ -811,6 +855,27 @@ impl App {
                         self.roles.loading = false;
                         self.fail(e)
                     }
+                }
+                Vec::new()
+            }
+            Loaded::Keys { generation, result } => {
+                match result {
+                    Ok((keys, total)) => {
+                        if self.keys.apply(generation, keys) {
+                            self.keys_total = total;
+                        }
+                    }
+                    Err(e) => {
+                        self.keys.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::KeyLiveTokens { client_id, result } => {
+                match result {
+                    Ok(n) => self.confirm_key_rm(&client_id, n),
+                    Err(e) => self.fail(e),
                 }
                 Vec::new()
             }
@@ -996,6 +1061,10 @@ impl App {
                 self.operators.step(d);
                 Vec::new()
             }
+            ScreenId::Keys => {
+                self.keys.step(d);
+                Vec::new()
+            }
             _ => self.on_list(|l| l.move_by(d, view)),
         }
     }
@@ -1052,13 +1121,13 @@ impl App {
             Cmd::PageUp => self.step(-view),
             Cmd::PageDown => self.step(view),
             Cmd::Top => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators | ScreenId::Keys => {
                     self.step(i64::MIN / 2)
                 }
                 _ => self.on_list(|l| l.top(view)),
             },
             Cmd::Bottom => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
+                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators | ScreenId::Keys => {
                     self.step(i64::MAX / 2)
                 }
                 _ => self.on_list(|l| l.bottom(view)),
@@ -1416,7 +1485,56 @@ impl App {
         Vec::new()
     }
 
+    /// Deleting a key: the confirmation says how many live tokens it revokes; when
+    /// that is many, the key's name has to be typed.
+    fn confirm_key_rm(&mut self, client_id: &str, live: i64) {
+        let Some(k) = self.keys.items.iter().find(|k| k.client_id == client_id) else {
+            return;
+        };
+        let title = format!("Delete API key {}", k.client_id);
+        let mut lines = vec![
+            format!(
+                "{} · owner {} · domain {}",
+                super::fmt::safe(&k.name),
+                super::fmt::safe(&k.user_email),
+                k.domain
+            ),
+            format!("This revokes {live} active token(s) issued with it."),
+            "Clients using it can no longer get tokens.".into(),
+        ];
+        if live >= BIG_KEY {
+            let mut form = Form::new(
+                title,
+                vec![Field::text("key name", "").with_note("type it to confirm")],
+            );
+            form.intro = Some(lines.remove(1));
+            self.overlay = Some(Overlay::Form {
+                kind: FormKind::KeyRm {
+                    client_id: k.client_id.clone(),
+                    name: k.name.clone(),
+                },
+                form,
+            });
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title,
+                lines,
+                op: WriteOp::KeyRm {
+                    client_id: k.client_id.clone(),
+                },
+            }));
+        }
+    }
+
     fn delete(&mut self) -> Vec<Effect> {
+        if self.screen == ScreenId::Keys {
+            return match self.keys.items.get(self.keys.sel) {
+                Some(k) => vec![Effect::Load(Request::KeyLiveTokens {
+                    client_id: k.client_id.clone(),
+                })],
+                None => Vec::new(),
+            };
+        }
         let confirm = match self.screen {
             ScreenId::Stations => self.stations.selected().map(|s| Confirm {
                 title: format!("Remove station {}", super::fmt::safe(&s.name)),
@@ -1637,6 +1755,7 @@ impl App {
             "dashboard" => self.switch(ScreenId::Dashboard),
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
+            "keys" => self.switch(ScreenId::Keys),
             "users" => self.set_filter(ScreenId::Users, arg),
             "stations" => self.set_filter(ScreenId::Stations, arg),
             "tokens" => self.set_filter(ScreenId::Tokens, arg),
@@ -1834,6 +1953,12 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
         }
+        FormKind::KeyRm { name, .. } => {
+            errors.push((
+                "key name",
+                (v(form, "key name") != *name).then(|| format!("type {name:?} to delete it")),
+            ));
+        }
         FormKind::EnableApi { .. } => {
             let none = form.field("scopes").is_some_and(|f| match &f.kind {
                 super::widgets::form::FieldKind::Checks { options, .. } => {
@@ -1921,6 +2046,9 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             account: v("account"),
             role: v("role"),
             domains: checked("domains"),
+        },
+        FormKind::KeyRm { client_id, .. } => WriteOp::KeyRm {
+            client_id: client_id.clone(),
         },
         FormKind::EnableApi {
             user_id,

@@ -403,3 +403,48 @@ fn reveal_copies_with_osc52_and_is_wiped_on_close() {
     key(&mut app, KeyCode::Esc);
     assert!(app.overlay.is_none(), "closing drops (and so zeroizes) it");
 }
+
+#[test]
+fn deleting_a_key_states_its_live_tokens_and_big_ones_need_the_name() {
+    let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Support);
+    let fx = key(&mut app, KeyCode::Char('x'));
+    let client_id = fixture::keys()[0].client_id.clone();
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::KeyLiveTokens {
+            client_id: client_id.clone()
+        })]
+    );
+    app.update(Action::Loaded(Loaded::KeyLiveTokens {
+        client_id: client_id.clone(),
+        result: Ok(3),
+    }));
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert!(c.lines.iter().any(|l| l.contains("revokes 3 active token")));
+    let fx = key(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::KeyRm {
+            client_id: client_id.clone()
+        })]
+    );
+    // Many live tokens: type the key's name.
+    key(&mut app, KeyCode::Char('r'));
+    app.update(Action::Loaded(Loaded::KeyLiveTokens {
+        client_id: client_id.clone(),
+        result: Ok(250),
+    }));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    chars(&mut app, "api ke");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "wrong name refused"
+    );
+    chars(&mut app, "y");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::KeyRm { client_id })]
+    );
+}

@@ -279,6 +279,13 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             }));
         }
     }
+    if screen == ScreenId::Keys {
+        let generation = app.keys.generation;
+        app.update(Action::Loaded(Loaded::Keys {
+            generation,
+            result: Ok((keys(), 2)),
+        }));
+    }
     if screen == ScreenId::Operators {
         let generation = app.operators.generation;
         app.update(Action::Loaded(Loaded::Operators {
@@ -313,4 +320,37 @@ pub fn reveal() -> super::app::Reveal {
         expiry: "expires 2027-02-22".into(),
         copied: false,
     }
+}
+
+pub fn keys() -> Vec<keyward::store::credentials::KeyRow> {
+    let k = |i: i64, email: &str, scopes: &str, exp: Option<i64>, used: Option<i64>| {
+        keyward::store::credentials::KeyRow {
+            id: format!("k{i}"),
+            domain_id: "d1".into(),
+            domain: "free.example.com".into(),
+            user_id: format!("u{i}"),
+            user_email: email.into(),
+            client_id: format!("kw_9d2c41f0{i}a"),
+            name: "api key".into(),
+            secret_hash: String::new(),
+            scopes: scopes.into(),
+            redirect_uris: String::new(),
+            expires_at: exp,
+            issue_refresh: false,
+            rate_exempt: false,
+            last_used_at: used,
+            created_at: NOW - 86_400 * (10 + i),
+            version: 1,
+        }
+    };
+    vec![
+        k(
+            1,
+            "alice@example.com",
+            "read write",
+            Some(NOW + 86_400 * 80),
+            Some(NOW - 3600),
+        ),
+        k(2, "bob@example.com", "read", None, None),
+    ]
 }

@@ -61,7 +61,10 @@ impl On {
                 s.is_list()
                     || matches!(
                         s,
-                        ScreenId::Roles | ScreenId::Operators | ScreenId::Dashboard
+                        ScreenId::Roles
+                            | ScreenId::Operators
+                            | ScreenId::Dashboard
+                            | ScreenId::Keys
                     )
             }
             On::Only(list) => list.contains(&s),
@@ -112,7 +115,16 @@ const TOKEN_LATER: Option<&str> = Some("arrives with the token service (API keys
 
 pub static BINDINGS: &[Binding] = &[
     Binding {
-        keys: &[k('1'), k('2'), k('3'), k('4'), k('7'), k('9'), k('0')],
+        keys: &[
+            k('1'),
+            k('2'),
+            k('3'),
+            k('4'),
+            k('5'),
+            k('7'),
+            k('9'),
+            k('0'),
+        ],
         label: "1…0",
         on: On::All,
         desc: "switch screen",
@@ -376,6 +388,16 @@ pub static BINDINGS: &[Binding] = &[
         label: "x",
         on: On::Only(&[S::Stations]),
         desc: "remove station",
+        cmd: Cmd::Delete,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x'), k('r')],
+        label: "x/r",
+        on: On::Only(&[S::Keys]),
+        desc: "delete key (revokes its tokens)",
         cmd: Cmd::Delete,
         need: Need::Support,
         hint: true,

@@ -36,6 +36,7 @@ fn snapshots_of_every_screen_at_80x24_and_120x40() {
             ScreenId::Tokens,
             ScreenId::Operators,
             ScreenId::Audit,
+            ScreenId::Keys,
         ] {
             let app = fixture::app(s, (w, h), OperatorRole::Admin);
             let t = draw(&app, w, h);

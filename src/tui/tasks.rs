@@ -87,6 +87,22 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             .map_err(msg);
             Loaded::Roles { generation, result }
         }
+        Request::Keys { generation } => {
+            let result = async {
+                let mut q = kw.key_query(actor, None).await?;
+                let total = kw.key_count(actor, q.clone()).await?;
+                q.limit = super::app::KEYS_SHOWN;
+                let keys = kw.key_list(actor, q).await?;
+                Ok::<_, keyward::Error>((keys, total))
+            }
+            .await
+            .map_err(msg);
+            Loaded::Keys { generation, result }
+        }
+        Request::KeyLiveTokens { client_id } => Loaded::KeyLiveTokens {
+            result: kw.key_live_tokens(actor, &client_id).await.map_err(msg),
+            client_id,
+        },
         Request::Operators { generation } => Loaded::Operators {
             generation,
             result: kw.operator_list(actor).await.map_err(msg),
@@ -377,6 +393,10 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             } => {
                 let o = kw.operator_add(actor, &account, &role, &domains).await?;
                 format!("{} is now a {} operator", o.account, o.role)
+            }
+            WriteOp::KeyRm { client_id } => {
+                let n = kw.key_rm(actor, &client_id).await?;
+                format!("deleted API key {client_id}; revoked {n} token(s)")
             }
             WriteOp::OperatorRm { account } => {
                 kw.operator_rm(actor, &account).await?;

@@ -41,6 +41,7 @@ pub fn render(app: &App, f: &mut Frame) {
         ScreenId::Stations => screens::stations::render(app, f, body),
         ScreenId::Tokens => screens::tokens::render(app, f, body),
         ScreenId::Operators => screens::operators::render(app, f, body),
+        ScreenId::Keys => screens::keys::render(app, f, body),
         ScreenId::Audit => screens::audit::render(app, f, body),
     }
     hint_line(app, f, hint);
@@ -73,7 +74,11 @@ pub fn spinner(app: &App) -> &'static str {
 
 fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    let mut spans = vec![Span::styled(" Keyward ", th.title())];
+    let narrow = area.width < 100;
+    let mut spans = vec![];
+    if !narrow {
+        spans.push(Span::styled(" Keyward ", th.title()));
+    }
     if area.width >= 110 {
         let d = app
             .domain
@@ -84,7 +89,7 @@ fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     spans.push(Span::styled("│", th.dim()));
     for d in SCREENS {
         spans.push(Span::raw(" "));
-        let label = format!("{} {}", d.key, d.tab);
+        let label = format!("{} {}", d.key, if narrow { d.short } else { d.tab });
         if d.id == app.screen {
             spans.push(Span::styled(format!("[{label}]"), th.tab_active()));
         } else {

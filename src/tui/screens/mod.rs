@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod dashboard;
+pub mod keys;
 pub mod operators;
 pub mod roles;
 pub mod stations;
@@ -16,6 +17,7 @@ pub enum ScreenId {
     Users,
     Roles,
     Stations,
+    Keys,
     Tokens,
     Operators,
     Audit,
@@ -26,6 +28,8 @@ pub struct ScreenDef {
     pub id: ScreenId,
     pub key: char,
     pub tab: &'static str,
+    /// The tab label when the terminal is narrow.
+    pub short: &'static str,
     pub title: &'static str,
     /// Whether it is a paged list (gets `/`, sorting, `g`/`G`, ...).
     pub list: bool,
@@ -38,6 +42,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Dashboard,
         key: '1',
         tab: "Dash",
+        short: "Dash",
         title: "Dashboard",
         list: false,
         sorts: &[],
@@ -46,6 +51,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Users,
         key: '2',
         tab: "Users",
+        short: "Users",
         title: "Users",
         list: true,
         sorts: &["email", "created"],
@@ -54,6 +60,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Roles,
         key: '3',
         tab: "Roles",
+        short: "Roles",
         title: "Roles & scopes",
         list: false,
         sorts: &[],
@@ -62,14 +69,25 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Stations,
         key: '4',
         tab: "Stations",
+        short: "Stations",
         title: "Stations",
         list: true,
         sorts: &["created"],
     },
     ScreenDef {
+        id: ScreenId::Keys,
+        key: '5',
+        tab: "API keys",
+        short: "Keys",
+        title: "API keys",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
         id: ScreenId::Tokens,
         key: '7',
         tab: "Tokens",
+        short: "Tokens",
         title: "Tokens",
         list: true,
         sorts: &["issued", "expires"],
@@ -78,6 +96,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Operators,
         key: '9',
         tab: "Operators",
+        short: "Ops",
         title: "Operators",
         list: false,
         sorts: &[],
@@ -86,6 +105,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Audit,
         key: '0',
         tab: "Audit",
+        short: "Audit",
         title: "Audit",
         list: true,
         sorts: &["time"],

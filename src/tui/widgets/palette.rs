@@ -33,6 +33,11 @@ pub const COMMANDS: &[Command] = &[
         desc: "stations, optionally filtered",
     },
     Command {
+        name: "keys",
+        arg: "",
+        desc: "API keys",
+    },
+    Command {
         name: "tokens",
         arg: "[TEXT]",
         desc: "token records, optionally filtered",
