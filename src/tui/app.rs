@@ -12,6 +12,7 @@ use keyward::model;
 use keyward::service::Need;
 use keyward::service::console::Dashboard;
 use keyward::service::directory::{OperatorView, UserDetail};
+use keyward::service::keyring::SigningKeyView;
 use keyward::service::scopes::{RoleView, ScopeView};
 use keyward::store::audit::AuditRow;
 use keyward::store::console::TokenRow;
@@ -115,6 +116,9 @@ pub enum Request {
     Keys {
         generation: u64,
     },
+    SigningKeys {
+        generation: u64,
+    },
     /// Live tokens of a key, before deleting it.
     KeyLiveTokens {
         client_id: String,
@@ -163,6 +167,10 @@ pub enum Loaded {
     KeyLiveTokens {
         client_id: String,
         result: Result<i64, String>,
+    },
+    SigningKeys {
+        generation: u64,
+        result: Result<Vec<SigningKeyView>, String>,
     },
     Domains(Result<Vec<DomainRow>, String>),
 }
@@ -239,6 +247,13 @@ pub enum WriteOp {
     },
     KeyRm {
         client_id: String,
+    },
+    SigningRotate {
+        alg: String,
+    },
+    SigningRetire {
+        kid: String,
+        revoke_tokens: bool,
     },
     Demo {
         users: u64,
@@ -340,6 +355,10 @@ pub enum FormKind {
     KeyRm {
         client_id: String,
         name: String,
+    },
+    SigningRotate,
+    SigningRetire {
+        kid: String,
     },
 }
 
@@ -453,6 +472,7 @@ pub struct App {
     pub keys: Small<KeyRow>,
     /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
     pub keys_total: i64,
+    pub signing: Small<SigningKeyView>,
     pub overlay: Option<Overlay>,
     pub toast: Option<Toast>,
     pub writing: u32,
@@ -498,6 +518,7 @@ impl App {
             operators: Small::default(),
             keys: Small::default(),
             keys_total: 0,
+            signing: Small::default(),
             overlay: None,
             toast: None,
             writing: 0,
@@ -523,6 +544,7 @@ impl App {
             || self.roles.loading
             || self.operators.loading
             || self.keys.loading
+            || self.signing.loading
     }
 
     fn domain_id(&self) -> Option<String> {
@@ -598,6 +620,10 @@ impl App {
                 let generation = self.keys.restart();
                 vec![Effect::Load(Request::Keys { generation })]
             }
+            ScreenId::SigningKeys => {
+                let generation = self.signing.restart();
+                vec![Effect::Load(Request::SigningKeys { generation })]
+            }
         }
     }
 
@@ -611,6 +637,7 @@ impl App {
             ScreenId::Roles => self.roles.loaded || self.roles.loading,
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
             ScreenId::Keys => self.keys.loaded || self.keys.loading,
+            ScreenId::SigningKeys => self.signing.loaded || self.signing.loading,
         }
     }
 
@@ -633,6 +660,7 @@ impl App {
             ScreenId::Audit,
             ScreenId::Operators,
             ScreenId::Keys,
+            ScreenId::SigningKeys,
         ] {
             if s == self.screen {
                 fx.extend(self.load(s));
@@ -684,6 +712,11 @@ impl App {
                 self.keys.loaded = false;
                 self.keys.generation += 1;
                 self.keys.loading = false;
+            }
+            ScreenId::SigningKeys => {
+                self.signing.loaded = false;
+                self.signing.generation += 1;
+                self.signing.loading = false;
             }
             _ => {}
         }
@@ -867,6 +900,18 @@ impl App {
                     }
                     Err(e) => {
                         self.keys.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::SigningKeys { generation, result } => {
+                match result {
+                    Ok(ks) => {
+                        self.signing.apply(generation, ks);
+                    }
+                    Err(e) => {
+                        self.signing.loading = false;
                         self.fail(e)
                     }
                 }
@@ -1065,6 +1110,10 @@ impl App {
                 self.keys.step(d);
                 Vec::new()
             }
+            ScreenId::SigningKeys => {
+                self.signing.step(d);
+                Vec::new()
+            }
             _ => self.on_list(|l| l.move_by(d, view)),
         }
     }
@@ -1121,15 +1170,19 @@ impl App {
             Cmd::PageUp => self.step(-view),
             Cmd::PageDown => self.step(view),
             Cmd::Top => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators | ScreenId::Keys => {
-                    self.step(i64::MIN / 2)
-                }
+                ScreenId::Dashboard
+                | ScreenId::Roles
+                | ScreenId::Operators
+                | ScreenId::Keys
+                | ScreenId::SigningKeys => self.step(i64::MIN / 2),
                 _ => self.on_list(|l| l.top(view)),
             },
             Cmd::Bottom => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators | ScreenId::Keys => {
-                    self.step(i64::MAX / 2)
-                }
+                ScreenId::Dashboard
+                | ScreenId::Roles
+                | ScreenId::Operators
+                | ScreenId::Keys
+                | ScreenId::SigningKeys => self.step(i64::MAX / 2),
                 _ => self.on_list(|l| l.bottom(view)),
             },
             Cmd::Filter => self.on_list(|l| {
@@ -1403,6 +1456,22 @@ impl App {
                     ],
                 ),
             ),
+            ScreenId::SigningKeys => (
+                FormKind::SigningRotate,
+                Form::new(
+                    "Rotate the signing key",
+                    vec![
+                        Field::choice(
+                            "alg",
+                            ["ES256", "EdDSA", "RS256", "HS256"]
+                                .map(String::from)
+                                .to_vec(),
+                            0,
+                        )
+                        .with_note("HS256: shared secret, never published"),
+                    ],
+                ),
+            ),
             ScreenId::Operators => (
                 FormKind::NewOperator,
                 Form::new(
@@ -1526,7 +1595,61 @@ impl App {
         }
     }
 
+    /// Retiring a signing key: refused for the active one; with live tokens, the
+    /// choice between waiting for them to expire and revoking them.
+    fn retire_signing_key(&mut self) {
+        let Some(k) = self.signing.items.get(self.signing.sel) else {
+            return;
+        };
+        if k.status == "active" {
+            let msg = format!(
+                "{} is the active signing key: rotate first (n), then retire it",
+                k.kid
+            );
+            self.fail(msg);
+            return;
+        }
+        let title = format!("Retire signing key {}", k.kid);
+        if k.live_tokens > 0 {
+            let mut form = Form::new(
+                title,
+                vec![Field::choice(
+                    "live tokens",
+                    vec![
+                        "refuse: keep it until they expire".into(),
+                        format!("revoke {} token(s) and retire", k.live_tokens),
+                    ],
+                    0,
+                )],
+            );
+            form.intro = Some(format!(
+                "{} unexpired token(s) are signed by it; retiring it breaks them.",
+                k.live_tokens
+            ));
+            self.overlay = Some(Overlay::Form {
+                kind: FormKind::SigningRetire { kid: k.kid.clone() },
+                form,
+            });
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title,
+                lines: vec![
+                    format!("{} ({}) signs no live token.", k.kid, k.alg),
+                    "It leaves the JWK Set; tokens it signed no longer verify.".into(),
+                ],
+                op: WriteOp::SigningRetire {
+                    kid: k.kid.clone(),
+                    revoke_tokens: false,
+                },
+            }));
+        }
+    }
+
     fn delete(&mut self) -> Vec<Effect> {
+        if self.screen == ScreenId::SigningKeys {
+            self.retire_signing_key();
+            return Vec::new();
+        }
         if self.screen == ScreenId::Keys {
             return match self.keys.items.get(self.keys.sel) {
                 Some(k) => vec![Effect::Load(Request::KeyLiveTokens {
@@ -1756,6 +1879,7 @@ impl App {
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
             "keys" => self.switch(ScreenId::Keys),
+            "signing-keys" => self.switch(ScreenId::SigningKeys),
             "users" => self.set_filter(ScreenId::Users, arg),
             "stations" => self.set_filter(ScreenId::Stations, arg),
             "tokens" => self.set_filter(ScreenId::Tokens, arg),
@@ -1953,6 +2077,7 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
         }
+        FormKind::SigningRotate | FormKind::SigningRetire { .. } => {}
         FormKind::KeyRm { name, .. } => {
             errors.push((
                 "key name",
@@ -2049,6 +2174,21 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
         },
         FormKind::KeyRm { client_id, .. } => WriteOp::KeyRm {
             client_id: client_id.clone(),
+        },
+        FormKind::SigningRotate => {
+            let alg = v("alg");
+            return Submit::Confirm(Confirm {
+                title: format!("Rotate to a new {alg} signing key"),
+                lines: vec![
+                    "New tokens are signed with the new key; the current one keeps".into(),
+                    "verifying the tokens it signed until you retire it.".into(),
+                ],
+                op: WriteOp::SigningRotate { alg },
+            });
+        }
+        FormKind::SigningRetire { kid } => WriteOp::SigningRetire {
+            kid: kid.clone(),
+            revoke_tokens: v("live tokens").starts_with("revoke"),
         },
         FormKind::EnableApi {
             user_id,

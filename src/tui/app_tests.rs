@@ -448,3 +448,47 @@ fn deleting_a_key_states_its_live_tokens_and_big_ones_need_the_name() {
         vec![Effect::Write(WriteOp::KeyRm { client_id })]
     );
 }
+
+#[test]
+fn signing_keys_rotate_with_a_chosen_alg_and_retire_with_the_token_choice() {
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Admin);
+    // The active key is refused.
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m.contains("rotate first")));
+    key(&mut app, KeyCode::Esc);
+    // Rotate: choose EdDSA, confirm.
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.overlay, Some(Overlay::Confirm(_))));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Write(WriteOp::SigningRotate {
+            alg: "EdDSA".into()
+        })]
+    );
+    // A verify-only key with live tokens: refuse by default, or revoke them.
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::SigningRetire {
+            kid: "8b01d4e2".into(),
+            revoke_tokens: false
+        })]
+    );
+    key(&mut app, KeyCode::Char('x'));
+    key(&mut app, KeyCode::Right);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::SigningRetire {
+            kid: "8b01d4e2".into(),
+            revoke_tokens: true
+        })]
+    );
+    // A support operator sees the reason instead.
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}

@@ -279,6 +279,13 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             }));
         }
     }
+    if screen == ScreenId::SigningKeys {
+        let generation = app.signing.generation;
+        app.update(Action::Loaded(Loaded::SigningKeys {
+            generation,
+            result: Ok(signing_keys()),
+        }));
+    }
     if screen == ScreenId::Keys {
         let generation = app.keys.generation;
         app.update(Action::Loaded(Loaded::Keys {
@@ -352,5 +359,24 @@ pub fn keys() -> Vec<keyward::store::credentials::KeyRow> {
             Some(NOW - 3600),
         ),
         k(2, "bob@example.com", "read", None, None),
+    ]
+}
+
+pub fn signing_keys() -> Vec<keyward::service::keyring::SigningKeyView> {
+    let k = |kid: &str, alg: &str, status: &str, published: bool, live: i64, age: i64| {
+        keyward::service::keyring::SigningKeyView {
+            id: format!("sk-{kid}"),
+            kid: kid.into(),
+            alg: alg.into(),
+            status: status.into(),
+            published,
+            created_at: NOW - 86_400 * age,
+            live_tokens: live,
+        }
+    };
+    vec![
+        k("3f9c2a71", "ES256", "active", true, 412, 30),
+        k("8b01d4e2", "ES256", "verify-only", true, 17, 200),
+        k("c4e5a9b0", "HS256", "verify-only", false, 0, 400),
     ]
 }

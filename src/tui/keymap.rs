@@ -65,6 +65,7 @@ impl On {
                             | ScreenId::Operators
                             | ScreenId::Dashboard
                             | ScreenId::Keys
+                            | ScreenId::SigningKeys
                     )
             }
             On::Only(list) => list.contains(&s),
@@ -122,6 +123,7 @@ pub static BINDINGS: &[Binding] = &[
             k('4'),
             k('5'),
             k('7'),
+            k('8'),
             k('9'),
             k('0'),
         ],
@@ -390,6 +392,26 @@ pub static BINDINGS: &[Binding] = &[
         desc: "remove station",
         cmd: Cmd::Delete,
         need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('n')],
+        label: "n",
+        on: On::Only(&[S::SigningKeys]),
+        desc: "rotate (new signing key)",
+        cmd: Cmd::New,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::SigningKeys]),
+        desc: "retire",
+        cmd: Cmd::Delete,
+        need: Need::Global,
         hint: true,
         unavailable: None,
     },

@@ -37,6 +37,7 @@ fn snapshots_of_every_screen_at_80x24_and_120x40() {
             ScreenId::Operators,
             ScreenId::Audit,
             ScreenId::Keys,
+            ScreenId::SigningKeys,
         ] {
             let app = fixture::app(s, (w, h), OperatorRole::Admin);
             let t = draw(&app, w, h);

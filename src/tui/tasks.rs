@@ -99,6 +99,10 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             .map_err(msg);
             Loaded::Keys { generation, result }
         }
+        Request::SigningKeys { generation } => Loaded::SigningKeys {
+            generation,
+            result: kw.signing_key_list(actor).await.map_err(msg),
+        },
         Request::KeyLiveTokens { client_id } => Loaded::KeyLiveTokens {
             result: kw.key_live_tokens(actor, &client_id).await.map_err(msg),
             client_id,
@@ -397,6 +401,19 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             WriteOp::KeyRm { client_id } => {
                 let n = kw.key_rm(actor, &client_id).await?;
                 format!("deleted API key {client_id}; revoked {n} token(s)")
+            }
+            WriteOp::SigningRotate { alg } => {
+                let a: keyward::token::Alg = alg
+                    .parse()
+                    .map_err(|e| keyward::Error::Refused(format!("{e}")))?;
+                let k = kw
+                    .signing_key_rotate(actor, a, a == keyward::token::Alg::HS256)
+                    .await?;
+                format!("new {} signing key {} is active", k.alg, k.kid)
+            }
+            WriteOp::SigningRetire { kid, revoke_tokens } => {
+                let n = kw.signing_key_retire(actor, &kid, revoke_tokens).await?;
+                format!("retired signing key {kid}; revoked {n} token(s)")
             }
             WriteOp::OperatorRm { account } => {
                 kw.operator_rm(actor, &account).await?;

@@ -42,6 +42,7 @@ pub fn render(app: &App, f: &mut Frame) {
         ScreenId::Tokens => screens::tokens::render(app, f, body),
         ScreenId::Operators => screens::operators::render(app, f, body),
         ScreenId::Keys => screens::keys::render(app, f, body),
+        ScreenId::SigningKeys => screens::signing::render(app, f, body),
         ScreenId::Audit => screens::audit::render(app, f, body),
     }
     hint_line(app, f, hint);

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod keys;
 pub mod operators;
 pub mod roles;
+pub mod signing;
 pub mod stations;
 pub mod tokens;
 pub mod users;
@@ -19,6 +20,7 @@ pub enum ScreenId {
     Stations,
     Keys,
     Tokens,
+    SigningKeys,
     Operators,
     Audit,
 }
@@ -91,6 +93,15 @@ pub const SCREENS: &[ScreenDef] = &[
         title: "Tokens",
         list: true,
         sorts: &["issued", "expires"],
+    },
+    ScreenDef {
+        id: ScreenId::SigningKeys,
+        key: '8',
+        tab: "Signing keys",
+        short: "Sign",
+        title: "Signing keys",
+        list: false,
+        sorts: &[],
     },
     ScreenDef {
         id: ScreenId::Operators,
