@@ -248,6 +248,10 @@ pub enum WriteOp {
     KeyRm {
         client_id: String,
     },
+    TokenRevoke {
+        jti: String,
+        reason: Option<String>,
+    },
     SigningRotate {
         alg: String,
     },
@@ -359,6 +363,9 @@ pub enum FormKind {
     SigningRotate,
     SigningRetire {
         kid: String,
+    },
+    TokenRevoke {
+        jti: String,
     },
 }
 
@@ -1246,7 +1253,8 @@ impl App {
             }
             Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
             Cmd::Mint => self.enable_api(true),
-            Cmd::Revoke | Cmd::Inspect => Vec::new(),
+            Cmd::Revoke => self.revoke_token(),
+            Cmd::Inspect => Vec::new(),
         }
     }
 
@@ -1593,6 +1601,38 @@ impl App {
                 },
             }));
         }
+    }
+
+    /// `r` on Tokens: revoke the selected token, with an optional reason.
+    fn revoke_token(&mut self) -> Vec<Effect> {
+        let Some(t) = self.tokens.selected() else {
+            return Vec::new();
+        };
+        if let Some(at) = t.revoked_at {
+            let msg = format!("{} was already revoked {}", t.jti, super::fmt::datetime(at));
+            self.toast(msg);
+            return Vec::new();
+        }
+        if t.expires_at <= self.now {
+            let msg = format!("{} has already expired", t.jti);
+            self.toast(msg);
+            return Vec::new();
+        }
+        let mut form = Form::new(
+            format!("Revoke token {}", t.jti),
+            vec![Field::text("reason", "").with_note("optional, kept in the audit log")],
+        );
+        form.intro = Some(format!(
+            "{} · scope {} · expires in {}; it stops working at once.",
+            super::fmt::safe(&t.user_email),
+            super::fmt::safe(&t.scopes),
+            super::fmt::span(t.expires_at - self.now)
+        ));
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::TokenRevoke { jti: t.jti.clone() },
+            form,
+        });
+        Vec::new()
     }
 
     /// Retiring a signing key: refused for the active one; with live tokens, the
@@ -2077,6 +2117,17 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
         }
+        FormKind::TokenRevoke { .. } => {
+            let r = v(form, "reason");
+            errors.push((
+                "reason",
+                if r.is_empty() {
+                    None
+                } else {
+                    err(model::Description::parse(&r))
+                },
+            ));
+        }
         FormKind::SigningRotate | FormKind::SigningRetire { .. } => {}
         FormKind::KeyRm { name, .. } => {
             errors.push((
@@ -2186,6 +2237,10 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 op: WriteOp::SigningRotate { alg },
             });
         }
+        FormKind::TokenRevoke { jti } => WriteOp::TokenRevoke {
+            jti: jti.clone(),
+            reason: opt(v("reason")),
+        },
         FormKind::SigningRetire { kid } => WriteOp::SigningRetire {
             kid: kid.clone(),
             revoke_tokens: v("live tokens").starts_with("revoke"),

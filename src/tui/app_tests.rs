@@ -492,3 +492,29 @@ fn signing_keys_rotate_with_a_chosen_alg_and_retire_with_the_token_choice() {
     key(&mut app, KeyCode::Char('n'));
     assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
 }
+
+#[test]
+fn revoking_a_token_asks_for_an_optional_reason() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+    // The first one has expired: nothing to revoke.
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.overlay.is_none() && app.toast.is_some());
+    key(&mut app, KeyCode::Char('j'));
+    let t = app.tokens.selected().cloned().unwrap();
+    key(&mut app, KeyCode::Char('r'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("a revoke dialog: {:?}", app.toast)
+    };
+    assert!(form.title.contains(&t.jti));
+    chars(&mut app, "customer asked");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::TokenRevoke {
+            jti: t.jti,
+            reason: Some("customer asked".into())
+        })]
+    );
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.overlay.is_none());
+}

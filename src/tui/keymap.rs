@@ -473,7 +473,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Revoke,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('i')],

@@ -402,6 +402,16 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let n = kw.key_rm(actor, &client_id).await?;
                 format!("deleted API key {client_id}; revoked {n} token(s)")
             }
+            WriteOp::TokenRevoke { jti, reason } => {
+                let n = kw
+                    .token_revoke(
+                        actor,
+                        keyward::service::tokens::RevokeWhat::Jtis(vec![jti.clone()]),
+                        reason.as_deref(),
+                    )
+                    .await?;
+                format!("revoked {n} token ({jti})")
+            }
             WriteOp::SigningRotate { alg } => {
                 let a: keyward::token::Alg = alg
                     .parse()
