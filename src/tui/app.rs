@@ -14,6 +14,7 @@ use keyward::service::console::Dashboard;
 use keyward::service::directory::{OperatorView, UserDetail};
 use keyward::service::keyring::SigningKeyView;
 use keyward::service::scopes::{RoleView, ScopeView};
+use keyward::service::tokens::Introspection;
 use keyward::store::audit::AuditRow;
 use keyward::store::console::TokenRow;
 use keyward::store::credentials::KeyRow;
@@ -119,6 +120,9 @@ pub enum Request {
     SigningKeys {
         generation: u64,
     },
+    Introspect {
+        jwt: String,
+    },
     /// Live tokens of a key, before deleting it.
     KeyLiveTokens {
         client_id: String,
@@ -171,6 +175,10 @@ pub enum Loaded {
     SigningKeys {
         generation: u64,
         result: Result<Vec<SigningKeyView>, String>,
+    },
+    Introspect {
+        jwt: String,
+        result: Result<Box<Introspection>, String>,
     },
     Domains(Result<Vec<DomainRow>, String>),
 }
@@ -391,6 +399,18 @@ pub enum Overlay {
     Error(String),
     /// A secret shown once; closing drops (and so wipes) it.
     Reveal(Box<Reveal>),
+    Inspect(Box<Inspector>),
+}
+
+/// The token inspector: a pasted token and what introspection says of it.
+#[derive(Debug, Clone, Default)]
+pub struct Inspector {
+    pub input: tui_input::Input,
+    /// Typing into the input (else the keys act on the result).
+    pub editing: bool,
+    /// The token the shown (or awaited) answer is about.
+    pub asked: Option<String>,
+    pub result: Option<Result<Introspection, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -912,6 +932,14 @@ impl App {
                 }
                 Vec::new()
             }
+            Loaded::Introspect { jwt, result } => {
+                if let Some(Overlay::Inspect(ins)) = &mut self.overlay
+                    && ins.asked.as_deref() == Some(jwt.as_str())
+                {
+                    ins.result = Some(result.map(|b| *b));
+                }
+                Vec::new()
+            }
             Loaded::SigningKeys { generation, result } => {
                 match result {
                     Ok(ks) => {
@@ -961,6 +989,13 @@ impl App {
     }
 
     fn paste(&mut self, s: &str) -> Vec<Effect> {
+        if let Some(Overlay::Inspect(ins)) = &mut self.overlay {
+            // A pasted token replaces the input and is inspected at once.
+            let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+            ins.input = clean.trim().into();
+            ins.editing = true;
+            return self.inspect_submit();
+        }
         let mut fx = Vec::new();
         for c in s.chars().filter(|c| !c.is_control()) {
             fx.extend(self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
@@ -1254,7 +1289,7 @@ impl App {
             Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
             Cmd::Mint => self.enable_api(true),
             Cmd::Revoke => self.revoke_token(),
-            Cmd::Inspect => Vec::new(),
+            Cmd::Inspect => self.inspect(""),
         }
     }
 
@@ -1603,6 +1638,133 @@ impl App {
         }
     }
 
+    /// Opens the token inspector, inspecting `jwt` at once when given.
+    fn inspect(&mut self, jwt: &str) -> Vec<Effect> {
+        self.overlay = Some(Overlay::Inspect(Box::new(Inspector {
+            input: jwt.trim().into(),
+            editing: true,
+            ..Default::default()
+        })));
+        if jwt.trim().is_empty() {
+            Vec::new()
+        } else {
+            self.inspect_submit()
+        }
+    }
+
+    fn inspect_submit(&mut self) -> Vec<Effect> {
+        let Some(Overlay::Inspect(ins)) = &mut self.overlay else {
+            return Vec::new();
+        };
+        let jwt = ins.input.value().trim().to_string();
+        if jwt.is_empty() {
+            return Vec::new();
+        }
+        ins.editing = false;
+        ins.asked = Some(jwt.clone());
+        ins.result = None;
+        vec![Effect::Load(Request::Introspect { jwt })]
+    }
+
+    fn inspector_key(&mut self, mut ins: Box<Inspector>, k: KeyEvent) -> Vec<Effect> {
+        if ins.editing {
+            match k.code {
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Enter => {
+                    self.overlay = Some(Overlay::Inspect(ins));
+                    return self.inspect_submit();
+                }
+                _ => {
+                    ins.input.handle_event(&Event::Key(k));
+                }
+            }
+            self.overlay = Some(Overlay::Inspect(ins));
+            return Vec::new();
+        }
+        let answer = match &ins.result {
+            Some(Ok(i)) => Some(i.clone()),
+            _ => None,
+        };
+        let claim = |name: &str| {
+            answer
+                .as_ref()
+                .and_then(|i| i.claims.as_ref())
+                .and_then(|c| c.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
+            KeyCode::Char('e') | KeyCode::Char('/') => {
+                ins.editing = true;
+                ins.input.reset();
+                self.overlay = Some(Overlay::Inspect(ins));
+                Vec::new()
+            }
+            KeyCode::Char('u') => {
+                match answer.as_ref().and_then(|i| i.sub.clone()).or(claim("sub")) {
+                    Some(sub) => self.set_filter(ScreenId::Users, &sub),
+                    None => {
+                        self.overlay = Some(Overlay::Inspect(ins));
+                        Vec::new()
+                    }
+                }
+            }
+            KeyCode::Char('k') => {
+                let cid = answer
+                    .as_ref()
+                    .and_then(|i| i.client_id.clone())
+                    .or(claim("client_id"));
+                let fx = self.switch(ScreenId::Keys);
+                if let Some(i) =
+                    cid.and_then(|c| self.keys.items.iter().position(|k| k.client_id == c))
+                {
+                    self.keys.sel = i;
+                }
+                fx
+            }
+            KeyCode::Char('r') => {
+                let rec = answer.as_ref().and_then(|i| i.record.clone());
+                match rec {
+                    Some(r)
+                        if r.revoked_at.is_none() && self.actor.require(Need::Support).is_ok() =>
+                    {
+                        let mut form = Form::new(
+                            format!("Revoke token {}", r.jti),
+                            vec![
+                                Field::text("reason", "")
+                                    .with_note("optional, kept in the audit log"),
+                            ],
+                        );
+                        form.intro = Some("It stops working at once.".into());
+                        self.overlay = Some(Overlay::Form {
+                            kind: FormKind::TokenRevoke { jti: r.jti },
+                            form,
+                        });
+                    }
+                    Some(r) if r.revoked_at.is_some() => {
+                        self.toast("already revoked");
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                    Some(_) => {
+                        let why = self.disabled(Need::Support, None).unwrap_or_default();
+                        self.toast(why);
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                    None => {
+                        self.toast("no record of this token here: nothing to revoke");
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                }
+                Vec::new()
+            }
+            _ => {
+                self.overlay = Some(Overlay::Inspect(ins));
+                Vec::new()
+            }
+        }
+    }
+
     /// `r` on Tokens: revoke the selected token, with an optional reason.
     fn revoke_token(&mut self) -> Vec<Effect> {
         let Some(t) = self.tokens.selected() else {
@@ -1801,6 +1963,7 @@ impl App {
     fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
         match ov {
             Overlay::Help | Overlay::Error(_) => Vec::new(),
+            Overlay::Inspect(ins) => self.inspector_key(ins, k),
             // Any other key closes it; dropping the overlay wipes the secret.
             Overlay::Reveal(mut rv) => match k.code {
                 KeyCode::Char('c') => {
@@ -1919,6 +2082,7 @@ impl App {
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
             "keys" => self.switch(ScreenId::Keys),
+            "inspect" => self.inspect(arg),
             "signing-keys" => self.switch(ScreenId::SigningKeys),
             "users" => self.set_filter(ScreenId::Users, arg),
             "stations" => self.set_filter(ScreenId::Stations, arg),

@@ -518,3 +518,49 @@ fn revoking_a_token_asks_for_an_optional_reason() {
     key(&mut app, KeyCode::Char('r'));
     assert!(app.overlay.is_none());
 }
+
+#[test]
+fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('i'));
+    assert!(matches!(app.overlay, Some(Overlay::Inspect(_))));
+    let fx = app.update(Action::Paste("eyJhbGciOiJFUzI1NiJ9.e30.sig\n".into()));
+    let jwt = "eyJhbGciOiJFUzI1NiJ9.e30.sig".to_string();
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::Introspect { jwt: jwt.clone() })]
+    );
+    // A stale answer (another token) is dropped.
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "other".into(),
+        result: Ok(Box::new(fixture::introspection(true))),
+    }));
+    assert!(matches!(&app.overlay, Some(Overlay::Inspect(i)) if i.result.is_none()));
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt,
+        result: Ok(Box::new(fixture::introspection(true))),
+    }));
+    // r revokes the inspected token.
+    key(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Form { form, .. }) if form.title.contains("01a20001"))
+    );
+    key(&mut app, KeyCode::Esc);
+    // :inspect TOKEN, then u opens its user.
+    key(&mut app, KeyCode::Char(':'));
+    chars(&mut app, "inspect abc.def.ghi");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::Introspect {
+            jwt: "abc.def.ghi".into()
+        })]
+    );
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "abc.def.ghi".into(),
+        result: Ok(Box::new(fixture::introspection(false))),
+    }));
+    let fx = key(&mut app, KeyCode::Char('u'));
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx)[0].1, "alice@example.com");
+}

@@ -380,3 +380,47 @@ pub fn signing_keys() -> Vec<keyward::service::keyring::SigningKeyView> {
         k("c4e5a9b0", "HS256", "verify-only", false, 0, 400),
     ]
 }
+
+/// What introspection says of a token revoked by ana an hour ago.
+pub fn introspection(active: bool) -> keyward::service::tokens::Introspection {
+    let jti = "01a20001-0000-7000-8000-000000000000";
+    keyward::service::tokens::Introspection {
+        active,
+        sub: Some("alice@example.com".into()),
+        scope: Some("read write".into()),
+        client_id: Some("kw_9d2c41f01a".into()),
+        exp: Some(NOW + 3 * 3600),
+        iat: Some(NOW - 3600),
+        jti: Some(jti.into()),
+        iss: Some("https://free.example.com".into()),
+        aud: Some("free.example.com".into()),
+        reason: (!active).then_some(keyward::token::Reason::Revoked),
+        header: Some(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "3f9c2a71"})),
+        claims: Some(serde_json::json!({
+            "sub": "alice@example.com",
+            "aud": "free.example.com",
+            "scope": "read write",
+            "client_id": "kw_9d2c41f01a",
+            "jti": jti,
+            "iat": NOW - 3600,
+            "exp": NOW + 3 * 3600,
+        })),
+        record: Some(keyward::store::credentials::TokenRecord {
+            jti: jti.into(),
+            domain_id: "d1".into(),
+            user_id: "u0000".into(),
+            key_id: Some("k1".into()),
+            app_id: None,
+            client_id: "kw_9d2c41f01a".into(),
+            kid: "3f9c2a71".into(),
+            scopes: "read write".into(),
+            source: "client_credentials".into(),
+            family_id: None,
+            issued_at: NOW - 3600,
+            expires_at: NOW + 3 * 3600,
+            revoked_at: (!active).then_some(NOW - 1800),
+            revoked_by: (!active).then(|| "ana@bastion".into()),
+            revoke_reason: (!active).then(|| "customer asked".into()),
+        }),
+    }
+}

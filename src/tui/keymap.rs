@@ -112,7 +112,6 @@ pub struct Binding {
 
 use ScreenId as S;
 const USERS: &[ScreenId] = &[S::Users];
-const TOKEN_LATER: Option<&str> = Some("arrives with the token service (API keys and minting)");
 
 pub static BINDINGS: &[Binding] = &[
     Binding {
@@ -483,7 +482,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Inspect,
         need: Need::Read,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('L')],

@@ -180,3 +180,40 @@ fn snapshots_of_the_support_flow() {
     let text = screen_text(&draw(&app, 80, 24));
     assert!(!text.contains("kws_"), "gone from the screen: {text}");
 }
+
+#[test]
+fn inspector_shows_the_verdict_header_and_claims() {
+    for active in [false, true] {
+        let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+        press(&mut app, KeyCode::Char('i'));
+        app.update(Action::Paste("aaa.bbb.ccc".into()));
+        app.update(Action::Loaded(Loaded::Introspect {
+            jwt: "aaa.bbb.ccc".into(),
+            result: Ok(Box::new(fixture::introspection(active))),
+        }));
+        let t = draw(&app, 80, 24);
+        let text = screen_text(&t);
+        if active {
+            assert!(text.contains("✓ ACTIVE"), "{text}");
+        } else {
+            assert!(
+                text.contains("✗ INACTIVE — revoked 2026-11-24 11:30 by ana@bastion"),
+                "{text}"
+            );
+            assert!(text.contains("customer asked"), "{text}");
+        }
+        assert!(
+            text.contains("alg ES256 · typ at+jwt · kid 3f9c2a71"),
+            "{text}"
+        );
+        assert!(text.contains("(in 3h)"), "{text}");
+        insta::assert_snapshot!(
+            if active {
+                "inspect_active_80x24"
+            } else {
+                "inspect_revoked_80x24"
+            },
+            t.backend()
+        );
+    }
+}

@@ -99,6 +99,14 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             .map_err(msg);
             Loaded::Keys { generation, result }
         }
+        Request::Introspect { jwt } => Loaded::Introspect {
+            result: kw
+                .introspect(Some(actor), &jwt)
+                .await
+                .map(Box::new)
+                .map_err(msg),
+            jwt,
+        },
         Request::SigningKeys { generation } => Loaded::SigningKeys {
             generation,
             result: kw.signing_key_list(actor).await.map_err(msg),

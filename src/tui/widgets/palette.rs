@@ -33,6 +33,11 @@ pub const COMMANDS: &[Command] = &[
         desc: "stations, optionally filtered",
     },
     Command {
+        name: "inspect",
+        arg: "[TOKEN]",
+        desc: "token inspector: verdict, header, claims",
+    },
+    Command {
         name: "keys",
         arg: "",
         desc: "API keys",
