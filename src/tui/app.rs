@@ -500,6 +500,8 @@ pub struct App {
     /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
     pub keys_total: i64,
     pub signing: Small<SigningKeyView>,
+    /// A user the inspector asked to open by id (its email is looked up first).
+    pub open_user: Option<String>,
     pub overlay: Option<Overlay>,
     pub toast: Option<Toast>,
     pub writing: u32,
@@ -546,6 +548,7 @@ impl App {
             keys: Small::default(),
             keys_total: 0,
             signing: Small::default(),
+            open_user: None,
             overlay: None,
             toast: None,
             writing: 0,
@@ -895,6 +898,17 @@ impl App {
                 Vec::new()
             }
             Loaded::UserDetail { id, result } => {
+                if self.open_user.as_deref() == Some(&id) {
+                    self.open_user = None;
+                    match result {
+                        Ok(d) => {
+                            let email = d.user.email.clone();
+                            return self.set_filter(ScreenId::Users, &email);
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                    return Vec::new();
+                }
                 if self.detail_wanted.as_deref() == Some(&id) {
                     match result {
                         Ok(d) => self.detail = Some(*d),
@@ -1703,7 +1717,11 @@ impl App {
             }
             KeyCode::Char('u') => {
                 match answer.as_ref().and_then(|i| i.sub.clone()).or(claim("sub")) {
-                    Some(sub) => self.set_filter(ScreenId::Users, &sub),
+                    Some(sub) if sub.contains('@') => self.set_filter(ScreenId::Users, &sub),
+                    Some(sub) => {
+                        self.open_user = Some(sub.clone());
+                        vec![Effect::Load(Request::UserDetail { id: sub })]
+                    }
                     None => {
                         self.overlay = Some(Overlay::Inspect(ins));
                         Vec::new()

@@ -564,3 +564,31 @@ fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
     assert_eq!(app.screen, ScreenId::Users);
     assert_eq!(page_requests(&fx)[0].1, "alice@example.com");
 }
+
+#[test]
+fn inspector_opens_a_user_named_by_id() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('i'),
+        KeyModifiers::NONE,
+    )));
+    app.update(Action::Paste("a.b.c".into()));
+    let mut i = fixture::introspection(true);
+    i.sub = Some("u0001".into());
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "a.b.c".into(),
+        result: Ok(Box::new(i)),
+    }));
+    let fx = key(&mut app, KeyCode::Char('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::UserDetail { id: "u0001".into() })]
+    );
+    let bob = fixture::users()[1].clone();
+    let fx = app.update(Action::Loaded(Loaded::UserDetail {
+        id: "u0001".into(),
+        result: Ok(Box::new(fixture::detail(&bob))),
+    }));
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx)[0].1, bob.email);
+}

@@ -665,7 +665,7 @@ fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
                     "alg {} · typ {} · kid {}",
                     h("alg"),
                     h("typ"),
-                    h("kid")
+                    trunc(&h("kid"), 13)
                 )),
             ]));
             let c = |k: &str| {
