@@ -403,7 +403,7 @@ pub enum Overlay {
 }
 
 /// The token inspector: a pasted token and what introspection says of it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inspector {
     pub input: tui_input::Input,
     /// Typing into the input (else the keys act on the result).
@@ -411,6 +411,17 @@ pub struct Inspector {
     /// The token the shown (or awaited) answer is about.
     pub asked: Option<String>,
     pub result: Option<Result<Introspection, String>>,
+}
+
+/// A pasted token is a bearer credential: wipe it when the inspector closes.
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.input.value_and_reset().zeroize();
+        if let Some(a) = &mut self.asked {
+            a.zeroize();
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1657,7 +1668,8 @@ impl App {
         self.overlay = Some(Overlay::Inspect(Box::new(Inspector {
             input: jwt.trim().into(),
             editing: true,
-            ..Default::default()
+            asked: None,
+            result: None,
         })));
         if jwt.trim().is_empty() {
             Vec::new()

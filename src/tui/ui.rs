@@ -659,15 +659,17 @@ fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
                     .and_then(|v| v.as_str())
                     .map_or("-".to_string(), safe)
             };
-            lines.push(Line::from(vec![
-                label("Header"),
-                Span::raw(format!(
-                    "alg {} · typ {} · kid {}",
-                    h("alg"),
-                    h("typ"),
-                    trunc(&h("kid"), 13)
-                )),
-            ]));
+            lines.extend(i.header.is_some().then(|| {
+                Line::from(vec![
+                    label("Header"),
+                    Span::raw(format!(
+                        "alg {} · typ {} · kid {}",
+                        h("alg"),
+                        h("typ"),
+                        trunc(&h("kid"), 13)
+                    )),
+                ])
+            }));
             let c = |k: &str| {
                 i.claims.as_ref().and_then(|c| c.get(k)).map(|v| match v {
                     serde_json::Value::String(s) => safe(s),

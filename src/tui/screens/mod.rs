@@ -1,6 +1,5 @@
-//! The screen registry. A screen is one module here plus one entry in [`SCREENS`];
-//! API keys, Developer apps and Signing keys slot in the same way once their services
-//! exist (their number keys 5, 6 and 8 are kept free for them).
+//! The screen registry. A screen is one module here plus one entry in [`SCREENS`].
+//! Developer apps slot in the same way (number key 6 is kept free for it).
 
 pub mod audit;
 pub mod dashboard;
