@@ -17,7 +17,7 @@ use keyward::service::scopes::{RoleView, ScopeView};
 use keyward::service::tokens::Introspection;
 use keyward::store::audit::AuditRow;
 use keyward::store::console::TokenRow;
-use keyward::store::credentials::KeyRow;
+use keyward::store::credentials::{AppRow, ConsentRow, KeyRow};
 use keyward::store::directory::{DomainRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
@@ -120,6 +120,9 @@ pub enum Request {
     SigningKeys {
         generation: u64,
     },
+    Apps {
+        generation: u64,
+    },
     Introspect {
         jwt: String,
     },
@@ -175,6 +178,10 @@ pub enum Loaded {
     SigningKeys {
         generation: u64,
         result: Result<Vec<SigningKeyView>, String>,
+    },
+    Apps {
+        generation: u64,
+        result: Result<(Vec<AppRow>, Vec<ConsentRow>), String>,
     },
     Introspect {
         jwt: String,
@@ -254,6 +261,9 @@ pub enum WriteOp {
         account: String,
     },
     KeyRm {
+        client_id: String,
+    },
+    AppRm {
         client_id: String,
     },
     TokenRevoke {
@@ -511,6 +521,8 @@ pub struct App {
     /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
     pub keys_total: i64,
     pub signing: Small<SigningKeyView>,
+    pub apps: Small<AppRow>,
+    pub consents: Vec<ConsentRow>,
     /// A user the inspector asked to open by id (its email is looked up first).
     pub open_user: Option<String>,
     pub overlay: Option<Overlay>,
@@ -559,6 +571,8 @@ impl App {
             keys: Small::default(),
             keys_total: 0,
             signing: Small::default(),
+            apps: Small::default(),
+            consents: Vec::new(),
             open_user: None,
             overlay: None,
             toast: None,
@@ -586,6 +600,7 @@ impl App {
             || self.operators.loading
             || self.keys.loading
             || self.signing.loading
+            || self.apps.loading
     }
 
     fn domain_id(&self) -> Option<String> {
@@ -661,6 +676,10 @@ impl App {
                 let generation = self.keys.restart();
                 vec![Effect::Load(Request::Keys { generation })]
             }
+            ScreenId::Apps => {
+                let generation = self.apps.restart();
+                vec![Effect::Load(Request::Apps { generation })]
+            }
             ScreenId::SigningKeys => {
                 let generation = self.signing.restart();
                 vec![Effect::Load(Request::SigningKeys { generation })]
@@ -679,6 +698,7 @@ impl App {
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
             ScreenId::Keys => self.keys.loaded || self.keys.loading,
             ScreenId::SigningKeys => self.signing.loaded || self.signing.loading,
+            ScreenId::Apps => self.apps.loaded || self.apps.loading,
         }
     }
 
@@ -702,6 +722,7 @@ impl App {
             ScreenId::Operators,
             ScreenId::Keys,
             ScreenId::SigningKeys,
+            ScreenId::Apps,
         ] {
             if s == self.screen {
                 fx.extend(self.load(s));
@@ -753,6 +774,11 @@ impl App {
                 self.keys.loaded = false;
                 self.keys.generation += 1;
                 self.keys.loading = false;
+            }
+            ScreenId::Apps => {
+                self.apps.loaded = false;
+                self.apps.generation += 1;
+                self.apps.loading = false;
             }
             ScreenId::SigningKeys => {
                 self.signing.loaded = false;
@@ -962,6 +988,20 @@ impl App {
                     && ins.asked.as_deref() == Some(jwt.as_str())
                 {
                     ins.result = Some(result.map(|b| *b));
+                }
+                Vec::new()
+            }
+            Loaded::Apps { generation, result } => {
+                match result {
+                    Ok((apps, consents)) => {
+                        if self.apps.apply(generation, apps) {
+                            self.consents = consents;
+                        }
+                    }
+                    Err(e) => {
+                        self.apps.loading = false;
+                        self.fail(e)
+                    }
                 }
                 Vec::new()
             }
@@ -1181,6 +1221,10 @@ impl App {
                 self.signing.step(d);
                 Vec::new()
             }
+            ScreenId::Apps => {
+                self.apps.step(d);
+                Vec::new()
+            }
             _ => self.on_list(|l| l.move_by(d, view)),
         }
     }
@@ -1241,7 +1285,8 @@ impl App {
                 | ScreenId::Roles
                 | ScreenId::Operators
                 | ScreenId::Keys
-                | ScreenId::SigningKeys => self.step(i64::MIN / 2),
+                | ScreenId::SigningKeys
+                | ScreenId::Apps => self.step(i64::MIN / 2),
                 _ => self.on_list(|l| l.top(view)),
             },
             Cmd::Bottom => match self.screen {
@@ -1249,7 +1294,8 @@ impl App {
                 | ScreenId::Roles
                 | ScreenId::Operators
                 | ScreenId::Keys
-                | ScreenId::SigningKeys => self.step(i64::MAX / 2),
+                | ScreenId::SigningKeys
+                | ScreenId::Apps => self.step(i64::MAX / 2),
                 _ => self.on_list(|l| l.bottom(view)),
             },
             Cmd::Filter => self.on_list(|l| {
@@ -1878,6 +1924,29 @@ impl App {
     }
 
     fn delete(&mut self) -> Vec<Effect> {
+        if self.screen == ScreenId::Apps {
+            if let Some(a) = self.apps.items.get(self.apps.sel) {
+                let consents = self.consents.iter().filter(|c| c.app_id == a.id).count();
+                self.overlay = Some(Overlay::Confirm(Confirm {
+                    title: format!("Remove developer app {}", a.client_id),
+                    lines: vec![
+                        format!(
+                            "{} · owner {} · domain {}",
+                            super::fmt::safe(&a.name),
+                            super::fmt::safe(&a.owner_email),
+                            a.domain
+                        ),
+                        format!(
+                            "Revokes every token issued to it and drops its {consents} consent(s)."
+                        ),
+                    ],
+                    op: WriteOp::AppRm {
+                        client_id: a.client_id.clone(),
+                    },
+                }));
+            }
+            return Vec::new();
+        }
         if self.screen == ScreenId::SigningKeys {
             self.retire_signing_key();
             return Vec::new();
@@ -2112,6 +2181,7 @@ impl App {
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
             "keys" => self.switch(ScreenId::Keys),
+            "apps" => self.switch(ScreenId::Apps),
             "inspect" => self.inspect(arg),
             "signing-keys" => self.switch(ScreenId::SigningKeys),
             "users" => self.set_filter(ScreenId::Users, arg),

@@ -592,3 +592,22 @@ fn inspector_opens_a_user_named_by_id() {
     assert_eq!(app.screen, ScreenId::Users);
     assert_eq!(page_requests(&fx)[0].1, bob.email);
 }
+
+#[test]
+fn removing_an_app_is_for_admins_and_states_its_consents() {
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('x'));
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert!(c.lines.iter().any(|l| l.contains("drops its 1 consent(s)")));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Write(WriteOp::AppRm {
+            client_id: "kwa_51be0c9e".into()
+        })]
+    );
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.overlay.is_none());
+}

@@ -279,6 +279,13 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             }));
         }
     }
+    if screen == ScreenId::Apps {
+        let generation = app.apps.generation;
+        app.update(Action::Loaded(Loaded::Apps {
+            generation,
+            result: Ok(apps()),
+        }));
+    }
     if screen == ScreenId::SigningKeys {
         let generation = app.signing.generation;
         app.update(Action::Loaded(Loaded::SigningKeys {
@@ -423,4 +430,36 @@ pub fn introspection(active: bool) -> keyward::service::tokens::Introspection {
             revoke_reason: (!active).then(|| "customer asked".into()),
         }),
     }
+}
+
+pub fn apps() -> (
+    Vec<keyward::store::credentials::AppRow>,
+    Vec<keyward::store::credentials::ConsentRow>,
+) {
+    let app = keyward::store::credentials::AppRow {
+        id: "a1".into(),
+        domain_id: "d1".into(),
+        domain: "free.example.com".into(),
+        owner_id: "u0002".into(),
+        owner_email: "carol@example.com".into(),
+        client_id: "kwa_51be0c9e".into(),
+        name: "Invoice Sync".into(),
+        secret_hash: String::new(),
+        scopes: "read".into(),
+        redirect_uris: "https://sync.example.net/cb".into(),
+        created_at: NOW - 86_400 * 40,
+        version: 1,
+    };
+    let consent = keyward::store::credentials::ConsentRow {
+        id: "c1".into(),
+        user_id: "u0000".into(),
+        user_email: "alice@example.com".into(),
+        app_id: "a1".into(),
+        app_client_id: "kwa_51be0c9e".into(),
+        app_name: "Invoice Sync".into(),
+        domain_id: "d1".into(),
+        scopes: "read".into(),
+        created_at: NOW - 86_400 * 3,
+    };
+    (vec![app], vec![consent])
 }

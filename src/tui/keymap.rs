@@ -65,6 +65,7 @@ impl On {
                             | ScreenId::Operators
                             | ScreenId::Dashboard
                             | ScreenId::Keys
+                            | ScreenId::Apps
                             | ScreenId::SigningKeys
                     )
             }
@@ -121,6 +122,7 @@ pub static BINDINGS: &[Binding] = &[
             k('3'),
             k('4'),
             k('5'),
+            k('6'),
             k('7'),
             k('8'),
             k('9'),
@@ -411,6 +413,16 @@ pub static BINDINGS: &[Binding] = &[
         desc: "retire",
         cmd: Cmd::Delete,
         need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::Apps]),
+        desc: "remove app (revokes its tokens)",
+        cmd: Cmd::Delete,
+        need: Need::Admin,
         hint: true,
         unavailable: None,
     },

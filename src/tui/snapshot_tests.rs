@@ -38,6 +38,7 @@ fn snapshots_of_every_screen_at_80x24_and_120x40() {
             ScreenId::Audit,
             ScreenId::Keys,
             ScreenId::SigningKeys,
+            ScreenId::Apps,
         ] {
             let app = fixture::app(s, (w, h), OperatorRole::Admin);
             let t = draw(&app, w, h);

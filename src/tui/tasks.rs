@@ -107,6 +107,16 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 .map_err(msg),
             jwt,
         },
+        Request::Apps { generation } => {
+            let result = async {
+                let apps = kw.app_list(actor).await?;
+                let consents = kw.consent_list(actor, None).await?;
+                Ok::<_, keyward::Error>((apps, consents))
+            }
+            .await
+            .map_err(msg);
+            Loaded::Apps { generation, result }
+        }
         Request::SigningKeys { generation } => Loaded::SigningKeys {
             generation,
             result: kw.signing_key_list(actor).await.map_err(msg),
@@ -405,6 +415,10 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
             } => {
                 let o = kw.operator_add(actor, &account, &role, &domains).await?;
                 format!("{} is now a {} operator", o.account, o.role)
+            }
+            WriteOp::AppRm { client_id } => {
+                let n = kw.app_rm(actor, &client_id).await?;
+                format!("removed developer app {client_id}; revoked {n} token(s)")
             }
             WriteOp::KeyRm { client_id } => {
                 let n = kw.key_rm(actor, &client_id).await?;

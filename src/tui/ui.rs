@@ -42,6 +42,7 @@ pub fn render(app: &App, f: &mut Frame) {
         ScreenId::Tokens => screens::tokens::render(app, f, body),
         ScreenId::Operators => screens::operators::render(app, f, body),
         ScreenId::Keys => screens::keys::render(app, f, body),
+        ScreenId::Apps => screens::apps::render(app, f, body),
         ScreenId::SigningKeys => screens::signing::render(app, f, body),
         ScreenId::Audit => screens::audit::render(app, f, body),
     }
@@ -75,7 +76,7 @@ pub fn spinner(app: &App) -> &'static str {
 
 fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    let narrow = area.width < 100;
+    let narrow = area.width < 110;
     let mut spans = vec![];
     if !narrow {
         spans.push(Span::styled(" Keyward ", th.title()));
@@ -87,9 +88,13 @@ fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
             .map_or("all domains".to_string(), |d| d.name.clone());
         spans.push(Span::raw(format!("· {d} ▾ ")));
     }
-    spans.push(Span::styled("│", th.dim()));
-    for d in SCREENS {
-        spans.push(Span::raw(" "));
+    if !narrow {
+        spans.push(Span::styled("│", th.dim()));
+    }
+    for (i, d) in SCREENS.iter().enumerate() {
+        if !narrow || i > 0 {
+            spans.push(Span::raw(" "));
+        }
         let label = format!("{} {}", d.key, if narrow { d.short } else { d.tab });
         if d.id == app.screen {
             spans.push(Span::styled(format!("[{label}]"), th.tab_active()));

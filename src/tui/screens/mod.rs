@@ -1,6 +1,6 @@
 //! The screen registry. A screen is one module here plus one entry in [`SCREENS`].
-//! Developer apps slot in the same way (number key 6 is kept free for it).
 
+pub mod apps;
 pub mod audit;
 pub mod dashboard;
 pub mod keys;
@@ -18,6 +18,7 @@ pub enum ScreenId {
     Roles,
     Stations,
     Keys,
+    Apps,
     Tokens,
     SigningKeys,
     Operators,
@@ -70,7 +71,7 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Stations,
         key: '4',
         tab: "Stations",
-        short: "Stations",
+        short: "Stns",
         title: "Stations",
         list: true,
         sorts: &["created"],
@@ -78,9 +79,18 @@ pub const SCREENS: &[ScreenDef] = &[
     ScreenDef {
         id: ScreenId::Keys,
         key: '5',
-        tab: "API keys",
+        tab: "Keys",
         short: "Keys",
         title: "API keys",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
+        id: ScreenId::Apps,
+        key: '6',
+        tab: "Apps",
+        short: "Apps",
+        title: "Developer apps",
         list: false,
         sorts: &[],
     },
@@ -96,7 +106,7 @@ pub const SCREENS: &[ScreenDef] = &[
     ScreenDef {
         id: ScreenId::SigningKeys,
         key: '8',
-        tab: "Signing keys",
+        tab: "Signing",
         short: "Sign",
         title: "Signing keys",
         list: false,

@@ -38,6 +38,11 @@ pub const COMMANDS: &[Command] = &[
         desc: "token inspector: verdict, header, claims",
     },
     Command {
+        name: "apps",
+        arg: "",
+        desc: "developer apps and their consents",
+    },
+    Command {
         name: "keys",
         arg: "",
         desc: "API keys",
