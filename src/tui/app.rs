@@ -1894,8 +1894,8 @@ impl App {
                 vec![Field::choice(
                     "live tokens",
                     vec![
-                        "refuse: keep it until they expire".into(),
-                        format!("revoke {} token(s) and retire", k.live_tokens),
+                        "refuse (wait for expiry)".into(),
+                        format!("revoke {} and retire", k.live_tokens),
                     ],
                     0,
                 )],
