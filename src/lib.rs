@@ -13,7 +13,6 @@ pub mod service;
 pub mod store;
 pub mod text;
 pub mod token;
-pub mod tui;
 
 pub use error::{Error, Result};
 pub use service::{Actor, Keyward, OsIdentity};

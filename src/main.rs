@@ -2,6 +2,7 @@
 
 mod cli;
 mod server;
+mod tui;
 
 fn main() {
     let cli = cli::parse_args();
@@ -34,7 +35,7 @@ async fn console(url: Option<&str>, js: bool) -> i32 {
         Ok(v) => v,
         Err(f) => return cli::report(&f, js),
     };
-    let out = keyward::tui::run(kw.clone(), actor).await;
+    let out = tui::run(kw.clone(), actor).await;
     kw.db().close().await;
     match out {
         Ok(()) => 0,

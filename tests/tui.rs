@@ -1,168 +1,6 @@
-//! The console's integration tests (one binary): rendering snapshots on a fixed
-//! fixture with ratatui's TestBackend, and end-to-end runs of the real binary in a
-//! pseudo-terminal read through vt100.
-
-use keyward::model::OperatorRole;
-use keyward::tui::app::{Action, App, Info, Loaded};
-use keyward::tui::fixture::{self, NOW};
-use keyward::tui::screens::ScreenId;
-use keyward::tui::ui::render;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-// ---------------------------------------------------------------- snapshots
-
-fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| render(app, f)).unwrap();
-    t
-}
-
-fn screen_text(t: &Terminal<TestBackend>) -> String {
-    t.backend().to_string()
-}
-
-fn press(app: &mut App, c: KeyCode) {
-    app.update(Action::Key(KeyEvent::new(c, KeyModifiers::NONE)));
-}
-
-#[test]
-fn snapshots_of_every_screen_at_80x24_and_120x40() {
-    for (w, h) in [(80u16, 24u16), (120, 40)] {
-        for s in [
-            ScreenId::Dashboard,
-            ScreenId::Users,
-            ScreenId::Roles,
-            ScreenId::Stations,
-            ScreenId::Tokens,
-            ScreenId::Operators,
-            ScreenId::Audit,
-        ] {
-            let app = fixture::app(s, (w, h), OperatorRole::Admin);
-            let t = draw(&app, w, h);
-            insta::assert_snapshot!(format!("{:?}_{w}x{h}", s).to_lowercase(), t.backend());
-        }
-    }
-}
-
-#[test]
-fn snapshots_of_overlays() {
-    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
-    press(&mut app, KeyCode::Char('?'));
-    insta::assert_snapshot!("help_users_support", draw(&app, 80, 24).backend());
-    press(&mut app, KeyCode::Esc);
-    press(&mut app, KeyCode::Char('n'));
-    for c in "bad".chars() {
-        press(&mut app, KeyCode::Char(c));
-    }
-    insta::assert_snapshot!("form_new_user_invalid", draw(&app, 80, 24).backend());
-    press(&mut app, KeyCode::Esc);
-    press(&mut app, KeyCode::Char('x'));
-    insta::assert_snapshot!("confirm_disable", draw(&app, 80, 24).backend());
-    press(&mut app, KeyCode::Esc);
-    press(&mut app, KeyCode::Char(':'));
-    press(&mut app, KeyCode::Char('r'));
-    insta::assert_snapshot!("palette", draw(&app, 80, 24).backend());
-}
-
-#[test]
-fn first_run_dashboard_says_what_to_do() {
-    let mut app = App::new(
-        fixture::actor(OperatorRole::Admin),
-        Info {
-            database: "sqlite /data/keyward.db".into(),
-        },
-        NOW,
-        (80, 24),
-    );
-    app.theme = keyward::tui::theme::Theme::mono();
-    let _ = app.start();
-    let generation = app.dash_generation;
-    app.update(Action::Loaded(Loaded::Dashboard {
-        generation,
-        result: Ok(Default::default()),
-    }));
-    let t = draw(&app, 80, 24);
-    let text = screen_text(&t);
-    assert!(text.contains("no domain yet"), "{text}");
-    assert!(text.contains("create a domain") && text.contains("load demo data"));
-    insta::assert_snapshot!("first_run", t.backend());
-}
-
-#[test]
-fn hostile_names_render_inert() {
-    let app = fixture::app(ScreenId::Dashboard, (120, 40), OperatorRole::Admin);
-    let mut app = app;
-    fixture::feed(&mut app, ScreenId::Users);
-    press(&mut app, KeyCode::Char('j'));
-    press(&mut app, KeyCode::Char('j'));
-    let bob = app.users.selected().cloned().unwrap();
-    app.update(Action::Loaded(Loaded::UserDetail {
-        id: bob.id.clone(),
-        result: Ok(Box::new(fixture::detail(&bob))),
-    }));
-    let t = draw(&app, 120, 40);
-    let text = screen_text(&t);
-    assert!(
-        text.contains(r"Bob \e]0;pwned\x0"),
-        "the list shows it escaped: {text}"
-    );
-    assert!(
-        text.contains(r"name Bob \e]0;pwned\x07\e[2J"),
-        "the detail shows all of it: {text}"
-    );
-    let buf = t.backend().buffer();
-    assert!(
-        buf.content()
-            .iter()
-            .all(|c| !c.symbol().chars().any(|ch| ch.is_control())),
-        "no control character reaches a cell"
-    );
-}
-
-#[test]
-fn disabled_actions_are_dimmed_with_their_reason() {
-    let mut app = fixture::app(ScreenId::Users, (120, 40), OperatorRole::Viewer);
-    let t = draw(&app, 120, 40);
-    let buf = t.backend().buffer().clone();
-    // The hint line still lists R and x for a viewer, dimmed.
-    let hint_y = 38;
-    let line: String = (0..120)
-        .map(|x| buf[(x, hint_y)].symbol().to_string())
-        .collect();
-    assert!(
-        line.contains("R role") && line.contains("x disable/enable"),
-        "{line}"
-    );
-    let x = line.find("R role").unwrap() as u16;
-    assert!(
-        buf[(x, hint_y)]
-            .modifier
-            .contains(ratatui::style::Modifier::DIM)
-    );
-    press(&mut app, KeyCode::Char('?'));
-    let text = screen_text(&draw(&app, 120, 40));
-    assert!(
-        text.contains("ana is a viewer operator; this needs support or admin"),
-        "{text}"
-    );
-}
-
-#[test]
-fn too_small_terminal_gets_a_message() {
-    let app = fixture::app(ScreenId::Users, (60, 20), OperatorRole::Admin);
-    let t = draw(&app, 60, 20);
-    let text = screen_text(&t);
-    assert!(text.contains("enlarge it to at least 80×24"), "{text}");
-    // Resizing back re-lays out.
-    let t = draw(&app, 80, 24);
-    assert!(screen_text(&t).contains("EMAIL"));
-    // Degenerate sizes never panic.
-    for (w, h) in [(1, 1), (0, 0), (79, 24), (80, 23)] {
-        draw(&app, w, h);
-    }
-}
+//! The console's end-to-end tests: the real binary in a pseudo-terminal, read
+//! through vt100. (Rendering snapshots and `update` tests are unit tests in
+//! src/tui.)
 
 // ---------------------------------------------------------------- pseudo-terminal
 
@@ -462,4 +300,37 @@ fn pty_too_small_terminal_and_resize() {
     c.send("q");
     assert!(c.exit());
     assert!(!c.parser.lock().unwrap().screen().alternate_screen());
+}
+
+#[test]
+fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access (4)");
+    // Enter on the first sign-up, Enter creates the key.
+    c.send("\r");
+    c.wait_for("Enable API access");
+    c.send("\r");
+    let s = c.wait_for("Shown only now");
+    assert!(s.contains("client_id") && s.contains("kws_"), "{s}");
+    assert!(s.contains("will not be shown again"), "{s}");
+    let at = s.find("kws_").unwrap();
+    let secret: String = s[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(secret.len() > 16, "{secret}");
+    c.send("\x1b");
+    let s = c.wait("the reveal to close", |s| !s.contains("Shown only now"));
+    assert!(!s.contains("kws_"), "gone from the screen: {s}");
+    c.wait_for("Waiting for API access (3)");
+    c.send("q");
+    assert!(c.exit(), "exit status 0");
+    let p = c.parser.lock().unwrap();
+    assert!(!p.screen().alternate_screen(), "terminal restored");
+    let main = p.screen().contents();
+    assert!(
+        !main.contains("kws_") && !main.contains(&secret[..12]),
+        "{main}"
+    );
 }

@@ -7,15 +7,18 @@ use super::screens::{SCREENS, ScreenId};
 use super::widgets::form::{Field, Form, FormEvent};
 use super::widgets::list::{Cursor, CursorKey, ListRow, PageSpec, Paged, Pos};
 use super::widgets::palette::Palette;
-use crate::Actor;
-use crate::model;
-use crate::service::Need;
-use crate::service::console::Dashboard;
-use crate::service::directory::{OperatorView, UserDetail};
-use crate::service::scopes::{RoleView, ScopeView};
-use crate::store::audit::AuditRow;
-use crate::store::console::TokenRow;
-use crate::store::directory::{DomainRow, StationRow, UserRow};
+use keyward::Actor;
+use keyward::model;
+use keyward::service::Need;
+use keyward::service::console::Dashboard;
+use keyward::service::directory::{OperatorView, UserDetail};
+use keyward::service::keyring::SigningKeyView;
+use keyward::service::scopes::{RoleView, ScopeView};
+use keyward::service::tokens::Introspection;
+use keyward::store::audit::AuditRow;
+use keyward::store::console::TokenRow;
+use keyward::store::credentials::{AppRow, ConsentRow, KeyRow};
+use keyward::store::directory::{DomainRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
 
@@ -27,6 +30,10 @@ pub const DEBOUNCE_TICKS: u64 = 2;
 const TOAST_TICKS: u64 = 80;
 /// Rows of the dashboard's short lists.
 pub const DASH_LIST: i64 = 20;
+/// Keys the API keys screen lists.
+pub const KEYS_SHOWN: i64 = 500;
+/// Deleting a key with at least this many live tokens asks for its name.
+pub const BIG_KEY: i64 = 10;
 /// Users loaded by the demo key.
 pub const DEMO_USERS: u64 = 200;
 
@@ -107,6 +114,22 @@ pub enum Request {
     Operators {
         generation: u64,
     },
+    Keys {
+        generation: u64,
+    },
+    SigningKeys {
+        generation: u64,
+    },
+    Apps {
+        generation: u64,
+    },
+    Introspect {
+        jwt: String,
+    },
+    /// Live tokens of a key, before deleting it.
+    KeyLiveTokens {
+        client_id: String,
+    },
     Domains,
 }
 
@@ -143,6 +166,26 @@ pub enum Loaded {
     Operators {
         generation: u64,
         result: Result<Vec<OperatorView>, String>,
+    },
+    Keys {
+        generation: u64,
+        result: Result<(Vec<KeyRow>, i64), String>,
+    },
+    KeyLiveTokens {
+        client_id: String,
+        result: Result<i64, String>,
+    },
+    SigningKeys {
+        generation: u64,
+        result: Result<Vec<SigningKeyView>, String>,
+    },
+    Apps {
+        generation: u64,
+        result: Result<(Vec<AppRow>, Vec<ConsentRow>), String>,
+    },
+    Introspect {
+        jwt: String,
+        result: Result<Box<Introspection>, String>,
     },
     Domains(Result<Vec<DomainRow>, String>),
 }
@@ -217,15 +260,83 @@ pub enum WriteOp {
     OperatorRm {
         account: String,
     },
+    KeyRm {
+        client_id: String,
+    },
+    AppRm {
+        client_id: String,
+    },
+    TokenRevoke {
+        jti: String,
+        reason: Option<String>,
+    },
+    SigningRotate {
+        alg: String,
+    },
+    SigningRetire {
+        kid: String,
+        revoke_tokens: bool,
+    },
     Demo {
         users: u64,
     },
+}
+
+/// What the "Enable API access" dialog issues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueOp {
+    /// Issue a token instead of an API key.
+    pub token: bool,
+    pub user_id: String,
+    pub email: String,
+    pub domain: String,
+    /// `None`: the role's own scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Key expiry or token lifetime; `None`: the default.
+    pub expires: Option<String>,
+}
+
+/// A secret on its way to the screen once: wiped from memory when dropped, never
+/// printed by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub zeroize::Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(zeroize::Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// A newly issued credential, shown once by the reveal dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reveal {
+    pub email: String,
+    /// `Some` for an API key; `None` for a token.
+    pub client_id: Option<String>,
+    pub secret: Secret,
+    pub scope: String,
+    /// "expires 2027-02-21" / "expires in 1 h".
+    pub expiry: String,
+    /// Whether `c` copied it.
+    pub copied: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Load(Request),
     Write(WriteOp),
+    Issue(IssueOp),
+    /// Put the text on the terminal's clipboard (OSC 52).
+    Clipboard(Secret),
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +347,7 @@ pub enum Action {
     Tick { now: i64 },
     Loaded(Loaded),
     Wrote(Result<String, String>),
+    Issued(Result<Box<Reveal>, String>),
 }
 
 #[derive(Debug, Clone)]
@@ -243,12 +355,36 @@ pub enum FormKind {
     NewDomain,
     NewUser,
     NewStation,
-    ChangeRole { id: String, email: String },
+    ChangeRole {
+        id: String,
+        email: String,
+    },
     NewRole,
     NewScope,
-    Grant { role: String },
-    Revoke { role: String, users: i64 },
+    Grant {
+        role: String,
+    },
+    Revoke {
+        role: String,
+        users: i64,
+    },
     NewOperator,
+    EnableApi {
+        user_id: String,
+        email: String,
+        domain: String,
+    },
+    KeyRm {
+        client_id: String,
+        name: String,
+    },
+    SigningRotate,
+    SigningRetire {
+        kid: String,
+    },
+    TokenRevoke {
+        jti: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -262,10 +398,40 @@ pub struct Confirm {
 pub enum Overlay {
     Help,
     Palette(Palette),
-    DomainPicker { sel: usize },
-    Form { kind: FormKind, form: Form },
+    DomainPicker {
+        sel: usize,
+    },
+    Form {
+        kind: FormKind,
+        form: Form,
+    },
     Confirm(Confirm),
     Error(String),
+    /// A secret shown once; closing drops (and so wipes) it.
+    Reveal(Box<Reveal>),
+    Inspect(Box<Inspector>),
+}
+
+/// The token inspector: a pasted token and what introspection says of it.
+#[derive(Debug, Clone)]
+pub struct Inspector {
+    pub input: tui_input::Input,
+    /// Typing into the input (else the keys act on the result).
+    pub editing: bool,
+    /// The token the shown (or awaited) answer is about.
+    pub asked: Option<String>,
+    pub result: Option<Result<Introspection, String>>,
+}
+
+/// A pasted token is a bearer credential: wipe it when the inspector closes.
+impl Drop for Inspector {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.input.value_and_reset().zeroize();
+        if let Some(a) = &mut self.asked {
+            a.zeroize();
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +517,14 @@ pub struct App {
     pub pane: usize,
     pub scope_sel: usize,
     pub operators: Small<OperatorView>,
+    pub keys: Small<KeyRow>,
+    /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
+    pub keys_total: i64,
+    pub signing: Small<SigningKeyView>,
+    pub apps: Small<AppRow>,
+    pub consents: Vec<ConsentRow>,
+    /// A user the inspector asked to open by id (its email is looked up first).
+    pub open_user: Option<String>,
     pub overlay: Option<Overlay>,
     pub toast: Option<Toast>,
     pub writing: u32,
@@ -394,6 +568,12 @@ impl App {
             pane: 0,
             scope_sel: 0,
             operators: Small::default(),
+            keys: Small::default(),
+            keys_total: 0,
+            signing: Small::default(),
+            apps: Small::default(),
+            consents: Vec::new(),
+            open_user: None,
             overlay: None,
             toast: None,
             writing: 0,
@@ -418,20 +598,9 @@ impl App {
             || self.audit.loading()
             || self.roles.loading
             || self.operators.loading
-    }
-
-    /// Whether the current screen is waiting for data.
-    pub fn screen_busy(&self) -> bool {
-        self.writing > 0
-            || match self.screen {
-                ScreenId::Dashboard => self.dash_loading,
-                ScreenId::Users => self.users.loading(),
-                ScreenId::Stations => self.stations.loading(),
-                ScreenId::Tokens => self.tokens.loading(),
-                ScreenId::Audit => self.audit.loading(),
-                ScreenId::Roles => self.roles.loading,
-                ScreenId::Operators => self.operators.loading,
-            }
+            || self.keys.loading
+            || self.signing.loading
+            || self.apps.loading
     }
 
     fn domain_id(&self) -> Option<String> {
@@ -503,6 +672,18 @@ impl App {
                 let generation = self.operators.restart();
                 vec![Effect::Load(Request::Operators { generation })]
             }
+            ScreenId::Keys => {
+                let generation = self.keys.restart();
+                vec![Effect::Load(Request::Keys { generation })]
+            }
+            ScreenId::Apps => {
+                let generation = self.apps.restart();
+                vec![Effect::Load(Request::Apps { generation })]
+            }
+            ScreenId::SigningKeys => {
+                let generation = self.signing.restart();
+                vec![Effect::Load(Request::SigningKeys { generation })]
+            }
         }
     }
 
@@ -515,6 +696,9 @@ impl App {
             ScreenId::Audit => self.audit.loaded || self.audit.loading(),
             ScreenId::Roles => self.roles.loaded || self.roles.loading,
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
+            ScreenId::Keys => self.keys.loaded || self.keys.loading,
+            ScreenId::SigningKeys => self.signing.loaded || self.signing.loading,
+            ScreenId::Apps => self.apps.loaded || self.apps.loading,
         }
     }
 
@@ -536,6 +720,9 @@ impl App {
             ScreenId::Tokens,
             ScreenId::Audit,
             ScreenId::Operators,
+            ScreenId::Keys,
+            ScreenId::SigningKeys,
+            ScreenId::Apps,
         ] {
             if s == self.screen {
                 fx.extend(self.load(s));
@@ -582,6 +769,21 @@ impl App {
                 self.operators.loaded = false;
                 self.operators.generation += 1;
                 self.operators.loading = false;
+            }
+            ScreenId::Keys => {
+                self.keys.loaded = false;
+                self.keys.generation += 1;
+                self.keys.loading = false;
+            }
+            ScreenId::Apps => {
+                self.apps.loaded = false;
+                self.apps.generation += 1;
+                self.apps.loading = false;
+            }
+            ScreenId::SigningKeys => {
+                self.signing.loaded = false;
+                self.signing.generation += 1;
+                self.signing.loading = false;
             }
             _ => {}
         }
@@ -645,6 +847,19 @@ impl App {
                 fx
             }
             Action::Loaded(l) => self.loaded_data(l),
+            Action::Issued(r) => {
+                self.writing = self.writing.saturating_sub(1);
+                match r {
+                    Ok(rv) => {
+                        self.overlay = Some(Overlay::Reveal(rv));
+                        self.reload_all()
+                    }
+                    Err(e) => {
+                        self.fail(e);
+                        Vec::new()
+                    }
+                }
+            }
             Action::Wrote(r) => {
                 self.writing = self.writing.saturating_sub(1);
                 match r {
@@ -720,6 +935,17 @@ impl App {
                 Vec::new()
             }
             Loaded::UserDetail { id, result } => {
+                if self.open_user.as_deref() == Some(&id) {
+                    self.open_user = None;
+                    match result {
+                        Ok(d) => {
+                            let email = d.user.email.clone();
+                            return self.set_filter(ScreenId::Users, &email);
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                    return Vec::new();
+                }
                 if self.detail_wanted.as_deref() == Some(&id) {
                     match result {
                         Ok(d) => self.detail = Some(*d),
@@ -740,6 +966,61 @@ impl App {
                         self.roles.loading = false;
                         self.fail(e)
                     }
+                }
+                Vec::new()
+            }
+            Loaded::Keys { generation, result } => {
+                match result {
+                    Ok((keys, total)) => {
+                        if self.keys.apply(generation, keys) {
+                            self.keys_total = total;
+                        }
+                    }
+                    Err(e) => {
+                        self.keys.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::Introspect { jwt, result } => {
+                if let Some(Overlay::Inspect(ins)) = &mut self.overlay
+                    && ins.asked.as_deref() == Some(jwt.as_str())
+                {
+                    ins.result = Some(result.map(|b| *b));
+                }
+                Vec::new()
+            }
+            Loaded::Apps { generation, result } => {
+                match result {
+                    Ok((apps, consents)) => {
+                        if self.apps.apply(generation, apps) {
+                            self.consents = consents;
+                        }
+                    }
+                    Err(e) => {
+                        self.apps.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::SigningKeys { generation, result } => {
+                match result {
+                    Ok(ks) => {
+                        self.signing.apply(generation, ks);
+                    }
+                    Err(e) => {
+                        self.signing.loading = false;
+                        self.fail(e)
+                    }
+                }
+                Vec::new()
+            }
+            Loaded::KeyLiveTokens { client_id, result } => {
+                match result {
+                    Ok(n) => self.confirm_key_rm(&client_id, n),
+                    Err(e) => self.fail(e),
                 }
                 Vec::new()
             }
@@ -773,6 +1054,13 @@ impl App {
     }
 
     fn paste(&mut self, s: &str) -> Vec<Effect> {
+        if let Some(Overlay::Inspect(ins)) = &mut self.overlay {
+            // A pasted token replaces the input and is inspected at once.
+            let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+            ins.input = clean.trim().into();
+            ins.editing = true;
+            return self.inspect_submit();
+        }
         let mut fx = Vec::new();
         for c in s.chars().filter(|c| !c.is_control()) {
             fx.extend(self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
@@ -925,6 +1213,18 @@ impl App {
                 self.operators.step(d);
                 Vec::new()
             }
+            ScreenId::Keys => {
+                self.keys.step(d);
+                Vec::new()
+            }
+            ScreenId::SigningKeys => {
+                self.signing.step(d);
+                Vec::new()
+            }
+            ScreenId::Apps => {
+                self.apps.step(d);
+                Vec::new()
+            }
             _ => self.on_list(|l| l.move_by(d, view)),
         }
     }
@@ -947,7 +1247,6 @@ impl App {
                     self.switch(ScreenId::Dashboard)
                 }
             }
-            Cmd::Screen(s) => self.switch(s),
             Cmd::Jump => Vec::new(),
             Cmd::NextScreen | Cmd::PrevScreen => {
                 let n = SCREENS.len();
@@ -982,15 +1281,21 @@ impl App {
             Cmd::PageUp => self.step(-view),
             Cmd::PageDown => self.step(view),
             Cmd::Top => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
-                    self.step(i64::MIN / 2)
-                }
+                ScreenId::Dashboard
+                | ScreenId::Roles
+                | ScreenId::Operators
+                | ScreenId::Keys
+                | ScreenId::SigningKeys
+                | ScreenId::Apps => self.step(i64::MIN / 2),
                 _ => self.on_list(|l| l.top(view)),
             },
             Cmd::Bottom => match self.screen {
-                ScreenId::Dashboard | ScreenId::Roles | ScreenId::Operators => {
-                    self.step(i64::MAX / 2)
-                }
+                ScreenId::Dashboard
+                | ScreenId::Roles
+                | ScreenId::Operators
+                | ScreenId::Keys
+                | ScreenId::SigningKeys
+                | ScreenId::Apps => self.step(i64::MAX / 2),
                 _ => self.on_list(|l| l.bottom(view)),
             },
             Cmd::Filter => self.on_list(|l| {
@@ -1052,7 +1357,10 @@ impl App {
                 }));
                 Vec::new()
             }
-            Cmd::EnableApi | Cmd::Mint | Cmd::NewKey | Cmd::Revoke | Cmd::Inspect => Vec::new(),
+            Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
+            Cmd::Mint => self.enable_api(true),
+            Cmd::Revoke => self.revoke_token(),
+            Cmd::Inspect => self.inspect(""),
         }
     }
 
@@ -1105,19 +1413,72 @@ impl App {
         self.page(screen, spec)
     }
 
+    /// Enter on a waiting sign-up: the support flow.
     fn open(&mut self) -> Vec<Effect> {
         if self.screen != ScreenId::Dashboard {
             return Vec::new();
         }
-        let Some(u) = self
-            .dash
-            .as_ref()
-            .and_then(|d| d.pending_users.get(self.dash_sel))
-        else {
+        if self.actor.require(Need::Support).is_err() {
+            let Some(u) = self
+                .dash
+                .as_ref()
+                .and_then(|d| d.pending_users.get(self.dash_sel))
+            else {
+                return Vec::new();
+            };
+            let email = u.email.clone();
+            return self.set_filter(ScreenId::Users, &email);
+        }
+        self.enable_api(false)
+    }
+
+    /// The user the support flow is about: the selected sign-up on the Dashboard,
+    /// the selected user on Users.
+    fn support_target(&self) -> Option<&UserRow> {
+        match self.screen {
+            ScreenId::Dashboard => self
+                .dash
+                .as_ref()
+                .and_then(|d| d.pending_users.get(self.dash_sel)),
+            ScreenId::Users => self.users.selected(),
+            _ => None,
+        }
+    }
+
+    /// "Enable API access": key or token, scopes limited to the role's, expiry.
+    fn enable_api(&mut self, token: bool) -> Vec<Effect> {
+        let Some(u) = self.support_target() else {
             return Vec::new();
         };
-        let email = u.email.clone();
-        self.set_filter(ScreenId::Users, &email)
+        let role = self.roles.items.iter().find(|r| r.name == u.role);
+        let allowed: Vec<String> = role.map(|r| r.effective_scopes.clone()).unwrap_or_default();
+        let options: Vec<(String, bool)> = allowed.iter().map(|s| (s.clone(), true)).collect();
+        let note = if allowed.is_empty() {
+            format!("role {} allows no scope", u.role)
+        } else {
+            format!("role {} allows: {}", u.role, allowed.join(" "))
+        };
+        let mut form = Form::new(
+            format!("Enable API access · {}", super::fmt::safe(&u.email)),
+            vec![
+                Field::choice(
+                    "issue",
+                    vec!["API key".into(), "token".into()],
+                    usize::from(token),
+                ),
+                Field::checks("scopes", options).with_note(note),
+                Field::text("expires", if token { "" } else { "90d" })
+                    .with_note("e.g. 90d or 1h · empty = default"),
+            ],
+        );
+        form.intro = Some("Issue an API key (client id + secret) or a token".into());
+        let kind = FormKind::EnableApi {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+            domain: u.domain.clone(),
+        };
+        self.overlay = Some(Overlay::Form { kind, form });
+        Vec::new()
     }
 
     fn domain_names(&self) -> Vec<String> {
@@ -1209,6 +1570,22 @@ impl App {
                     ],
                 ),
             ),
+            ScreenId::SigningKeys => (
+                FormKind::SigningRotate,
+                Form::new(
+                    "Rotate the signing key",
+                    vec![
+                        Field::choice(
+                            "alg",
+                            ["ES256", "EdDSA", "RS256", "HS256"]
+                                .map(String::from)
+                                .to_vec(),
+                            0,
+                        )
+                        .with_note("HS256: shared secret, never published"),
+                    ],
+                ),
+            ),
             ScreenId::Operators => (
                 FormKind::NewOperator,
                 Form::new(
@@ -1291,7 +1668,297 @@ impl App {
         Vec::new()
     }
 
+    /// Deleting a key: the confirmation says how many live tokens it revokes; when
+    /// that is many, the key's name has to be typed.
+    fn confirm_key_rm(&mut self, client_id: &str, live: i64) {
+        let Some(k) = self.keys.items.iter().find(|k| k.client_id == client_id) else {
+            return;
+        };
+        let title = format!("Delete API key {}", k.client_id);
+        let mut lines = vec![
+            format!(
+                "{} · owner {} · domain {}",
+                super::fmt::safe(&k.name),
+                super::fmt::safe(&k.user_email),
+                k.domain
+            ),
+            format!("This revokes {live} active token(s) issued with it."),
+            "Clients using it can no longer get tokens.".into(),
+        ];
+        if live >= BIG_KEY {
+            let mut form = Form::new(
+                title,
+                vec![Field::text("key name", "").with_note("type it to confirm")],
+            );
+            form.intro = Some(lines.remove(1));
+            self.overlay = Some(Overlay::Form {
+                kind: FormKind::KeyRm {
+                    client_id: k.client_id.clone(),
+                    name: k.name.clone(),
+                },
+                form,
+            });
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title,
+                lines,
+                op: WriteOp::KeyRm {
+                    client_id: k.client_id.clone(),
+                },
+            }));
+        }
+    }
+
+    /// Opens the token inspector, inspecting `jwt` at once when given.
+    fn inspect(&mut self, jwt: &str) -> Vec<Effect> {
+        self.overlay = Some(Overlay::Inspect(Box::new(Inspector {
+            input: jwt.trim().into(),
+            editing: true,
+            asked: None,
+            result: None,
+        })));
+        if jwt.trim().is_empty() {
+            Vec::new()
+        } else {
+            self.inspect_submit()
+        }
+    }
+
+    fn inspect_submit(&mut self) -> Vec<Effect> {
+        let Some(Overlay::Inspect(ins)) = &mut self.overlay else {
+            return Vec::new();
+        };
+        let jwt = ins.input.value().trim().to_string();
+        if jwt.is_empty() {
+            return Vec::new();
+        }
+        ins.editing = false;
+        ins.asked = Some(jwt.clone());
+        ins.result = None;
+        vec![Effect::Load(Request::Introspect { jwt })]
+    }
+
+    fn inspector_key(&mut self, mut ins: Box<Inspector>, k: KeyEvent) -> Vec<Effect> {
+        if ins.editing {
+            match k.code {
+                KeyCode::Esc => return Vec::new(),
+                KeyCode::Enter => {
+                    self.overlay = Some(Overlay::Inspect(ins));
+                    return self.inspect_submit();
+                }
+                _ => {
+                    ins.input.handle_event(&Event::Key(k));
+                }
+            }
+            self.overlay = Some(Overlay::Inspect(ins));
+            return Vec::new();
+        }
+        let answer = match &ins.result {
+            Some(Ok(i)) => Some(i.clone()),
+            _ => None,
+        };
+        let claim = |name: &str| {
+            answer
+                .as_ref()
+                .and_then(|i| i.claims.as_ref())
+                .and_then(|c| c.get(name))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
+            KeyCode::Char('e') | KeyCode::Char('/') => {
+                ins.editing = true;
+                ins.input.reset();
+                self.overlay = Some(Overlay::Inspect(ins));
+                Vec::new()
+            }
+            KeyCode::Char('u') => {
+                match answer.as_ref().and_then(|i| i.sub.clone()).or(claim("sub")) {
+                    Some(sub) if sub.contains('@') => self.set_filter(ScreenId::Users, &sub),
+                    Some(sub) => {
+                        self.open_user = Some(sub.clone());
+                        vec![Effect::Load(Request::UserDetail { id: sub })]
+                    }
+                    None => {
+                        self.overlay = Some(Overlay::Inspect(ins));
+                        Vec::new()
+                    }
+                }
+            }
+            KeyCode::Char('k') => {
+                let cid = answer
+                    .as_ref()
+                    .and_then(|i| i.client_id.clone())
+                    .or(claim("client_id"));
+                let fx = self.switch(ScreenId::Keys);
+                if let Some(i) =
+                    cid.and_then(|c| self.keys.items.iter().position(|k| k.client_id == c))
+                {
+                    self.keys.sel = i;
+                }
+                fx
+            }
+            KeyCode::Char('r') => {
+                let rec = answer.as_ref().and_then(|i| i.record.clone());
+                match rec {
+                    Some(r)
+                        if r.revoked_at.is_none() && self.actor.require(Need::Support).is_ok() =>
+                    {
+                        let mut form = Form::new(
+                            format!("Revoke token {}", r.jti),
+                            vec![
+                                Field::text("reason", "")
+                                    .with_note("optional, kept in the audit log"),
+                            ],
+                        );
+                        form.intro = Some("It stops working at once.".into());
+                        self.overlay = Some(Overlay::Form {
+                            kind: FormKind::TokenRevoke { jti: r.jti },
+                            form,
+                        });
+                    }
+                    Some(r) if r.revoked_at.is_some() => {
+                        self.toast("already revoked");
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                    Some(_) => {
+                        let why = self.disabled(Need::Support, None).unwrap_or_default();
+                        self.toast(why);
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                    None => {
+                        self.toast("no record of this token here: nothing to revoke");
+                        self.overlay = Some(Overlay::Inspect(ins));
+                    }
+                }
+                Vec::new()
+            }
+            _ => {
+                self.overlay = Some(Overlay::Inspect(ins));
+                Vec::new()
+            }
+        }
+    }
+
+    /// `r` on Tokens: revoke the selected token, with an optional reason.
+    fn revoke_token(&mut self) -> Vec<Effect> {
+        let Some(t) = self.tokens.selected() else {
+            return Vec::new();
+        };
+        if let Some(at) = t.revoked_at {
+            let msg = format!("{} was already revoked {}", t.jti, super::fmt::datetime(at));
+            self.toast(msg);
+            return Vec::new();
+        }
+        if t.expires_at <= self.now {
+            let msg = format!("{} has already expired", t.jti);
+            self.toast(msg);
+            return Vec::new();
+        }
+        let mut form = Form::new(
+            format!("Revoke token {}", t.jti),
+            vec![Field::text("reason", "").with_note("optional, kept in the audit log")],
+        );
+        form.intro = Some(format!(
+            "{} · scope {} · expires in {}; it stops working at once.",
+            super::fmt::safe(&t.user_email),
+            super::fmt::safe(&t.scopes),
+            super::fmt::span(t.expires_at - self.now)
+        ));
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::TokenRevoke { jti: t.jti.clone() },
+            form,
+        });
+        Vec::new()
+    }
+
+    /// Retiring a signing key: refused for the active one; with live tokens, the
+    /// choice between waiting for them to expire and revoking them.
+    fn retire_signing_key(&mut self) {
+        let Some(k) = self.signing.items.get(self.signing.sel) else {
+            return;
+        };
+        if k.status == "active" {
+            let msg = format!(
+                "{} is the active signing key: rotate first (n), then retire it",
+                k.kid
+            );
+            self.fail(msg);
+            return;
+        }
+        let title = format!("Retire signing key {}", k.kid);
+        if k.live_tokens > 0 {
+            let mut form = Form::new(
+                title,
+                vec![Field::choice(
+                    "live tokens",
+                    vec![
+                        "refuse (wait for expiry)".into(),
+                        format!("revoke {} and retire", k.live_tokens),
+                    ],
+                    0,
+                )],
+            );
+            form.intro = Some(format!(
+                "{} unexpired token(s) are signed by it; retiring it breaks them.",
+                k.live_tokens
+            ));
+            self.overlay = Some(Overlay::Form {
+                kind: FormKind::SigningRetire { kid: k.kid.clone() },
+                form,
+            });
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirm {
+                title,
+                lines: vec![
+                    format!("{} ({}) signs no live token.", k.kid, k.alg),
+                    "It leaves the JWK Set; tokens it signed no longer verify.".into(),
+                ],
+                op: WriteOp::SigningRetire {
+                    kid: k.kid.clone(),
+                    revoke_tokens: false,
+                },
+            }));
+        }
+    }
+
     fn delete(&mut self) -> Vec<Effect> {
+        if self.screen == ScreenId::Apps {
+            if let Some(a) = self.apps.items.get(self.apps.sel) {
+                let consents = self.consents.iter().filter(|c| c.app_id == a.id).count();
+                self.overlay = Some(Overlay::Confirm(Confirm {
+                    title: format!("Remove developer app {}", a.client_id),
+                    lines: vec![
+                        format!(
+                            "{} · owner {} · domain {}",
+                            super::fmt::safe(&a.name),
+                            super::fmt::safe(&a.owner_email),
+                            a.domain
+                        ),
+                        format!(
+                            "Revokes every token issued to it and drops its {consents} consent(s)."
+                        ),
+                    ],
+                    op: WriteOp::AppRm {
+                        client_id: a.client_id.clone(),
+                    },
+                }));
+            }
+            return Vec::new();
+        }
+        if self.screen == ScreenId::SigningKeys {
+            self.retire_signing_key();
+            return Vec::new();
+        }
+        if self.screen == ScreenId::Keys {
+            return match self.keys.items.get(self.keys.sel) {
+                Some(k) => vec![Effect::Load(Request::KeyLiveTokens {
+                    client_id: k.client_id.clone(),
+                })],
+                None => Vec::new(),
+            };
+        }
         let confirm = match self.screen {
             ScreenId::Stations => self.stations.selected().map(|s| Confirm {
                 title: format!("Remove station {}", super::fmt::safe(&s.name)),
@@ -1395,6 +2062,18 @@ impl App {
     fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
         match ov {
             Overlay::Help | Overlay::Error(_) => Vec::new(),
+            Overlay::Inspect(ins) => self.inspector_key(ins, k),
+            // Any other key closes it; dropping the overlay wipes the secret.
+            Overlay::Reveal(mut rv) => match k.code {
+                KeyCode::Char('c') => {
+                    rv.copied = true;
+                    let secret = rv.secret.clone();
+                    self.overlay = Some(Overlay::Reveal(rv));
+                    self.toast("secret copied (OSC 52); tmux/screen may keep a copy");
+                    vec![Effect::Clipboard(secret)]
+                }
+                _ => Vec::new(),
+            },
             Overlay::Confirm(c) => match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.writing += 1;
@@ -1467,6 +2146,10 @@ impl App {
                         return Vec::new();
                     }
                     match submit(&kind, &form, self.domain.as_ref()) {
+                        Submit::Issue(op) => {
+                            self.writing += 1;
+                            vec![Effect::Issue(op)]
+                        }
                         Submit::Write(op) => {
                             self.writing += 1;
                             vec![Effect::Write(op)]
@@ -1497,6 +2180,10 @@ impl App {
             "dashboard" => self.switch(ScreenId::Dashboard),
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
+            "keys" => self.switch(ScreenId::Keys),
+            "apps" => self.switch(ScreenId::Apps),
+            "inspect" => self.inspect(arg),
+            "signing-keys" => self.switch(ScreenId::SigningKeys),
             "users" => self.set_filter(ScreenId::Users, arg),
             "stations" => self.set_filter(ScreenId::Stations, arg),
             "tokens" => self.set_filter(ScreenId::Tokens, arg),
@@ -1589,13 +2276,14 @@ impl<R: ListRow> ListOps for Paged<R> {
 enum Submit {
     Write(WriteOp),
     Confirm(Confirm),
+    Issue(IssueOp),
 }
 
 fn opt(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
 
-fn err<T>(r: crate::Result<T>) -> Option<String> {
+fn err<T>(r: keyward::Result<T>) -> Option<String> {
     r.err().map(|e| e.to_string())
 }
 
@@ -1693,6 +2381,45 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
         FormKind::NewOperator => {
             errors.push(("account", err(model::OsAccount::parse(&v(form, "account")))));
         }
+        FormKind::TokenRevoke { .. } => {
+            let r = v(form, "reason");
+            errors.push((
+                "reason",
+                if r.is_empty() {
+                    None
+                } else {
+                    err(model::Description::parse(&r))
+                },
+            ));
+        }
+        FormKind::SigningRotate | FormKind::SigningRetire { .. } => {}
+        FormKind::KeyRm { name, .. } => {
+            errors.push((
+                "key name",
+                (v(form, "key name") != *name).then(|| format!("type {name:?} to delete it")),
+            ));
+        }
+        FormKind::EnableApi { .. } => {
+            let none = form.field("scopes").is_some_and(|f| match &f.kind {
+                super::widgets::form::FieldKind::Checks { options, .. } => {
+                    !options.is_empty() && f.checked().is_empty()
+                }
+                _ => false,
+            });
+            errors.push((
+                "scopes",
+                none.then(|| "tick at least one scope (space)".into()),
+            ));
+            let e = v(form, "expires");
+            errors.push((
+                "expires",
+                if e.is_empty() {
+                    None
+                } else {
+                    err(model::Ttl::parse("expires", &e))
+                },
+            ));
+        }
     }
     for (label, e) in errors {
         if let Some(f) = form.fields.iter_mut().find(|f| f.label == label) {
@@ -1760,5 +2487,47 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             role: v("role"),
             domains: checked("domains"),
         },
+        FormKind::KeyRm { client_id, .. } => WriteOp::KeyRm {
+            client_id: client_id.clone(),
+        },
+        FormKind::SigningRotate => {
+            let alg = v("alg");
+            return Submit::Confirm(Confirm {
+                title: format!("Rotate to a new {alg} signing key"),
+                lines: vec![
+                    "New tokens are signed with the new key; the current one keeps".into(),
+                    "verifying the tokens it signed until you retire it.".into(),
+                ],
+                op: WriteOp::SigningRotate { alg },
+            });
+        }
+        FormKind::TokenRevoke { jti } => WriteOp::TokenRevoke {
+            jti: jti.clone(),
+            reason: opt(v("reason")),
+        },
+        FormKind::SigningRetire { kid } => WriteOp::SigningRetire {
+            kid: kid.clone(),
+            revoke_tokens: v("live tokens").starts_with("revoke"),
+        },
+        FormKind::EnableApi {
+            user_id,
+            email,
+            domain,
+        } => {
+            let all = match form.field("scopes").map(|f| &f.kind) {
+                Some(super::widgets::form::FieldKind::Checks { options, .. }) => {
+                    options.iter().all(|(_, on)| *on)
+                }
+                _ => true,
+            };
+            return Submit::Issue(IssueOp {
+                token: v("issue") == "token",
+                user_id: user_id.clone(),
+                email: email.clone(),
+                domain: domain.clone(),
+                scopes: if all { None } else { Some(checked("scopes")) },
+                expires: opt(v("expires")),
+            });
+        }
     })
 }

@@ -5,7 +5,7 @@ use super::app::{Action, Effect, Loaded, Overlay, Request, Rows, WriteOp};
 use super::fixture::{self, NOW};
 use super::screens::ScreenId;
 use super::widgets::list::Pos;
-use crate::model::OperatorRole;
+use keyward::model::OperatorRole;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn key(app: &mut super::app::App, c: KeyCode) -> Vec<Effect> {
@@ -306,10 +306,308 @@ fn domain_filter_reloads_every_screen() {
 }
 
 #[test]
-fn enter_on_a_waiting_signup_opens_the_user() {
-    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+fn enter_on_a_waiting_signup_opens_the_user_for_a_viewer() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Viewer);
     key(&mut app, KeyCode::Char('j'));
     let fx = key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, ScreenId::Users);
     assert_eq!(page_requests(&fx)[0].1, "bob@example.com");
+}
+
+/// The support flow from the Dashboard: select the sign-up, Enter, Enter.
+#[test]
+fn support_flow_reaches_the_reveal_dialog_within_ten_keys() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    let mut keys = 0;
+    let mut press = |app: &mut super::app::App, c| {
+        keys += 1;
+        key(app, c)
+    };
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("Enable API access opens")
+    };
+    assert!(form.title.contains("Enable API access · bob@example.com"));
+    assert_eq!(form.value("issue"), "API key");
+    let bob = &fixture::dashboard().pending_users[1];
+    let allowed = fixture::roles()
+        .into_iter()
+        .find(|r| r.name == bob.role)
+        .unwrap()
+        .effective_scopes;
+    assert_eq!(
+        form.field("scopes").unwrap().checked(),
+        allowed,
+        "pre-filled with, and limited to, the role's scopes"
+    );
+    let fx = press(&mut app, KeyCode::Enter);
+    let [Effect::Issue(op)] = fx.as_slice() else {
+        panic!("one issue effect: {fx:?}")
+    };
+    assert!(!op.token);
+    assert_eq!(op.email, "bob@example.com");
+    assert_eq!(op.scopes, None, "every allowed scope: the role's own");
+    assert_eq!(op.expires.as_deref(), Some("90d"));
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    assert!(matches!(app.overlay, Some(Overlay::Reveal(_))));
+    assert!(keys <= 10, "{keys} keys");
+}
+
+#[test]
+fn enable_api_form_validates_scopes_and_expiry_and_can_mint() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('t'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("t opens the dialog")
+    };
+    assert_eq!(form.value("issue"), "token");
+    // Untick every scope, then a bad lifetime: Enter refuses.
+    key(&mut app, KeyCode::Tab);
+    let n = match &app.overlay {
+        Some(Overlay::Form { form, .. }) => form.field("scopes").unwrap().checked().len(),
+        _ => 0,
+    };
+    for i in 0..n {
+        if i > 0 {
+            key(&mut app, KeyCode::Right);
+        }
+        key(&mut app, KeyCode::Char(' '));
+    }
+    key(&mut app, KeyCode::Tab);
+    chars(&mut app, "soon");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty());
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("still open")
+    };
+    assert!(form.field("scopes").unwrap().error.is_some());
+    assert!(form.field("expires").unwrap().error.is_some());
+    // A viewer may not.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Viewer);
+    key(&mut app, KeyCode::Char('a'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}
+
+#[test]
+fn reveal_copies_with_osc52_and_is_wiped_on_close() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    let fx = key(&mut app, KeyCode::Char('c'));
+    match fx.as_slice() {
+        [Effect::Clipboard(s)] => assert!(s.expose().starts_with("kws_")),
+        _ => panic!("{fx:?}"),
+    }
+    assert!(matches!(&app.overlay, Some(Overlay::Reveal(r)) if r.copied));
+    assert!(!format!("{fx:?}").contains("kws_"), "Debug never prints it");
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none(), "closing drops (and so zeroizes) it");
+}
+
+#[test]
+fn deleting_a_key_states_its_live_tokens_and_big_ones_need_the_name() {
+    let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Support);
+    let fx = key(&mut app, KeyCode::Char('x'));
+    let client_id = fixture::keys()[0].client_id.clone();
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::KeyLiveTokens {
+            client_id: client_id.clone()
+        })]
+    );
+    app.update(Action::Loaded(Loaded::KeyLiveTokens {
+        client_id: client_id.clone(),
+        result: Ok(3),
+    }));
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert!(c.lines.iter().any(|l| l.contains("revokes 3 active token")));
+    let fx = key(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::KeyRm {
+            client_id: client_id.clone()
+        })]
+    );
+    // Many live tokens: type the key's name.
+    key(&mut app, KeyCode::Char('r'));
+    app.update(Action::Loaded(Loaded::KeyLiveTokens {
+        client_id: client_id.clone(),
+        result: Ok(250),
+    }));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    chars(&mut app, "api ke");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "wrong name refused"
+    );
+    chars(&mut app, "y");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::KeyRm { client_id })]
+    );
+}
+
+#[test]
+fn signing_keys_rotate_with_a_chosen_alg_and_retire_with_the_token_choice() {
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Admin);
+    // The active key is refused.
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m.contains("rotate first")));
+    key(&mut app, KeyCode::Esc);
+    // Rotate: choose EdDSA, confirm.
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.overlay, Some(Overlay::Confirm(_))));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Write(WriteOp::SigningRotate {
+            alg: "EdDSA".into()
+        })]
+    );
+    // A verify-only key with live tokens: refuse by default, or revoke them.
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::SigningRetire {
+            kid: "8b01d4e2".into(),
+            revoke_tokens: false
+        })]
+    );
+    key(&mut app, KeyCode::Char('x'));
+    key(&mut app, KeyCode::Right);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::SigningRetire {
+            kid: "8b01d4e2".into(),
+            revoke_tokens: true
+        })]
+    );
+    // A support operator sees the reason instead.
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}
+
+#[test]
+fn revoking_a_token_asks_for_an_optional_reason() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+    // The first one has expired: nothing to revoke.
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.overlay.is_none() && app.toast.is_some());
+    key(&mut app, KeyCode::Char('j'));
+    let t = app.tokens.selected().cloned().unwrap();
+    key(&mut app, KeyCode::Char('r'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("a revoke dialog: {:?}", app.toast)
+    };
+    assert!(form.title.contains(&t.jti));
+    chars(&mut app, "customer asked");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::TokenRevoke {
+            jti: t.jti,
+            reason: Some("customer asked".into())
+        })]
+    );
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('i'));
+    assert!(matches!(app.overlay, Some(Overlay::Inspect(_))));
+    let fx = app.update(Action::Paste("eyJhbGciOiJFUzI1NiJ9.e30.sig\n".into()));
+    let jwt = "eyJhbGciOiJFUzI1NiJ9.e30.sig".to_string();
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::Introspect { jwt: jwt.clone() })]
+    );
+    // A stale answer (another token) is dropped.
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "other".into(),
+        result: Ok(Box::new(fixture::introspection(true))),
+    }));
+    assert!(matches!(&app.overlay, Some(Overlay::Inspect(i)) if i.result.is_none()));
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt,
+        result: Ok(Box::new(fixture::introspection(true))),
+    }));
+    // r revokes the inspected token.
+    key(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Form { form, .. }) if form.title.contains("01a20001"))
+    );
+    key(&mut app, KeyCode::Esc);
+    // :inspect TOKEN, then u opens its user.
+    key(&mut app, KeyCode::Char(':'));
+    chars(&mut app, "inspect abc.def.ghi");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::Introspect {
+            jwt: "abc.def.ghi".into()
+        })]
+    );
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "abc.def.ghi".into(),
+        result: Ok(Box::new(fixture::introspection(false))),
+    }));
+    let fx = key(&mut app, KeyCode::Char('u'));
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx)[0].1, "alice@example.com");
+}
+
+#[test]
+fn inspector_opens_a_user_named_by_id() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('i'),
+        KeyModifiers::NONE,
+    )));
+    app.update(Action::Paste("a.b.c".into()));
+    let mut i = fixture::introspection(true);
+    i.sub = Some("u0001".into());
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "a.b.c".into(),
+        result: Ok(Box::new(i)),
+    }));
+    let fx = key(&mut app, KeyCode::Char('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::Load(Request::UserDetail { id: "u0001".into() })]
+    );
+    let bob = fixture::users()[1].clone();
+    let fx = app.update(Action::Loaded(Loaded::UserDetail {
+        id: "u0001".into(),
+        result: Ok(Box::new(fixture::detail(&bob))),
+    }));
+    assert_eq!(app.screen, ScreenId::Users);
+    assert_eq!(page_requests(&fx)[0].1, bob.email);
+}
+
+#[test]
+fn removing_an_app_is_for_admins_and_states_its_consents() {
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('x'));
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert!(c.lines.iter().any(|l| l.contains("drops its 1 consent(s)")));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Write(WriteOp::AppRm {
+            client_id: "kwa_51be0c9e".into()
+        })]
+    );
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('x'));
+    assert!(app.overlay.is_none());
 }

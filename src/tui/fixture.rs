@@ -5,14 +5,14 @@ use super::app::{Action, App, Info, Loaded, Rows};
 use super::screens::ScreenId;
 use super::theme::Theme;
 use super::widgets::list::Pos;
-use crate::Actor;
-use crate::model::OperatorRole;
-use crate::service::console::Dashboard;
-use crate::service::directory::{OperatorView, UserDetail};
-use crate::service::scopes::{RoleView, ScopeView};
-use crate::store::audit::AuditRow;
-use crate::store::console::TokenRow;
-use crate::store::directory::{DomainRow, StationRow, UserRow};
+use keyward::Actor;
+use keyward::model::OperatorRole;
+use keyward::service::console::Dashboard;
+use keyward::service::directory::{OperatorView, UserDetail};
+use keyward::service::scopes::{RoleView, ScopeView};
+use keyward::store::audit::AuditRow;
+use keyward::store::console::TokenRow;
+use keyward::store::directory::{DomainRow, StationRow, UserRow};
 
 /// 2026-11-24 12:00:00 UTC.
 pub const NOW: i64 = 1_795_521_600;
@@ -279,6 +279,27 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             }));
         }
     }
+    if screen == ScreenId::Apps {
+        let generation = app.apps.generation;
+        app.update(Action::Loaded(Loaded::Apps {
+            generation,
+            result: Ok(apps()),
+        }));
+    }
+    if screen == ScreenId::SigningKeys {
+        let generation = app.signing.generation;
+        app.update(Action::Loaded(Loaded::SigningKeys {
+            generation,
+            result: Ok(signing_keys()),
+        }));
+    }
+    if screen == ScreenId::Keys {
+        let generation = app.keys.generation;
+        app.update(Action::Loaded(Loaded::Keys {
+            generation,
+            result: Ok((keys(), 2)),
+        }));
+    }
     if screen == ScreenId::Operators {
         let generation = app.operators.generation;
         app.update(Action::Loaded(Loaded::Operators {
@@ -301,4 +322,144 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             ]),
         }));
     }
+}
+
+/// A freshly issued API key for bob.
+pub fn reveal() -> super::app::Reveal {
+    super::app::Reveal {
+        email: "bob@example.com".into(),
+        client_id: Some("kw_9d2c41f07a".into()),
+        secret: super::app::Secret::new("kws_4QJ0m7xVb3n8Lr2TqYw6ZkP1sHdE5gFcJu9aMiNoXy".into()),
+        scope: "read".into(),
+        expiry: "expires 2027-02-22".into(),
+        copied: false,
+    }
+}
+
+pub fn keys() -> Vec<keyward::store::credentials::KeyRow> {
+    let k = |i: i64, email: &str, scopes: &str, exp: Option<i64>, used: Option<i64>| {
+        keyward::store::credentials::KeyRow {
+            id: format!("k{i}"),
+            domain_id: "d1".into(),
+            domain: "free.example.com".into(),
+            user_id: format!("u{i}"),
+            user_email: email.into(),
+            client_id: format!("kw_9d2c41f0{i}a"),
+            name: "api key".into(),
+            secret_hash: String::new(),
+            scopes: scopes.into(),
+            redirect_uris: String::new(),
+            expires_at: exp,
+            issue_refresh: false,
+            rate_exempt: false,
+            last_used_at: used,
+            created_at: NOW - 86_400 * (10 + i),
+            version: 1,
+        }
+    };
+    vec![
+        k(
+            1,
+            "alice@example.com",
+            "read write",
+            Some(NOW + 86_400 * 80),
+            Some(NOW - 3600),
+        ),
+        k(2, "bob@example.com", "read", None, None),
+    ]
+}
+
+pub fn signing_keys() -> Vec<keyward::service::keyring::SigningKeyView> {
+    let k = |kid: &str, alg: &str, status: &str, published: bool, live: i64, age: i64| {
+        keyward::service::keyring::SigningKeyView {
+            id: format!("sk-{kid}"),
+            kid: kid.into(),
+            alg: alg.into(),
+            status: status.into(),
+            published,
+            created_at: NOW - 86_400 * age,
+            live_tokens: live,
+        }
+    };
+    vec![
+        k("3f9c2a71", "ES256", "active", true, 412, 30),
+        k("8b01d4e2", "ES256", "verify-only", true, 17, 200),
+        k("c4e5a9b0", "HS256", "verify-only", false, 0, 400),
+    ]
+}
+
+/// What introspection says of a token revoked by ana an hour ago.
+pub fn introspection(active: bool) -> keyward::service::tokens::Introspection {
+    let jti = "01a20001-0000-7000-8000-000000000000";
+    keyward::service::tokens::Introspection {
+        active,
+        sub: Some("alice@example.com".into()),
+        scope: Some("read write".into()),
+        client_id: Some("kw_9d2c41f01a".into()),
+        exp: Some(NOW + 3 * 3600),
+        iat: Some(NOW - 3600),
+        jti: Some(jti.into()),
+        iss: Some("https://free.example.com".into()),
+        aud: Some("free.example.com".into()),
+        reason: (!active).then_some(keyward::token::Reason::Revoked),
+        header: Some(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "3f9c2a71"})),
+        claims: Some(serde_json::json!({
+            "sub": "alice@example.com",
+            "aud": "free.example.com",
+            "scope": "read write",
+            "client_id": "kw_9d2c41f01a",
+            "jti": jti,
+            "iat": NOW - 3600,
+            "exp": NOW + 3 * 3600,
+        })),
+        record: Some(keyward::store::credentials::TokenRecord {
+            jti: jti.into(),
+            domain_id: "d1".into(),
+            user_id: "u0000".into(),
+            key_id: Some("k1".into()),
+            app_id: None,
+            client_id: "kw_9d2c41f01a".into(),
+            kid: "3f9c2a71".into(),
+            scopes: "read write".into(),
+            source: "client_credentials".into(),
+            family_id: None,
+            issued_at: NOW - 3600,
+            expires_at: NOW + 3 * 3600,
+            revoked_at: (!active).then_some(NOW - 1800),
+            revoked_by: (!active).then(|| "ana@bastion".into()),
+            revoke_reason: (!active).then(|| "customer asked".into()),
+        }),
+    }
+}
+
+pub fn apps() -> (
+    Vec<keyward::store::credentials::AppRow>,
+    Vec<keyward::store::credentials::ConsentRow>,
+) {
+    let app = keyward::store::credentials::AppRow {
+        id: "a1".into(),
+        domain_id: "d1".into(),
+        domain: "free.example.com".into(),
+        owner_id: "u0002".into(),
+        owner_email: "carol@example.com".into(),
+        client_id: "kwa_51be0c9e".into(),
+        name: "Invoice Sync".into(),
+        secret_hash: String::new(),
+        scopes: "read".into(),
+        redirect_uris: "https://sync.example.net/cb".into(),
+        created_at: NOW - 86_400 * 40,
+        version: 1,
+    };
+    let consent = keyward::store::credentials::ConsentRow {
+        id: "c1".into(),
+        user_id: "u0000".into(),
+        user_email: "alice@example.com".into(),
+        app_id: "a1".into(),
+        app_client_id: "kwa_51be0c9e".into(),
+        app_name: "Invoice Sync".into(),
+        domain_id: "d1".into(),
+        scopes: "read".into(),
+        created_at: NOW - 86_400 * 3,
+    };
+    (vec![app], vec![consent])
 }

@@ -1,7 +1,7 @@
 //! Formatting helpers shared by the screens. Every user-supplied string goes through
 //! [`safe`] (the core's `inert`) before it becomes a `Span`.
 
-use crate::text::inert;
+use keyward::text::inert;
 
 /// User-supplied text made inert for the terminal.
 pub fn safe(s: &str) -> String {
@@ -10,7 +10,7 @@ pub fn safe(s: &str) -> String {
 
 /// `YYYY-MM-DD` of a unix timestamp (UTC).
 pub fn date(ts: i64) -> String {
-    crate::model::rfc3339(ts)
+    keyward::model::rfc3339(ts)
         .get(..10)
         .unwrap_or_default()
         .to_string()
@@ -18,7 +18,7 @@ pub fn date(ts: i64) -> String {
 
 /// `YYYY-MM-DD HH:MM` of a unix timestamp (UTC).
 pub fn datetime(ts: i64) -> String {
-    let s = crate::model::rfc3339(ts).replace('T', " ");
+    let s = keyward::model::rfc3339(ts).replace('T', " ");
     s.get(..16).unwrap_or(&s).to_string()
 }
 

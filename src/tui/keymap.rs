@@ -2,7 +2,7 @@
 //! [`BINDINGS`], so they cannot drift apart.
 
 use super::screens::ScreenId;
-use crate::service::Need;
+use keyward::service::Need;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks for.
@@ -10,7 +10,6 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub enum Cmd {
     Quit,
     Back,
-    Screen(ScreenId),
     /// A number key: the screen registered under it.
     Jump,
     NextScreen,
@@ -62,7 +61,12 @@ impl On {
                 s.is_list()
                     || matches!(
                         s,
-                        ScreenId::Roles | ScreenId::Operators | ScreenId::Dashboard
+                        ScreenId::Roles
+                            | ScreenId::Operators
+                            | ScreenId::Dashboard
+                            | ScreenId::Keys
+                            | ScreenId::Apps
+                            | ScreenId::SigningKeys
                     )
             }
             On::Only(list) => list.contains(&s),
@@ -109,11 +113,21 @@ pub struct Binding {
 
 use ScreenId as S;
 const USERS: &[ScreenId] = &[S::Users];
-const TOKEN_LATER: Option<&str> = Some("arrives with the token service (API keys and minting)");
 
 pub static BINDINGS: &[Binding] = &[
     Binding {
-        keys: &[k('1'), k('2'), k('3'), k('4'), k('7'), k('9'), k('0')],
+        keys: &[
+            k('1'),
+            k('2'),
+            k('3'),
+            k('4'),
+            k('5'),
+            k('6'),
+            k('7'),
+            k('8'),
+            k('9'),
+            k('0'),
+        ],
         label: "1…0",
         on: On::All,
         desc: "switch screen",
@@ -310,7 +324,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::EnableApi,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('t')],
@@ -320,7 +334,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Mint,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('k')],
@@ -330,7 +344,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::NewKey,
         need: Need::Support,
         hint: false,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('R')],
@@ -377,6 +391,46 @@ pub static BINDINGS: &[Binding] = &[
         label: "x",
         on: On::Only(&[S::Stations]),
         desc: "remove station",
+        cmd: Cmd::Delete,
+        need: Need::Support,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('n')],
+        label: "n",
+        on: On::Only(&[S::SigningKeys]),
+        desc: "rotate (new signing key)",
+        cmd: Cmd::New,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::SigningKeys]),
+        desc: "retire",
+        cmd: Cmd::Delete,
+        need: Need::Global,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x')],
+        label: "x",
+        on: On::Only(&[S::Apps]),
+        desc: "remove app (revokes its tokens)",
+        cmd: Cmd::Delete,
+        need: Need::Admin,
+        hint: true,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('x'), k('r')],
+        label: "x/r",
+        on: On::Only(&[S::Keys]),
+        desc: "delete key (revokes its tokens)",
         cmd: Cmd::Delete,
         need: Need::Support,
         hint: true,
@@ -430,7 +484,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Revoke,
         need: Need::Support,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('i')],
@@ -440,7 +494,7 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::Inspect,
         need: Need::Read,
         hint: true,
-        unavailable: TOKEN_LATER,
+        unavailable: None,
     },
     Binding {
         keys: &[k('L')],

@@ -6,6 +6,7 @@
 //! terminal is restored on quit, on error, on panic and on SIGTERM/SIGHUP.
 
 pub mod app;
+#[cfg(test)]
 pub mod fixture;
 pub mod fmt;
 pub mod keymap;
@@ -17,10 +18,12 @@ pub mod widgets;
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod snapshot_tests;
 
-use crate::{Actor, Keyward};
 use app::{Action, App, Info};
 use futures_util::StreamExt;
+use keyward::{Actor, Keyward};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event, EventStream};
@@ -80,7 +83,7 @@ async fn event_loop(
         Info {
             database: kw.describe(),
         },
-        crate::model::now(),
+        keyward::model::now(),
         (size.width, size.height),
     );
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
@@ -112,7 +115,7 @@ async fn event_loop(
                 None => break,
             },
             Some(a) = rx.recv() => a,
-            _ = tick.tick() => Action::Tick { now: crate::model::now() },
+            _ = tick.tick() => Action::Tick { now: keyward::model::now() },
             _ = term_sig.recv() => break,
             _ = hup_sig.recv() => break,
         };

@@ -1,30 +1,39 @@
 //! The runtime side of effects: each runs as a tokio task calling the core's
 //! services and sends its answer back as an [`Action`]. Never on the render path.
 
-use super::app::{Action, Effect, Loaded, Request, Rows, WriteOp};
+use super::app::{Action, Effect, IssueOp, Loaded, Request, Reveal, Rows, Secret, WriteOp};
 use super::screens::ScreenId;
 use super::widgets::list::{CursorKey, PageSpec};
-use crate::model::UserStatus;
-use crate::service::demo::DemoOptions;
-use crate::service::directory::NewUser;
-use crate::store::Val;
-use crate::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
-use crate::store::directory::{UserQuery, UserSort};
-use crate::{Actor, Keyward};
+use keyward::model::UserStatus;
+use keyward::service::credentials::KeySpec;
+use keyward::service::demo::DemoOptions;
+use keyward::service::directory::NewUser;
+use keyward::service::tokens::MintSpec;
+use keyward::store::Val;
+use keyward::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
+use keyward::store::directory::{UserQuery, UserSort};
+use keyward::{Actor, Keyward};
+use secrecy::ExposeSecret;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<Action>) {
+    if let Effect::Clipboard(secret) = &effect {
+        copy_to_clipboard(secret);
+        return;
+    }
     let (kw, actor, tx) = (kw.clone(), actor.clone(), tx.clone());
     tokio::spawn(async move {
         let action = match effect {
             Effect::Load(req) => Action::Loaded(load(&kw, &actor, req).await),
             Effect::Write(op) => Action::Wrote(write(&kw, &actor, op).await),
+            Effect::Issue(op) => Action::Issued(issue(&kw, &actor, op).await.map(Box::new)),
+            Effect::Clipboard(_) => return,
         };
         let _ = tx.send(action);
     });
 }
 
-fn msg(e: crate::Error) -> String {
+fn msg(e: keyward::Error) -> String {
     e.to_string()
 }
 
@@ -53,7 +62,7 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 .dashboard(
                     actor,
                     domain.as_deref(),
-                    crate::model::now(),
+                    keyward::model::now(),
                     super::app::DASH_LIST,
                 )
                 .await
@@ -72,12 +81,50 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             let result = async {
                 let roles = kw.role_list(actor).await?;
                 let scopes = kw.scope_list(actor).await?;
-                Ok::<_, crate::Error>((roles, scopes))
+                Ok::<_, keyward::Error>((roles, scopes))
             }
             .await
             .map_err(msg);
             Loaded::Roles { generation, result }
         }
+        Request::Keys { generation } => {
+            let result = async {
+                let mut q = kw.key_query(actor, None).await?;
+                let total = kw.key_count(actor, q.clone()).await?;
+                q.limit = super::app::KEYS_SHOWN;
+                let keys = kw.key_list(actor, q).await?;
+                Ok::<_, keyward::Error>((keys, total))
+            }
+            .await
+            .map_err(msg);
+            Loaded::Keys { generation, result }
+        }
+        Request::Introspect { jwt } => Loaded::Introspect {
+            result: kw
+                .introspect(Some(actor), &jwt)
+                .await
+                .map(Box::new)
+                .map_err(msg),
+            jwt,
+        },
+        Request::Apps { generation } => {
+            let result = async {
+                let apps = kw.app_list(actor).await?;
+                let consents = kw.consent_list(actor, None).await?;
+                Ok::<_, keyward::Error>((apps, consents))
+            }
+            .await
+            .map_err(msg);
+            Loaded::Apps { generation, result }
+        }
+        Request::SigningKeys { generation } => Loaded::SigningKeys {
+            generation,
+            result: kw.signing_key_list(actor).await.map_err(msg),
+        },
+        Request::KeyLiveTokens { client_id } => Loaded::KeyLiveTokens {
+            result: kw.key_live_tokens(actor, &client_id).await.map_err(msg),
+            client_id,
+        },
         Request::Operators { generation } => Loaded::Operators {
             generation,
             result: kw.operator_list(actor).await.map_err(msg),
@@ -106,7 +153,7 @@ async fn page(
     screen: ScreenId,
     spec: &PageSpec,
     domain: Option<String>,
-) -> crate::Result<(Rows, Option<i64>)> {
+) -> keyward::Result<(Rows, Option<i64>)> {
     let domains = domain.map(|d| vec![d]);
     let store_desc = if spec.pos.forward() {
         spec.desc
@@ -235,8 +282,8 @@ async fn page(
 }
 
 pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, String> {
-    use crate::text::inert;
-    let r: crate::Result<String> = async {
+    use keyward::text::inert;
+    let r: keyward::Result<String> = async {
         Ok(match op {
             WriteOp::DomainAdd { name } => {
                 let d = kw.domain_add(actor, &name).await?;
@@ -369,6 +416,37 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let o = kw.operator_add(actor, &account, &role, &domains).await?;
                 format!("{} is now a {} operator", o.account, o.role)
             }
+            WriteOp::AppRm { client_id } => {
+                let n = kw.app_rm(actor, &client_id).await?;
+                format!("removed developer app {client_id}; revoked {n} token(s)")
+            }
+            WriteOp::KeyRm { client_id } => {
+                let n = kw.key_rm(actor, &client_id).await?;
+                format!("deleted API key {client_id}; revoked {n} token(s)")
+            }
+            WriteOp::TokenRevoke { jti, reason } => {
+                let n = kw
+                    .token_revoke(
+                        actor,
+                        keyward::service::tokens::RevokeWhat::Jtis(vec![jti.clone()]),
+                        reason.as_deref(),
+                    )
+                    .await?;
+                format!("revoked {n} token ({jti})")
+            }
+            WriteOp::SigningRotate { alg } => {
+                let a: keyward::token::Alg = alg
+                    .parse()
+                    .map_err(|e| keyward::Error::Refused(format!("{e}")))?;
+                let k = kw
+                    .signing_key_rotate(actor, a, a == keyward::token::Alg::HS256)
+                    .await?;
+                format!("new {} signing key {} is active", k.alg, k.kid)
+            }
+            WriteOp::SigningRetire { kid, revoke_tokens } => {
+                let n = kw.signing_key_retire(actor, &kid, revoke_tokens).await?;
+                format!("retired signing key {kid}; revoked {n} token(s)")
+            }
             WriteOp::OperatorRm { account } => {
                 kw.operator_rm(actor, &account).await?;
                 format!("removed operator {account}")
@@ -396,4 +474,71 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
     }
     .await;
     r.map_err(msg)
+}
+
+/// Writes OSC 52 (set the clipboard) to the terminal, base64 in a wiped buffer.
+fn copy_to_clipboard(secret: &Secret) {
+    use base64::Engine;
+    use std::io::Write;
+    let seq = zeroize::Zeroizing::new(format!(
+        "\x1b]52;c;{}\x07",
+        *zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(secret.expose().as_bytes())
+        )
+    ));
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(seq.as_bytes());
+    let _ = out.flush();
+}
+
+/// Issues an API key or a token for the "Enable API access" dialog.
+pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, String> {
+    if op.token {
+        let m = kw
+            .mint(
+                actor,
+                MintSpec {
+                    user: op.email.clone(),
+                    domain: Some(op.domain.clone()),
+                    scopes: op.scopes.clone(),
+                    ttl: op.expires.clone(),
+                    key: None,
+                },
+            )
+            .await
+            .map_err(msg)?;
+        Ok(Reveal {
+            email: op.email,
+            client_id: None,
+            secret: Secret::new(m.access_token),
+            scope: m.scope,
+            expiry: format!("expires in {}", super::fmt::span(m.expires_in)),
+            copied: false,
+        })
+    } else {
+        let n = kw
+            .key_create(
+                actor,
+                KeySpec {
+                    user: op.email.clone(),
+                    domain: Some(op.domain.clone()),
+                    scopes: op.scopes.clone(),
+                    expires_in: op.expires.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(msg)?;
+        Ok(Reveal {
+            email: op.email,
+            client_id: Some(n.key.client_id.clone()),
+            secret: Secret::new(n.client_secret.expose_secret().to_string()),
+            scope: n.key.scopes.clone(),
+            expiry: match n.key.expires_at {
+                Some(t) => format!("expires {}", super::fmt::date(t)),
+                None => "never expires".into(),
+            },
+            copied: false,
+        })
+    }
 }

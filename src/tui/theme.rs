@@ -14,6 +14,7 @@ impl Theme {
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         }
     }
+    #[cfg(test)]
     pub fn mono() -> Theme {
         Theme { color: false }
     }

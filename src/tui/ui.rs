@@ -1,7 +1,7 @@
 //! `render(&App, &mut Frame)`: a pure function of the state. The frame is the tab
 //! bar, the screen, the hint line and the status bar; overlays draw on top.
 
-use super::app::{App, Overlay, detail_height};
+use super::app::{App, Inspector, Overlay, Reveal, detail_height};
 use super::fmt::{safe, thousands, trunc};
 use super::keymap;
 use super::screens::{self, SCREENS, ScreenId};
@@ -41,6 +41,9 @@ pub fn render(app: &App, f: &mut Frame) {
         ScreenId::Stations => screens::stations::render(app, f, body),
         ScreenId::Tokens => screens::tokens::render(app, f, body),
         ScreenId::Operators => screens::operators::render(app, f, body),
+        ScreenId::Keys => screens::keys::render(app, f, body),
+        ScreenId::Apps => screens::apps::render(app, f, body),
+        ScreenId::SigningKeys => screens::signing::render(app, f, body),
         ScreenId::Audit => screens::audit::render(app, f, body),
     }
     hint_line(app, f, hint);
@@ -73,7 +76,11 @@ pub fn spinner(app: &App) -> &'static str {
 
 fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    let mut spans = vec![Span::styled(" Keyward ", th.title())];
+    let narrow = area.width < 110;
+    let mut spans = vec![];
+    if !narrow {
+        spans.push(Span::styled(" Keyward ", th.title()));
+    }
     if area.width >= 110 {
         let d = app
             .domain
@@ -81,10 +88,14 @@ fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
             .map_or("all domains".to_string(), |d| d.name.clone());
         spans.push(Span::raw(format!("· {d} ▾ ")));
     }
-    spans.push(Span::styled("│", th.dim()));
-    for d in SCREENS {
-        spans.push(Span::raw(" "));
-        let label = format!("{} {}", d.key, d.tab);
+    if !narrow {
+        spans.push(Span::styled("│", th.dim()));
+    }
+    for (i, d) in SCREENS.iter().enumerate() {
+        if !narrow || i > 0 {
+            spans.push(Span::raw(" "));
+        }
+        let label = format!("{} {}", d.key, if narrow { d.short } else { d.tab });
         if d.id == app.screen {
             spans.push(Span::styled(format!("[{label}]"), th.tab_active()));
         } else {
@@ -437,6 +448,8 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             f.set_cursor_position((r.x + 2 + p.input.visual_cursor() as u16, r.y + 1));
         }
         Overlay::Form { form, .. } => form_popup(th, form, f, area),
+        Overlay::Reveal(rv) => reveal_popup(th, rv, f, area),
+        Overlay::Inspect(ins) => inspector_popup(app, ins, f, area),
     }
 }
 
@@ -514,4 +527,208 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
         f.set_cursor_position((x, r.y + 1 + row as u16));
     }
+}
+
+/// The once-only secret: the full value, wrapped, with how to keep it.
+fn reveal_popup(th: &Theme, rv: &Reveal, f: &mut Frame, area: Rect) {
+    let w = 76u16.min(area.width.saturating_sub(2));
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let mut lines = vec![
+        Line::styled(
+            "Shown only now. Store it before closing: it will not be shown again.",
+            th.warn(),
+        ),
+        Line::raw(""),
+    ];
+    if let Some(id) = &rv.client_id {
+        lines.push(Line::from(vec![
+            Span::styled("client_id      ", th.dim()),
+            Span::raw(safe(id)),
+        ]));
+    }
+    let label = if rv.client_id.is_some() {
+        "client_secret"
+    } else {
+        "access_token"
+    };
+    lines.push(Line::styled(label, th.dim()));
+    // Hard-wrapped by characters so a token keeps every character on screen.
+    let chars: Vec<char> = rv.secret.expose().chars().collect();
+    for chunk in chars.chunks(inner_w) {
+        lines.push(Line::styled(chunk.iter().collect::<String>(), th.ok()));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::raw(format!(
+        "scope {} · {}",
+        safe(&rv.scope),
+        rv.expiry
+    )));
+    lines.push(Line::from(vec![
+        Span::styled("c", th.key()),
+        Span::raw(if rv.copied {
+            " copied (OSC 52; tmux/screen may keep a copy) · "
+        } else {
+            " copy secret (OSC 52; tmux/screen may keep a copy) · "
+        }),
+        Span::styled("Enter", th.key()),
+        Span::raw(" done"),
+    ]));
+    let title = if rv.client_id.is_some() {
+        format!("API key for {}", safe(&rv.email))
+    } else {
+        format!("Token for {}", safe(&rv.email))
+    };
+    let r = centered(area, w, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines).block(block(th, title, true)), r);
+}
+
+/// `in 3h` / `3h ago`.
+fn relative(now: i64, ts: i64) -> String {
+    if ts >= now {
+        format!("in {}", super::fmt::span(ts - now))
+    } else {
+        format!("{} ago", super::fmt::span(now - ts))
+    }
+}
+
+/// The token inspector: verdict, header and claims of a pasted token.
+fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let r = Rect::new(
+        area.x + 1,
+        area.y + 1,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(3),
+    );
+    let inner_w = r.width.saturating_sub(2) as usize;
+    let label = |s: &'static str| Span::styled(format!("{s:<9}"), th.dim());
+    let value = ins.input.value();
+    let shown = if value.is_empty() && ins.editing {
+        "paste a token (Ctrl-Shift-V / middle click), Enter inspects".to_string()
+    } else {
+        trunc(&safe(value), inner_w.saturating_sub(10))
+    };
+    let mut lines = vec![Line::from(vec![
+        label("Token"),
+        Span::styled(
+            format!("{shown}{}", if ins.editing { "▏" } else { "" }),
+            if value.is_empty() {
+                th.dim()
+            } else {
+                Style::new()
+            },
+        ),
+    ])];
+    lines.push(Line::raw(""));
+    match &ins.result {
+        None if ins.asked.is_some() => lines.push(Line::styled("inspecting…", th.dim())),
+        None => {}
+        Some(Err(e)) => lines.push(Line::from(vec![
+            label("Verdict"),
+            Span::styled(format!("✗ {}", safe(e)), th.bad()),
+        ])),
+        Some(Ok(i)) => {
+            let mut verdict = vec![label("Verdict")];
+            if i.active {
+                verdict.push(Span::styled("✓ ACTIVE", th.ok()));
+            } else {
+                verdict.push(Span::styled("✗ INACTIVE", th.bad()));
+                if let Some(reason) = i.reason {
+                    verdict.push(Span::raw(format!(
+                        " — {}",
+                        reason.as_str().replace('_', " ")
+                    )));
+                }
+                if let Some(rec) = &i.record
+                    && let Some(at) = rec.revoked_at
+                {
+                    verdict.push(Span::raw(format!(
+                        " {} by {}",
+                        super::fmt::datetime(at),
+                        safe(rec.revoked_by.as_deref().unwrap_or("?"))
+                    )));
+                }
+            }
+            lines.push(Line::from(verdict));
+            if let Some(why) = i.record.as_ref().and_then(|r| r.revoke_reason.as_ref()) {
+                lines.push(Line::from(vec![
+                    label(""),
+                    Span::raw(format!("reason {:?}", safe(why))),
+                ]));
+            }
+            let h = |k: &str| {
+                i.header
+                    .as_ref()
+                    .and_then(|h| h.get(k))
+                    .and_then(|v| v.as_str())
+                    .map_or("-".to_string(), safe)
+            };
+            lines.extend(i.header.is_some().then(|| {
+                Line::from(vec![
+                    label("Header"),
+                    Span::raw(format!(
+                        "alg {} · typ {} · kid {}",
+                        h("alg"),
+                        h("typ"),
+                        trunc(&h("kid"), 13)
+                    )),
+                ])
+            }));
+            let c = |k: &str| {
+                i.claims.as_ref().and_then(|c| c.get(k)).map(|v| match v {
+                    serde_json::Value::String(s) => safe(s),
+                    other => safe(&other.to_string()),
+                })
+            };
+            let t = |k: &str| {
+                i.claims
+                    .as_ref()
+                    .and_then(|c| c.get(k))
+                    .and_then(|v| v.as_i64())
+                    .map(|ts| {
+                        format!(
+                            "{} UTC ({})",
+                            super::fmt::datetime(ts),
+                            relative(app.now, ts)
+                        )
+                    })
+            };
+            let mut first = true;
+            for (name, v, hint) in [
+                ("sub", c("sub"), "  → u"),
+                ("aud", c("aud"), ""),
+                ("scope", c("scope"), ""),
+                ("client_id", c("client_id"), "  → k"),
+                ("jti", c("jti"), ""),
+                ("iat", t("iat"), ""),
+                ("exp", t("exp"), ""),
+            ] {
+                let Some(v) = v else { continue };
+                lines.push(Line::from(vec![
+                    label(if first { "Claims" } else { "" }),
+                    Span::styled(format!("{name:<10}"), th.dim()),
+                    Span::raw(trunc(&v, inner_w.saturating_sub(25))),
+                    Span::styled(hint, th.key()),
+                ]));
+                first = false;
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        if ins.editing {
+            "Enter inspect · Esc back"
+        } else {
+            "r revoke · u open user · k open key · e new token · Esc back"
+        },
+        th.dim(),
+    ));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, "Inspect token".into(), true))
+            .wrap(Wrap { trim: false }),
+        r,
+    );
 }

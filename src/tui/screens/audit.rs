@@ -3,7 +3,7 @@
 use super::super::app::App;
 use super::super::fmt::{datetime, safe};
 use super::super::ui::{ListView, list_screen};
-use crate::store::audit::AuditRow;
+use keyward::store::audit::AuditRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;

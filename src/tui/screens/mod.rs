@@ -1,11 +1,12 @@
-//! The screen registry. A screen is one module here plus one entry in [`SCREENS`];
-//! API keys, Developer apps and Signing keys slot in the same way once their services
-//! exist (their number keys 5, 6 and 8 are kept free for them).
+//! The screen registry. A screen is one module here plus one entry in [`SCREENS`].
 
+pub mod apps;
 pub mod audit;
 pub mod dashboard;
+pub mod keys;
 pub mod operators;
 pub mod roles;
+pub mod signing;
 pub mod stations;
 pub mod tokens;
 pub mod users;
@@ -16,7 +17,10 @@ pub enum ScreenId {
     Users,
     Roles,
     Stations,
+    Keys,
+    Apps,
     Tokens,
+    SigningKeys,
     Operators,
     Audit,
 }
@@ -26,9 +30,9 @@ pub struct ScreenDef {
     pub id: ScreenId,
     pub key: char,
     pub tab: &'static str,
+    /// The tab label when the terminal is narrow.
+    pub short: &'static str,
     pub title: &'static str,
-    /// Palette command that opens it.
-    pub command: &'static str,
     /// Whether it is a paged list (gets `/`, sorting, `g`/`G`, ...).
     pub list: bool,
     /// Sort columns, in `s` order.
@@ -40,8 +44,8 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Dashboard,
         key: '1',
         tab: "Dash",
+        short: "Dash",
         title: "Dashboard",
-        command: "dashboard",
         list: false,
         sorts: &[],
     },
@@ -49,8 +53,8 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Users,
         key: '2',
         tab: "Users",
+        short: "Users",
         title: "Users",
-        command: "users",
         list: true,
         sorts: &["email", "created"],
     },
@@ -58,8 +62,8 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Roles,
         key: '3',
         tab: "Roles",
+        short: "Roles",
         title: "Roles & scopes",
-        command: "roles",
         list: false,
         sorts: &[],
     },
@@ -67,26 +71,53 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Stations,
         key: '4',
         tab: "Stations",
+        short: "Stns",
         title: "Stations",
-        command: "stations",
         list: true,
         sorts: &["created"],
+    },
+    ScreenDef {
+        id: ScreenId::Keys,
+        key: '5',
+        tab: "Keys",
+        short: "Keys",
+        title: "API keys",
+        list: false,
+        sorts: &[],
+    },
+    ScreenDef {
+        id: ScreenId::Apps,
+        key: '6',
+        tab: "Apps",
+        short: "Apps",
+        title: "Developer apps",
+        list: false,
+        sorts: &[],
     },
     ScreenDef {
         id: ScreenId::Tokens,
         key: '7',
         tab: "Tokens",
+        short: "Tokens",
         title: "Tokens",
-        command: "tokens",
         list: true,
         sorts: &["issued", "expires"],
+    },
+    ScreenDef {
+        id: ScreenId::SigningKeys,
+        key: '8',
+        tab: "Signing",
+        short: "Sign",
+        title: "Signing keys",
+        list: false,
+        sorts: &[],
     },
     ScreenDef {
         id: ScreenId::Operators,
         key: '9',
         tab: "Operators",
+        short: "Ops",
         title: "Operators",
-        command: "operators",
         list: false,
         sorts: &[],
     },
@@ -94,8 +125,8 @@ pub const SCREENS: &[ScreenDef] = &[
         id: ScreenId::Audit,
         key: '0',
         tab: "Audit",
+        short: "Audit",
         title: "Audit",
-        command: "audit",
         list: true,
         sorts: &["time"],
     },

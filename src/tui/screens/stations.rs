@@ -3,7 +3,7 @@
 use super::super::app::App;
 use super::super::fmt::{date, safe};
 use super::super::ui::{ListView, list_screen};
-use crate::store::directory::StationRow;
+use keyward::store::directory::StationRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;

@@ -4,7 +4,7 @@
 use super::super::app::App;
 use super::super::fmt::{datetime, safe, span, trunc};
 use super::super::ui::{ListView, list_screen};
-use crate::store::console::TokenRow;
+use keyward::store::console::TokenRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;

@@ -3,7 +3,7 @@
 use super::super::app::App;
 use super::super::fmt::{date, safe, thousands};
 use super::super::ui::{ListView, list_screen};
-use crate::store::directory::UserRow;
+use keyward::store::directory::UserRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;

@@ -128,10 +128,6 @@ impl Form {
         self.fields.iter().find(|f| f.label == label)
     }
 
-    pub fn has_errors(&self) -> bool {
-        self.fields.iter().any(|f| f.error.is_some())
-    }
-
     pub fn key(&mut self, k: KeyEvent) -> FormEvent {
         let n = self.fields.len();
         match k.code {

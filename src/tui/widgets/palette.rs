@@ -33,6 +33,21 @@ pub const COMMANDS: &[Command] = &[
         desc: "stations, optionally filtered",
     },
     Command {
+        name: "inspect",
+        arg: "[TOKEN]",
+        desc: "token inspector: verdict, header, claims",
+    },
+    Command {
+        name: "apps",
+        arg: "",
+        desc: "developer apps and their consents",
+    },
+    Command {
+        name: "keys",
+        arg: "",
+        desc: "API keys",
+    },
+    Command {
         name: "tokens",
         arg: "[TEXT]",
         desc: "token records, optionally filtered",

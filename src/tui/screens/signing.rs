@@ -1,0 +1,100 @@
+//! Signing keys: the keys that sign tokens, which one is active, what each still
+//! signs.
+
+use super::super::app::{App, detail_height};
+use super::super::fmt::{date, safe, thousands};
+use super::super::ui::block;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+pub fn render(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
+    let [list, detail] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(detail_height(f.area().height)),
+    ])
+    .areas(area);
+    let ks = &app.signing;
+    let rows: Vec<Row> = ks
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let on = i == ks.sel;
+            let row = Row::new(vec![
+                Cell::from(if on { "▶" } else { " " }),
+                Cell::from(safe(&k.kid)),
+                Cell::from(k.alg.clone()),
+                Cell::from(k.status.clone()),
+                Cell::from(if k.published { "yes" } else { "no" }),
+                Cell::from(thousands(k.live_tokens)),
+                Cell::from(date(k.created_at)),
+            ]);
+            if on { row.style(th.selected()) } else { row }
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Fill(2),
+                Constraint::Length(6),
+                Constraint::Length(12),
+                Constraint::Length(9),
+                Constraint::Length(11),
+                Constraint::Length(10),
+            ],
+        )
+        .header(
+            Row::new(vec![
+                "",
+                "KID",
+                "ALG",
+                "STATUS",
+                "PUBLISHED",
+                "LIVE TOKENS",
+                "CREATED",
+            ])
+            .style(th.header()),
+        )
+        .block(block(
+            th,
+            format!("Signing keys ({})", ks.items.len()),
+            true,
+        )),
+        list,
+    );
+    let (title, lines) = match ks.items.get(ks.sel) {
+        Some(k) => (
+            format!("signing key {}", safe(&k.kid)),
+            vec![
+                Line::raw(format!(
+                    "{} · {} · {} · signs {} live token(s)",
+                    k.alg,
+                    k.status,
+                    if k.published {
+                        "in the JWK Set"
+                    } else {
+                        "never published (shared secret)"
+                    },
+                    thousands(k.live_tokens)
+                )),
+                Line::raw(if k.status == "active" {
+                    "New tokens are signed with it. n rotates to a new key."
+                } else {
+                    "Verify-only: x retires it (refused while it signs live tokens, unless they are revoked)."
+                }),
+            ],
+        ),
+        None => ("signing keys".into(), vec![]),
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block(th, title, false))
+            .wrap(Wrap { trim: false }),
+        detail,
+    );
+}

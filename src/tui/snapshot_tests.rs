@@ -1,0 +1,220 @@
+//! Rendering snapshots on a fixed fixture with ratatui's TestBackend.
+
+use super::app::{Action, App, Info, Loaded};
+use super::fixture::{self, NOW};
+use super::screens::ScreenId;
+use super::ui::render;
+use keyward::model::OperatorRole;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+// ---------------------------------------------------------------- snapshots
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render(app, f)).unwrap();
+    t
+}
+
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    t.backend().to_string()
+}
+
+fn press(app: &mut App, c: KeyCode) {
+    app.update(Action::Key(KeyEvent::new(c, KeyModifiers::NONE)));
+}
+
+#[test]
+fn snapshots_of_every_screen_at_80x24_and_120x40() {
+    for (w, h) in [(80u16, 24u16), (120, 40)] {
+        for s in [
+            ScreenId::Dashboard,
+            ScreenId::Users,
+            ScreenId::Roles,
+            ScreenId::Stations,
+            ScreenId::Tokens,
+            ScreenId::Operators,
+            ScreenId::Audit,
+            ScreenId::Keys,
+            ScreenId::SigningKeys,
+            ScreenId::Apps,
+        ] {
+            let app = fixture::app(s, (w, h), OperatorRole::Admin);
+            let t = draw(&app, w, h);
+            insta::assert_snapshot!(format!("{:?}_{w}x{h}", s).to_lowercase(), t.backend());
+        }
+    }
+}
+
+#[test]
+fn snapshots_of_overlays() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_users_support", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('n'));
+    for c in "bad".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    insta::assert_snapshot!("form_new_user_invalid", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('x'));
+    insta::assert_snapshot!("confirm_disable", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char(':'));
+    press(&mut app, KeyCode::Char('r'));
+    insta::assert_snapshot!("palette", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn first_run_dashboard_says_what_to_do() {
+    let mut app = App::new(
+        fixture::actor(OperatorRole::Admin),
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
+        NOW,
+        (80, 24),
+    );
+    app.theme = super::theme::Theme::mono();
+    let _ = app.start();
+    let generation = app.dash_generation;
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation,
+        result: Ok(Default::default()),
+    }));
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert!(text.contains("no domain yet"), "{text}");
+    assert!(text.contains("create a domain") && text.contains("load demo data"));
+    insta::assert_snapshot!("first_run", t.backend());
+}
+
+#[test]
+fn hostile_names_render_inert() {
+    let app = fixture::app(ScreenId::Dashboard, (120, 40), OperatorRole::Admin);
+    let mut app = app;
+    fixture::feed(&mut app, ScreenId::Users);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    let bob = app.users.selected().cloned().unwrap();
+    app.update(Action::Loaded(Loaded::UserDetail {
+        id: bob.id.clone(),
+        result: Ok(Box::new(fixture::detail(&bob))),
+    }));
+    let t = draw(&app, 120, 40);
+    let text = screen_text(&t);
+    assert!(
+        text.contains(r"Bob \e]0;pwned\x0"),
+        "the list shows it escaped: {text}"
+    );
+    assert!(
+        text.contains(r"name Bob \e]0;pwned\x07\e[2J"),
+        "the detail shows all of it: {text}"
+    );
+    let buf = t.backend().buffer();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| !c.symbol().chars().any(|ch| ch.is_control())),
+        "no control character reaches a cell"
+    );
+}
+
+#[test]
+fn disabled_actions_are_dimmed_with_their_reason() {
+    let mut app = fixture::app(ScreenId::Users, (120, 40), OperatorRole::Viewer);
+    let t = draw(&app, 120, 40);
+    let buf = t.backend().buffer().clone();
+    // The hint line still lists R and x for a viewer, dimmed.
+    let hint_y = 38;
+    let line: String = (0..120)
+        .map(|x| buf[(x, hint_y)].symbol().to_string())
+        .collect();
+    assert!(
+        line.contains("R role") && line.contains("x disable/enable"),
+        "{line}"
+    );
+    let x = line.find("R role").unwrap() as u16;
+    assert!(
+        buf[(x, hint_y)]
+            .modifier
+            .contains(ratatui::style::Modifier::DIM)
+    );
+    press(&mut app, KeyCode::Char('?'));
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(
+        text.contains("ana is a viewer operator; this needs support or admin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn too_small_terminal_gets_a_message() {
+    let app = fixture::app(ScreenId::Users, (60, 20), OperatorRole::Admin);
+    let t = draw(&app, 60, 20);
+    let text = screen_text(&t);
+    assert!(text.contains("enlarge it to at least 80×24"), "{text}");
+    // Resizing back re-lays out.
+    let t = draw(&app, 80, 24);
+    assert!(screen_text(&t).contains("EMAIL"));
+    // Degenerate sizes never panic.
+    for (w, h) in [(1, 1), (0, 0), (79, 24), (80, 23)] {
+        draw(&app, w, h);
+    }
+}
+
+#[test]
+fn snapshots_of_the_support_flow() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("enable_api_80x24", draw(&app, 80, 24).backend());
+    press(&mut app, KeyCode::Esc);
+    app.update(Action::Issued(Ok(Box::new(fixture::reveal()))));
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert!(text.contains("Shown only now") && text.contains("will not be shown again"));
+    insta::assert_snapshot!("reveal_80x24", t.backend());
+    press(&mut app, KeyCode::Enter);
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(!text.contains("kws_"), "gone from the screen: {text}");
+}
+
+#[test]
+fn inspector_shows_the_verdict_header_and_claims() {
+    for active in [false, true] {
+        let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+        press(&mut app, KeyCode::Char('i'));
+        app.update(Action::Paste("aaa.bbb.ccc".into()));
+        app.update(Action::Loaded(Loaded::Introspect {
+            jwt: "aaa.bbb.ccc".into(),
+            result: Ok(Box::new(fixture::introspection(active))),
+        }));
+        let t = draw(&app, 80, 24);
+        let text = screen_text(&t);
+        if active {
+            assert!(text.contains("✓ ACTIVE"), "{text}");
+        } else {
+            assert!(
+                text.contains("✗ INACTIVE — revoked 2026-11-24 11:30 by ana@bastion"),
+                "{text}"
+            );
+            assert!(text.contains("customer asked"), "{text}");
+        }
+        assert!(
+            text.contains("alg ES256 · typ at+jwt · kid 3f9c2a71"),
+            "{text}"
+        );
+        assert!(text.contains("(in 3h)"), "{text}");
+        insta::assert_snapshot!(
+            if active {
+                "inspect_active_80x24"
+            } else {
+                "inspect_revoked_80x24"
+            },
+            t.backend()
+        );
+    }
+}
