@@ -541,7 +541,9 @@ fn search_filter(q: &mut Sql, text: &str) {
         Engine::Sqlite => {
             // FTS5 trigram phrase query; double quotes escaped by doubling.
             let phrase = format!("\"{}\"", norm.replace('"', "\"\""));
-            q.push(" AND u.rowid IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ")
+            // `+` keeps SQLite walking the sort index and probing the matches, so the
+            // cost is bounded by the table, not by (matches × sort).
+            q.push(" AND +u.rowid IN (SELECT rowid FROM users_fts WHERE users_fts MATCH ")
                 .bind(phrase)
                 .push(")");
         }
