@@ -1566,3 +1566,46 @@ both!(authorization_code_flow, |env| {
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
 });
+
+both!(authorization_code_for_own_key, |env| {
+    setup(env);
+    let app = register_app(env);
+    let own = key(
+        env,
+        "alice@free.example.com",
+        &["--scopes", "read,write", "--redirect-uri", REDIRECT],
+    );
+    let s = Server::start(env, Some(DOMAIN));
+    // The owner's own flow with an API key that has redirect URIs: no consent needed.
+    let c = authz_client(&s, &own);
+    let (code, verifier) = code_for(&s, &c);
+    let t = c
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request(&http_client("127.0.0.1"))
+        .expect("authorization_code grant for an API key");
+    let claims = verify_with_jwks(&s, t.access_token().secret(), DOMAIN);
+    assert_eq!(claims["client_id"], json!(own.0));
+    assert_eq!(claims["scope"], json!("read"));
+    assert_eq!(get_stations(&s, t.access_token().secret()).status(), 200);
+    assert!(
+        env.json(&["consent", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no consent for the owner's own key"
+    );
+
+    // A code is bound to its client: the app's code is useless to the key.
+    let (code, v) = code_for(&s, &authz_client(&s, &app));
+    let r = exchange_raw(&s, &own, &code, REDIRECT, v.secret());
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_grant");
+
+    // A key without redirect URIs cannot start the flow (an error page, no redirect).
+    let other = key(env, "alice@free.example.com", &[]);
+    let (url, _, _) = authz_url(&authz_client(&s, &other), &[]);
+    let r = no_redirects().get(&url).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+});

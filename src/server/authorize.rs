@@ -124,7 +124,7 @@ fn state_pairs<'a>(p: &'a Params, mut v: Vec<(&'a str, &'a str)>) -> Vec<(&'a st
 fn binding(req: &AuthzRequest) -> String {
     format!(
         "{}|{}|{}",
-        req.app.client_id, req.redirect_uri, req.code_challenge
+        req.client.client_id, req.redirect_uri, req.code_challenge
     )
 }
 
@@ -156,7 +156,7 @@ async fn check(app: &App, headers: &HeaderMap, p: &Params) -> Result<AuthzReques
                 StatusCode::BAD_REQUEST,
                 "the request does not name a known domain (Host header)",
             )),
-            Some((_, d)) if d != r.app.domain_id => Err(error_page(
+            Some((_, d)) if d != r.client.domain_id => Err(error_page(
                 StatusCode::BAD_REQUEST,
                 "this client belongs to another domain",
             )),
@@ -205,7 +205,7 @@ async fn page(app: &App, p: &Params, req: &AuthzRequest, step: Step<'_>) -> Resp
     let mut b = String::new();
     b.push_str(&format!(
         "<p><strong>{}</strong> asks for access to your account with these permissions:</p>\n<ul>\n",
-        esc(&req.app.name)
+        esc(&req.client.name)
     ));
     for (s, d) in &req.scopes {
         let text = if d.is_empty() { s } else { d };
@@ -269,7 +269,7 @@ async fn page(app: &App, p: &Params, req: &AuthzRequest, step: Step<'_>) -> Resp
         "<p><button type=\"submit\" name=\"action\" value=\"allow\">Allow</button> \
          <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></p>\n</form>",
     );
-    html(status, &format!("Sign in to {}", req.app.name), &b)
+    html(status, &format!("Sign in to {}", req.client.name), &b)
 }
 
 /// `GET /api/auth/authorize`.
@@ -360,7 +360,7 @@ pub(crate) async fn authorize_post(
         },
         _ => {
             // check() made sure the request's domain is the app's.
-            let domain_id = req.app.domain_id.clone();
+            let domain_id = req.client.domain_id.clone();
             let (Some(email), Some(pw)) = (p.get("email"), p.get("password")) else {
                 return page(
                     &app,

@@ -27,10 +27,23 @@ pub const FORM_TTL: i64 = 600;
 
 type GResult<T> = std::result::Result<T, GrantError>;
 
+/// The client of an authorization request: a developer app, or an API key with its
+/// own redirect URIs (for its owner's own flow; no consent is recorded).
+#[derive(Debug, Clone)]
+pub struct AuthzClient {
+    pub client_id: String,
+    pub name: String,
+    pub domain_id: String,
+    /// The app's id (apps), or None (keys).
+    pub app_id: Option<String>,
+    /// The key's owner (keys): the only user who can authorize it.
+    pub owner_id: Option<String>,
+}
+
 /// A checked authorization request (the client and redirect URI are valid).
 #[derive(Debug, Clone)]
 pub struct AuthzRequest {
-    pub app: AppRow,
+    pub client: AuthzClient,
     pub redirect_uri: String,
     /// Requested scopes ∩ the app's scopes (closed), with their descriptions.
     pub scopes: Vec<(String, String)>,
@@ -166,22 +179,53 @@ impl TokenService {
     ) -> std::result::Result<AuthzRequest, AuthzError> {
         let no = |m: &str| AuthzError::NoRedirect(m.to_string());
         let cid = client_id.ok_or_else(|| no("the request has no client_id"))?;
-        if !cid.starts_with("kwapp_") || cid.len() > 100 {
+        if !(cid.starts_with("kwapp_") || cid.starts_with("kw_")) || cid.len() > 100 {
             return Err(no("unknown client"));
         }
         let id = cid.to_string();
-        let (app, graph, descs) = self
+        let (found, graph, descs) = self
             .keyward()
             .read(async move |cx| {
-                let app = cred::app_by_client_id(cx, &id).await?;
+                let found = if id.starts_with("kwapp_") {
+                    cred::app_by_client_id(cx, &id).await?.map(|a: AppRow| {
+                        (
+                            AuthzClient {
+                                client_id: a.client_id,
+                                name: a.name,
+                                domain_id: a.domain_id,
+                                app_id: Some(a.id),
+                                owner_id: None,
+                            },
+                            a.redirect_uris,
+                            a.scopes,
+                        )
+                    })
+                } else {
+                    cred::key_by_client_id(cx, &id)
+                        .await?
+                        .filter(|k| k.expires_at.is_none_or(|e| e > model::now()))
+                        .map(|k| {
+                            (
+                                AuthzClient {
+                                    client_id: k.client_id,
+                                    name: k.name,
+                                    domain_id: k.domain_id,
+                                    app_id: None,
+                                    owner_id: Some(k.user_id),
+                                },
+                                k.redirect_uris,
+                                k.scopes,
+                            )
+                        })
+                };
                 let g = ScopeGraph::load(cx).await?;
                 let d = dir::scopes(cx).await?;
-                Ok((app, g, d))
+                Ok((found, g, d))
             })
             .await?;
-        let app = app.ok_or_else(|| no("unknown client"))?;
+        let (client, redirect_uris, client_scopes) = found.ok_or_else(|| no("unknown client"))?;
         let ru = redirect_uri.ok_or_else(|| no("the request has no redirect_uri"))?;
-        if !app.redirect_uris.split_whitespace().any(|u| u == ru) {
+        if !redirect_uris.split_whitespace().any(|u| u == ru) {
             return Err(no("the redirect_uri is not registered for this client"));
         }
         if response_type != Some("code") {
@@ -204,12 +248,12 @@ impl TokenService {
         }
         let requested = super::grants::parse_scope_param(scope)
             .map_err(|e| AuthzError::Redirect("invalid_scope", e.description()))?;
-        let app_scopes: BTreeSet<String> = graph.closure(app.scopes.split_whitespace());
+        let client_scopes: BTreeSet<String> = graph.closure(client_scopes.split_whitespace());
         let scopes = narrow_scopes(
             &graph,
             requested.as_deref(),
-            &app_scopes,
-            &format!("app {}", app.client_id),
+            &client_scopes,
+            &format!("client {}", client.client_id),
         )
         .map_err(|e| AuthzError::Redirect("invalid_scope", e.to_string()))?;
         let scopes = scopes
@@ -224,7 +268,7 @@ impl TokenService {
             })
             .collect();
         Ok(AuthzRequest {
-            app,
+            client,
             redirect_uri: ru.to_string(),
             scopes,
             code_challenge: ch.to_string(),
@@ -291,7 +335,10 @@ impl TokenService {
                 let Some(u) = dir::user_by_id(cx, &user_id).await? else {
                     return Ok(false);
                 };
-                if u.status != "active" || u.domain_id != req.app.domain_id {
+                if u.status != "active"
+                    || u.domain_id != req.client.domain_id
+                    || req.client.owner_id.as_ref().is_some_and(|o| *o != u.id)
+                {
                     return Ok(false);
                 }
                 let g = ScopeGraph::load(cx).await?;
@@ -317,20 +364,22 @@ impl TokenService {
                         .or_else(|| (stations.len() == 1).then(|| &stations[0])),
                 }
                 .map(|s| s.id.clone());
-                cred::upsert_consent(
-                    cx,
-                    &model::new_id(),
-                    &u.id,
-                    &req.app.id,
-                    &scopes,
-                    model::now(),
-                )
-                .await?;
+                if let Some(app_id) = &req.client.app_id {
+                    cred::upsert_consent(
+                        cx,
+                        &model::new_id(),
+                        &u.id,
+                        app_id,
+                        &scopes,
+                        model::now(),
+                    )
+                    .await?;
+                }
                 gs::insert_auth_code(
                     cx,
                     &gs::AuthCodeRow {
                         code_hash,
-                        client_id: req.app.client_id.clone(),
+                        client_id: req.client.client_id.clone(),
                         user_id: u.id.clone(),
                         station_id,
                         redirect_uri: req.redirect_uri.clone(),
@@ -342,15 +391,17 @@ impl TokenService {
                 )
                 .await?;
                 gs::purge_auth_codes(cx, model::now() - 86_400).await?;
-                audit_event(
-                    cx,
-                    &actor,
-                    "consent.grant",
-                    &format!("{} → {}", u.email, req.app.client_id),
-                    Some(&u.domain_id),
-                    json!({"scopes": scopes, "via": "authorize"}),
-                )
-                .await?;
+                if req.client.app_id.is_some() {
+                    audit_event(
+                        cx,
+                        &actor,
+                        "consent.grant",
+                        &format!("{} → {}", u.email, req.client.client_id),
+                        Some(&u.domain_id),
+                        json!({"scopes": scopes, "via": "authorize"}),
+                    )
+                    .await?;
+                }
                 Ok(true)
             })
             .await?;
@@ -385,13 +436,15 @@ impl TokenService {
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
     ) -> GResult<Minted> {
-        let app = match self.authenticate(client_id, secret).await? {
-            super::grants::Client::App(a) => a,
-            _ => {
-                return Err(GrantError::UnauthorizedClient(
-                    "only developer apps use the authorization_code grant".into(),
-                ));
-            }
+        // (client_id, app id, key id and owner, the key's allowed scopes).
+        let (cid, app_id, key, key_allowed) = match self.authenticate(client_id, secret).await? {
+            super::grants::Client::App(a) => (a.client_id.clone(), Some(a.id.clone()), None, None),
+            super::grants::Client::Key(k) => (
+                k.key.client_id.clone(),
+                None,
+                Some((k.key.id.clone(), k.key.user_id.clone())),
+                Some(k.allowed.clone()),
+            ),
         };
         let bad = |m: &str| GrantError::InvalidGrant(m.to_string());
         if code.is_empty() || code.len() > 200 {
@@ -422,7 +475,7 @@ impl TokenService {
                 let Some(row) = row else {
                     return Ok(Err(bad("unknown authorization code")));
                 };
-                if row.client_id != app.client_id {
+                if row.client_id != cid {
                     return Ok(Err(bad("the code was issued to another client")));
                 }
                 let now = model::now();
@@ -449,25 +502,32 @@ impl TokenService {
                 if u.status != "active" {
                     return Ok(Err(bad("the user is disabled")));
                 }
-                let Some(consent) = cred::consent(cx, &u.id, &app.id).await? else {
-                    return Ok(Err(bad("the consent was withdrawn")));
+                // Apps: the consent's scopes; keys: the key's (both within the role).
+                let allowed: BTreeSet<String> = match (&app_id, &key_allowed) {
+                    (Some(app_id), _) => match cred::consent(cx, &u.id, app_id).await? {
+                        Some(c) => c.scopes.split_whitespace().map(str::to_string).collect(),
+                        None => return Ok(Err(bad("the consent was withdrawn"))),
+                    },
+                    (None, Some(a)) => a.clone(),
+                    (None, None) => BTreeSet::new(),
                 };
-                // The consent's scopes, still within the user's role.
+                if key.as_ref().is_some_and(|(_, owner)| *owner != u.id) {
+                    return Ok(Err(bad("the code was issued to another user")));
+                }
                 let role = user_role_scopes(cx, &u.role_id).await?;
-                let scopes: BTreeSet<String> = consent
+                let scopes: BTreeSet<String> = row
                     .scopes
                     .split_whitespace()
-                    .filter(|s| row.scopes.split_whitespace().any(|r| r == *s))
-                    .filter(|s| role.contains(*s))
+                    .filter(|s| allowed.contains(*s) && role.contains(*s))
                     .map(str::to_string)
                     .collect();
                 let grant = Grant {
                     domain_id: u.domain_id.clone(),
                     domain: u.domain.clone(),
                     user_id: u.id.clone(),
-                    key_id: None,
-                    app_id: Some(app.id.clone()),
-                    client_id: app.client_id.clone(),
+                    key_id: key.as_ref().map(|(id, _)| id.clone()),
+                    app_id: app_id.clone(),
+                    client_id: cid.clone(),
                     scopes,
                     ttl: settings.grant_ttl.secs(),
                     source: "authorization_code",
