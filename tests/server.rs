@@ -1324,20 +1324,39 @@ fn no_redirects() -> Http {
         .unwrap()
 }
 
+/// A page and its form's hidden fields, with the session cookie it set as the
+/// pseudo-field `__cookie` (sent back as a cookie by [`post_authz`], as a browser would).
+fn form_of(r: reqwest::blocking::Response) -> (String, Vec<(String, String)>) {
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let page = r.text().unwrap();
+    let mut form = hidden_fields(&page);
+    if let Some(c) = cookie {
+        assert!(c.starts_with("kw_authz="), "{c}");
+        form.push(("__cookie".into(), c));
+    }
+    (page, form)
+}
+
 fn post_authz(s: &Server, form: &[(String, String)]) -> reqwest::blocking::Response {
-    no_redirects()
+    let cookie = form.iter().find(|(k, _)| k == "__cookie");
+    let form: Vec<_> = form.iter().filter(|(k, _)| k != "__cookie").collect();
+    let mut rb = no_redirects()
         .post(s.url("/api/auth/authorize"))
-        .form(form)
-        .send()
-        .unwrap()
+        .form(&form);
+    if let Some((_, c)) = cookie {
+        rb = rb.header("cookie", c.as_str());
+    }
+    rb.send().unwrap()
 }
 
 /// GETs the page and posts the sign-in form; returns the response to the POST.
 fn sign_in(s: &Server, url: &str, action: &str) -> reqwest::blocking::Response {
     let r = s.http.get(url).send().unwrap();
     assert_eq!(r.status(), 200);
-    let page = r.text().unwrap();
-    let mut form = hidden_fields(&page);
+    let (_, mut form) = form_of(r);
     form.push(("email".into(), "alice@free.example.com".into()));
     form.push(("password".into(), PASSWORD.into()));
     form.push(("action".into(), action.into()));
@@ -1411,7 +1430,7 @@ both!(authorization_code_flow, |env| {
 
     // The page: app name escaped, scopes in plain words, no script.
     let (url, verifier, state) = authz_url(&c, &[]);
-    let page = s.http.get(&url).send().unwrap().text().unwrap();
+    let (page, fields) = form_of(s.http.get(&url).send().unwrap());
     assert!(
         page.contains("Ledger &lt;b&gt;&amp;&lt;/b&gt; Co"),
         "{page}"
@@ -1425,7 +1444,7 @@ both!(authorization_code_flow, |env| {
     );
 
     // Full flow: sign in, allow, exchange with the oauth2 client, call the API.
-    let mut form = hidden_fields(&page);
+    let mut form = fields;
     form.push(("email".into(), "alice@free.example.com".into()));
     form.push(("password".into(), PASSWORD.into()));
     form.push(("action".into(), "allow".into()));
@@ -1488,8 +1507,9 @@ both!(authorization_code_flow, |env| {
 
     // A POST without (or with a forged) CSRF token is refused.
     let (url, _, _) = authz_url(&c, &[]);
-    let page = s.http.get(&url).send().unwrap().text().unwrap();
-    let mut form: Vec<(String, String)> = hidden_fields(&page)
+    let (_, fields) = form_of(s.http.get(&url).send().unwrap());
+    let mut form: Vec<(String, String)> = fields
+        .clone()
         .into_iter()
         .filter(|(k, _)| k != "csrf")
         .collect();
@@ -1501,10 +1521,25 @@ both!(authorization_code_flow, |env| {
     assert!(r.headers().get("location").is_none());
     form.push(("csrf".into(), "n.9999999999.v1$forged".into()));
     assert_eq!(post_authz(&s, &form).status(), 403);
+    // The CSRF token is bound to the browser's session cookie.
+    let no_cookie: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "__cookie")
+        .cloned()
+        .chain([
+            ("email".into(), "alice@free.example.com".into()),
+            ("password".into(), PASSWORD.into()),
+            ("action".into(), "allow".into()),
+        ])
+        .collect();
+    assert_eq!(post_authz(&s, &no_cookie).status(), 403);
+    let mut other_cookie = no_cookie.clone();
+    other_cookie.push(("__cookie".into(), format!("kw_authz={}", "A".repeat(43))));
+    assert_eq!(post_authz(&s, &other_cookie).status(), 403);
 
     // Wrong password: the page again, no code.
     let r = s.http.get(&url).send().unwrap();
-    let mut form = hidden_fields(&r.text().unwrap());
+    let (_, mut form) = form_of(r);
     form.push(("email".into(), "alice@free.example.com".into()));
     form.push(("password".into(), "wrong".into()));
     form.push(("action".into(), "allow".into()));
@@ -1542,13 +1577,13 @@ both!(authorization_code_flow, |env| {
     let (url, verifier, _) = authz_url(&c, &[("euVatId", " atu 1234 5678")]);
     let r = sign_in(&s, &url, "allow");
     assert_eq!(r.status(), 200);
-    let page = r.text().unwrap();
+    let (page, fields) = form_of(r);
     assert!(
         page.contains(&format!("<option value=\"{branch_id}\" selected>")),
         "{page}"
     );
     assert_eq!(page.matches(" selected>").count(), 1);
-    let mut form = hidden_fields(&page);
+    let mut form = fields;
     form.push(("station".into(), branch_id.clone()));
     form.push(("action".into(), "allow".into()));
     let q = location(&post_authz(&s, &form));

@@ -121,11 +121,32 @@ fn state_pairs<'a>(p: &'a Params, mut v: Vec<(&'a str, &'a str)>) -> Vec<(&'a st
 }
 
 /// The string the CSRF token is bound to.
-fn binding(req: &AuthzRequest) -> String {
+/// The string the CSRF token is bound to: the browser's session cookie and the request.
+fn binding(req: &AuthzRequest, sid: &str) -> String {
     format!(
-        "{}|{}|{}",
+        "{sid}|{}|{}|{}",
         req.client.client_id, req.redirect_uri, req.code_challenge
     )
+}
+
+/// The session cookie that binds the form to one browser (double submit).
+const COOKIE: &str = "kw_authz";
+
+/// The session cookie's value, when present and well-formed.
+fn session(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| {
+            (20..=100).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn hint(p: &Params) -> StationHint {
@@ -191,8 +212,8 @@ enum Step<'a> {
     },
 }
 
-async fn page(app: &App, p: &Params, req: &AuthzRequest, step: Step<'_>) -> Response {
-    let csrf = match app.svc.csrf_token(&binding(req)).await {
+async fn page(app: &App, p: &Params, req: &AuthzRequest, sid: &str, step: Step<'_>) -> Response {
+    let csrf = match app.svc.csrf_token(&binding(req, sid)).await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "csrf token failed");
@@ -269,7 +290,18 @@ async fn page(app: &App, p: &Params, req: &AuthzRequest, step: Step<'_>) -> Resp
         "<p><button type=\"submit\" name=\"action\" value=\"allow\">Allow</button> \
          <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></p>\n</form>",
     );
-    html(status, &format!("Sign in to {}", req.client.name), &b)
+    let mut r = html(status, &format!("Sign in to {}", req.client.name), &b);
+    let secure = if app.svc.settings().issuer.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}={sid}; Path=/api/auth/authorize; HttpOnly; SameSite=Lax; Max-Age=900{secure}"
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// `GET /api/auth/authorize`.
@@ -286,11 +318,16 @@ pub(crate) async fn authorize_get(
         Ok(r) => r,
         Err(r) => return r,
     };
-    page(&app, &p, &req, Step::SignIn { error: None }).await
+    let sid = session(&headers).unwrap_or_else(|| {
+        keyward::secret::generate_secret("")
+            .expose_secret()
+            .to_string()
+    });
+    page(&app, &p, &req, &sid, Step::SignIn { error: None }).await
 }
 
-fn ticket_binding(req: &AuthzRequest, user_id: &str) -> String {
-    format!("signed-in|{user_id}|{}", binding(req))
+fn ticket_binding(req: &AuthzRequest, sid: &str, user_id: &str) -> String {
+    format!("signed-in|{user_id}|{}", binding(req, sid))
 }
 
 /// `POST /api/auth/authorize` (the form).
@@ -315,9 +352,15 @@ pub(crate) async fn authorize_post(
             "the service is temporarily unavailable",
         )
     };
+    let Some(sid) = session(&headers) else {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "the sign-in session is missing (cookies must be enabled); start again from the application",
+        );
+    };
     match app
         .svc
-        .csrf_check(p.get("csrf").unwrap_or_default(), &binding(&req))
+        .csrf_check(p.get("csrf").unwrap_or_default(), &binding(&req, &sid))
         .await
     {
         Ok(true) => {}
@@ -343,13 +386,18 @@ pub(crate) async fn authorize_post(
     }
     // Who: a ticket from a previous step, or email and password.
     let user_id = match (p.get("uid"), p.get("ticket")) {
-        (Some(uid), Some(t)) => match app.svc.csrf_check(t, &ticket_binding(&req, uid)).await {
+        (Some(uid), Some(t)) => match app
+            .svc
+            .csrf_check(t, &ticket_binding(&req, &sid, uid))
+            .await
+        {
             Ok(true) => uid.to_string(),
             Ok(false) => {
                 return page(
                     &app,
                     &p,
                     &req,
+                    &sid,
                     Step::SignIn {
                         error: Some("your sign-in has expired; sign in again"),
                     },
@@ -366,6 +414,7 @@ pub(crate) async fn authorize_post(
                     &app,
                     &p,
                     &req,
+                    &sid,
                     Step::SignIn {
                         error: Some("enter your email and password"),
                     },
@@ -383,6 +432,7 @@ pub(crate) async fn authorize_post(
                         &app,
                         &p,
                         &req,
+                        &sid,
                         Step::SignIn {
                             error: Some("wrong email or password"),
                         },
@@ -413,7 +463,11 @@ pub(crate) async fn authorize_post(
                     (s.id.clone(), label, Some(i) == pre)
                 })
                 .collect();
-            let ticket = match app.svc.csrf_token(&ticket_binding(&req, &user_id)).await {
+            let ticket = match app
+                .svc
+                .csrf_token(&ticket_binding(&req, &sid, &user_id))
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => return fail(e),
             };
@@ -421,6 +475,7 @@ pub(crate) async fn authorize_post(
                 &app,
                 &p,
                 &req,
+                &sid,
                 Step::Station {
                     user_id: &user_id,
                     ticket: &ticket,
@@ -445,6 +500,7 @@ pub(crate) async fn authorize_post(
                 &app,
                 &p,
                 &req,
+                &sid,
                 Step::SignIn {
                     error: Some("this account cannot authorize this application"),
                 },
