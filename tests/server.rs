@@ -9,7 +9,8 @@ mod common;
 use common::*;
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthType, ClientId, ClientSecret, RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername,
     Scope, TokenResponse, TokenUrl,
 };
 use reqwest::blocking::Client as Http;
@@ -1242,3 +1243,404 @@ fn graceful_shutdown_on_sigterm() {
     let st = s.stop().expect("keyward serve exits after SIGTERM");
     assert!(st.success(), "{st:?}");
 }
+
+// ---------------------------------------------------------------- authorization code
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+type AuthzClient = oauth2::basic::BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+/// Registers an app owned by alice; (client_id, secret).
+fn register_app(env: &Env) -> (String, String) {
+    let a = env.json(&[
+        "app",
+        "create",
+        "Ledger <b>&</b> Co",
+        "--owner",
+        "alice@free.example.com",
+        "--redirect-uri",
+        REDIRECT,
+        "--scopes",
+        "read,write",
+    ]);
+    (
+        a["client_id"].as_str().unwrap().to_string(),
+        a["client_secret"].as_str().unwrap().to_string(),
+    )
+}
+
+fn authz_client(s: &Server, app: &(String, String)) -> AuthzClient {
+    BasicClient::new(ClientId::new(app.0.clone()))
+        .set_client_secret(ClientSecret::new(app.1.clone()))
+        .set_auth_uri(AuthUrl::new(s.url("/api/auth/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(s.url("/auth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+/// An authorization URL with PKCE: (url, verifier, state).
+fn authz_url(c: &AuthzClient, extra: &[(&str, &str)]) -> (String, PkceCodeVerifier, CsrfToken) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut r = c
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge);
+    for (k, v) in extra {
+        r = r.add_extra_param(*k, *v);
+    }
+    let (url, state) = r.url();
+    (url.to_string(), verifier, state)
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The hidden fields of a page's form.
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in page.split("<input type=\"hidden\" name=\"").skip(1) {
+        let (name, rest) = part.split_once('"').unwrap();
+        let v = rest.split_once("value=\"").unwrap().1;
+        let v = v.split_once('"').unwrap().0;
+        out.push((name.to_string(), unescape(v)));
+    }
+    out
+}
+
+fn no_redirects() -> Http {
+    Http::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A page and its form's hidden fields, with the session cookie it set as the
+/// pseudo-field `__cookie` (sent back as a cookie by [`post_authz`], as a browser would).
+fn form_of(r: reqwest::blocking::Response) -> (String, Vec<(String, String)>) {
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let page = r.text().unwrap();
+    let mut form = hidden_fields(&page);
+    if let Some(c) = cookie {
+        assert!(c.starts_with("kw_authz="), "{c}");
+        form.push(("__cookie".into(), c));
+    }
+    (page, form)
+}
+
+fn post_authz(s: &Server, form: &[(String, String)]) -> reqwest::blocking::Response {
+    let cookie = form.iter().find(|(k, _)| k == "__cookie");
+    let form: Vec<_> = form.iter().filter(|(k, _)| k != "__cookie").collect();
+    let mut rb = no_redirects()
+        .post(s.url("/api/auth/authorize"))
+        .form(&form);
+    if let Some((_, c)) = cookie {
+        rb = rb.header("cookie", c.as_str());
+    }
+    rb.send().unwrap()
+}
+
+/// GETs the page and posts the sign-in form; returns the response to the POST.
+fn sign_in(s: &Server, url: &str, action: &str) -> reqwest::blocking::Response {
+    let r = s.http.get(url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, mut form) = form_of(r);
+    form.push(("email".into(), "alice@free.example.com".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    form.push(("action".into(), action.into()));
+    post_authz(s, &form)
+}
+
+/// The query parameters of a 302's Location.
+fn location(r: &reqwest::blocking::Response) -> std::collections::HashMap<String, String> {
+    assert_eq!(r.status(), 302, "expected a redirect");
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    oauth2::url::Url::parse(loc)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn code_for(s: &Server, c: &AuthzClient) -> (String, PkceCodeVerifier) {
+    let (url, verifier, state) = authz_url(c, &[]);
+    let q = location(&sign_in(s, &url, "allow"));
+    assert_eq!(q["state"], *state.secret());
+    (q["code"].clone(), verifier)
+}
+
+fn exchange_raw(
+    s: &Server,
+    app: &(String, String),
+    code: &str,
+    redirect: &str,
+    verifier: &str,
+) -> reqwest::blocking::Response {
+    post_form(
+        s,
+        "/auth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+            ("client_id", &app.0),
+            ("client_secret", &app.1),
+        ],
+    )
+}
+
+both!(authorization_code_flow, |env| {
+    setup(env);
+    let app = register_app(env);
+    let s = Server::start(env, Some(DOMAIN));
+    let meta = body_json(
+        s.http
+            .get(s.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .unwrap(),
+    );
+    assert!(
+        meta["authorization_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/api/auth/authorize")
+    );
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert!(
+        meta["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("authorization_code"))
+    );
+    let c = authz_client(&s, &app);
+
+    // The page: app name escaped, scopes in plain words, no script.
+    let (url, verifier, state) = authz_url(&c, &[]);
+    let (page, fields) = form_of(s.http.get(&url).send().unwrap());
+    assert!(
+        page.contains("Ledger &lt;b&gt;&amp;&lt;/b&gt; Co"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>"));
+    assert!(!page.contains("<script"));
+    assert!(page.contains("<code>read</code>"));
+    assert!(
+        !page.contains("<code>write</code>"),
+        "only the requested scope"
+    );
+
+    // Full flow: sign in, allow, exchange with the oauth2 client, call the API.
+    let mut form = fields;
+    form.push(("email".into(), "alice@free.example.com".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    form.push(("action".into(), "allow".into()));
+    let q = location(&post_authz(&s, &form));
+    assert_eq!(q["state"], *state.secret());
+    let code = q["code"].clone();
+    let t = c
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request(&http_client("127.0.0.1"))
+        .expect("authorization_code grant");
+    assert!(t.refresh_token().is_some());
+    let tok = t.access_token().secret().clone();
+    let claims = verify_with_jwks(&s, &tok, DOMAIN);
+    assert_eq!(claims["client_id"], json!(app.0));
+    assert_eq!(claims["scope"], json!("read"));
+    assert_eq!(get_stations(&s, &tok).status(), 200);
+
+    // Reuse: invalid_grant, and the tokens issued from the code are revoked.
+    let r = exchange_raw(&s, &app, &code, REDIRECT, "x".repeat(43).as_str());
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_grant");
+    assert!(
+        until_refused(&s, &tok, Duration::from_secs(5)).is_some(),
+        "tokens of a reused code are revoked"
+    );
+
+    // Wrong verifier.
+    let (code, _v) = code_for(&s, &c);
+    let r = exchange_raw(&s, &app, &code, REDIRECT, &"a".repeat(43));
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_grant");
+
+    // Wrong redirect_uri at the token endpoint.
+    let (code, v) = code_for(&s, &c);
+    let r = exchange_raw(&s, &app, &code, "http://127.0.0.1:9/other", v.secret());
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_grant");
+
+    // Unregistered redirect_uri at the authorization endpoint: an error page, no redirect.
+    let (url, _, _) = authz_url(&c, &[]);
+    let bad = url.replace("9%2Fcallback", "9%2Fevil");
+    assert_ne!(bad, url);
+    let r = no_redirects().get(&bad).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    // PKCE is required.
+    let r = no_redirects()
+        .get(format!(
+            "{}?response_type=code&client_id={}&redirect_uri={}&state=s1",
+            s.url("/api/auth/authorize"),
+            app.0,
+            "http%3A%2F%2F127.0.0.1%3A9%2Fcallback"
+        ))
+        .send()
+        .unwrap();
+    let q = location(&r);
+    assert_eq!(q["error"], "invalid_request");
+    assert_eq!(q["state"], "s1");
+
+    // A POST without (or with a forged) CSRF token is refused.
+    let (url, _, _) = authz_url(&c, &[]);
+    let (_, fields) = form_of(s.http.get(&url).send().unwrap());
+    let mut form: Vec<(String, String)> = fields
+        .clone()
+        .into_iter()
+        .filter(|(k, _)| k != "csrf")
+        .collect();
+    form.push(("email".into(), "alice@free.example.com".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    form.push(("action".into(), "allow".into()));
+    let r = post_authz(&s, &form);
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("location").is_none());
+    form.push(("csrf".into(), "n.9999999999.v1$forged".into()));
+    assert_eq!(post_authz(&s, &form).status(), 403);
+    // The CSRF token is bound to the browser's session cookie.
+    let no_cookie: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "__cookie")
+        .cloned()
+        .chain([
+            ("email".into(), "alice@free.example.com".into()),
+            ("password".into(), PASSWORD.into()),
+            ("action".into(), "allow".into()),
+        ])
+        .collect();
+    assert_eq!(post_authz(&s, &no_cookie).status(), 403);
+    let mut other_cookie = no_cookie.clone();
+    other_cookie.push(("__cookie".into(), format!("kw_authz={}", "A".repeat(43))));
+    assert_eq!(post_authz(&s, &other_cookie).status(), 403);
+
+    // Wrong password: the page again, no code.
+    let r = s.http.get(&url).send().unwrap();
+    let (_, mut form) = form_of(r);
+    form.push(("email".into(), "alice@free.example.com".into()));
+    form.push(("password".into(), "wrong".into()));
+    form.push(("action".into(), "allow".into()));
+    let r = post_authz(&s, &form);
+    assert_eq!(r.status(), 401);
+    assert!(r.text().unwrap().contains("wrong email or password"));
+
+    // Deny.
+    let (url, _, state) = authz_url(&c, &[]);
+    let q = location(&sign_in(&s, &url, "deny"));
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], *state.secret());
+    assert!(!q.contains_key("code"));
+
+    // Several stations: a station select, pre-selected from euVatId.
+    env.ok(&[
+        "station",
+        "add",
+        "Main",
+        "--user",
+        "alice@free.example.com",
+        "--eu-vat-id",
+        "DE123456789",
+    ]);
+    let branch = env.json(&[
+        "station",
+        "add",
+        "Branch",
+        "--user",
+        "alice@free.example.com",
+        "--eu-vat-id",
+        "ATU12345678",
+    ]);
+    let branch_id = branch["id"].as_str().unwrap().to_string();
+    let (url, verifier, _) = authz_url(&c, &[("euVatId", " atu 1234 5678")]);
+    let r = sign_in(&s, &url, "allow");
+    assert_eq!(r.status(), 200);
+    let (page, fields) = form_of(r);
+    assert!(
+        page.contains(&format!("<option value=\"{branch_id}\" selected>")),
+        "{page}"
+    );
+    assert_eq!(page.matches(" selected>").count(), 1);
+    let mut form = fields;
+    form.push(("station".into(), branch_id.clone()));
+    form.push(("action".into(), "allow".into()));
+    let q = location(&post_authz(&s, &form));
+    let t = c
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .set_pkce_verifier(verifier)
+        .request(&http_client("127.0.0.1"))
+        .expect("authorization_code grant after choosing a station");
+    assert_eq!(get_stations(&s, t.access_token().secret()).status(), 200);
+
+    // A request that names no known domain is refused (SPEC §5), without a redirect.
+    let s2 = Server::start(env, None);
+    let (url, _, _) = authz_url(&authz_client(&s2, &app), &[]);
+    let r = no_redirects().get(&url).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+});
+
+both!(authorization_code_for_own_key, |env| {
+    setup(env);
+    let app = register_app(env);
+    let own = key(
+        env,
+        "alice@free.example.com",
+        &["--scopes", "read,write", "--redirect-uri", REDIRECT],
+    );
+    let s = Server::start(env, Some(DOMAIN));
+    // The owner's own flow with an API key that has redirect URIs: no consent needed.
+    let c = authz_client(&s, &own);
+    let (code, verifier) = code_for(&s, &c);
+    let t = c
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request(&http_client("127.0.0.1"))
+        .expect("authorization_code grant for an API key");
+    let claims = verify_with_jwks(&s, t.access_token().secret(), DOMAIN);
+    assert_eq!(claims["client_id"], json!(own.0));
+    assert_eq!(claims["scope"], json!("read"));
+    assert_eq!(get_stations(&s, t.access_token().secret()).status(), 200);
+    assert!(
+        env.json(&["consent", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no consent for the owner's own key"
+    );
+
+    // A code is bound to its client: the app's code is useless to the key.
+    let (code, v) = code_for(&s, &authz_client(&s, &app));
+    let r = exchange_raw(&s, &own, &code, REDIRECT, v.secret());
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_grant");
+
+    // A key without redirect URIs cannot start the flow (an error page, no redirect).
+    let other = key(env, "alice@free.example.com", &[]);
+    let (url, _, _) = authz_url(&authz_client(&s, &other), &[]);
+    let r = no_redirects().get(&url).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+});

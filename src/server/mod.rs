@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod authorize;
 mod limit;
 mod oauth;
 pub mod params;
@@ -237,6 +238,10 @@ pub(crate) fn router(app: App) -> Router {
         .route(
             "/.well-known/oauth-authorization-server",
             get(oauth::metadata),
+        )
+        .route(
+            "/api/auth/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route("/auth/token", post(oauth::token))
         .route("/api/auth/token", post(oauth::token))

@@ -189,6 +189,31 @@ async fn grant(
                 .client_credentials(id, secret, scopes.as_deref())
                 .await
         }
+        "authorization_code" => {
+            let Creds::Given {
+                id,
+                secret: Some(secret),
+                ..
+            } = c
+            else {
+                return Err(GrantError::InvalidClient(
+                    "authorization_code needs client_id and client_secret (HTTP Basic or body)"
+                        .into(),
+                ));
+            };
+            let code = p
+                .get("code")
+                .ok_or_else(|| GrantError::InvalidRequest("code is required".into()))?;
+            app.svc
+                .authorization_code(
+                    id,
+                    secret,
+                    code,
+                    p.get("redirect_uri"),
+                    p.get("code_verifier"),
+                )
+                .await
+        }
         "refresh_token" => {
             let rt = p
                 .get("refresh_token")
@@ -225,7 +250,7 @@ async fn grant(
                 .await
         }
         other => Err(GrantError::UnsupportedGrantType(format!(
-            "grant_type {:?} is not supported; use client_credentials, refresh_token{}",
+            "grant_type {:?} is not supported; use client_credentials, authorization_code, refresh_token{}",
             other.chars().take(64).collect::<String>(),
             if app.svc.settings().password_grant {
                 " or password"
@@ -367,7 +392,7 @@ pub(crate) async fn jwks(axum::extract::State(app): St) -> Response {
 pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
     let s = app.svc.settings();
     let iss = s.issuer.trim_end_matches('/');
-    let mut grants = vec!["client_credentials", "refresh_token"];
+    let mut grants = vec!["client_credentials", "authorization_code", "refresh_token"];
     if s.password_grant {
         grants.push("password");
     }
@@ -375,12 +400,14 @@ pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
         StatusCode::OK,
         json!({
             "issuer": iss,
+            "authorization_endpoint": format!("{iss}/api/auth/authorize"),
             "token_endpoint": format!("{iss}/auth/token"),
             "jwks_uri": format!("{iss}/.well-known/jwks.json"),
             "introspection_endpoint": format!("{iss}/oauth/introspect"),
             "revocation_endpoint": format!("{iss}/oauth/revoke"),
             "grant_types_supported": grants,
-            "response_types_supported": [],
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -20,7 +20,7 @@ use super::settings::Settings;
 use super::tokens::{Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, sign_grant};
 use super::{Actor, Keyward, audit_event};
 use crate::error::{Error, Result};
-use crate::model::{self, Email, ScopeName};
+use crate::model::{self, ScopeName};
 use crate::secret::generate_secret;
 use crate::store::credentials::{
     self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
@@ -574,29 +574,8 @@ impl TokenService {
         scopes: Option<&[ScopeName]>,
     ) -> GResult<Minted> {
         let bad = || GrantError::InvalidGrant("invalid username or password".into());
-        let norm = Email::parse(username).ok().map(|e| e.normalized());
-        let found = match norm {
-            Some(n) => {
-                let d = domain_id.to_string();
-                self.kw
-                    .read(async move |cx| gs::login_row(cx, &d, &n).await)
-                    .await?
-            }
-            None => None,
-        };
-        let (user_id, hash) = match found {
-            Some((id, Some(h))) => (Some(id), Some(h)),
-            _ => (None, None),
-        };
-        let ok = tokio::task::spawn_blocking(move || match &hash {
-            Some(h) => crate::secret::verify_password(&password, h),
-            None => crate::secret::verify_dummy(&password),
-        })
-        .await
-        .map_err(|e| Error::Database(format!("password check failed: {e}")))?;
-        let user_id = match (ok, user_id) {
-            (true, Some(id)) => id,
-            _ => return Err(bad()),
+        let Some(user_id) = self.check_password(domain_id, username, password).await? else {
+            return Err(bad());
         };
         let settings = self.settings();
         let ring = self.kw.signing_ring().await?;

@@ -7,6 +7,7 @@ use crate::store::{self, Cx, Db, Target, Tx, directory as dir};
 use serde_json::json;
 
 pub mod audit;
+pub mod authorize;
 pub mod console;
 pub mod credentials;
 pub mod demo;

@@ -92,3 +92,44 @@ pub async fn login_row(
         on!(cx, c => sqlx::query_as(sql).bind(domain_id).bind(email_norm).fetch_optional(&mut *c).await?),
     )
 }
+
+/// A single-use authorization code (stored by its keyed hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuthCodeRow {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub station_id: Option<String>,
+    pub redirect_uri: String,
+    pub scopes: String,
+    pub code_challenge: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+pub async fn insert_auth_code(cx: &mut Cx<'_>, r: &AuthCodeRow) -> Result<()> {
+    let sql = "INSERT INTO auth_codes (code_hash, client_id, user_id, station_id, redirect_uri, scopes, code_challenge, expires_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    on!(cx, c => sqlx::query(sql).bind(&r.code_hash).bind(&r.client_id).bind(&r.user_id).bind(&r.station_id)
+        .bind(&r.redirect_uri).bind(&r.scopes).bind(&r.code_challenge).bind(r.expires_at).execute(&mut *c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn auth_code(cx: &mut Cx<'_>, code_hash: &str) -> Result<Option<AuthCodeRow>> {
+    let sql = "SELECT code_hash, client_id, user_id, station_id, redirect_uri, scopes, code_challenge, expires_at, used_at \
+               FROM auth_codes WHERE code_hash = $1";
+    Ok(on!(cx, c => sqlx::query_as(sql).bind(code_hash).fetch_optional(&mut *c).await?))
+}
+
+/// Marks a code used; false when it already was (a concurrent redemption).
+pub async fn spend_auth_code(cx: &mut Cx<'_>, code_hash: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL";
+    let n = on!(cx, c => sqlx::query(sql).bind(now).bind(code_hash).execute(&mut *c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Deletes codes that expired long ago.
+pub async fn purge_auth_codes(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
+    let sql = "DELETE FROM auth_codes WHERE expires_at < $1";
+    Ok(on!(cx, c => sqlx::query(sql).bind(cutoff).execute(&mut *c).await?.rows_affected()))
+}
