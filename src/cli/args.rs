@@ -516,6 +516,8 @@ pub enum SigningKeyCmd {
     },
     /// Remove a verify-only key.
     Retire {
+        /// The key id (a base64url thumbprint: it may begin with '-').
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Revoke unexpired tokens signed by it instead of refusing.
         #[arg(long)]
@@ -527,4 +529,34 @@ pub enum SigningKeyCmd {
 pub enum MasterKeyCmd {
     /// Re-encrypt every private key under a new master key.
     Rotate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "keyward",
+            "signing-key",
+            "retire",
+            "-z22GIn875wxv6yTysaMiOubxwdaDlITZ7g1_VCSg-I",
+            "--revoke-tokens",
+        ])
+        .expect("a kid starting with '-' is a value");
+        match cli.command {
+            Some(Command::SigningKey(SigningKeyCmd::Retire { kid, revoke_tokens })) => {
+                assert!(kid.starts_with("-z22"));
+                assert!(revoke_tokens);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
