@@ -90,6 +90,66 @@ pub fn narrow_scopes(
     Ok(closed)
 }
 
+/// A new API key row for `user` with a fresh client id and secret (stored only as a keyed
+/// hash). Shared by `key create` and `apply`, so credential rules live in one place.
+pub(crate) fn new_key_row(
+    user: &crate::store::directory::UserRow,
+    name: &str,
+    scopes: &BTreeSet<String>,
+    redirect_uris: &[String],
+    expires_at: Option<i64>,
+    issue_refresh: bool,
+    hash_key: &crate::secret::HashKey,
+) -> (KeyRow, SecretString) {
+    let secret = generate_secret("kws_");
+    let now = model::now();
+    let row = KeyRow {
+        id: model::new_id(),
+        domain_id: user.domain_id.clone(),
+        domain: user.domain.clone(),
+        user_id: user.id.clone(),
+        user_email: user.email.clone(),
+        client_id: generate_id("kw_", 6),
+        name: name.to_string(),
+        secret_hash: hash_key.keyed_hash(secret.expose_secret()),
+        scopes: join(scopes),
+        redirect_uris: redirect_uris.join(" "),
+        expires_at,
+        issue_refresh,
+        rate_exempt: false,
+        last_used_at: None,
+        created_at: now,
+        version: 1,
+    };
+    (row, secret)
+}
+
+/// A new developer app row owned by `owner`, with a fresh client id and secret.
+pub(crate) fn new_app_row(
+    owner: &crate::store::directory::UserRow,
+    name: &str,
+    scopes: &BTreeSet<String>,
+    redirect_uris: &[String],
+    hash_key: &crate::secret::HashKey,
+) -> (AppRow, SecretString) {
+    let secret = generate_secret("kwa_");
+    let row = AppRow {
+        id: model::new_id(),
+        domain_id: owner.domain_id.clone(),
+        domain: owner.domain.clone(),
+        owner_id: owner.id.clone(),
+        owner_email: owner.email.clone(),
+        client_id: generate_id("kwapp_", 6),
+        name: name.to_string(),
+        secret_hash: hash_key.keyed_hash(secret.expose_secret()),
+        scopes: join(scopes),
+        redirect_uris: redirect_uris.join(" "),
+        created_at: model::now(),
+        version: 1,
+    };
+    (row, secret)
+}
+
 /// A new API key with its secret (shown once).
 pub struct NewKey {
     pub key: KeyRow,
@@ -152,26 +212,15 @@ impl Keyward {
             let g = ScopeGraph::load(cx).await?;
             let allowed = user_role_scopes(cx, &u.role_id).await?;
             let granted = narrow_scopes(&g, scopes.as_deref(), &allowed, &format!("role {}", u.role))?;
-            let secret = generate_secret("kws_");
-            let now = model::now();
-            let key = KeyRow {
-                id: model::new_id(),
-                domain_id: u.domain_id.clone(),
-                domain: u.domain.clone(),
-                user_id: u.id.clone(),
-                user_email: u.email.clone(),
-                client_id: generate_id("kw_", 6),
-                name: name.to_string(),
-                secret_hash: secrets.hash_key().keyed_hash(secret.expose_secret()),
-                scopes: join(&granted),
-                redirect_uris: uris.join(" "),
-                expires_at: ttl.map(|t| now + t.secs()),
-                issue_refresh: spec.issue_refresh,
-                rate_exempt: false,
-                last_used_at: None,
-                created_at: now,
-                version: 1,
-            };
+            let (key, secret) = new_key_row(
+                &u,
+                name.as_str(),
+                &granted,
+                &uris,
+                ttl.map(|t| model::now() + t.secs()),
+                spec.issue_refresh,
+                secrets.hash_key(),
+            );
             cred::insert_key(cx, &key).await?;
             mark_api_enabled(cx, &u).await?;
             audit_event(
@@ -312,21 +361,7 @@ impl Keyward {
                 Some(s) => g.closure(find_scopes(cx, s).await?.iter().map(|r| r.name.as_str())),
                 None => ["read".to_string()].into_iter().collect(),
             };
-            let secret = generate_secret("kwa_");
-            let app = AppRow {
-                id: model::new_id(),
-                domain_id: u.domain_id.clone(),
-                domain: u.domain.clone(),
-                owner_id: u.id.clone(),
-                owner_email: u.email.clone(),
-                client_id: generate_id("kwapp_", 6),
-                name: name.to_string(),
-                secret_hash: secrets.hash_key().keyed_hash(secret.expose_secret()),
-                scopes: join(&granted),
-                redirect_uris: uris.join(" "),
-                created_at: model::now(),
-                version: 1,
-            };
+            let (app, secret) = new_app_row(&u, name.as_str(), &granted, &uris, secrets.hash_key());
             cred::insert_app(cx, &app).await?;
             audit_event(
                 cx,

@@ -11,8 +11,7 @@ use crate::model::{
     self, CountryCode, Description, DisplayName, DomainName, EuVatId, RegistrationNumber, RoleName,
     ScopeName, Ttl, UserStatus,
 };
-use crate::secret::{generate_id, generate_secret};
-use crate::store::credentials::{self as cred, AppRow, Holders, KeyRow};
+use crate::store::credentials::{self as cred, Holders, KeyRow};
 use crate::store::directory::{self as dir, NewStationRow, RoleRow, ScopeRow};
 use crate::store::{Cx, Val};
 use secrecy::ExposeSecret;
@@ -1037,31 +1036,15 @@ async fn apply_all(
                         .map(|t| Ttl::parse("expires_in", t))
                         .transpose()
                 )?;
-                let secret = generate_secret("kws_");
-                let now = model::now();
-                let row = KeyRow {
-                    id: model::new_id(),
-                    domain_id: u.domain_id.clone(),
-                    domain: u.domain.clone(),
-                    user_id: u.id.clone(),
-                    user_email: u.email.clone(),
-                    client_id: generate_id("kw_", 6),
-                    name: name.to_string(),
-                    secret_hash: ap
-                        .secrets_key
-                        .as_ref()
-                        .expect("loaded for keys")
-                        .hash_key()
-                        .keyed_hash(secret.expose_secret()),
-                    scopes: join(&granted),
-                    redirect_uris: String::new(),
-                    expires_at: ttl.map(|t| now + t.secs()),
-                    issue_refresh: true,
-                    rate_exempt: false,
-                    last_used_at: None,
-                    created_at: now,
-                    version: 1,
-                };
+                let (row, secret) = super::credentials::new_key_row(
+                    &u,
+                    name.as_str(),
+                    &granted,
+                    &[],
+                    ttl.map(|t| model::now() + t.secs()),
+                    true,
+                    ap.secrets_key.as_ref().expect("loaded for keys").hash_key(),
+                );
                 cred::insert_key(cx, &row).await?;
                 super::directory::mark_api_enabled(cx, &u).await?;
                 ap.change(
@@ -1144,26 +1127,13 @@ async fn apply_all(
             .find(|x| x.name == name.as_str());
         match existing {
             None => {
-                let secret = generate_secret("kwa_");
-                let row = AppRow {
-                    id: model::new_id(),
-                    domain_id: owner.domain_id.clone(),
-                    domain: owner.domain.clone(),
-                    owner_id: owner.id.clone(),
-                    owner_email: owner.email.clone(),
-                    client_id: generate_id("kwapp_", 6),
-                    name: name.to_string(),
-                    secret_hash: ap
-                        .secrets_key
-                        .as_ref()
-                        .expect("loaded for apps")
-                        .hash_key()
-                        .keyed_hash(secret.expose_secret()),
-                    scopes: join(&scopes),
-                    redirect_uris: uris.join(" "),
-                    created_at: model::now(),
-                    version: 1,
-                };
+                let (row, secret) = super::credentials::new_app_row(
+                    &owner,
+                    name.as_str(),
+                    &scopes,
+                    &uris,
+                    ap.secrets_key.as_ref().expect("loaded for apps").hash_key(),
+                );
                 cred::insert_app(cx, &row).await?;
                 ap.change(
                     '+',
