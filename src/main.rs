@@ -36,7 +36,9 @@ async fn console(url: Option<&str>, js: bool) -> i32 {
         Err(f) => return cli::report(&f, js),
     };
     let out = tui::run(kw.clone(), actor).await;
-    kw.db().close().await;
+    // The terminal is already restored; a read still running (a count over a large
+    // table) must not hold the operator's shell for long.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), kw.db().close()).await;
     match out {
         Ok(()) => 0,
         Err(e) => {

@@ -456,3 +456,78 @@ both_async!(audit_swapped_events_are_detected, |e| {
     assert!(!r.ok);
     assert_eq!(r.first_bad_seq, Some(5));
 });
+
+both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
+    use keyward::store::console::TokenQuery;
+    let (kw, admin) = open(e).await;
+    for (email, name) in [
+        ("alice.meyer@acme.example", "Alice Meyer"),
+        ("bob@acme.example", "Bob Builder"),
+        ("carol@other.example", "Carol Meyerhof"),
+    ] {
+        let mut u = new_user(email, "free.example.com");
+        u.name = Some(name.into());
+        kw.user_add(&admin, u).await.unwrap();
+    }
+    let mint = async |user: &str, key: Option<String>| {
+        kw.mint(
+            &admin,
+            MintSpec {
+                user: user.into(),
+                key,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .jti
+    };
+    let a1 = mint("alice.meyer@acme.example", None).await;
+    let _a2 = mint("alice.meyer@acme.example", None).await;
+    let _b1 = mint("bob@acme.example", None).await;
+    let key = kw
+        .key_create(
+            &admin,
+            keyward::service::credentials::KeySpec {
+                user: "carol@other.example".into(),
+                domain: None,
+                name: Some("erp".into()),
+                scopes: None,
+                expires_in: None,
+                redirect_uris: vec![],
+                issue_refresh: false,
+            },
+        )
+        .await
+        .unwrap();
+    let c1 = mint("carol@other.example", Some(key.key.client_id.clone())).await;
+    let search = async |s: &str| -> (Vec<String>, i64) {
+        let q = TokenQuery {
+            search: Some(s.into()),
+            limit: 50,
+            ..Default::default()
+        };
+        let rows = kw.token_page(&admin, q.clone()).await.unwrap();
+        let n = kw.token_page_count(&admin, q).await.unwrap();
+        (rows.into_iter().map(|r| r.user_email).collect(), n)
+    };
+    // An email prefix (short), a substring of email or name (three characters on).
+    let (rows, n) = search("al").await;
+    assert_eq!((rows.len(), n), (2, 2), "{rows:?}");
+    let (rows, n) = search("meyer").await;
+    assert_eq!(n, 3, "Alice Meyer twice and Carol Meyerhof: {rows:?}");
+    let (rows, n) = search("ACME.example").await;
+    assert_eq!(n, 3, "case-insensitive: {rows:?}");
+    // A jti prefix finds exactly that token.
+    let (rows, n) = search(&a1[..30]).await;
+    assert_eq!((n, rows), (1, vec!["alice.meyer@acme.example".to_string()]));
+    // The client id of an API key finds what it minted.
+    let (rows, n) = search(&key.key.client_id).await;
+    assert_eq!((n, rows), (1, vec!["carol@other.example".to_string()]));
+    // Characters that mean something to LIKE or FTS match literally, or nothing.
+    for s in ["%", "_", "\"", "a%c", "'; DROP TABLE tokens; --", "\\"] {
+        let (rows, n) = search(s).await;
+        assert_eq!((rows.len(), n), (0, 0), "{s}: {rows:?}");
+    }
+    assert!(!c1.is_empty());
+});

@@ -23,11 +23,16 @@ mod pty {
     }
 
     impl Env {
-        pub fn new() -> Env {
+        /// An initialised database with one domain and no users.
+        pub fn bare() -> Env {
             let e = Env {
                 dir: tempfile::tempdir().unwrap(),
             };
             e.cli(&["init", "--domain", "free.example.com"]);
+            e
+        }
+        pub fn new() -> Env {
+            let e = Env::bare();
             for (email, name) in [
                 ("alice@example.com", "Alice Meyer"),
                 ("alina@example.com", "Alina Park"),
@@ -69,6 +74,22 @@ mod pty {
                 "{args:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+        /// One value from the database (for choosing what to type).
+        pub fn query_one(&self, sql: &'static str) -> (String, i64) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .connect(&self.url())
+                    .await
+                    .unwrap();
+                let row: (String, i64) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                row
+            })
         }
         /// Writes a hostile display name straight into the database: the core refuses
         /// control characters, but whoever can write the database can put anything there.
@@ -148,6 +169,16 @@ mod pty {
     }
 
     impl Console {
+        /// Peak resident memory of the console process, in KiB (Linux).
+        pub fn peak_kib(&self) -> u64 {
+            let pid = self.child.process_id().expect("pid");
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .expect("VmHWM")
+        }
         pub fn contents(&self) -> String {
             self.parser.lock().unwrap().screen().contents()
         }
@@ -333,4 +364,103 @@ fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
         !main.contains("kws_") && !main.contains(&secret[..12]),
         "{main}"
     );
+}
+
+/// Formats like the console: 1000000 -> "1,000,000".
+fn thousands(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The large fixture: `KEYWARD_TUI_BIG_USERS` users (100,000 by default) and ten
+/// token records each, loaded once per test run with `keyward demo`.
+fn big() -> &'static (pty::Env, i64, i64) {
+    static BIG: std::sync::OnceLock<(pty::Env, i64, i64)> = std::sync::OnceLock::new();
+    BIG.get_or_init(|| {
+        let users: i64 = std::env::var("KEYWARD_TUI_BIG_USERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let tokens = users * 10;
+        let env = pty::Env::bare();
+        env.cli(&[
+            "demo",
+            "--users",
+            &users.to_string(),
+            "--tokens",
+            &tokens.to_string(),
+        ]);
+        (env, users, tokens)
+    })
+}
+
+#[test]
+fn pty_large_fixture_scrolls_to_the_end_and_filters_without_loading_tables() {
+    let (env, users, tokens) = big();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access");
+    // Tokens: the first page, then the count over every record.
+    c.send("7");
+    let total = format!("1 of {}", thousands(*tokens));
+    c.wait_for(&total);
+    // G jumps to the last record without walking the list; k and PgUp move back.
+    c.send("G");
+    c.wait_for(&format!("{t} of {t}", t = thousands(*tokens)));
+    c.send("kkk");
+    c.wait_for(&format!(
+        "{} of {}",
+        thousands(tokens - 3),
+        thousands(*tokens)
+    ));
+    c.send("\x1b[5~\x1b[5~\x1b[5~");
+    c.wait(&format!("paging up from {}", thousands(tokens - 3)), |s| {
+        !s.contains(&format!("{} of", thousands(tokens - 3))) && s.contains("▶")
+    });
+    c.send("g");
+    c.wait_for(&total);
+    // Filter by one user's email: only their tokens, counted exactly.
+    let (email, n) = env.query_one(
+        "SELECT u.email, COUNT(*) FROM users u JOIN tokens t ON t.user_id = u.id \
+         GROUP BY u.id ORDER BY COUNT(*) DESC, u.email LIMIT 1",
+    );
+    c.send(&format!("/{email}"));
+    let s = c.wait_for(&format!("1 of {}", thousands(n)));
+    let shown = s
+        .lines()
+        .filter(|l| l.contains("✓") || l.contains("✗"))
+        .count() as i64;
+    assert!(
+        shown >= 1 && shown <= n,
+        "{n} tokens, {shown} rows shown:\n{s}"
+    );
+    if n <= 12 {
+        assert_eq!(shown, n, "every one of the user's tokens fits:\n{s}");
+    }
+    let user_col = &email[..10];
+    for l in s.lines().filter(|l| l.contains("✓") || l.contains("✗")) {
+        assert!(l.contains(user_col), "a row of another user: {l}\n{s}");
+    }
+    // The same on Users: the end of 100k users, then a substring filter.
+    c.send("\x1b\x1b2");
+    c.wait_for(&format!("1 of {}", thousands(*users)));
+    c.send("G");
+    c.wait_for(&format!("{u} of {u}", u = thousands(*users)));
+    // Nothing loaded a whole table: the console stays far below the size of 1M rows.
+    let peak = c.peak_kib();
+    assert!(
+        peak < 160 * 1024,
+        "peak resident memory {peak} KiB: a list was loaded whole?"
+    );
+    // q goes back to the Dashboard, and q there quits.
+    c.send("q");
+    c.wait_for("Waiting for API access");
+    c.send("q");
+    assert!(c.exit());
 }

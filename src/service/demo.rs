@@ -244,7 +244,9 @@ impl Keyward {
                     enable.push(Val::from(p.user.id.clone()));
                 }
                 for _ in 0..per {
-                    let issued = created.max(now - 120 * 86_400) + g.below(100 * 86_400) as i64;
+                    // Issued some time between sign-up (or 120 days ago) and now.
+                    let from = created.max(now - 120 * 86_400);
+                    let issued = from + g.below((now - from).max(1) as u64) as i64;
                     let revoked = g.below(20) == 0;
                     tokens.push(TokenRecord {
                         jti: model::new_id(),

@@ -59,7 +59,8 @@ impl TokenSort {
 #[derive(Debug, Clone, Default)]
 pub struct TokenQuery {
     pub domains: Option<Vec<String>>,
-    /// Prefix of the jti or of the client id.
+    /// A user's email prefix or email/name substring, a jti prefix, or the client id
+    /// prefix of an API key or app.
     pub search: Option<String>,
     /// Only unrevoked tokens expiring in `[now, until)`.
     pub expiring: Option<(i64, i64)>,
@@ -74,15 +75,68 @@ const TOKEN_SELECT: &str = "SELECT t.jti, t.domain_id, d.name AS domain, t.user_
      t.client_id, t.scopes, t.issued_at, t.expires_at, t.revoked_at \
      FROM tokens t JOIN domains d ON d.id = t.domain_id LEFT JOIN users u ON u.id = t.user_id";
 
-fn token_filters(q: &mut Sql, f: &TokenQuery) {
-    domain_filter(q, "t.domain_id", &f.domains);
-    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pat = format!("{}%", super::sql::like_escape(s));
-        q.push(" AND (t.jti LIKE ")
-            .bind(pat.clone())
-            .push(" ESCAPE '\\' OR t.client_id LIKE ")
-            .bind(pat)
-            .push(" ESCAPE '\\')");
+/// A token search names a user (email prefix, or email/name substring from three
+/// characters), a jti prefix, or the client id prefix of an API key or app.
+///
+/// How SQLite serves it depends on how many tokens match, probed through the indexes
+/// first: a few thousand are gathered through `tokens_user`/`tokens_key`/the primary
+/// key and sorted; more are found by walking the sort index and probing each row
+/// (`+` keeps the planner from gathering them all). PostgreSQL's planner makes that
+/// choice itself from its statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Gather,
+    Walk,
+}
+
+/// Matches a search may gather and sort; beyond it, pages walk the sort index.
+const GATHER_MAX: i64 = 5_000;
+
+fn prefix_range(q: &mut Sql, col: &str, prefix: &str) {
+    match q.engine() {
+        super::Engine::Sqlite => {
+            q.push(&format!("({col} >= ")).bind(prefix.to_string());
+            match super::directory::prefix_upper_bound(prefix) {
+                Some(hi) => q.push(&format!(" AND {col} < ")).bind(hi).push(")"),
+                None => q.push(")"),
+            };
+        }
+        super::Engine::Postgres => {
+            // `text_pattern_ops` indexes serve `LIKE 'prefix%'` whatever the collation.
+            let pat = format!("{}%", super::sql::like_escape(prefix));
+            q.push(&format!("{col} LIKE "))
+                .bind(pat)
+                .push(" ESCAPE '\\'");
+        }
+    }
+}
+
+fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
+    let search = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let sqlite = q.engine() == super::Engine::Sqlite;
+    match (search, plan) {
+        // Gathering: the domain only filters what the search indexes found.
+        (Some(_), Plan::Gather) if sqlite => domain_filter(q, "+t.domain_id", &f.domains),
+        _ => domain_filter(q, "t.domain_id", &f.domains),
+    }
+    if let Some(s) = search {
+        let user = if plan == Plan::Walk && sqlite {
+            "+t.user_id"
+        } else {
+            "t.user_id"
+        };
+        q.push(&format!(
+            " AND ({user} IN (SELECT u.id FROM users u WHERE 1 = 1"
+        ));
+        domain_filter(q, "u.domain_id", &f.domains);
+        super::directory::user_search_filter(q, s);
+        q.push(") OR ");
+        prefix_range(q, "t.jti", s);
+        q.push(" OR t.key_id IN (SELECT k.id FROM api_keys k WHERE ");
+        prefix_range(q, "k.client_id", s);
+        q.push(") OR t.app_id IN (SELECT a.id FROM apps a WHERE ");
+        prefix_range(q, "a.client_id", s);
+        q.push("))");
     }
     if let Some((from, until)) = f.expiring {
         q.push(" AND t.revoked_at IS NULL AND t.expires_at >= ")
@@ -92,10 +146,30 @@ fn token_filters(q: &mut Sql, f: &TokenQuery) {
     }
 }
 
+/// Probes (on SQLite) how many tokens a search matches, up to [`GATHER_MAX`] + 1.
+async fn token_plan(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Plan> {
+    let searching = f.search.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if !searching || cx.engine() != super::Engine::Sqlite {
+        return Ok(Plan::Gather);
+    }
+    let mut q = Sql::new(
+        cx.engine(),
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tokens t WHERE 1 = 1",
+    );
+    token_filters(&mut q, f, Plan::Gather);
+    q.push(" LIMIT ").bind(GATHER_MAX + 1).push(")");
+    Ok(if scalar(cx, q).await? > GATHER_MAX {
+        Plan::Walk
+    } else {
+        Plan::Gather
+    })
+}
+
 pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow>> {
+    let plan = token_plan(cx, f).await?;
     let mut q = Sql::new(cx.engine(), TOKEN_SELECT);
     q.push(" WHERE 1 = 1");
-    token_filters(&mut q, f);
+    token_filters(&mut q, f, plan);
     let col = f.sort.col();
     let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some((v, id)) = &f.after {
@@ -111,9 +185,10 @@ pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }
 
+/// Counts matching tokens; a search is counted through its indexes.
 pub async fn count_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<i64> {
     let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM tokens t WHERE 1 = 1");
-    token_filters(&mut q, f);
+    token_filters(&mut q, f, Plan::Gather);
     scalar(cx, q).await
 }
 

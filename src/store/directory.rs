@@ -520,13 +520,13 @@ fn user_filters(q: &mut Sql, f: &UserQuery) {
         q.push(" AND u.api_access = 'pending'");
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        search_filter(q, s);
+        user_search_filter(q, s);
     }
 }
 
 /// Text search: a prefix of the email served by the email index, or, from three
 /// characters on, any substring of email or name served by the trigram index.
-fn search_filter(q: &mut Sql, text: &str) {
+pub(crate) fn user_search_filter(q: &mut Sql, text: &str) {
     let norm = text.to_lowercase();
     if norm.chars().count() < 3 {
         // A range over the (already lowercase) email index: `LIKE` is case-insensitive
@@ -557,7 +557,7 @@ fn search_filter(q: &mut Sql, text: &str) {
 }
 
 /// The smallest string greater than every string with this prefix (None if unbounded).
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         if let Some(next) = char::from_u32(last as u32 + 1) {

@@ -196,6 +196,10 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
+                    // Statement journals of multi-row inserts stay in memory instead of
+                    // spilling to temporary files: a tenfold cut in writes for `demo` and
+                    // bulk imports (1.08M pwrite calls to 76k for 10k users).
+                    .pragma("temp_store", "memory")
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)

@@ -105,6 +105,13 @@ pub enum Request {
         spec: PageSpec,
         domain: Option<String>,
     },
+    /// The number of rows matching a list's filter, asked apart from the first page so
+    /// that the page never waits for a count over a large table.
+    Count {
+        screen: ScreenId,
+        spec: PageSpec,
+        domain: Option<String>,
+    },
     UserDetail {
         id: String,
     },
@@ -154,6 +161,11 @@ pub enum Loaded {
         generation: u64,
         pos: Pos,
         result: Result<(Rows, Option<i64>), String>,
+    },
+    Count {
+        screen: ScreenId,
+        generation: u64,
+        result: Result<i64, String>,
     },
     UserDetail {
         id: String,
@@ -624,15 +636,34 @@ impl App {
     }
 
     fn page(&self, screen: ScreenId, spec: Option<PageSpec>) -> Vec<Effect> {
-        spec.map(|spec| {
-            Effect::Load(Request::Page {
-                screen,
-                spec,
-                domain: self.domain_id(),
-            })
-        })
-        .into_iter()
-        .collect()
+        let Some(spec) = spec else {
+            return Vec::new();
+        };
+        let domain = self.domain_id();
+        if spec.count && spec.pos == Pos::Top {
+            // The first page shows at once; its count follows when it is ready.
+            let page = PageSpec {
+                count: false,
+                ..spec.clone()
+            };
+            return vec![
+                Effect::Load(Request::Page {
+                    screen,
+                    spec: page,
+                    domain: domain.clone(),
+                }),
+                Effect::Load(Request::Count {
+                    screen,
+                    spec,
+                    domain,
+                }),
+            ];
+        }
+        vec![Effect::Load(Request::Page {
+            screen,
+            spec,
+            domain,
+        })]
     }
 
     fn load_roles(&mut self) -> Vec<Effect> {
@@ -891,6 +922,27 @@ impl App {
                     }
                     Err(e) => self.fail(e),
                 }
+                Vec::new()
+            }
+            Loaded::Count {
+                screen,
+                generation,
+                result,
+            } => {
+                let total = match result {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.fail(e);
+                        return Vec::new();
+                    }
+                };
+                match screen {
+                    ScreenId::Users => self.users.counted(generation, total),
+                    ScreenId::Stations => self.stations.counted(generation, total),
+                    ScreenId::Tokens => self.tokens.counted(generation, total),
+                    ScreenId::Audit => self.audit.counted(generation, total),
+                    _ => false,
+                };
                 Vec::new()
             }
             Loaded::Page {

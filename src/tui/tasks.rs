@@ -129,6 +129,17 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             generation,
             result: kw.operator_list(actor).await.map_err(msg),
         },
+        Request::Count {
+            screen,
+            spec,
+            domain,
+        } => Loaded::Count {
+            screen,
+            generation: spec.generation,
+            result: count(kw, actor, &list_query(screen, &spec, domain))
+                .await
+                .map_err(msg),
+        },
         Request::Page {
             screen,
             spec,
@@ -147,13 +158,16 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
     }
 }
 
-async fn page(
-    kw: &Keyward,
-    actor: &Actor,
-    screen: ScreenId,
-    spec: &PageSpec,
-    domain: Option<String>,
-) -> keyward::Result<(Rows, Option<i64>)> {
+/// A list screen's query for one [`PageSpec`].
+#[derive(Clone)]
+enum ListQuery {
+    Users(UserQuery),
+    Stations(StationPage),
+    Tokens(TokenQuery),
+    Audit(AuditPage),
+}
+
+fn list_query(screen: ScreenId, spec: &PageSpec, domain: Option<String>) -> ListQuery {
     let domains = domain.map(|d| vec![d]);
     let store_desc = if spec.pos.forward() {
         spec.desc
@@ -162,123 +176,115 @@ async fn page(
     };
     let cursor = spec.pos.cursor();
     let search = opt(&spec.filter);
-    Ok(match screen {
-        ScreenId::Users => {
-            let q = UserQuery {
-                domains,
-                search,
-                sort: if spec.sort == 1 {
-                    UserSort::Created
-                } else {
-                    UserSort::Email
-                },
-                desc: store_desc,
-                after: cursor.map(|c| {
-                    let v = match &c.key {
-                        CursorKey::Int(i) => Val::I(*i),
-                        CursorKey::Str(s) => Val::S(s.clone()),
-                    };
-                    (v, c.id.clone())
-                }),
-                limit: spec.limit,
-                ..Default::default()
-            };
-            let total = if spec.count {
-                Some(
-                    kw.user_count(
-                        actor,
-                        UserQuery {
-                            after: None,
-                            ..q.clone()
-                        },
-                    )
-                    .await?,
-                )
+    match screen {
+        ScreenId::Users => ListQuery::Users(UserQuery {
+            domains,
+            search,
+            sort: if spec.sort == 1 {
+                UserSort::Created
             } else {
-                None
-            };
-            (Rows::Users(kw.user_list(actor, q).await?), total)
-        }
-        ScreenId::Stations => {
-            let q = StationPage {
-                domains,
-                search,
-                desc: store_desc,
-                after: cursor.map(|c| (int(&c.key), c.id.clone())),
-                limit: spec.limit,
-            };
-            let total = if spec.count {
-                Some(
-                    kw.station_page_count(
-                        actor,
-                        StationPage {
-                            after: None,
-                            ..q.clone()
-                        },
-                    )
-                    .await?,
-                )
+                UserSort::Email
+            },
+            desc: store_desc,
+            after: cursor.map(|c| {
+                let v = match &c.key {
+                    CursorKey::Int(i) => Val::I(*i),
+                    CursorKey::Str(s) => Val::S(s.clone()),
+                };
+                (v, c.id.clone())
+            }),
+            limit: spec.limit,
+            ..Default::default()
+        }),
+        ScreenId::Stations => ListQuery::Stations(StationPage {
+            domains,
+            search,
+            desc: store_desc,
+            after: cursor.map(|c| (int(&c.key), c.id.clone())),
+            limit: spec.limit,
+        }),
+        ScreenId::Tokens => ListQuery::Tokens(TokenQuery {
+            domains,
+            search,
+            sort: if spec.sort == 1 {
+                TokenSort::Expires
             } else {
-                None
-            };
-            (Rows::Stations(kw.station_page(actor, q).await?), total)
-        }
-        ScreenId::Tokens => {
-            let q = TokenQuery {
-                domains,
-                search,
-                sort: if spec.sort == 1 {
-                    TokenSort::Expires
-                } else {
-                    TokenSort::Issued
-                },
-                desc: store_desc,
-                after: cursor.map(|c| (int(&c.key), c.id.clone())),
-                limit: spec.limit,
-                ..Default::default()
-            };
-            let total = if spec.count {
-                Some(
-                    kw.token_page_count(
-                        actor,
-                        TokenQuery {
-                            after: None,
-                            ..q.clone()
-                        },
-                    )
-                    .await?,
-                )
-            } else {
-                None
-            };
-            (Rows::Tokens(kw.token_page(actor, q).await?), total)
-        }
-        ScreenId::Audit => {
-            let q = AuditPage {
-                domains,
-                search,
-                ascending: !store_desc,
-                after_seq: cursor.map(|c| int(&c.key)),
-                limit: spec.limit,
-            };
-            let total = if spec.count {
-                Some(
-                    kw.audit_page_count(
-                        actor,
-                        AuditPage {
-                            after_seq: None,
-                            ..q.clone()
-                        },
-                    )
-                    .await?,
-                )
-            } else {
-                None
-            };
-            (Rows::Audit(kw.audit_page(actor, q).await?), total)
-        }
+                TokenSort::Issued
+            },
+            desc: store_desc,
+            after: cursor.map(|c| (int(&c.key), c.id.clone())),
+            limit: spec.limit,
+            ..Default::default()
+        }),
+        ScreenId::Audit => ListQuery::Audit(AuditPage {
+            domains,
+            search,
+            ascending: !store_desc,
+            after_seq: cursor.map(|c| int(&c.key)),
+            limit: spec.limit,
+        }),
         _ => unreachable!("only list screens are paged"),
+    }
+}
+
+/// How many rows match a list's filter (the cursor is ignored).
+async fn count(kw: &Keyward, actor: &Actor, q: &ListQuery) -> keyward::Result<i64> {
+    match q {
+        ListQuery::Users(q) => {
+            let q = UserQuery {
+                after: None,
+                ..q.clone()
+            };
+            kw.user_count(actor, q).await
+        }
+        ListQuery::Stations(q) => {
+            let q = StationPage {
+                after: None,
+                ..q.clone()
+            };
+            kw.station_page_count(actor, q).await
+        }
+        ListQuery::Tokens(q) => {
+            let q = TokenQuery {
+                after: None,
+                ..q.clone()
+            };
+            kw.token_page_count(actor, q).await
+        }
+        ListQuery::Audit(q) => {
+            let q = AuditPage {
+                after_seq: None,
+                ..q.clone()
+            };
+            kw.audit_page_count(actor, q).await
+        }
+    }
+}
+
+async fn rows(kw: &Keyward, actor: &Actor, q: ListQuery) -> keyward::Result<Rows> {
+    Ok(match q {
+        ListQuery::Users(q) => Rows::Users(kw.user_list(actor, q).await?),
+        ListQuery::Stations(q) => Rows::Stations(kw.station_page(actor, q).await?),
+        ListQuery::Tokens(q) => Rows::Tokens(kw.token_page(actor, q).await?),
+        ListQuery::Audit(q) => Rows::Audit(kw.audit_page(actor, q).await?),
     })
+}
+
+/// One page, and the count when the spec asks for it (both on their own connection,
+/// at the same time).
+async fn page(
+    kw: &Keyward,
+    actor: &Actor,
+    screen: ScreenId,
+    spec: &PageSpec,
+    domain: Option<String>,
+) -> keyward::Result<(Rows, Option<i64>)> {
+    let q = list_query(screen, spec, domain);
+    if !spec.count {
+        return Ok((rows(kw, actor, q).await?, None));
+    }
+    let (total, rows) = tokio::join!(count(kw, actor, &q), rows(kw, actor, q.clone()));
+    Ok((rows?, Some(total?)))
 }
 
 pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, String> {

@@ -219,6 +219,7 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
     let counts = match l.total {
         Some(t) if l.rows.is_empty() => format!("0 of {}", thousands(t)),
         Some(t) => format!("{} of {}", thousands(l.sel + 1), thousands(t)),
+        None if !l.rows.is_empty() => format!("{} of …", thousands(l.sel + 1)),
         None => String::new(),
     };
     let sorts = app.screen.def().sorts;

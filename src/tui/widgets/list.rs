@@ -84,6 +84,8 @@ pub struct Paged<R> {
     pub desc: bool,
     /// Requests in flight for the current generation.
     pub inflight: Vec<Pos>,
+    /// A count for the current generation is on its way.
+    pub counting: bool,
     pub loaded: bool,
 }
 
@@ -104,12 +106,23 @@ impl<R: ListRow> Paged<R> {
             sort: 0,
             desc,
             inflight: Vec::new(),
+            counting: false,
             loaded: false,
         }
     }
 
     pub fn loading(&self) -> bool {
-        !self.inflight.is_empty() || self.due.is_some()
+        !self.inflight.is_empty() || self.due.is_some() || self.counting
+    }
+
+    /// Applies a count; false when it belongs to an older generation.
+    pub fn counted(&mut self, generation: u64, total: i64) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.counting = false;
+        self.total = Some(total);
+        true
     }
 
     pub fn selected(&self) -> Option<&R> {
@@ -130,6 +143,9 @@ impl<R: ListRow> Paged<R> {
             return None;
         }
         self.inflight.push(pos.clone());
+        if count {
+            self.counting = true;
+        }
         Some(PageSpec {
             generation: self.generation,
             pos,
@@ -141,18 +157,24 @@ impl<R: ListRow> Paged<R> {
         })
     }
 
-    /// Starts over from the top with a new generation (filter, sort, domain, reload).
-    pub fn restart(&mut self) -> Option<PageSpec> {
+    /// Everything in flight becomes stale; the count is no longer known.
+    fn new_generation(&mut self) {
         self.generation += 1;
         self.inflight.clear();
+        self.counting = false;
+        self.total = None;
+    }
+
+    /// Starts over from the top with a new generation (filter, sort, domain, reload).
+    pub fn restart(&mut self) -> Option<PageSpec> {
+        self.new_generation();
         self.due = None;
         self.spec(Pos::Top, true)
     }
 
     /// A filter keystroke: bump the generation now, fetch when the debounce expires.
     pub fn typed(&mut self, tick: u64, debounce_ticks: u64) {
-        self.generation += 1;
-        self.inflight.clear();
+        self.new_generation();
         self.due = Some(tick + debounce_ticks);
     }
 
@@ -204,8 +226,7 @@ impl<R: ListRow> Paged<R> {
     pub fn bottom(&mut self, view: i64) -> Option<PageSpec> {
         if !self.loaded || self.inflight.contains(&Pos::Top) {
             // G before the first page arrived: fetch the end instead, dropping the top.
-            self.generation += 1;
-            self.inflight.clear();
+            self.new_generation();
             self.due = None;
             return self.spec(Pos::Bottom, true);
         }
@@ -245,6 +266,7 @@ impl<R: ListRow> Paged<R> {
         self.loaded = true;
         if let Some(t) = total {
             self.total = Some(t);
+            self.counting = false;
         }
         let full = rows.len() as i64 >= PAGE;
         if !pos.forward() {
@@ -253,6 +275,11 @@ impl<R: ListRow> Paged<R> {
         let keep_id = self.selected().map(|r| r.id().to_string());
         match pos {
             Pos::Top => {
+                if !full {
+                    // The whole answer is here: that is the count.
+                    self.total = Some(rows.len() as i64);
+                    self.counting = false;
+                }
                 self.rows = rows;
                 self.base = 0;
                 self.at_start = true;
@@ -399,6 +426,38 @@ mod tests {
         tail.reverse();
         assert!(p.apply(end.generation, Pos::Bottom, tail, Some(1000), 20));
         assert_eq!(p.sel, 999);
+    }
+
+    #[test]
+    fn counts_arrive_apart_and_stale_counts_are_dropped() {
+        let mut p: Paged<Row> = Paged::new(false);
+        let s = p.restart().unwrap();
+        assert!(s.count && p.counting);
+        // A full first page without its count: the total is not known yet.
+        p.apply(s.generation, Pos::Top, rows(0..PAGE), None, 20);
+        assert_eq!(p.total, None);
+        assert!(p.loading(), "still counting");
+        assert!(!p.counted(s.generation - 1, 5), "an older count is dropped");
+        assert!(p.counted(s.generation, 123_456));
+        assert_eq!(p.total, Some(123_456));
+        assert!(!p.loading());
+        // A short first page is its own count; a new filter forgets the old total.
+        p.typed(0, 1);
+        assert_eq!(p.total, None);
+        let s = p.tick(1).unwrap();
+        p.apply(s.generation, Pos::Top, rows(0..7), None, 20);
+        assert_eq!(p.total, Some(7));
+        assert!(!p.loading());
+        // G asks for the end with its count, and the spinner stops when it lands.
+        let mut p: Paged<Row> = Paged::new(false);
+        let s = p.restart().unwrap();
+        p.apply(s.generation, Pos::Top, rows(0..PAGE), Some(1000), 20);
+        let end = p.bottom(20).unwrap();
+        assert!(end.count);
+        let mut tail = rows(800..1000);
+        tail.reverse();
+        p.apply(end.generation, Pos::Bottom, tail, Some(1000), 20);
+        assert!(!p.loading(), "nothing left in flight");
     }
 
     #[test]

@@ -1,0 +1,3 @@
+-- The console's token search matches jti prefixes with LIKE 'prefix%', which a plain
+-- b-tree serves only under the C collation; text_pattern_ops serves it under any.
+CREATE INDEX tokens_jti_pattern ON tokens (jti text_pattern_ops);
