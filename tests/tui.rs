@@ -4,251 +4,7 @@
 
 // ---------------------------------------------------------------- pseudo-terminal
 
-mod pty {
-    use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
-    use std::io::{Read, Write};
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
-
-    fn nz(n: u16) -> std::num::NonZeroU16 {
-        std::num::NonZeroU16::new(n).expect("non-zero size")
-    }
-
-    pub const BIN: &str = env!("CARGO_BIN_EXE_keyward");
-
-    pub struct Env {
-        pub dir: tempfile::TempDir,
-    }
-
-    impl Env {
-        /// An initialised database with one domain and no users.
-        pub fn bare() -> Env {
-            let e = Env {
-                dir: tempfile::tempdir().unwrap(),
-            };
-            e.cli(&["init", "--domain", "free.example.com"]);
-            e
-        }
-        pub fn new() -> Env {
-            let e = Env::bare();
-            for (email, name) in [
-                ("alice@example.com", "Alice Meyer"),
-                ("alina@example.com", "Alina Park"),
-                ("bob@example.com", "Bob Builder"),
-                ("carol@example.com", "Carol King"),
-            ] {
-                e.cli(&[
-                    "user",
-                    "add",
-                    email,
-                    "--domain",
-                    "free.example.com",
-                    "--name",
-                    name,
-                ]);
-            }
-            e
-        }
-        pub fn url(&self) -> String {
-            format!("sqlite://{}", self.dir.path().join("k.db").display())
-        }
-        fn envs(&self) -> Vec<(&'static str, PathBuf)> {
-            vec![
-                ("XDG_DATA_HOME", self.dir.path().join("data")),
-                ("XDG_CONFIG_HOME", self.dir.path().join("config")),
-            ]
-        }
-        pub fn cli(&self, args: &[&str]) {
-            let out = Command::new(BIN)
-                .arg("--database-url")
-                .arg(self.url())
-                .args(args)
-                .envs(self.envs())
-                .env_remove("KEYWARD_DATABASE_URL")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        /// One value from the database (for choosing what to type).
-        pub fn query_one(&self, sql: &'static str) -> (String, i64) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                    .connect(&self.url())
-                    .await
-                    .unwrap();
-                let row: (String, i64) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
-                pool.close().await;
-                row
-            })
-        }
-        /// Writes a hostile display name straight into the database: the core refuses
-        /// control characters, but whoever can write the database can put anything there.
-        pub fn poison_name(&self, email: &str, name: &str) {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                    .connect(&self.url())
-                    .await
-                    .unwrap();
-                let n = sqlx::query("UPDATE users SET name = ? WHERE email = ?")
-                    .bind(name)
-                    .bind(email)
-                    .execute(&pool)
-                    .await
-                    .unwrap()
-                    .rows_affected();
-                assert_eq!(n, 1);
-                pool.close().await;
-            });
-        }
-        pub fn spawn(&self, rows: u16, cols: u16) -> Console {
-            let pair = native_pty_system()
-                .openpty(PtySize {
-                    rows,
-                    cols,
-                    pixel_width: 0,
-                    pixel_height: 0,
-                })
-                .unwrap();
-            let mut cmd = CommandBuilder::new(BIN);
-            cmd.arg("--database-url");
-            cmd.arg(self.url());
-            cmd.env("TERM", "xterm-256color");
-            cmd.env_remove("NO_COLOR");
-            cmd.env_remove("KEYWARD_DATABASE_URL");
-            for (k, v) in self.envs() {
-                cmd.env(k, v);
-            }
-            cmd.cwd(self.dir.path());
-            let child = pair.slave.spawn_command(cmd).unwrap();
-            drop(pair.slave);
-            let parser = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
-            let raw = Arc::new(Mutex::new(Vec::new()));
-            let mut reader = pair.master.try_clone_reader().unwrap();
-            let (p, r) = (parser.clone(), raw.clone());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    p.lock().unwrap().process(&buf[..n]);
-                    r.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
-            let writer = pair.master.take_writer().unwrap();
-            Console {
-                parser,
-                raw,
-                writer,
-                child,
-                master: pair.master,
-            }
-        }
-    }
-
-    pub struct Console {
-        pub parser: Arc<Mutex<vt100::Parser>>,
-        pub raw: Arc<Mutex<Vec<u8>>>,
-        writer: Box<dyn Write + Send>,
-        child: Box<dyn Child + Send + Sync>,
-        master: Box<dyn MasterPty + Send>,
-    }
-
-    impl Console {
-        /// Peak resident memory of the console process, in KiB (Linux).
-        pub fn peak_kib(&self) -> u64 {
-            let pid = self.child.process_id().expect("pid");
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .expect("VmHWM")
-        }
-        pub fn contents(&self) -> String {
-            self.parser.lock().unwrap().screen().contents()
-        }
-        /// Waits until the screen satisfies `f`; fails with the screen if it never does.
-        pub fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let c = self.contents();
-                if f(&c) {
-                    return c;
-                }
-                if Instant::now() > deadline {
-                    panic!("timed out waiting for {what}; screen:\n{c}");
-                }
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        }
-        pub fn wait_for(&self, text: &str) -> String {
-            self.wait(text, |c| c.contains(text))
-        }
-        pub fn send(&mut self, s: &str) {
-            self.writer.write_all(s.as_bytes()).unwrap();
-            self.writer.flush().unwrap();
-        }
-        pub fn resize(&self, rows: u16, cols: u16) {
-            self.parser
-                .lock()
-                .unwrap()
-                .screen_mut()
-                .set_size(nz(rows), nz(cols));
-            self.master
-                .resize(PtySize {
-                    rows,
-                    cols,
-                    pixel_width: 0,
-                    pixel_height: 0,
-                })
-                .unwrap();
-        }
-        /// Waits for the process to end and returns its success.
-        pub fn exit(&mut self) -> bool {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(s) = self.child.try_wait().unwrap() {
-                    // Let the reader drain what was written last.
-                    std::thread::sleep(Duration::from_millis(200));
-                    return s.success();
-                }
-                if Instant::now() > deadline {
-                    let _ = self.child.kill();
-                    panic!("the console did not exit; screen:\n{}", self.contents());
-                }
-                std::thread::sleep(Duration::from_millis(40));
-            }
-        }
-    }
-
-    impl Drop for Console {
-        fn drop(&mut self) {
-            if let Ok(None) = self.child.try_wait() {
-                let _ = self.child.kill();
-            }
-        }
-    }
-
-    #[allow(dead_code)]
-    pub fn exists(p: &Path) -> bool {
-        p.exists()
-    }
-}
+mod pty;
 
 #[test]
 fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
@@ -364,6 +120,52 @@ fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
         !main.contains("kws_") && !main.contains(&secret[..12]),
         "{main}"
     );
+}
+
+#[test]
+fn pty_input_never_waits_on_a_slow_store() {
+    let Some(env) = pty::Env::bare_pg() else {
+        return;
+    };
+    let env = env.with_users();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access (4)");
+    // From here every read blocks until the lock is released.
+    let lock = env.lock_store();
+    c.send("2");
+    let s = c.wait("the Users screen while the store is locked", |s| {
+        s.contains("[2 Users]") && s.contains('⟳')
+    });
+    assert!(
+        !s.contains("alice@example.com"),
+        "no rows can have arrived: {s}"
+    );
+    // Typing, help and navigation all answer while the page is still pending.
+    c.send("/ali");
+    c.wait_for("/ali▏");
+    // (A pause after Esc, or the terminal reads Esc + key as Alt+key.)
+    c.send("\x1b");
+    c.wait("the filter to close", |s| !s.contains("/ali"));
+    c.send("?");
+    c.wait_for("Keys of Users");
+    c.send("\x1b");
+    c.wait("the help to close", |s| !s.contains("Keys of"));
+    c.send("7");
+    c.wait_for("[7 Tokens]");
+    c.send("2");
+    let s = c.wait("Users again, still waiting", |s| {
+        s.contains("[2 Users]") && !s.contains("Keys of")
+    });
+    assert!(s.contains('⟳'), "the spinner shows pending work: {s}");
+    assert!(!s.contains("alice@example.com"), "still locked: {s}");
+    // Released: the answers land and the spinner stops.
+    lock.release();
+    let s = c.wait("the users after the lock", |s| {
+        s.contains("alice@example.com") && s.contains("1 of 4")
+    });
+    assert!(s.lines().nth(1).is_some_and(|l| !l.contains('⟳')), "{s}");
+    c.send("\x03");
+    assert!(c.exit());
 }
 
 /// Formats like the console: 1000000 -> "1,000,000".

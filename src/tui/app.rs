@@ -24,8 +24,8 @@ use tui_input::backend::crossterm::EventHandler;
 
 /// Milliseconds between ticks (spinner, debounce, toasts).
 pub const TICK_MS: u64 = 50;
-/// Filter keystrokes are sent after this many quiet ticks (~100 ms).
-pub const DEBOUNCE_TICKS: u64 = 2;
+/// A typed filter is sent at the next quiet tick (within 50 ms of the last key).
+pub const DEBOUNCE_TICKS: u64 = 1;
 /// How long a toast stays (ticks).
 const TOAST_TICKS: u64 = 80;
 /// Rows of the dashboard's short lists.
