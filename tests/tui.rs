@@ -168,6 +168,53 @@ fn pty_input_never_waits_on_a_slow_store() {
     assert!(c.exit());
 }
 
+#[test]
+fn pty_create_an_app_and_grant_and_revoke_a_consent() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access (4)");
+    c.send("6");
+    c.wait_for("Developer apps (0)");
+    c.send("n");
+    c.wait_for("New developer app");
+    c.send("ERP Bridge\tcarol@example.com\thttps://erp.example.net/cb\r");
+    let s = c.wait_for("Shown only now");
+    assert!(s.contains("App ERP Bridge of carol@example.com"), "{s}");
+    let secret = s
+        .lines()
+        .skip_while(|l| !l.contains("client_secret"))
+        .nth(1)
+        .and_then(|l| l.split('│').nth(2))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
+    assert!(secret.starts_with("kwa_") && secret.len() > 20, "{s}");
+    c.send("\x1b");
+    let s = c.wait("the reveal to close", |s| !s.contains("Shown only now"));
+    assert!(!s.contains(&secret), "the secret left the screen: {s}");
+    c.send("+");
+    c.wait_for("Grant consent");
+    c.send("bob@example.com\r");
+    c.wait_for("bob@example.com consented to ERP Bridge");
+    c.wait_for("consented: bob@example.com");
+    c.send("-");
+    c.wait_for("Revoke consent");
+    c.send("\r");
+    c.wait_for("revoked bob@example.com's consent");
+    c.wait_for("no user has consented yet");
+    c.send("\x03");
+    assert!(c.exit());
+    // What the session leaves behind holds no trace of the secret: the terminal's
+    // main screen, and the database with its WAL (the secret is stored hashed).
+    let p = c.parser.lock().unwrap();
+    assert!(!p.screen().alternate_screen());
+    assert!(!p.screen().contents().contains(&secret[..16]));
+    for f in ["k.db", "k.db-wal"] {
+        let bytes = std::fs::read(env.root().join(f)).unwrap_or_default();
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(!hay.contains(&secret[4..20]), "the secret is in {f}");
+    }
+}
+
 /// Formats like the console: 1000000 -> "1,000,000".
 fn thousands(n: i64) -> String {
     let s = n.to_string();

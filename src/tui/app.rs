@@ -278,6 +278,15 @@ pub enum WriteOp {
     AppRm {
         client_id: String,
     },
+    ConsentGrant {
+        user: String,
+        app: String,
+        scopes: Vec<String>,
+    },
+    ConsentRevoke {
+        user: String,
+        app: String,
+    },
     TokenRevoke {
         jti: String,
         reason: Option<String>,
@@ -306,6 +315,20 @@ pub struct IssueOp {
     pub scopes: Option<Vec<String>>,
     /// Key expiry or token lifetime; `None`: the default.
     pub expires: Option<String>,
+    /// The key's name; `None`: "api key".
+    pub name: Option<String>,
+    /// Whether the key's grants also return refresh tokens.
+    pub refresh: bool,
+}
+
+/// A new developer app (its secret is revealed once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppOp {
+    pub name: String,
+    pub owner: String,
+    pub redirect_uris: Vec<String>,
+    /// `None`: the owner's role's scopes.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A secret on its way to the screen once: wiped from memory when dropped, never
@@ -331,6 +354,8 @@ impl std::fmt::Debug for Secret {
 /// A newly issued credential, shown once by the reveal dialog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reveal {
+    /// The dialog's title when not the default ("API key for …" / "Token for …").
+    pub title: Option<String>,
     pub email: String,
     /// `Some` for an API key; `None` for a token.
     pub client_id: Option<String>,
@@ -347,6 +372,7 @@ pub enum Effect {
     Load(Request),
     Write(WriteOp),
     Issue(IssueOp),
+    IssueApp(AppOp),
     /// Put the text on the terminal's clipboard (OSC 52).
     Clipboard(Secret),
 }
@@ -396,6 +422,14 @@ pub enum FormKind {
     },
     TokenRevoke {
         jti: String,
+    },
+    NewKey,
+    NewApp,
+    ConsentGrant {
+        app: String,
+    },
+    ConsentRevoke {
+        app: String,
     },
 }
 
@@ -1372,6 +1406,9 @@ impl App {
                 self.pane = 1;
                 Vec::new()
             }
+            Cmd::Grant | Cmd::RevokeScopes if self.screen == ScreenId::Apps => {
+                self.consent_form(cmd == Cmd::Grant)
+            }
             Cmd::Grant | Cmd::RevokeScopes => self.scopes_form(cmd == Cmd::Grant),
             Cmd::SetDefault => {
                 if let Some(r) = self.roles.items.get(self.roles.sel) {
@@ -1409,6 +1446,7 @@ impl App {
                 }));
                 Vec::new()
             }
+            Cmd::NewKey if self.screen == ScreenId::Keys => self.new_key_form(),
             Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
             Cmd::Mint => self.enable_api(true),
             Cmd::Revoke => self.revoke_token(),
@@ -1638,6 +1676,26 @@ impl App {
                     ],
                 ),
             ),
+            ScreenId::Apps => (
+                FormKind::NewApp,
+                Form::new(
+                    "New developer app",
+                    vec![
+                        Field::text("name", ""),
+                        Field::text("owner", "").with_note("email of the owning user"),
+                        Field::text("redirect URIs", "")
+                            .with_note("https://… (http only for localhost), space-separated"),
+                        Field::checks(
+                            "scopes",
+                            self.scopes
+                                .iter()
+                                .map(|s| (s.name.clone(), false))
+                                .collect(),
+                        )
+                        .with_note("none = the owner's role's scopes"),
+                    ],
+                ),
+            ),
             ScreenId::Operators => (
                 FormKind::NewOperator,
                 Form::new(
@@ -1661,6 +1719,86 @@ impl App {
                 ),
             ),
             _ => return Vec::new(),
+        };
+        self.overlay = Some(Overlay::Form { kind, form });
+        Vec::new()
+    }
+
+    /// A new API key for any user (the Users screen's `a` does it for the selection).
+    fn new_key_form(&mut self) -> Vec<Effect> {
+        let names = self.domain_names();
+        if names.is_empty() {
+            self.fail("there is no domain yet: create one on the Dashboard with n");
+            return Vec::new();
+        }
+        let dsel = self
+            .domain
+            .as_ref()
+            .and_then(|d| names.iter().position(|n| *n == d.name))
+            .unwrap_or(0);
+        let form = Form::new(
+            "New API key",
+            vec![
+                Field::text("user", "").with_note("email of the user the key acts for"),
+                Field::choice("domain", names, dsel),
+                Field::text("name", "api key"),
+                Field::text("scopes", "").with_note("space-separated · empty = the role's"),
+                Field::text("expires", "90d").with_note("e.g. 90d · empty = never"),
+                Field::choice(
+                    "refresh",
+                    vec!["with refresh tokens".into(), "without".into()],
+                    0,
+                ),
+            ],
+        );
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::NewKey,
+            form,
+        });
+        Vec::new()
+    }
+
+    /// Grant (`+`) or revoke (`-`) a user's consent to the selected app.
+    fn consent_form(&mut self, grant: bool) -> Vec<Effect> {
+        let Some(a) = self.apps.items.get(self.apps.sel) else {
+            self.fail("no developer app selected: create one with n");
+            return Vec::new();
+        };
+        let app = a.client_id.clone();
+        let title = format!("{} · {}", a.name, a.client_id);
+        let (kind, form) = if grant {
+            let options = a
+                .scopes
+                .split_whitespace()
+                .map(|s| (s.to_string(), true))
+                .collect();
+            (
+                FormKind::ConsentGrant { app },
+                Form::new(
+                    format!("Grant consent · {}", super::fmt::safe(&title)),
+                    vec![
+                        Field::text("user", "").with_note("email of the consenting user"),
+                        Field::checks("scopes", options).with_note("within the app's scopes"),
+                    ],
+                ),
+            )
+        } else {
+            let users: Vec<String> = self
+                .consents
+                .iter()
+                .filter(|c| c.app_id == a.id)
+                .map(|c| c.user_email.clone())
+                .collect();
+            if users.is_empty() {
+                self.fail(format!("no user has consented to {} yet", a.name));
+                return Vec::new();
+            }
+            let mut form = Form::new(
+                format!("Revoke consent · {}", super::fmt::safe(&title)),
+                vec![Field::choice("user", users, 0)],
+            );
+            form.intro = Some("Also revokes the tokens the app holds for the user.".into());
+            (FormKind::ConsentRevoke { app }, form)
         };
         self.overlay = Some(Overlay::Form { kind, form });
         Vec::new()
@@ -2202,6 +2340,10 @@ impl App {
                             self.writing += 1;
                             vec![Effect::Issue(op)]
                         }
+                        Submit::IssueApp(op) => {
+                            self.writing += 1;
+                            vec![Effect::IssueApp(op)]
+                        }
                         Submit::Write(op) => {
                             self.writing += 1;
                             vec![Effect::Write(op)]
@@ -2329,6 +2471,13 @@ enum Submit {
     Write(WriteOp),
     Confirm(Confirm),
     Issue(IssueOp),
+    IssueApp(AppOp),
+}
+
+/// A space-separated list of scope names: the first bad name, if any.
+fn scope_list_error(s: &str) -> Option<String> {
+    s.split_whitespace()
+        .find_map(|n| err(model::ScopeName::parse(n)))
 }
 
 fn opt(s: String) -> Option<String> {
@@ -2451,6 +2600,55 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
                 (v(form, "key name") != *name).then(|| format!("type {name:?} to delete it")),
             ));
         }
+        FormKind::NewKey => {
+            errors.push(("user", err(model::Email::parse(&v(form, "user")))));
+            errors.push((
+                "name",
+                err(model::DisplayName::parse_required(
+                    "key name",
+                    &v(form, "name"),
+                )),
+            ));
+            errors.push(("scopes", scope_list_error(&v(form, "scopes"))));
+            let e = v(form, "expires");
+            errors.push((
+                "expires",
+                if e.is_empty() {
+                    None
+                } else {
+                    err(model::Ttl::parse("expires", &e))
+                },
+            ));
+        }
+        FormKind::NewApp => {
+            errors.push((
+                "name",
+                err(model::DisplayName::parse_required(
+                    "app name",
+                    &v(form, "name"),
+                )),
+            ));
+            errors.push(("owner", err(model::Email::parse(&v(form, "owner")))));
+            let uris = v(form, "redirect URIs");
+            errors.push((
+                "redirect URIs",
+                if uris.split_whitespace().next().is_none() {
+                    Some("at least one redirect URI".into())
+                } else {
+                    uris.split_whitespace()
+                        .find_map(|u| err(keyward::service::credentials::validate_redirect_uri(u)))
+                },
+            ));
+        }
+        FormKind::ConsentGrant { .. } => {
+            errors.push(("user", err(model::Email::parse(&v(form, "user")))));
+            let none = form.field("scopes").is_some_and(|f| f.checked().is_empty());
+            errors.push((
+                "scopes",
+                none.then(|| "tick at least one scope (space)".into()),
+            ));
+        }
+        FormKind::ConsentRevoke { .. } => {}
         FormKind::EnableApi { .. } => {
             let none = form.field("scopes").is_some_and(|f| match &f.kind {
                 super::widgets::form::FieldKind::Checks { options, .. } => {
@@ -2561,6 +2759,40 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             kid: kid.clone(),
             revoke_tokens: v("live tokens").starts_with("revoke"),
         },
+        FormKind::NewKey => {
+            let scopes: Vec<String> = v("scopes").split_whitespace().map(String::from).collect();
+            return Submit::Issue(IssueOp {
+                token: false,
+                user_id: String::new(),
+                email: v("user"),
+                domain: v("domain"),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                expires: opt(v("expires")),
+                name: opt(v("name")),
+                refresh: v("refresh").starts_with("with "),
+            });
+        }
+        FormKind::NewApp => {
+            let scopes = checked("scopes");
+            return Submit::IssueApp(AppOp {
+                name: v("name"),
+                owner: v("owner"),
+                redirect_uris: v("redirect URIs")
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect(),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+            });
+        }
+        FormKind::ConsentGrant { app } => WriteOp::ConsentGrant {
+            user: v("user"),
+            app: app.clone(),
+            scopes: checked("scopes"),
+        },
+        FormKind::ConsentRevoke { app } => WriteOp::ConsentRevoke {
+            user: v("user"),
+            app: app.clone(),
+        },
         FormKind::EnableApi {
             user_id,
             email,
@@ -2579,6 +2811,8 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 domain: domain.clone(),
                 scopes: if all { None } else { Some(checked("scopes")) },
                 expires: opt(v("expires")),
+                name: None,
+                refresh: true,
             });
         }
     })

@@ -611,3 +611,108 @@ fn removing_an_app_is_for_admins_and_states_its_consents() {
     key(&mut app, KeyCode::Char('x'));
     assert!(app.overlay.is_none());
 }
+
+#[test]
+fn new_app_validates_redirect_uris_and_issues_with_a_reveal() {
+    use super::app::AppOp;
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
+    chars(&mut app, "ERP Bridge");
+    key(&mut app, KeyCode::Tab);
+    chars(&mut app, "carol@example.com");
+    key(&mut app, KeyCode::Tab);
+    chars(&mut app, "http://erp.example.net/cb");
+    // Submitting shows the error inline and issues nothing.
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form stays open")
+    };
+    let e = form.field("redirect URIs").unwrap().error.clone();
+    assert!(e.is_some_and(|e| e.contains("https")), "{form:?}");
+    // Fixed: the app is issued with the owner's role's scopes (none ticked).
+    for _ in 0.."http://erp.example.net/cb".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(
+        &mut app,
+        "https://erp.example.net/cb http://localhost:8080/cb",
+    );
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::IssueApp(AppOp {
+            name: "ERP Bridge".into(),
+            owner: "carol@example.com".into(),
+            redirect_uris: vec![
+                "https://erp.example.net/cb".into(),
+                "http://localhost:8080/cb".into()
+            ],
+            scopes: None,
+        })]
+    );
+    // Support operators may not create apps: the reason, not the form.
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}
+
+#[test]
+fn consents_are_granted_within_the_app_and_revoked_from_a_choice() {
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('+'));
+    chars(&mut app, "bob@example.com");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::ConsentGrant {
+            user: "bob@example.com".into(),
+            app: "kwa_51be0c9e".into(),
+            scopes: vec!["read".into()],
+        })]
+    );
+    // `-` offers the users who consented; Enter revokes.
+    app.overlay = None;
+    key(&mut app, KeyCode::Char('-'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("a form")
+    };
+    assert_eq!(form.value("user"), "alice@example.com");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::ConsentRevoke {
+            user: "alice@example.com".into(),
+            app: "kwa_51be0c9e".into(),
+        })]
+    );
+}
+
+#[test]
+fn new_key_from_the_keys_screen_names_user_domain_and_refresh() {
+    let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('n'));
+    chars(&mut app, "alice@example.com");
+    key(&mut app, KeyCode::Tab); // domain
+    key(&mut app, KeyCode::Tab); // name
+    for _ in 0.."api key".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "erp");
+    key(&mut app, KeyCode::Tab); // scopes
+    chars(&mut app, "read Write");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "bad scope name");
+    key(&mut app, KeyCode::Backspace);
+    for _ in 0.."Write".len() - 1 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let [Effect::Issue(op)] = fx.as_slice() else {
+        panic!("an issue effect: {fx:?}")
+    };
+    assert!(!op.token && op.refresh);
+    assert_eq!(op.email, "alice@example.com");
+    assert_eq!(op.domain, "free.example.com");
+    assert_eq!(op.name.as_deref(), Some("erp"));
+    assert_eq!(op.scopes, Some(vec!["read".to_string()]));
+    assert_eq!(op.expires.as_deref(), Some("90d"));
+}

@@ -327,6 +327,7 @@ pub fn feed(app: &mut App, screen: ScreenId) {
 /// A freshly issued API key for bob.
 pub fn reveal() -> super::app::Reveal {
     super::app::Reveal {
+        title: None,
         email: "bob@example.com".into(),
         client_id: Some("kw_9d2c41f07a".into()),
         secret: super::app::Secret::new("kws_4QJ0m7xVb3n8Lr2TqYw6ZkP1sHdE5gFcJu9aMiNoXy".into()),

@@ -1,7 +1,7 @@
 //! The runtime side of effects: each runs as a tokio task calling the core's
 //! services and sends its answer back as an [`Action`]. Never on the render path.
 
-use super::app::{Action, Effect, IssueOp, Loaded, Request, Reveal, Rows, Secret, WriteOp};
+use super::app::{Action, AppOp, Effect, IssueOp, Loaded, Request, Reveal, Rows, Secret, WriteOp};
 use super::screens::ScreenId;
 use super::widgets::list::{CursorKey, PageSpec};
 use keyward::model::UserStatus;
@@ -27,6 +27,7 @@ pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<A
             Effect::Load(req) => Action::Loaded(load(&kw, &actor, req).await),
             Effect::Write(op) => Action::Wrote(write(&kw, &actor, op).await),
             Effect::Issue(op) => Action::Issued(issue(&kw, &actor, op).await.map(Box::new)),
+            Effect::IssueApp(op) => Action::Issued(issue_app(&kw, &actor, op).await.map(Box::new)),
             Effect::Clipboard(_) => return,
         };
         let _ = tx.send(action);
@@ -422,6 +423,22 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let o = kw.operator_add(actor, &account, &role, &domains).await?;
                 format!("{} is now a {} operator", o.account, o.role)
             }
+            WriteOp::ConsentGrant { user, app, scopes } => {
+                let c = kw.consent_grant(actor, &user, &app, &scopes).await?;
+                format!(
+                    "{} consented to {} ({})",
+                    inert(&c.user_email),
+                    inert(&c.app_name),
+                    c.scopes
+                )
+            }
+            WriteOp::ConsentRevoke { user, app } => {
+                let n = kw.consent_revoke(actor, &user, &app).await?;
+                format!(
+                    "revoked {}'s consent to {app}; revoked {n} token(s)",
+                    inert(&user)
+                )
+            }
             WriteOp::AppRm { client_id } => {
                 let n = kw.app_rm(actor, &client_id).await?;
                 format!("removed developer app {client_id}; revoked {n} token(s)")
@@ -514,6 +531,7 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
             .await
             .map_err(msg)?;
         Ok(Reveal {
+            title: None,
             email: op.email,
             client_id: None,
             secret: Secret::new(m.access_token),
@@ -530,12 +548,15 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
                     domain: Some(op.domain.clone()),
                     scopes: op.scopes.clone(),
                     expires_in: op.expires.clone(),
+                    name: op.name.clone(),
+                    issue_refresh: op.refresh,
                     ..Default::default()
                 },
             )
             .await
             .map_err(msg)?;
         Ok(Reveal {
+            title: None,
             email: op.email,
             client_id: Some(n.key.client_id.clone()),
             secret: Secret::new(n.client_secret.expose_secret().to_string()),
@@ -547,4 +568,31 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
             copied: false,
         })
     }
+}
+
+/// Creates a developer app; its secret goes to the reveal dialog.
+pub async fn issue_app(kw: &Keyward, actor: &Actor, op: AppOp) -> Result<Reveal, String> {
+    let n = kw
+        .app_create(
+            actor,
+            &op.name,
+            &op.owner,
+            &op.redirect_uris,
+            op.scopes.as_deref(),
+        )
+        .await
+        .map_err(msg)?;
+    Ok(Reveal {
+        title: Some(format!(
+            "App {} of {}",
+            keyward::text::inert(&n.app.name),
+            keyward::text::inert(&n.app.owner_email)
+        )),
+        email: n.app.owner_email.clone(),
+        client_id: Some(n.app.client_id.clone()),
+        secret: Secret::new(n.client_secret.expose_secret().to_string()),
+        scope: n.app.scopes.clone(),
+        expiry: "never expires".into(),
+        copied: false,
+    })
 }

@@ -574,7 +574,9 @@ fn reveal_popup(th: &Theme, rv: &Reveal, f: &mut Frame, area: Rect) {
         Span::styled("Enter", th.key()),
         Span::raw(" done"),
     ]));
-    let title = if rv.client_id.is_some() {
+    let title = if let Some(t) = &rv.title {
+        safe(t)
+    } else if rv.client_id.is_some() {
         format!("API key for {}", safe(&rv.email))
     } else {
         format!("Token for {}", safe(&rv.email))
