@@ -155,6 +155,41 @@ impl Drop for Env {
     }
 }
 
+/// A multi-threaded tokio runtime for tests that drive the library directly.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The library opened on this environment's database, initialised like [`Env::init`]
+/// (`free.example.com` and `other.example.org`), with the calling OS account as admin.
+pub async fn open(e: &Env) -> (keyward::Keyward, keyward::Actor) {
+    let target = keyward::store::Target {
+        url: e.url.clone(),
+        implicit: false,
+    };
+    let (kw, _) = keyward::Keyward::open_for_init(target).await.unwrap();
+    let kw = kw.with_master_key_path(e.path("master.key"));
+    let os = keyward::OsIdentity::current().unwrap();
+    kw.init(
+        &os,
+        &keyward::service::InitOptions {
+            domain: Some("free.example.com".into()),
+            issuer: None,
+        },
+    )
+    .await
+    .unwrap();
+    kw.domain_add(&kw.actor(&os).await.unwrap(), "other.example.org")
+        .await
+        .unwrap();
+    let actor = kw.actor(&os).await.unwrap();
+    (kw, actor)
+}
+
 fn psql(url: &str, sql: &str) {
     let out = Command::new("psql")
         .arg(url)
