@@ -86,21 +86,7 @@ impl Env {
     }
 
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().expect("wait")
+        output_with_stdin(self.cmd(args), input)
     }
 
     /// Runs and asserts success; returns stdout.
@@ -153,6 +139,24 @@ impl Drop for Env {
             );
         }
     }
+}
+
+/// Runs `c` with `input` on its stdin; returns what it printed.
+pub fn output_with_stdin(mut c: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait")
 }
 
 /// A multi-threaded tokio runtime for tests that drive the library directly.
