@@ -105,7 +105,7 @@ fn parser_text() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    // Bounded for CI: about two seconds on two cores.
+    // Bounded for CI: well under a second for both, debug build, two cores.
     #![proptest_config(ProptestConfig::with_cases(768))]
 
     #[test]
