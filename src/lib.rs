@@ -7,6 +7,8 @@
 //! HTTP or argument parsing.
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod secret;
 pub mod service;

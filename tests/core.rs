@@ -2,45 +2,12 @@
 //! the long-running verifier. Every test runs on SQLite and (when configured) PostgreSQL.
 
 mod common;
-use common::Env;
+use common::{Env, open, rt};
 use keyward::model::{OperatorRole, UserStatus};
 use keyward::service::directory::NewUser;
 use keyward::service::tokens::{Grant, MintSpec, Verifier};
-use keyward::store::Target;
-use keyward::{Actor, Error, Keyward, OsIdentity};
+use keyward::{Actor, Error, Keyward};
 use std::collections::BTreeSet;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn open(e: &Env) -> (Keyward, Actor) {
-    let target = Target {
-        url: e.url.clone(),
-        implicit: false,
-    };
-    let (kw, _) = Keyward::open_for_init(target).await.unwrap();
-    let kw = kw.with_master_key_path(e.path("master.key"));
-    let os = OsIdentity::current().unwrap();
-    kw.init(
-        &os,
-        &keyward::service::InitOptions {
-            domain: Some("free.example.com".into()),
-            issuer: None,
-        },
-    )
-    .await
-    .unwrap();
-    kw.domain_add(&kw.actor(&os).await.unwrap(), "other.example.org")
-        .await
-        .unwrap();
-    let actor = kw.actor(&os).await.unwrap();
-    (kw, actor)
-}
 
 fn as_role(a: &Actor, role: OperatorRole, domains: Option<Vec<(String, String)>>) -> Actor {
     Actor {

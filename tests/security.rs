@@ -1,6 +1,8 @@
-//! Hardening: operator access with real OS accounts, crash consistency.
+//! Hardening: operator access with real OS accounts, crash consistency, hostile input.
 
 mod common;
+#[path = "security/hostile_input.rs"]
+mod hostile_input;
 use common::Env;
 use std::os::unix::process::CommandExt;
 use std::process::Command;

@@ -5,6 +5,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "server/hardening.rs"]
+mod hardening;
 
 use common::*;
 use oauth2::basic::BasicClient;

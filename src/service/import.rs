@@ -30,6 +30,67 @@ pub struct ImportReport {
 /// Rows per transaction.
 const BATCH: usize = 2000;
 
+/// The columns of an import file.
+const COLUMNS: &str = "email,name[,role][,station]";
+
+/// One data row of an import file as read (fields trimmed, empty optional fields
+/// `None`), not yet validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvRow {
+    /// 1-based line of the row in the file.
+    pub line: u64,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub station: Option<String>,
+}
+
+/// Reads the rows of an import file: one item per data row, skipping blank rows and an
+/// `email,...` header on the first row. Rows that are not valid CSV (e.g. not UTF-8) or
+/// have more than four columns come out as a [`RowError`] with their line. Never panics,
+/// whatever the bytes.
+pub fn read_rows(csv_text: &[u8]) -> impl Iterator<Item = std::result::Result<CsvRow, RowError>> {
+    let rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv_text);
+    let mut first = true;
+    rdr.into_records().filter_map(move |rec| {
+        let is_first = std::mem::take(&mut first);
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(Err(RowError {
+                    line: e.position().map_or(0, |p| p.line()),
+                    email: String::new(),
+                    reason: format!("not valid CSV: {e}"),
+                }));
+            }
+        };
+        let line = rec.position().map_or(0, |p| p.line());
+        let email = rec.get(0).unwrap_or("").to_string();
+        if (is_first && email.eq_ignore_ascii_case("email")) || rec.iter().all(str::is_empty) {
+            return None;
+        }
+        if rec.len() > 4 {
+            return Some(Err(RowError {
+                line,
+                email,
+                reason: format!("{} columns; expected {COLUMNS}", rec.len()),
+            }));
+        }
+        let field = |i: usize| rec.get(i).filter(|f| !f.is_empty()).map(str::to_string);
+        Some(Ok(CsvRow {
+            line,
+            name: field(1),
+            role: field(2),
+            station: field(3),
+            email,
+        }))
+    })
+}
+
 impl Keyward {
     /// Imports users from CSV text. Valid rows go in (batch by batch); invalid rows are
     /// reported with their line numbers and change nothing. With `dry_run` nothing is written.
@@ -64,11 +125,6 @@ impl Keyward {
             })
             .await?;
         let may_assign_admin = actor.role == OperatorRole::Admin;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(csv_text);
         let mut report = ImportReport {
             dry_run,
             ..Default::default()
@@ -76,39 +132,22 @@ impl Keyward {
         let mut seen: HashSet<String> = HashSet::new();
         let mut batch = Vec::new();
         let now = model::now();
-        let mut first = true;
-        for rec in rdr.records() {
-            let rec = match rec {
+        for row in read_rows(csv_text) {
+            report.rows += 1;
+            let row = match row {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    report.rows += 1;
-                    report.errors.push(RowError {
-                        line,
-                        email: String::new(),
-                        reason: format!("not valid CSV: {e}"),
-                    });
+                    report.errors.push(e);
                     continue;
                 }
             };
-            let line = rec.position().map(|p| p.line()).unwrap_or(0);
-            let email = rec.get(0).unwrap_or("").to_string();
-            if first {
-                first = false;
-                if email.eq_ignore_ascii_case("email") {
-                    continue;
-                }
-            }
-            if rec.iter().all(|f| f.is_empty()) {
-                continue;
-            }
-            report.rows += 1;
+            let (line, email) = (row.line, row.email.as_str());
             let fail = |reason: String| RowError {
                 line,
-                email: email.clone(),
+                email: email.to_string(),
                 reason,
             };
-            let role_row = match rec.get(2).filter(|r| !r.is_empty()) {
+            let role_row = match row.role.as_deref() {
                 None => &default_role,
                 Some(r) => match roles.get(&r.to_lowercase()) {
                     None => {
@@ -121,23 +160,16 @@ impl Keyward {
                         )));
                         continue;
                     }
-                    Some((row, _)) => row,
+                    Some((role_row, _)) => role_row,
                 },
             };
-            if rec.len() > 4 {
-                report.errors.push(fail(format!(
-                    "{} columns; expected email,name[,role][,station]",
-                    rec.len()
-                )));
-                continue;
-            }
             match prepare_user(
                 &d.id,
                 &role_row.id,
-                &email,
-                rec.get(1),
+                email,
+                row.name.as_deref(),
                 None,
-                rec.get(3).filter(|s| !s.is_empty()),
+                row.station.as_deref(),
                 now,
             ) {
                 Err(e) => report.errors.push(fail(e.to_string())),

@@ -86,21 +86,7 @@ impl Env {
     }
 
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().expect("wait")
+        output_with_stdin(self.cmd(args), input)
     }
 
     /// Runs and asserts success; returns stdout.
@@ -153,6 +139,59 @@ impl Drop for Env {
             );
         }
     }
+}
+
+/// Runs `c` with `input` on its stdin; returns what it printed.
+pub fn output_with_stdin(mut c: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+/// A multi-threaded tokio runtime for tests that drive the library directly.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The library opened on this environment's database, initialised like [`Env::init`]
+/// (`free.example.com` and `other.example.org`), with the calling OS account as admin.
+pub async fn open(e: &Env) -> (keyward::Keyward, keyward::Actor) {
+    let target = keyward::store::Target {
+        url: e.url.clone(),
+        implicit: false,
+    };
+    let (kw, _) = keyward::Keyward::open_for_init(target).await.unwrap();
+    let kw = kw.with_master_key_path(e.path("master.key"));
+    let os = keyward::OsIdentity::current().unwrap();
+    kw.init(
+        &os,
+        &keyward::service::InitOptions {
+            domain: Some("free.example.com".into()),
+            issuer: None,
+        },
+    )
+    .await
+    .unwrap();
+    kw.domain_add(&kw.actor(&os).await.unwrap(), "other.example.org")
+        .await
+        .unwrap();
+    let actor = kw.actor(&os).await.unwrap();
+    (kw, actor)
 }
 
 fn psql(url: &str, sql: &str) {
