@@ -18,7 +18,7 @@ use keyward::service::tokens::Introspection;
 use keyward::store::audit::AuditRow;
 use keyward::store::console::TokenRow;
 use keyward::store::credentials::{AppRow, ConsentRow, KeyRow};
-use keyward::store::directory::{DomainRow, StationRow, UserRow};
+use keyward::store::directory::{DomainRow, SettingRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
 
@@ -115,6 +115,7 @@ pub enum Request {
     UserDetail {
         id: String,
     },
+    Settings,
     Roles {
         generation: u64,
     },
@@ -171,6 +172,7 @@ pub enum Loaded {
         id: String,
         result: Result<Box<UserDetail>, String>,
     },
+    Settings(Result<Vec<SettingRow>, String>),
     Roles {
         generation: u64,
         result: Result<(Vec<RoleView>, Vec<ScopeView>), String>,
@@ -282,6 +284,30 @@ pub enum WriteOp {
         user: String,
         app: String,
         scopes: Vec<String>,
+    },
+    ConfigSet {
+        key: String,
+        value: String,
+    },
+    UserRm {
+        email: String,
+        domain: String,
+    },
+    AffiliateRotate {
+        email: String,
+        domain: String,
+    },
+    TokenPurge {
+        retention: String,
+    },
+    MasterKeyRotate,
+    ScopeEdit {
+        name: String,
+        description: String,
+        implies: Vec<String>,
+    },
+    DomainRm {
+        name: String,
     },
     ConsentRevoke {
         user: String,
@@ -425,6 +451,17 @@ pub enum FormKind {
     },
     NewKey,
     NewApp,
+    ConfigSet {
+        key: String,
+    },
+    UserRm {
+        email: String,
+        domain: String,
+    },
+    Purge,
+    ScopeEdit {
+        name: String,
+    },
     ConsentGrant {
         app: String,
     },
@@ -456,6 +493,11 @@ pub enum Overlay {
     /// A secret shown once; closing drops (and so wipes) it.
     Reveal(Box<Reveal>),
     Inspect(Box<Inspector>),
+    /// `:config`: the settings, each editable with Enter.
+    Settings {
+        rows: Vec<SettingRow>,
+        sel: usize,
+    },
 }
 
 /// The token inspector: a pasted token and what introspection says of it.
@@ -1110,6 +1152,16 @@ impl App {
                 }
                 Vec::new()
             }
+            Loaded::Settings(result) => {
+                match result {
+                    Ok(rows) if self.overlay.is_none() => {
+                        self.overlay = Some(Overlay::Settings { rows, sel: 0 });
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.fail(e),
+                }
+                Vec::new()
+            }
             Loaded::Operators { generation, result } => {
                 match result {
                     Ok(ops) => {
@@ -1447,6 +1499,25 @@ impl App {
                 Vec::new()
             }
             Cmd::NewKey if self.screen == ScreenId::Keys => self.new_key_form(),
+            Cmd::RemoveUser => self.remove_user(),
+            Cmd::RotateAffiliate => self.rotate_affiliate(),
+            Cmd::Purge => self.purge_form(),
+            Cmd::MasterKey => {
+                self.overlay = Some(Overlay::Confirm(Confirm {
+                    title: "Rotate the master key".into(),
+                    lines: vec![
+                        "Generates a new master key and re-encrypts every private signing key and"
+                            .into(),
+                        "keyed-hash key under it, in one transaction; the file is replaced after."
+                            .into(),
+                        "Back up the new key file: without it the private keys cannot be read."
+                            .into(),
+                    ],
+                    op: WriteOp::MasterKeyRotate,
+                }));
+                Vec::new()
+            }
+            Cmd::Edit => self.edit_scope(),
             Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
             Cmd::Mint => self.enable_api(true),
             Cmd::Revoke => self.revoke_token(),
@@ -1756,6 +1827,133 @@ impl App {
             form,
         });
         Vec::new()
+    }
+
+    /// The selected user (Users screen).
+    fn selected_user(&mut self) -> Option<UserRow> {
+        let u = self.users.selected().cloned();
+        if u.is_none() {
+            self.fail("no user selected");
+        }
+        u
+    }
+
+    /// `X`: removing a user takes their email typed out.
+    fn remove_user(&mut self) -> Vec<Effect> {
+        let Some(u) = self.selected_user() else {
+            return Vec::new();
+        };
+        let live = self
+            .detail
+            .as_ref()
+            .filter(|d| d.user.id == u.id)
+            .map(|d| (d.active_tokens, d.keys, d.stations.len()));
+        let mut form = Form::new(
+            format!("Remove user {}", super::fmt::safe(&u.email)),
+            vec![Field::text("confirm", "").with_note("type the email to confirm")],
+        );
+        form.intro = Some(match live {
+            Some((tokens, keys, stations)) => format!(
+                "Deletes {stations} station(s), {keys} API key(s) and consents; revokes {tokens} active token(s)."
+            ),
+            None => "Deletes their stations, API keys and consents; revokes their tokens.".into(),
+        });
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::UserRm {
+                email: u.email.clone(),
+                domain: u.domain.clone(),
+            },
+            form,
+        });
+        Vec::new()
+    }
+
+    /// `A`: a new affiliate id (the old one stops working for lookups).
+    fn rotate_affiliate(&mut self) -> Vec<Effect> {
+        let Some(u) = self.selected_user() else {
+            return Vec::new();
+        };
+        self.overlay = Some(Overlay::Confirm(Confirm {
+            title: format!("New affiliate id for {}", super::fmt::safe(&u.email)),
+            lines: vec![
+                format!(
+                    "The current id {} stops working for lookups.",
+                    u.affiliate_id
+                ),
+                "Partners who use it must be given the new one.".into(),
+            ],
+            op: WriteOp::AffiliateRotate {
+                email: u.email.clone(),
+                domain: u.domain.clone(),
+            },
+        }));
+        Vec::new()
+    }
+
+    /// `P` on Tokens: delete records of tokens expired longer ago than a retention.
+    fn purge_form(&mut self) -> Vec<Effect> {
+        let mut form = Form::new(
+            "Purge expired token records",
+            vec![
+                Field::text("expired before", "30d")
+                    .with_note("a duration: records of tokens expired longer ago go"),
+            ],
+        );
+        form.intro =
+            Some("Revoked and expired records older than this are deleted for good.".into());
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::Purge,
+            form,
+        });
+        Vec::new()
+    }
+
+    /// `e` on the scopes pane: description and implied scopes.
+    fn edit_scope(&mut self) -> Vec<Effect> {
+        if self.pane == 0 {
+            self.toast("roles change with + and -; press l for the scopes pane to edit a scope");
+            return Vec::new();
+        }
+        let Some(sc) = self.scopes.get(self.scope_sel) else {
+            return Vec::new();
+        };
+        let options = self
+            .scopes
+            .iter()
+            .filter(|o| o.name != sc.name)
+            .map(|o| (o.name.clone(), sc.implies.contains(&o.name)))
+            .collect();
+        let form = Form::new(
+            format!("Edit scope {}", sc.name),
+            vec![
+                Field::text("description", &sc.description),
+                Field::checks("implies", options).with_note("holding this scope also grants these"),
+            ],
+        );
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::ScopeEdit {
+                name: sc.name.clone(),
+            },
+            form,
+        });
+        Vec::new()
+    }
+
+    /// Opens a setting of `:config` for editing.
+    fn edit_setting(&mut self, row: &SettingRow) {
+        let form = Form::new(
+            format!("Setting {}", row.key),
+            vec![
+                Field::text("value", &row.value)
+                    .with_note(keyward::service::settings::describe(&row.key)),
+            ],
+        );
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::ConfigSet {
+                key: row.key.clone(),
+            },
+            form,
+        });
     }
 
     /// Grant (`+`) or revoke (`-`) a user's consent to the selected app.
@@ -2281,6 +2479,22 @@ impl App {
                     KeyCode::Esc | KeyCode::Char('q') => return Vec::new(),
                     KeyCode::Down | KeyCode::Char('j') => sel = (sel + 1).min(n - 1),
                     KeyCode::Up | KeyCode::Char('k') => sel = sel.saturating_sub(1),
+                    KeyCode::Char('x') if sel > 0 => {
+                        if let Some(why) = self.actor.denied(Need::Global) {
+                            self.fail(why);
+                            return Vec::new();
+                        }
+                        let d = self.domains[sel - 1].clone();
+                        self.overlay = Some(Overlay::Confirm(Confirm {
+                            title: format!("Remove domain {}", d.name),
+                            lines: vec![
+                                "Only an empty domain can go: remove its users and stations first."
+                                    .into(),
+                            ],
+                            op: WriteOp::DomainRm { name: d.name },
+                        }));
+                        return Vec::new();
+                    }
                     KeyCode::Enter => {
                         let d = if sel == 0 {
                             None
@@ -2292,6 +2506,28 @@ impl App {
                     _ => {}
                 }
                 self.overlay = Some(Overlay::DomainPicker { sel });
+                Vec::new()
+            }
+            Overlay::Settings { rows, mut sel } => {
+                match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') => return Vec::new(),
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        sel = (sel + 1).min(rows.len().saturating_sub(1))
+                    }
+                    KeyCode::Up | KeyCode::Char('k') => sel = sel.saturating_sub(1),
+                    KeyCode::Enter | KeyCode::Char('e') => {
+                        if let Some(why) = self.actor.denied(Need::Global) {
+                            self.fail(why);
+                            return Vec::new();
+                        }
+                        if let Some(r) = rows.get(sel) {
+                            self.edit_setting(r);
+                            return Vec::new();
+                        }
+                    }
+                    _ => {}
+                }
+                self.overlay = Some(Overlay::Settings { rows, sel });
                 Vec::new()
             }
             Overlay::Palette(mut p) => match k.code {
@@ -2413,6 +2649,9 @@ impl App {
                     }
                 }
             }
+            "config" => vec![Effect::Load(Request::Settings)],
+            "mint" => self.checked(ScreenId::Users, Cmd::Mint),
+            "purge" => self.checked(ScreenId::Tokens, Cmd::Purge),
             "new-user" => self.checked(ScreenId::Users, Cmd::New),
             "new-domain" => self.checked(ScreenId::Dashboard, Cmd::New),
             "demo" => self.checked(ScreenId::Dashboard, Cmd::LoadDemo),
@@ -2649,6 +2888,35 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
             ));
         }
         FormKind::ConsentRevoke { .. } => {}
+        FormKind::ConfigSet { key } => {
+            errors.push((
+                "value",
+                err(keyward::service::settings::validate(key, &v(form, "value"))),
+            ));
+        }
+        FormKind::UserRm { email, .. } => {
+            let typed = v(form, "confirm");
+            errors.push((
+                "confirm",
+                (!typed.trim().eq_ignore_ascii_case(email))
+                    .then(|| format!("type {email} to confirm")),
+            ));
+        }
+        FormKind::Purge => {
+            errors.push((
+                "expired before",
+                err(model::Ttl::parse(
+                    "expired before",
+                    &v(form, "expired before"),
+                )),
+            ));
+        }
+        FormKind::ScopeEdit { .. } => {
+            errors.push((
+                "description",
+                err(model::DisplayName::parse(&v(form, "description"))),
+            ));
+        }
         FormKind::EnableApi { .. } => {
             let none = form.field("scopes").is_some_and(|f| match &f.kind {
                 super::widgets::form::FieldKind::Checks { options, .. } => {
@@ -2788,6 +3056,22 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             user: v("user"),
             app: app.clone(),
             scopes: checked("scopes"),
+        },
+        FormKind::ConfigSet { key } => WriteOp::ConfigSet {
+            key: key.clone(),
+            value: v("value"),
+        },
+        FormKind::UserRm { email, domain } => WriteOp::UserRm {
+            email: email.clone(),
+            domain: domain.clone(),
+        },
+        FormKind::Purge => WriteOp::TokenPurge {
+            retention: v("expired before"),
+        },
+        FormKind::ScopeEdit { name } => WriteOp::ScopeEdit {
+            name: name.clone(),
+            description: v("description"),
+            implies: checked("implies"),
         },
         FormKind::ConsentRevoke { app } => WriteOp::ConsentRevoke {
             user: v("user"),

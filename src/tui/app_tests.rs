@@ -716,3 +716,128 @@ fn new_key_from_the_keys_screen_names_user_domain_and_refresh() {
     assert_eq!(op.scopes, Some(vec!["read".to_string()]));
     assert_eq!(op.expires.as_deref(), Some("90d"));
 }
+
+#[test]
+fn config_opens_settings_and_edits_a_value_with_validation() {
+    use keyward::store::directory::SettingRow;
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    let fx = app.run_command("config", "");
+    assert_eq!(fx, vec![Effect::Load(Request::Settings)]);
+    let row = |k: &str, v: &str| SettingRow {
+        key: k.into(),
+        value: v.into(),
+        updated_at: NOW,
+        version: 1,
+    };
+    app.update(Action::Loaded(Loaded::Settings(Ok(vec![
+        row("default_ttl", "24h"),
+        row("password_grant", "off"),
+    ]))));
+    assert!(matches!(app.overlay, Some(Overlay::Settings { .. })));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Enter);
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the setting's form")
+    };
+    assert_eq!(form.value("value"), "off");
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "maybe");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "refused inline");
+    for _ in 0..5 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "on");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::ConfigSet {
+            key: "password_grant".into(),
+            value: "on".into()
+        })]
+    );
+    // A viewer sees the settings but cannot edit them.
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Viewer);
+    app.update(Action::Loaded(Loaded::Settings(Ok(vec![row(
+        "max_ttl", "365d",
+    )]))));
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.overlay, Some(Overlay::Error(_))));
+}
+
+#[test]
+fn removing_a_user_takes_the_email_typed_out() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let email = app.users.selected().unwrap().email.clone();
+    key(&mut app, KeyCode::Char('X'));
+    chars(&mut app, "someone@else.example");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    for _ in 0.."someone@else.example".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, &email.to_uppercase());
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&fx[..], [Effect::Write(WriteOp::UserRm { email: e, .. })] if *e == email),
+        "{fx:?}"
+    );
+    // Support may not remove users.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('X'));
+    assert!(!matches!(app.overlay, Some(Overlay::Form { .. })));
+}
+
+#[test]
+fn domains_are_removed_from_the_picker_by_admins_only() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('D'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('x'));
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert_eq!(
+        c.op,
+        WriteOp::DomainRm {
+            name: "free.example.com".into()
+        }
+    );
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('D'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(app.overlay, Some(Overlay::Error(_))));
+}
+
+#[test]
+fn purge_and_scope_edit_submit_what_was_typed() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('P'));
+    for _ in 0.."30d".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "7d");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::TokenPurge {
+            retention: "7d".into()
+        })]
+    );
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('e'));
+    assert!(app.overlay.is_none(), "roles pane: a hint, no form");
+    key(&mut app, KeyCode::Char('l'));
+    key(&mut app, KeyCode::Char('e'));
+    let Some(Overlay::Form { kind, .. }) = &app.overlay else {
+        panic!("the scope form")
+    };
+    let super::app::FormKind::ScopeEdit { name } = kind else {
+        panic!("{kind:?}")
+    };
+    let name = name.clone();
+    let fx = key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&fx[..], [Effect::Write(WriteOp::ScopeEdit { name: n, .. })] if *n == name),
+        "{fx:?}"
+    );
+}

@@ -70,6 +70,7 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 .map(Box::new)
                 .map_err(msg),
         },
+        Request::Settings => Loaded::Settings(kw.config_list(actor).await.map_err(msg)),
         Request::UserDetail { id } => Loaded::UserDetail {
             result: kw
                 .user_show(actor, &id, None)
@@ -431,6 +432,40 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                     inert(&c.app_name),
                     c.scopes
                 )
+            }
+            WriteOp::ConfigSet { key, value } => {
+                let (k, v) = kw.config_set(actor, &key, &value).await?;
+                format!("{k} = {v}")
+            }
+            WriteOp::UserRm { email, domain } => {
+                let n = kw.user_rm(actor, &email, Some(&domain)).await?;
+                format!("removed {}; revoked {n} token(s)", inert(&email))
+            }
+            WriteOp::AffiliateRotate { email, domain: _ } => {
+                let u = kw.affiliate_rotate(actor, &email).await?;
+                format!("{}: new affiliate id {}", inert(&u.email), u.affiliate_id)
+            }
+            WriteOp::TokenPurge { retention } => {
+                let n = kw.token_purge(actor, &retention).await?;
+                format!("purged {n} expired token record(s)")
+            }
+            WriteOp::MasterKeyRotate => {
+                let path = kw.master_key_rotate(actor).await?;
+                format!("new master key in {}: back it up", path.display())
+            }
+            WriteOp::ScopeEdit {
+                name,
+                description,
+                implies,
+            } => {
+                let sc = kw
+                    .scope_edit(actor, &name, Some(&description), Some(&implies))
+                    .await?;
+                format!("scope {} updated", sc.name)
+            }
+            WriteOp::DomainRm { name } => {
+                kw.domain_rm(actor, &name).await?;
+                format!("removed domain {name}")
             }
             WriteOp::ConsentRevoke { user, app } => {
                 let n = kw.consent_revoke(actor, &user, &app).await?;

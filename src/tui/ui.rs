@@ -408,9 +408,35 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             f.render_widget(
                 Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(block(
                     th,
-                    "Domain filter · Enter pick · Esc".into(),
+                    "Domain filter · Enter pick · x remove · Esc".into(),
                     true,
                 )),
+                r,
+            );
+        }
+        Overlay::Settings { rows, sel } => {
+            let mut lines = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                let text = format!("{:<24} {}", r.key, safe(&r.value));
+                lines.push(if i == *sel {
+                    Line::styled(format!("▶ {text}"), th.selected())
+                } else {
+                    Line::raw(format!("  {text}"))
+                });
+            }
+            if let Some(r) = rows.get(*sel) {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    keyward::service::settings::describe(&r.key),
+                    th.dim(),
+                ));
+            }
+            let r = centered(area, 76, lines.len() as u16 + 3);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(block(th, "Settings · Enter edit · Esc".into(), true))
+                    .wrap(Wrap { trim: false }),
                 r,
             );
         }

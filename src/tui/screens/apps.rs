@@ -91,7 +91,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         }
         None if apps.loaded => (
             "no developer app".into(),
-            vec![Line::raw("Create one with `keyward app create`.")],
+            vec![Line::raw("Press n to create one (admins).")],
         ),
         None => ("developer apps".into(), vec![]),
     };

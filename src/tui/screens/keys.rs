@@ -100,7 +100,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         None if keys.loaded => (
             "no API key".into(),
             vec![Line::raw(
-                "Enable API access for a user (Users, a) to create one.",
+                "Press n to create one, or enable API access for a user (Users, a).",
             )],
         ),
         None => ("API keys".into(), vec![]),

@@ -13,6 +13,21 @@ pub struct Command {
 
 pub const COMMANDS: &[Command] = &[
     Command {
+        name: "config",
+        arg: "",
+        desc: "settings: token lifetimes, issuer, password grant, rate limits",
+    },
+    Command {
+        name: "mint",
+        arg: "",
+        desc: "mint a token for the selected user",
+    },
+    Command {
+        name: "purge",
+        arg: "",
+        desc: "delete long-expired token records",
+    },
+    Command {
         name: "dashboard",
         arg: "",
         desc: "counts, sign-ups waiting, recent changes",
