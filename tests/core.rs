@@ -497,4 +497,23 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
         assert_eq!((rows.len(), n), (0, 0), "{s}: {rows:?}");
     }
     assert!(!c1.is_empty());
+    // The console's key list: a client id prefix or the owner, newest first.
+    let keys = async |s: &str| -> Vec<String> {
+        let q = keyward::store::credentials::KeyQuery {
+            search: Some(s.into()),
+            desc: true,
+            limit: 50,
+            ..Default::default()
+        };
+        let n = kw.key_count(&admin, q.clone()).await.unwrap();
+        let rows = kw.key_list(&admin, q).await.unwrap();
+        assert_eq!(n as usize, rows.len());
+        rows.into_iter().map(|k| k.client_id).collect()
+    };
+    let cid = key.key.client_id.clone();
+    assert_eq!(keys(&cid[..8]).await, vec![cid.clone()]);
+    assert_eq!(keys("carol").await, vec![cid.clone()]);
+    assert_eq!(keys("meyerhof").await, vec![cid.clone()]);
+    assert!(keys("alice").await.is_empty());
+    assert!(keys("%").await.is_empty());
 });

@@ -92,25 +92,6 @@ enum Plan {
 /// Matches a search may gather and sort; beyond it, pages walk the sort index.
 const GATHER_MAX: i64 = 5_000;
 
-fn prefix_range(q: &mut Sql, col: &str, prefix: &str) {
-    match q.engine() {
-        super::Engine::Sqlite => {
-            q.push(&format!("({col} >= ")).bind(prefix.to_string());
-            match super::directory::prefix_upper_bound(prefix) {
-                Some(hi) => q.push(&format!(" AND {col} < ")).bind(hi).push(")"),
-                None => q.push(")"),
-            };
-        }
-        super::Engine::Postgres => {
-            // `text_pattern_ops` indexes serve `LIKE 'prefix%'` whatever the collation.
-            let pat = format!("{}%", super::sql::like_escape(prefix));
-            q.push(&format!("{col} LIKE "))
-                .bind(pat)
-                .push(" ESCAPE '\\'");
-        }
-    }
-}
-
 fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
     let search = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let sqlite = q.engine() == super::Engine::Sqlite;
@@ -131,11 +112,11 @@ fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
         domain_filter(q, "u.domain_id", &f.domains);
         super::directory::user_search_filter(q, s);
         q.push(") OR ");
-        prefix_range(q, "t.jti", s);
+        super::sql::prefix_match(q, "t.jti", s);
         q.push(" OR t.key_id IN (SELECT k.id FROM api_keys k WHERE ");
-        prefix_range(q, "k.client_id", s);
+        super::sql::prefix_match(q, "k.client_id", s);
         q.push(") OR t.app_id IN (SELECT a.id FROM apps a WHERE ");
-        prefix_range(q, "a.client_id", s);
+        super::sql::prefix_match(q, "a.client_id", s);
         q.push("))");
     }
     if let Some((from, until)) = f.expiring {

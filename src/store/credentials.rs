@@ -259,6 +259,10 @@ pub struct KeyQuery {
     /// Keys expiring before this time (and not yet expired).
     pub expiring_before: Option<i64>,
     pub now: i64,
+    /// A client id prefix, or the owner's email prefix / email-or-name substring.
+    pub search: Option<String>,
+    /// Newest first (the console); `after` then continues downwards.
+    pub desc: bool,
     pub after: Option<(i64, String)>,
     pub limit: i64,
 }
@@ -281,20 +285,28 @@ fn key_filters(q: &mut Sql, f: &KeyQuery) {
             .push(" AND k.expires_at > ")
             .bind(f.now);
     }
+    if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        q.push(" AND (");
+        super::sql::prefix_match(q, "k.client_id", s);
+        q.push(" OR k.user_id IN (SELECT u.id FROM users u WHERE 1 = 1");
+        super::directory::user_search_filter(q, s);
+        q.push("))");
+    }
 }
 
 pub async fn list_keys(cx: &mut Cx<'_>, f: &KeyQuery) -> Result<Vec<KeyRow>> {
     let mut q = Sql::new(cx.engine(), KEY_SELECT);
     q.push(" WHERE 1 = 1");
     key_filters(&mut q, f);
+    let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some((at, id)) = &f.after {
-        q.push(" AND (k.created_at, k.id) > (")
+        q.push(&format!(" AND (k.created_at, k.id) {cmp} ("))
             .bind(*at)
             .push(", ")
             .bind(id)
             .push(")");
     }
-    q.push(" ORDER BY k.created_at, k.id LIMIT ")
+    q.push(&format!(" ORDER BY k.created_at {dir}, k.id {dir} LIMIT "))
         .bind(f.limit.clamp(1, 10_000));
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))

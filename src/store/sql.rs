@@ -138,3 +138,24 @@ pub fn like_escape(s: &str) -> String {
     }
     out
 }
+
+/// `col` starts with `prefix` (case-sensitive), in a form an index serves: a range on
+/// SQLite (bytewise text), `LIKE 'prefix%'` on PostgreSQL (`text_pattern_ops`).
+pub fn prefix_match(q: &mut Sql, col: &str, prefix: &str) {
+    match q.engine() {
+        super::Engine::Sqlite => {
+            q.push(&format!("({col} >= ")).bind(prefix.to_string());
+            match super::directory::prefix_upper_bound(prefix) {
+                Some(hi) => q.push(&format!(" AND {col} < ")).bind(hi).push(")"),
+                None => q.push(")"),
+            };
+        }
+        super::Engine::Postgres => {
+            // `text_pattern_ops` indexes serve `LIKE 'prefix%'` whatever the collation.
+            let pat = format!("{}%", like_escape(prefix));
+            q.push(&format!("{col} LIKE "))
+                .bind(pat)
+                .push(" ESCAPE '\\'");
+        }
+    }
+}

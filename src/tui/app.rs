@@ -31,7 +31,6 @@ const TOAST_TICKS: u64 = 80;
 /// Rows of the dashboard's short lists.
 pub const DASH_LIST: i64 = 20;
 /// Keys the API keys screen lists.
-pub const KEYS_SHOWN: i64 = 500;
 /// Deleting a key with at least this many live tokens asks for its name.
 pub const BIG_KEY: i64 = 10;
 /// Users loaded by the demo key.
@@ -45,6 +44,18 @@ impl ListRow for UserRow {
         };
         Cursor {
             key,
+            id: self.id.clone(),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl ListRow for KeyRow {
+    fn cursor(&self, _: usize) -> Cursor {
+        Cursor {
+            key: CursorKey::Int(self.created_at),
             id: self.id.clone(),
         }
     }
@@ -122,9 +133,6 @@ pub enum Request {
     Operators {
         generation: u64,
     },
-    Keys {
-        generation: u64,
-    },
     SigningKeys {
         generation: u64,
     },
@@ -148,6 +156,7 @@ pub enum Rows {
     Stations(Vec<StationRow>),
     Tokens(Vec<TokenRow>),
     Audit(Vec<AuditRow>),
+    Keys(Vec<KeyRow>),
 }
 
 /// Answers of [`Request`]s. Errors are already messages for people.
@@ -180,10 +189,6 @@ pub enum Loaded {
     Operators {
         generation: u64,
         result: Result<Vec<OperatorView>, String>,
-    },
-    Keys {
-        generation: u64,
-        result: Result<(Vec<KeyRow>, i64), String>,
     },
     KeyLiveTokens {
         client_id: String,
@@ -605,9 +610,7 @@ pub struct App {
     pub pane: usize,
     pub scope_sel: usize,
     pub operators: Small<OperatorView>,
-    pub keys: Small<KeyRow>,
-    /// Every key in scope (the list holds the first [`KEYS_SHOWN`]).
-    pub keys_total: i64,
+    pub keys: Paged<KeyRow>,
     pub signing: Small<SigningKeyView>,
     pub apps: Small<AppRow>,
     pub consents: Vec<ConsentRow>,
@@ -656,8 +659,7 @@ impl App {
             pane: 0,
             scope_sel: 0,
             operators: Small::default(),
-            keys: Small::default(),
-            keys_total: 0,
+            keys: Paged::new(true),
             signing: Small::default(),
             apps: Small::default(),
             consents: Vec::new(),
@@ -686,7 +688,7 @@ impl App {
             || self.audit.loading()
             || self.roles.loading
             || self.operators.loading
-            || self.keys.loading
+            || self.keys.loading()
             || self.signing.loading
             || self.apps.loading
     }
@@ -780,8 +782,8 @@ impl App {
                 vec![Effect::Load(Request::Operators { generation })]
             }
             ScreenId::Keys => {
-                let generation = self.keys.restart();
-                vec![Effect::Load(Request::Keys { generation })]
+                let s = self.keys.restart();
+                self.page(screen, s)
             }
             ScreenId::Apps => {
                 let generation = self.apps.restart();
@@ -803,7 +805,7 @@ impl App {
             ScreenId::Audit => self.audit.loaded || self.audit.loading(),
             ScreenId::Roles => self.roles.loaded || self.roles.loading,
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
-            ScreenId::Keys => self.keys.loaded || self.keys.loading,
+            ScreenId::Keys => self.keys.loaded || self.keys.loading(),
             ScreenId::SigningKeys => self.signing.loaded || self.signing.loading,
             ScreenId::Apps => self.apps.loaded || self.apps.loading,
         }
@@ -880,7 +882,7 @@ impl App {
             ScreenId::Keys => {
                 self.keys.loaded = false;
                 self.keys.generation += 1;
-                self.keys.loading = false;
+                self.keys.inflight.clear();
             }
             ScreenId::Apps => {
                 self.apps.loaded = false;
@@ -933,6 +935,7 @@ impl App {
                 self.stations.scroll(v);
                 self.tokens.scroll(v);
                 self.audit.scroll(v);
+                self.keys.scroll(v);
                 Vec::new()
             }
             Action::Tick { now } => {
@@ -951,6 +954,8 @@ impl App {
                 fx.extend(self.page(ScreenId::Tokens, s));
                 let s = self.audit.tick(t);
                 fx.extend(self.page(ScreenId::Audit, s));
+                let s = self.keys.tick(t);
+                fx.extend(self.page(ScreenId::Keys, s));
                 fx
             }
             Action::Loaded(l) => self.loaded_data(l),
@@ -1017,6 +1022,7 @@ impl App {
                     ScreenId::Stations => self.stations.counted(generation, total),
                     ScreenId::Tokens => self.tokens.counted(generation, total),
                     ScreenId::Audit => self.audit.counted(generation, total),
+                    ScreenId::Keys => self.keys.counted(generation, total),
                     _ => false,
                 };
                 Vec::new()
@@ -1035,6 +1041,7 @@ impl App {
                             ScreenId::Stations => Some(&mut self.stations.inflight),
                             ScreenId::Tokens => Some(&mut self.tokens.inflight),
                             ScreenId::Audit => Some(&mut self.audit.inflight),
+                            ScreenId::Keys => Some(&mut self.keys.inflight),
                             _ => None,
                         };
                         if let Some(inflight) = cur {
@@ -1058,6 +1065,9 @@ impl App {
                     }
                     Rows::Audit(r) => {
                         self.audit.apply(generation, pos, r, total, view);
+                    }
+                    Rows::Keys(r) => {
+                        self.keys.apply(generation, pos, r, total, view);
                     }
                 }
                 Vec::new()
@@ -1092,20 +1102,6 @@ impl App {
                     }
                     Err(e) => {
                         self.roles.loading = false;
-                        self.fail(e)
-                    }
-                }
-                Vec::new()
-            }
-            Loaded::Keys { generation, result } => {
-                match result {
-                    Ok((keys, total)) => {
-                        if self.keys.apply(generation, keys) {
-                            self.keys_total = total;
-                        }
-                    }
-                    Err(e) => {
-                        self.keys.loading = false;
                         self.fail(e)
                     }
                 }
@@ -1262,6 +1258,7 @@ impl App {
             ScreenId::Stations => self.stations.editing,
             ScreenId::Tokens => self.tokens.editing,
             ScreenId::Audit => self.audit.editing,
+            ScreenId::Keys => self.keys.editing,
             _ => false,
         };
         if !list_editing {
@@ -1304,6 +1301,7 @@ impl App {
             ScreenId::Stations => with_list!(&mut self.stations),
             ScreenId::Tokens => with_list!(&mut self.tokens),
             ScreenId::Audit => with_list!(&mut self.audit),
+            ScreenId::Keys => with_list!(&mut self.keys),
             _ => None,
         };
         let mut fx = self.page(screen, spec);
@@ -1319,6 +1317,7 @@ impl App {
             ScreenId::Stations => f(&mut self.stations),
             ScreenId::Tokens => f(&mut self.tokens),
             ScreenId::Audit => f(&mut self.audit),
+            ScreenId::Keys => f(&mut self.keys),
             _ => None,
         };
         let mut fx = self.page(screen, spec);
@@ -1349,10 +1348,6 @@ impl App {
             }
             ScreenId::Operators => {
                 self.operators.step(d);
-                Vec::new()
-            }
-            ScreenId::Keys => {
-                self.keys.step(d);
                 Vec::new()
             }
             ScreenId::SigningKeys => {
@@ -1544,6 +1539,10 @@ impl App {
                 self.audit.filter.reset();
                 self.audit.restart()
             }
+            ScreenId::Keys if !self.keys.filter.value().is_empty() => {
+                self.keys.filter.reset();
+                self.keys.restart()
+            }
             _ => return None,
         };
         Some(self.page(screen, spec))
@@ -1564,6 +1563,10 @@ impl App {
             ScreenId::Tokens => {
                 self.tokens.filter = text.into();
                 self.tokens.restart()
+            }
+            ScreenId::Keys => {
+                self.keys.filter = text.into();
+                self.keys.restart()
             }
             ScreenId::Audit => {
                 self.audit.filter = text.into();
@@ -2059,7 +2062,7 @@ impl App {
     /// Deleting a key: the confirmation says how many live tokens it revokes; when
     /// that is many, the key's name has to be typed.
     fn confirm_key_rm(&mut self, client_id: &str, live: i64) {
-        let Some(k) = self.keys.items.iter().find(|k| k.client_id == client_id) else {
+        let Some(k) = self.keys.rows.iter().find(|k| k.client_id == client_id) else {
             return;
         };
         let title = format!("Delete API key {}", k.client_id);
@@ -2179,13 +2182,10 @@ impl App {
                     .as_ref()
                     .and_then(|i| i.client_id.clone())
                     .or(claim("client_id"));
-                let fx = self.switch(ScreenId::Keys);
-                if let Some(i) =
-                    cid.and_then(|c| self.keys.items.iter().position(|k| k.client_id == c))
-                {
-                    self.keys.sel = i;
+                match cid {
+                    Some(c) => self.set_filter(ScreenId::Keys, &c),
+                    None => self.switch(ScreenId::Keys),
                 }
-                fx
             }
             KeyCode::Char('r') => {
                 let rec = answer.as_ref().and_then(|i| i.record.clone());
@@ -2340,7 +2340,7 @@ impl App {
             return Vec::new();
         }
         if self.screen == ScreenId::Keys {
-            return match self.keys.items.get(self.keys.sel) {
+            return match self.keys.selected() {
                 Some(k) => vec![Effect::Load(Request::KeyLiveTokens {
                     client_id: k.client_id.clone(),
                 })],
@@ -2610,7 +2610,7 @@ impl App {
             "dashboard" => self.switch(ScreenId::Dashboard),
             "roles" => self.switch(ScreenId::Roles),
             "operators" => self.switch(ScreenId::Operators),
-            "keys" => self.switch(ScreenId::Keys),
+            "keys" => self.set_filter(ScreenId::Keys, arg),
             "apps" => self.switch(ScreenId::Apps),
             "inspect" => self.inspect(arg),
             "signing-keys" => self.switch(ScreenId::SigningKeys),

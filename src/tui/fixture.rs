@@ -247,6 +247,7 @@ pub fn feed(app: &mut App, screen: ScreenId) {
         ScreenId::Users => Some((Rows::Users(users()), 60)),
         ScreenId::Stations => Some((Rows::Stations((0..25).map(station).collect()), 25)),
         ScreenId::Tokens => Some((Rows::Tokens((0..30).map(token).collect()), 30)),
+        ScreenId::Keys => Some((Rows::Keys(keys()), 2)),
         ScreenId::Audit => Some((
             Rows::Audit(
                 (1..=3)
@@ -263,6 +264,7 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             ScreenId::Users => app.users.generation,
             ScreenId::Stations => app.stations.generation,
             ScreenId::Tokens => app.tokens.generation,
+            ScreenId::Keys => app.keys.generation,
             _ => app.audit.generation,
         };
         let fx = app.update(Action::Loaded(Loaded::Page {
@@ -291,13 +293,6 @@ pub fn feed(app: &mut App, screen: ScreenId) {
         app.update(Action::Loaded(Loaded::SigningKeys {
             generation,
             result: Ok(signing_keys()),
-        }));
-    }
-    if screen == ScreenId::Keys {
-        let generation = app.keys.generation;
-        app.update(Action::Loaded(Loaded::Keys {
-            generation,
-            result: Ok((keys(), 2)),
         }));
     }
     if screen == ScreenId::Operators {

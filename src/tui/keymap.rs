@@ -284,7 +284,7 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('/')],
         label: "/",
-        on: On::Only(&[S::Users, S::Stations, S::Tokens, S::Audit]),
+        on: On::Only(&[S::Users, S::Stations, S::Keys, S::Tokens, S::Audit]),
         desc: "filter (Esc clears)",
         cmd: Cmd::Filter,
         need: Need::Read,
@@ -304,7 +304,7 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('S')],
         label: "S",
-        on: On::Only(&[S::Users, S::Stations, S::Tokens, S::Audit]),
+        on: On::Only(&[S::Users, S::Stations, S::Keys, S::Tokens, S::Audit]),
         desc: "reverse the sort",
         cmd: Cmd::SortReverse,
         need: Need::Read,

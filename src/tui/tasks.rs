@@ -11,6 +11,7 @@ use keyward::service::directory::NewUser;
 use keyward::service::tokens::MintSpec;
 use keyward::store::Val;
 use keyward::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
+use keyward::store::credentials::KeyQuery;
 use keyward::store::directory::{UserQuery, UserSort};
 use keyward::{Actor, Keyward};
 use secrecy::ExposeSecret;
@@ -89,18 +90,6 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             .map_err(msg);
             Loaded::Roles { generation, result }
         }
-        Request::Keys { generation } => {
-            let result = async {
-                let mut q = kw.key_query(actor, None).await?;
-                let total = kw.key_count(actor, q.clone()).await?;
-                q.limit = super::app::KEYS_SHOWN;
-                let keys = kw.key_list(actor, q).await?;
-                Ok::<_, keyward::Error>((keys, total))
-            }
-            .await
-            .map_err(msg);
-            Loaded::Keys { generation, result }
-        }
         Request::Introspect { jwt } => Loaded::Introspect {
             result: kw
                 .introspect(Some(actor), &jwt)
@@ -167,6 +156,7 @@ enum ListQuery {
     Stations(StationPage),
     Tokens(TokenQuery),
     Audit(AuditPage),
+    Keys(KeyQuery),
 }
 
 fn list_query(screen: ScreenId, spec: &PageSpec, domain: Option<String>) -> ListQuery {
@@ -225,6 +215,15 @@ fn list_query(screen: ScreenId, spec: &PageSpec, domain: Option<String>) -> List
             after_seq: cursor.map(|c| int(&c.key)),
             limit: spec.limit,
         }),
+        ScreenId::Keys => ListQuery::Keys(KeyQuery {
+            domains,
+            search,
+            desc: store_desc,
+            now: keyward::model::now(),
+            after: cursor.map(|c| (int(&c.key), c.id.clone())),
+            limit: spec.limit,
+            ..Default::default()
+        }),
         _ => unreachable!("only list screens are paged"),
     }
 }
@@ -260,6 +259,13 @@ async fn count(kw: &Keyward, actor: &Actor, q: &ListQuery) -> keyward::Result<i6
             };
             kw.audit_page_count(actor, q).await
         }
+        ListQuery::Keys(q) => {
+            let q = KeyQuery {
+                after: None,
+                ..q.clone()
+            };
+            kw.key_count(actor, q).await
+        }
     }
 }
 
@@ -269,6 +275,7 @@ async fn rows(kw: &Keyward, actor: &Actor, q: ListQuery) -> keyward::Result<Rows
         ListQuery::Stations(q) => Rows::Stations(kw.station_page(actor, q).await?),
         ListQuery::Tokens(q) => Rows::Tokens(kw.token_page(actor, q).await?),
         ListQuery::Audit(q) => Rows::Audit(kw.audit_page(actor, q).await?),
+        ListQuery::Keys(q) => Rows::Keys(kw.key_list(actor, q).await?),
     })
 }
 

@@ -82,8 +82,8 @@ pub const SCREENS: &[ScreenDef] = &[
         tab: "Keys",
         short: "Keys",
         title: "API keys",
-        list: false,
-        sorts: &[],
+        list: true,
+        sorts: &["created"],
     },
     ScreenDef {
         id: ScreenId::Apps,

@@ -59,7 +59,7 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "keys",
-        arg: "",
+        arg: "[TEXT]",
         desc: "API keys",
     },
     Command {
