@@ -201,6 +201,11 @@ fn pty_create_an_app_and_grant_and_revoke_a_consent() {
     c.send("\r");
     c.wait_for("revoked bob@example.com's consent");
     c.wait_for("no user has consented yet");
+    // Every change above is in the audit log, and its hash chain verifies.
+    c.send("0");
+    c.wait_for("consent.revoke");
+    c.send("V");
+    c.wait_for("audit log intact");
     c.send("\x03");
     assert!(c.exit());
     // What the session leaves behind holds no trace of the secret: the terminal's

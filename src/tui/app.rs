@@ -127,6 +127,7 @@ pub enum Request {
         id: String,
     },
     Settings,
+    AuditVerify,
     Roles {
         generation: u64,
     },
@@ -182,6 +183,7 @@ pub enum Loaded {
         result: Result<Box<UserDetail>, String>,
     },
     Settings(Result<Vec<SettingRow>, String>),
+    AuditVerify(Result<keyward::service::audit::ChainReport, String>),
     Roles {
         generation: u64,
         result: Result<(Vec<RoleView>, Vec<ScopeView>), String>,
@@ -1148,6 +1150,22 @@ impl App {
                 }
                 Vec::new()
             }
+            Loaded::AuditVerify(result) => {
+                match result {
+                    Ok(r) if r.ok => self.toast(format!(
+                        "audit log intact: {} event(s), every link verifies",
+                        super::fmt::thousands(r.events)
+                    )),
+                    Ok(r) => self.fail(format!(
+                        "the audit log's hash chain is broken at event #{} (seq {}): {}",
+                        r.first_bad_position.unwrap_or(0),
+                        r.first_bad_seq.unwrap_or(0),
+                        r.problem.unwrap_or_default()
+                    )),
+                    Err(e) => self.fail(e),
+                }
+                Vec::new()
+            }
             Loaded::Settings(result) => {
                 match result {
                     Ok(rows) if self.overlay.is_none() => {
@@ -1513,6 +1531,10 @@ impl App {
                 Vec::new()
             }
             Cmd::Edit => self.edit_scope(),
+            Cmd::VerifyAudit => {
+                self.toast("verifying the audit log's hash chain…");
+                vec![Effect::Load(Request::AuditVerify)]
+            }
             Cmd::EnableApi | Cmd::NewKey => self.enable_api(false),
             Cmd::Mint => self.enable_api(true),
             Cmd::Revoke => self.revoke_token(),
@@ -2650,6 +2672,7 @@ impl App {
                 }
             }
             "config" => vec![Effect::Load(Request::Settings)],
+            "verify-audit" => self.checked(ScreenId::Audit, Cmd::VerifyAudit),
             "mint" => self.checked(ScreenId::Users, Cmd::Mint),
             "purge" => self.checked(ScreenId::Tokens, Cmd::Purge),
             "new-user" => self.checked(ScreenId::Users, Cmd::New),

@@ -48,6 +48,7 @@ pub enum Cmd {
     Purge,
     MasterKey,
     Edit,
+    VerifyAudit,
 }
 
 /// Where a binding applies.
@@ -359,6 +360,16 @@ pub static BINDINGS: &[Binding] = &[
         cmd: Cmd::RotateAffiliate,
         need: Need::Support,
         hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('V')],
+        label: "V",
+        on: On::Only(&[S::Audit]),
+        desc: "verify the hash chain",
+        cmd: Cmd::VerifyAudit,
+        need: Need::Read,
+        hint: true,
         unavailable: None,
     },
     Binding {

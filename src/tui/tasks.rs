@@ -72,6 +72,7 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 .map_err(msg),
         },
         Request::Settings => Loaded::Settings(kw.config_list(actor).await.map_err(msg)),
+        Request::AuditVerify => Loaded::AuditVerify(kw.audit_verify(actor).await.map_err(msg)),
         Request::UserDetail { id } => Loaded::UserDetail {
             result: kw
                 .user_show(actor, &id, None)

@@ -23,6 +23,11 @@ pub const COMMANDS: &[Command] = &[
         desc: "mint a token for the selected user",
     },
     Command {
+        name: "verify-audit",
+        arg: "",
+        desc: "check the audit log's hash chain",
+    },
+    Command {
         name: "purge",
         arg: "",
         desc: "delete long-expired token records",
