@@ -38,18 +38,28 @@ fn free_port() -> u16 {
 
 impl Server {
     fn start(env: &Env, domain: Option<&str>) -> Server {
+        Server::start_with(env, domain, None)
+    }
+
+    /// With `log`, the service logs at `trace` into that file (else warnings to stderr).
+    fn start_with(env: &Env, domain: Option<&str>, log: Option<&std::path::Path>) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["serve", "--listen", &listen];
         if let Some(d) = domain {
             args.extend(["--domain", d]);
         }
-        let child = env
-            .cmd(&args)
-            .env("KEYWARD_LOG", "warn")
+        let mut cmd = env.cmd(&args);
+        match log {
+            Some(path) => cmd
+                .env("KEYWARD_LOG", "trace")
+                .env("RUST_LOG", "trace")
+                .stderr(std::fs::File::create(path).unwrap()),
+            None => cmd.env("KEYWARD_LOG", "warn").stderr(Stdio::inherit()),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn keyward serve");
         let s = Server {

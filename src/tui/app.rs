@@ -52,29 +52,23 @@ impl ListRow for UserRow {
     }
 }
 
-impl ListRow for KeyRow {
-    fn cursor(&self, _: usize) -> Cursor {
-        Cursor {
-            key: CursorKey::Int(self.created_at),
-            id: self.id.clone(),
+/// Rows listed in creation order only: the cursor is (created_at, id).
+macro_rules! created_order {
+    ($($t:ty),*) => {$(
+        impl ListRow for $t {
+            fn cursor(&self, _: usize) -> Cursor {
+                Cursor {
+                    key: CursorKey::Int(self.created_at),
+                    id: self.id.clone(),
+                }
+            }
+            fn id(&self) -> &str {
+                &self.id
+            }
         }
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
+    )*};
 }
-
-impl ListRow for StationRow {
-    fn cursor(&self, _: usize) -> Cursor {
-        Cursor {
-            key: CursorKey::Int(self.created_at),
-            id: self.id.clone(),
-        }
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
+created_order!(KeyRow, StationRow);
 
 impl ListRow for TokenRow {
     fn cursor(&self, sort: usize) -> Cursor {

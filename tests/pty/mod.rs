@@ -25,21 +25,32 @@ pub struct Env {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// Runs a future to completion on a runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Connects to PostgreSQL and runs `sql` (one or more statements).
+async fn pg_exec(url: &str, sql: String) -> sqlx::postgres::PgConnection {
+    use sqlx::Connection;
+    let mut c = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c
+}
+
 fn pg_admin(url: &str, sql: &str) {
     let (url, sql) = (url.to_string(), sql.to_string());
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             use sqlx::Connection;
-            let mut c = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
+            pg_exec(&url, sql).await.close().await.unwrap();
         })
     })
     .join()
@@ -159,11 +170,7 @@ impl Env {
     }
     /// One value from the database (for choosing what to type).
     pub fn query_one(&self, sql: &'static str) -> (String, i64) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .connect(&self.url())
                 .await
@@ -182,20 +189,15 @@ impl Env {
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
+            block_on(async {
                 use sqlx::Connection;
-                let mut c = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
-                sqlx::raw_sql(
+                let mut c = pg_exec(
+                    &url,
                     "BEGIN; LOCK TABLE users, stations, tokens, audit_events, api_keys, \
-                     apps, roles, scopes IN ACCESS EXCLUSIVE MODE",
+                     apps, roles, scopes IN ACCESS EXCLUSIVE MODE"
+                        .into(),
                 )
-                .execute(&mut c)
-                .await
-                .unwrap();
+                .await;
                 locked_tx.send(()).unwrap();
                 let _ = release_rx.recv();
                 sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();
@@ -211,11 +213,7 @@ impl Env {
     /// Writes a hostile display name straight into the database: the core refuses
     /// control characters, but whoever can write the database can put anything there.
     pub fn poison_name(&self, email: &str, name: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .connect(&self.url())
                 .await

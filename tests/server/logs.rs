@@ -6,43 +6,6 @@ use super::*;
 use base64::Engine as _;
 use oauth2::AuthType;
 
-/// `keyward serve` logging at `trace` into `log`; waits until it answers.
-fn start_logged(env: &Env, log: &std::path::Path) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = env
-        .cmd(&["serve", "--listen", &listen])
-        .env("KEYWARD_LOG", "trace")
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("spawn keyward serve");
-    let s = Server {
-        child: Some(child),
-        base: format!("http://{listen}"),
-        http: Http::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
-    };
-    let start = Instant::now();
-    while !s
-        .http
-        .get(s.url("/healthz"))
-        .send()
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    s
-}
-
 fn contains(hay: &[u8], needle: &str) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -115,7 +78,7 @@ fn secrets_never_reach_the_logs_or_the_database() {
 
     // The service, logging at trace, through every grant that carries a secret.
     let log = env.path("serve.log");
-    let mut s = start_logged(&env, &log);
+    let mut s = Server::start_with(&env, None, Some(&log));
     let http = http_client(DOMAIN);
     let mut tokens = Vec::new();
     // client_credentials with HTTP Basic, then with the secret in the form body.
