@@ -475,15 +475,32 @@ impl Keyward {
     }
 
     pub async fn consent_list(&self, actor: &Actor, user: Option<&str>) -> Result<Vec<ConsentRow>> {
+        self.consent_list_limited(actor, user, 10_000).await
+    }
+
+    /// The first `limit` consents (by user email), with each app's total count.
+    pub async fn consent_list_limited(
+        &self,
+        actor: &Actor,
+        user: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConsentRow>> {
         let (a, user) = (actor.clone(), user.map(str::to_string));
         self.read(async move |cx| {
             let uid = match &user {
                 Some(u) => Some(find_user(cx, &a, u, None).await?.id),
                 None => None,
             };
-            cred::list_consents(cx, uid.as_deref(), a.domain_ids().as_deref()).await
+            cred::list_consents(cx, uid.as_deref(), a.domain_ids().as_deref(), limit).await
         })
         .await
+    }
+
+    /// How many consents each app has, by app id.
+    pub async fn consent_counts(&self, actor: &Actor) -> Result<Vec<(String, i64)>> {
+        let ids = actor.domain_ids();
+        self.read(async move |cx| cred::consent_counts(cx, ids.as_deref()).await)
+            .await
     }
 
     /// Withdraws a consent and revokes the app's tokens for that user.

@@ -412,6 +412,7 @@ pub async fn list_consents(
     cx: &mut Cx<'_>,
     user_id: Option<&str>,
     domains: Option<&[String]>,
+    limit: i64,
 ) -> Result<Vec<ConsentRow>> {
     let mut q = Sql::new(cx.engine(), CONSENT_SELECT);
     q.push(" WHERE 1 = 1");
@@ -422,7 +423,26 @@ pub async fn list_consents(
         q.push(" AND u.domain_id ")
             .bind_in(ds.iter().map(Val::from));
     }
-    q.push(" ORDER BY u.email, a.name LIMIT 10000");
+    q.push(" ORDER BY u.email, a.name LIMIT ")
+        .bind(limit.clamp(1, 10_000));
+    let Sql { text, args, .. } = q;
+    Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
+}
+
+/// How many consents each app has (apps without any are absent).
+pub async fn consent_counts(
+    cx: &mut Cx<'_>,
+    domains: Option<&[String]>,
+) -> Result<Vec<(String, i64)>> {
+    let mut q = Sql::new(
+        cx.engine(),
+        "SELECT c.app_id, COUNT(*) FROM consents c JOIN apps a ON a.id = c.app_id WHERE 1 = 1",
+    );
+    if let Some(ds) = domains {
+        q.push(" AND a.domain_id ")
+            .bind_in(ds.iter().map(Val::from));
+    }
+    q.push(" GROUP BY c.app_id");
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }

@@ -154,6 +154,13 @@ pub enum Rows {
     Keys(Vec<KeyRow>),
 }
 
+/// The Apps screen's data: apps, up to [`CONSENTS_SHOWN`] consents, and each app's
+/// consent count.
+pub type AppsLoaded = (Vec<AppRow>, Vec<ConsentRow>, Vec<(String, i64)>);
+
+/// Consents the Apps screen holds (the counts cover all of them).
+pub const CONSENTS_SHOWN: i64 = 1000;
+
 /// Answers of [`Request`]s. Errors are already messages for people.
 #[derive(Debug, Clone)]
 pub enum Loaded {
@@ -196,7 +203,7 @@ pub enum Loaded {
     },
     Apps {
         generation: u64,
-        result: Result<(Vec<AppRow>, Vec<ConsentRow>), String>,
+        result: Result<AppsLoaded, String>,
     },
     Introspect {
         jwt: String,
@@ -610,6 +617,8 @@ pub struct App {
     pub signing: Small<SigningKeyView>,
     pub apps: Small<AppRow>,
     pub consents: Vec<ConsentRow>,
+    /// Consents per app id (all of them, not only those held).
+    pub consent_counts: std::collections::HashMap<String, i64>,
     /// A user the inspector asked to open by id (its email is looked up first).
     pub open_user: Option<String>,
     pub overlay: Option<Overlay>,
@@ -659,6 +668,7 @@ impl App {
             signing: Small::default(),
             apps: Small::default(),
             consents: Vec::new(),
+            consent_counts: Default::default(),
             open_user: None,
             overlay: None,
             toast: None,
@@ -1113,9 +1123,10 @@ impl App {
             }
             Loaded::Apps { generation, result } => {
                 match result {
-                    Ok((apps, consents)) => {
+                    Ok((apps, consents, counts)) => {
                         if self.apps.apply(generation, apps) {
                             self.consents = consents;
+                            self.consent_counts = counts.into_iter().collect();
                         }
                     }
                     Err(e) => {
@@ -2006,13 +2017,21 @@ impl App {
                 .filter(|c| c.app_id == a.id)
                 .map(|c| c.user_email.clone())
                 .collect();
-            if users.is_empty() {
+            let total = self.consent_counts.get(&a.id).copied().unwrap_or(0);
+            if total == 0 {
                 self.fail(format!("no user has consented to {} yet", a.name));
                 return Vec::new();
             }
+            // A choice among a few; the email typed out among many.
+            let field = if users.len() as i64 == total && users.len() <= 12 {
+                Field::choice("user", users, 0)
+            } else {
+                Field::text("user", "")
+                    .with_note(format!("email of one of the {total} consenting users"))
+            };
             let mut form = Form::new(
                 format!("Revoke consent · {}", super::fmt::safe(&title)),
-                vec![Field::choice("user", users, 0)],
+                vec![field],
             );
             form.intro = Some("Also revokes the tokens the app holds for the user.".into());
             (FormKind::ConsentRevoke { app }, form)
@@ -2330,7 +2349,7 @@ impl App {
     fn delete(&mut self) -> Vec<Effect> {
         if self.screen == ScreenId::Apps {
             if let Some(a) = self.apps.items.get(self.apps.sel) {
-                let consents = self.consents.iter().filter(|c| c.app_id == a.id).count();
+                let consents = self.consent_counts.get(&a.id).copied().unwrap_or(0);
                 self.overlay = Some(Overlay::Confirm(Confirm {
                     title: format!("Remove developer app {}", a.client_id),
                     lines: vec![
@@ -2904,7 +2923,13 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
                 none.then(|| "tick at least one scope (space)".into()),
             ));
         }
-        FormKind::ConsentRevoke { .. } => {}
+        FormKind::ConsentRevoke { .. } => {
+            if let Some(super::widgets::form::FieldKind::Text(_)) =
+                form.field("user").map(|f| &f.kind)
+            {
+                errors.push(("user", err(model::Email::parse(&v(form, "user")))));
+            }
+        }
         FormKind::ConfigSet { key } => {
             errors.push((
                 "value",

@@ -841,3 +841,31 @@ fn purge_and_scope_edit_submit_what_was_typed() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn revoking_among_many_consents_takes_a_typed_email() {
+    use super::widgets::form::FieldKind;
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Support);
+    // More consents than the screen holds: the count comes from the database.
+    app.consent_counts.insert("a1".into(), 5_000);
+    key(&mut app, KeyCode::Char('-'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("a form")
+    };
+    assert!(matches!(
+        form.field("user").unwrap().kind,
+        FieldKind::Text(_)
+    ));
+    chars(&mut app, "not-an-email");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "refused inline");
+    app.overlay = None;
+    key(&mut app, KeyCode::Char('-'));
+    chars(&mut app, "zoe@example.com");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::ConsentRevoke {
+            user: "zoe@example.com".into(),
+            app: "kwa_51be0c9e".into(),
+        })]
+    );
+}

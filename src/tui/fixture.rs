@@ -285,7 +285,11 @@ pub fn feed(app: &mut App, screen: ScreenId) {
         let generation = app.apps.generation;
         app.update(Action::Loaded(Loaded::Apps {
             generation,
-            result: Ok(apps()),
+            result: Ok({
+                let (apps, consents) = apps();
+                let counts = vec![("a1".to_string(), consents.len() as i64)];
+                (apps, consents, counts)
+            }),
         }));
     }
     if screen == ScreenId::SigningKeys {

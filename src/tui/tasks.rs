@@ -102,8 +102,11 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
         Request::Apps { generation } => {
             let result = async {
                 let apps = kw.app_list(actor).await?;
-                let consents = kw.consent_list(actor, None).await?;
-                Ok::<_, keyward::Error>((apps, consents))
+                let consents = kw
+                    .consent_list_limited(actor, None, super::app::CONSENTS_SHOWN)
+                    .await?;
+                let counts = kw.consent_counts(actor).await?;
+                Ok::<_, keyward::Error>((apps, consents, counts))
             }
             .await
             .map_err(msg);

@@ -16,7 +16,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     ])
     .areas(area);
     let apps = &app.apps;
-    let consents_of = |id: &str| app.consents.iter().filter(|c| c.app_id == id).count();
+    let consents_of = |id: &str| app.consent_counts.get(id).copied().unwrap_or(0);
     let rows: Vec<Row> = apps
         .items
         .iter()
@@ -81,10 +81,14 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                         a.domain,
                         safe(&a.redirect_uris)
                     )),
-                    Line::raw(if users.is_empty() {
-                        "no user has consented yet".to_string()
-                    } else {
-                        format!("consented: {}", users.join(", "))
+                    Line::raw(match consents_of(&a.id) {
+                        0 => "no user has consented yet".to_string(),
+                        n if n as usize > users.len() => format!(
+                            "{} consented, among them: {}",
+                            super::super::fmt::thousands(n),
+                            users.join(", ")
+                        ),
+                        _ => format!("consented: {}", users.join(", ")),
                     }),
                 ],
             )
