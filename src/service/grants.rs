@@ -22,6 +22,7 @@ use super::{Actor, Keyward, audit_event};
 use crate::error::{Error, Result};
 use crate::model::{self, ScopeName};
 use crate::secret::generate_secret;
+use crate::store::Writer;
 use crate::store::credentials::{
     self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
 };
@@ -164,6 +165,10 @@ impl Recorder {
     fn start(kw: Keyward) -> Recorder {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
         tokio::spawn(async move {
+            // Its own connection, kept across batches (opened again after a failure).
+            let mut writer: Option<Writer> = None;
+            // Keys whose `last_used_at` already says this second (no need to write it).
+            let mut touched: HashMap<String, i64> = HashMap::new();
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.recv().await {
                 batch.push(first);
@@ -174,7 +179,7 @@ impl Recorder {
                     }
                 }
                 let items = std::mem::take(&mut batch);
-                flush(&kw, items).await;
+                flush(&kw, &mut writer, &mut touched, items).await;
             }
         });
         Recorder { tx }
@@ -203,8 +208,17 @@ impl Recorder {
     }
 }
 
-async fn flush(kw: &Keyward, items: Vec<Pending>) {
+async fn flush(
+    kw: &Keyward,
+    writer: &mut Option<Writer>,
+    touched: &mut HashMap<String, i64>,
+    items: Vec<Pending>,
+) {
     let now = model::now();
+    if touched.len() > 10_000 {
+        touched.clear();
+    }
+    let seen: &HashMap<String, i64> = touched;
     let mut key_ids: Vec<String> = items
         .iter()
         .filter_map(|p| p.check.as_ref().map(|c| c.0.clone()))
@@ -214,63 +228,75 @@ async fn flush(kw: &Keyward, items: Vec<Pending>) {
     let checks: Vec<_> = items.iter().map(|p| p.check.clone()).collect();
     let recs: Vec<TokenRecord> = items.iter().map(|p| p.rec.clone()).collect();
     let refreshes: Vec<Option<RefreshRow>> = items.iter().map(|p| p.refresh.clone()).collect();
-    let out = kw
-        .write(async move |cx| {
-            let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
-                HashMap::new()
-            } else {
-                gs::key_liveness(cx, &key_ids)
-                    .await?
+    let out = match writer {
+        Some(w) => Ok(w),
+        None => kw.writer().await.map(|w| writer.insert(w)),
+    };
+    let out = match out {
+        Ok(w) => {
+            kw.write_on(w, async move |cx| {
+                let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    gs::key_liveness(cx, &key_ids)
+                        .await?
+                        .into_iter()
+                        .map(|l| (l.id.clone(), l))
+                        .collect()
+                };
+                let ok: Vec<bool> = checks
+                    .iter()
+                    .map(|c| match c {
+                        None => true,
+                        Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
+                            l.version == *kv
+                                && l.user_version == *uv
+                                && l.user_status == "active"
+                                && l.expires_at.is_none_or(|e| e > now)
+                        }),
+                    })
+                    .collect();
+                let rows: Vec<TokenRecord> = recs
                     .into_iter()
-                    .map(|l| (l.id.clone(), l))
-                    .collect()
-            };
-            let ok: Vec<bool> = checks
-                .iter()
-                .map(|c| match c {
-                    None => true,
-                    Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
-                        l.version == *kv
-                            && l.user_version == *uv
-                            && l.user_status == "active"
-                            && l.expires_at.is_none_or(|e| e > now)
-                    }),
-                })
-                .collect();
-            let rows: Vec<TokenRecord> = recs
-                .into_iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .map(|(r, _)| r)
-                .collect();
-            let refresh: Vec<RefreshRow> = refreshes
-                .into_iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .filter_map(|(r, _)| r)
-                .collect();
-            cred::insert_token_records(cx, &rows).await?;
-            gs::insert_refresh_rows(cx, &refresh).await?;
-            let used: Vec<String> = checks
-                .iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            gs::touch_keys(cx, &used, now).await?;
-            Ok(ok)
-        })
-        .await;
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(r, _)| r)
+                    .collect();
+                let refresh: Vec<RefreshRow> = refreshes
+                    .into_iter()
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .filter_map(|(r, _)| r)
+                    .collect();
+                cred::insert_token_records(cx, &rows).await?;
+                gs::insert_refresh_rows(cx, &refresh).await?;
+                let used: Vec<String> = checks
+                    .iter()
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
+                    .filter(|id| seen.get(id) != Some(&now))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                gs::touch_keys(cx, &used, now).await?;
+                Ok((ok, used))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match out {
-        Ok(ok) => {
+        Ok((ok, used)) => {
+            touched.extend(used.into_iter().map(|id| (id, now)));
             for (p, ok) in items.into_iter().zip(ok) {
                 let _ = p.reply.send(Ok(ok));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "recording token batch failed");
+            // The connection may be what failed: the next batch opens a new one.
+            *writer = None;
             let msg = e.to_string();
             for p in items {
                 let _ = p.reply.send(Err(Error::Database(msg.clone())));
@@ -312,9 +338,12 @@ impl TokenService {
         &self.kw
     }
 
-    /// Re-reads settings and domains, drops expired cache entries, and reloads the
-    /// signing keys when another process rotated them. Returns true when keys changed.
+    /// Checkpoints the recorder's writes (SQLite), re-reads settings and domains, drops
+    /// expired cache entries, and reloads the signing keys when another process rotated
+    /// them. Returns true when keys changed.
     pub async fn tick(&self) -> Result<bool> {
+        // The recorder's connection leaves checkpoints to this (see `Writer`).
+        self.kw.checkpoint().await?;
         *self.settings.write().expect("lock") = Arc::new(self.kw.settings().await?);
         let domains: HashMap<String, String> = self
             .kw
