@@ -225,9 +225,19 @@ async fn flush(
         .collect();
     key_ids.sort();
     key_ids.dedup();
-    let checks: Vec<_> = items.iter().map(|p| p.check.clone()).collect();
-    let recs: Vec<TokenRecord> = items.iter().map(|p| p.rec.clone()).collect();
-    let refreshes: Vec<Option<RefreshRow>> = items.iter().map(|p| p.refresh.clone()).collect();
+    let n = items.len();
+    let (mut checks, mut recs, mut refreshes, mut replies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in items {
+        checks.push(p.check);
+        recs.push(p.rec);
+        refreshes.push(p.refresh);
+        replies.push(p.reply);
+    }
     let out = match writer {
         Some(w) => Ok(w),
         None => kw.writer().await.map(|w| writer.insert(w)),
@@ -289,8 +299,8 @@ async fn flush(
     match out {
         Ok((ok, used)) => {
             touched.extend(used.into_iter().map(|id| (id, now)));
-            for (p, ok) in items.into_iter().zip(ok) {
-                let _ = p.reply.send(Ok(ok));
+            for (reply, ok) in replies.into_iter().zip(ok) {
+                let _ = reply.send(Ok(ok));
             }
         }
         Err(e) => {
@@ -298,8 +308,8 @@ async fn flush(
             // The connection may be what failed: the next batch opens a new one.
             *writer = None;
             let msg = e.to_string();
-            for p in items {
-                let _ = p.reply.send(Err(Error::Database(msg.clone())));
+            for reply in replies {
+                let _ = reply.send(Err(Error::Database(msg.clone())));
             }
         }
     }
