@@ -17,11 +17,13 @@
 use super::credentials::{narrow_scopes, user_role_scopes};
 use super::scopes::ScopeGraph;
 use super::settings::Settings;
-use super::tokens::{Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, sign_grant};
+use super::tokens::{
+    Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, new_refresh, refresh_hashes,
+    sign_grant,
+};
 use super::{Actor, Keyward, audit_event};
 use crate::error::{Error, Result};
 use crate::model::{self, ScopeName};
-use crate::secret::generate_secret;
 use crate::store::Writer;
 use crate::store::credentials::{
     self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
@@ -527,8 +529,9 @@ impl TokenService {
             let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
             let (refresh_value, refresh_row) = match &family {
                 Some(f) => {
-                    let (v, r) = self.refresh_row(&grant, f, now, &settings).await?;
-                    (Some(v), Some(r))
+                    let secrets = self.kw.secrets().await?;
+                    let (v, r) = new_refresh(&secrets, &grant, f, now, settings.refresh_ttl);
+                    (Some(v.expose_secret().to_string()), Some(r))
                 }
                 None => (None, None),
             };
@@ -551,33 +554,6 @@ impl TokenService {
         Err(GrantError::InvalidClient(
             "the API key changed while the token was issued; try again".into(),
         ))
-    }
-
-    async fn refresh_row(
-        &self,
-        g: &Grant,
-        family: &str,
-        now: i64,
-        settings: &Settings,
-    ) -> Result<(String, RefreshRow)> {
-        let secrets = self.kw.secrets().await?;
-        let value = generate_secret("kwr_");
-        let row = RefreshRow {
-            id: model::new_id(),
-            family_id: family.to_string(),
-            token_hash: secrets.hash_key().keyed_hash(value.expose_secret()),
-            domain_id: g.domain_id.clone(),
-            user_id: g.user_id.clone(),
-            key_id: g.key_id.clone(),
-            app_id: g.app_id.clone(),
-            client_id: g.client_id.clone(),
-            scopes: g.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
-            issued_at: now,
-            expires_at: now + settings.refresh_ttl.secs(),
-            used_at: None,
-            revoked_at: None,
-        };
-        Ok((value.expose_secret().to_string(), row))
     }
 
     /// `refresh_token`: rotation with reuse detection. `client` is the authenticated
@@ -706,10 +682,7 @@ impl TokenService {
             return Ok(());
         }
         let secrets = self.kw.secrets().await?;
-        let hashes: Vec<String> = secrets
-            .all_hash_keys()
-            .map(|h| h.keyed_hash(token))
-            .collect();
+        let hashes = refresh_hashes(&secrets, token);
         let client_id = client.client_id().to_string();
         self.kw
             .write(async move |cx| {
