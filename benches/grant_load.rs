@@ -529,18 +529,20 @@ fn harness(o: &Opts) {
     let sign_rate = median(&samples[1]);
     println!();
     println!(
-        "| target ({engine}, {} connections, {} × {} s) | req/s (median) | rounds | server CPU µs/req | ÷ sign-only | failed |",
+        "| target ({engine}, {} connections, {} × {} s) | req/s (median) | rounds | ÷ sign-only | server CPU µs/req | sign-only CPU ÷ this CPU | failed |",
         o.connections, o.rounds, o.seconds
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
+    let sign_cpu = cpu_per_req(&samples[1]);
     for ((name, ..), v) in targets.iter().zip(&samples) {
         let rounds: Vec<String> = v.iter().map(|s| format!("{:.0}", s.rate())).collect();
         println!(
-            "| {name} | {:.0} | {} | {:.0} | {:.2} | {} |",
+            "| {name} | {:.0} | {} | {:.2} | {:.0} | {:.2} | {} |",
             median(v),
             rounds.join(" / "),
-            cpu_per_req(v),
             median(v) / sign_rate,
+            cpu_per_req(v),
+            sign_cpu / cpu_per_req(v),
             v.iter().map(|s| s.failed).sum::<u64>()
         );
     }
