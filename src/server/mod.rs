@@ -290,12 +290,19 @@ async fn shutdown_signal() {
 
 /// Runs the token service until SIGTERM or Ctrl-C.
 pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
+    // Log lines are written by a thread of their own, so a request does not wait for
+    // a write to stderr (one access line per request); lossless: when that thread
+    // falls behind, requests wait rather than lines being dropped. The guard flushes
+    // what is left when `run` returns.
+    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         // Colour only on a terminal, and never with NO_COLOR: log files stay plain text.
         .with_ansi(
             std::io::IsTerminal::is_terminal(&std::io::stderr())

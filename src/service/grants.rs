@@ -17,11 +17,14 @@
 use super::credentials::{narrow_scopes, user_role_scopes};
 use super::scopes::ScopeGraph;
 use super::settings::Settings;
-use super::tokens::{Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, sign_grant};
+use super::tokens::{
+    Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, new_refresh, refresh_hashes,
+    sign_grant,
+};
 use super::{Actor, Keyward, audit_event};
 use crate::error::{Error, Result};
 use crate::model::{self, ScopeName};
-use crate::secret::generate_secret;
+use crate::store::Writer;
 use crate::store::credentials::{
     self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
 };
@@ -164,6 +167,10 @@ impl Recorder {
     fn start(kw: Keyward) -> Recorder {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
         tokio::spawn(async move {
+            // Its own connection, kept across batches (opened again after a failure).
+            let mut writer: Option<Writer> = None;
+            // Keys whose `last_used_at` already says this second (no need to write it).
+            let mut touched: HashMap<String, i64> = HashMap::new();
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.recv().await {
                 batch.push(first);
@@ -174,7 +181,7 @@ impl Recorder {
                     }
                 }
                 let items = std::mem::take(&mut batch);
-                flush(&kw, items).await;
+                flush(&kw, &mut writer, &mut touched, items).await;
             }
         });
         Recorder { tx }
@@ -203,77 +210,108 @@ impl Recorder {
     }
 }
 
-async fn flush(kw: &Keyward, items: Vec<Pending>) {
+async fn flush(
+    kw: &Keyward,
+    writer: &mut Option<Writer>,
+    touched: &mut HashMap<String, i64>,
+    items: Vec<Pending>,
+) {
     let now = model::now();
+    if touched.len() > 10_000 {
+        touched.clear();
+    }
+    let seen: &HashMap<String, i64> = touched;
     let mut key_ids: Vec<String> = items
         .iter()
         .filter_map(|p| p.check.as_ref().map(|c| c.0.clone()))
         .collect();
     key_ids.sort();
     key_ids.dedup();
-    let checks: Vec<_> = items.iter().map(|p| p.check.clone()).collect();
-    let recs: Vec<TokenRecord> = items.iter().map(|p| p.rec.clone()).collect();
-    let refreshes: Vec<Option<RefreshRow>> = items.iter().map(|p| p.refresh.clone()).collect();
-    let out = kw
-        .write(async move |cx| {
-            let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
-                HashMap::new()
-            } else {
-                gs::key_liveness(cx, &key_ids)
-                    .await?
+    let n = items.len();
+    let (mut checks, mut recs, mut refreshes, mut replies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in items {
+        checks.push(p.check);
+        recs.push(p.rec);
+        refreshes.push(p.refresh);
+        replies.push(p.reply);
+    }
+    let out = match writer {
+        Some(w) => Ok(w),
+        None => kw.writer().await.map(|w| writer.insert(w)),
+    };
+    let out = match out {
+        Ok(w) => {
+            kw.write_on(w, async move |cx| {
+                let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    gs::key_liveness(cx, &key_ids)
+                        .await?
+                        .into_iter()
+                        .map(|l| (l.id.clone(), l))
+                        .collect()
+                };
+                let ok: Vec<bool> = checks
+                    .iter()
+                    .map(|c| match c {
+                        None => true,
+                        Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
+                            l.version == *kv
+                                && l.user_version == *uv
+                                && l.user_status == "active"
+                                && l.expires_at.is_none_or(|e| e > now)
+                        }),
+                    })
+                    .collect();
+                let rows: Vec<TokenRecord> = recs
                     .into_iter()
-                    .map(|l| (l.id.clone(), l))
-                    .collect()
-            };
-            let ok: Vec<bool> = checks
-                .iter()
-                .map(|c| match c {
-                    None => true,
-                    Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
-                        l.version == *kv
-                            && l.user_version == *uv
-                            && l.user_status == "active"
-                            && l.expires_at.is_none_or(|e| e > now)
-                    }),
-                })
-                .collect();
-            let rows: Vec<TokenRecord> = recs
-                .into_iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .map(|(r, _)| r)
-                .collect();
-            let refresh: Vec<RefreshRow> = refreshes
-                .into_iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .filter_map(|(r, _)| r)
-                .collect();
-            cred::insert_token_records(cx, &rows).await?;
-            gs::insert_refresh_rows(cx, &refresh).await?;
-            let used: Vec<String> = checks
-                .iter()
-                .zip(&ok)
-                .filter(|(_, ok)| **ok)
-                .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            gs::touch_keys(cx, &used, now).await?;
-            Ok(ok)
-        })
-        .await;
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(r, _)| r)
+                    .collect();
+                let refresh: Vec<RefreshRow> = refreshes
+                    .into_iter()
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .filter_map(|(r, _)| r)
+                    .collect();
+                cred::insert_token_records(cx, &rows).await?;
+                gs::insert_refresh_rows(cx, &refresh).await?;
+                let used: Vec<String> = checks
+                    .iter()
+                    .zip(&ok)
+                    .filter(|(_, ok)| **ok)
+                    .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
+                    .filter(|id| seen.get(id) != Some(&now))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                gs::touch_keys(cx, &used, now).await?;
+                Ok((ok, used))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     match out {
-        Ok(ok) => {
-            for (p, ok) in items.into_iter().zip(ok) {
-                let _ = p.reply.send(Ok(ok));
+        Ok((ok, used)) => {
+            touched.extend(used.into_iter().map(|id| (id, now)));
+            for (reply, ok) in replies.into_iter().zip(ok) {
+                let _ = reply.send(Ok(ok));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "recording token batch failed");
+            // The connection may be what failed: the next batch opens a new one.
+            *writer = None;
             let msg = e.to_string();
-            for p in items {
-                let _ = p.reply.send(Err(Error::Database(msg.clone())));
+            for reply in replies {
+                let _ = reply.send(Err(Error::Database(msg.clone())));
             }
         }
     }
@@ -312,9 +350,12 @@ impl TokenService {
         &self.kw
     }
 
-    /// Re-reads settings and domains, drops expired cache entries, and reloads the
-    /// signing keys when another process rotated them. Returns true when keys changed.
+    /// Checkpoints the recorder's writes (SQLite), re-reads settings and domains, drops
+    /// expired cache entries, and reloads the signing keys when another process rotated
+    /// them. Returns true when keys changed.
     pub async fn tick(&self) -> Result<bool> {
+        // The recorder's connection leaves checkpoints to this (see `Writer`).
+        self.kw.checkpoint().await?;
         *self.settings.write().expect("lock") = Arc::new(self.kw.settings().await?);
         let domains: HashMap<String, String> = self
             .kw
@@ -488,8 +529,9 @@ impl TokenService {
             let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
             let (refresh_value, refresh_row) = match &family {
                 Some(f) => {
-                    let (v, r) = self.refresh_row(&grant, f, now, &settings).await?;
-                    (Some(v), Some(r))
+                    let secrets = self.kw.secrets().await?;
+                    let (v, r) = new_refresh(&secrets, &grant, f, now, settings.refresh_ttl);
+                    (Some(v.expose_secret().to_string()), Some(r))
                 }
                 None => (None, None),
             };
@@ -512,33 +554,6 @@ impl TokenService {
         Err(GrantError::InvalidClient(
             "the API key changed while the token was issued; try again".into(),
         ))
-    }
-
-    async fn refresh_row(
-        &self,
-        g: &Grant,
-        family: &str,
-        now: i64,
-        settings: &Settings,
-    ) -> Result<(String, RefreshRow)> {
-        let secrets = self.kw.secrets().await?;
-        let value = generate_secret("kwr_");
-        let row = RefreshRow {
-            id: model::new_id(),
-            family_id: family.to_string(),
-            token_hash: secrets.hash_key().keyed_hash(value.expose_secret()),
-            domain_id: g.domain_id.clone(),
-            user_id: g.user_id.clone(),
-            key_id: g.key_id.clone(),
-            app_id: g.app_id.clone(),
-            client_id: g.client_id.clone(),
-            scopes: g.scopes.iter().cloned().collect::<Vec<_>>().join(" "),
-            issued_at: now,
-            expires_at: now + settings.refresh_ttl.secs(),
-            used_at: None,
-            revoked_at: None,
-        };
-        Ok((value.expose_secret().to_string(), row))
     }
 
     /// `refresh_token`: rotation with reuse detection. `client` is the authenticated
@@ -667,10 +682,7 @@ impl TokenService {
             return Ok(());
         }
         let secrets = self.kw.secrets().await?;
-        let hashes: Vec<String> = secrets
-            .all_hash_keys()
-            .map(|h| h.keyed_hash(token))
-            .collect();
+        let hashes = refresh_hashes(&secrets, token);
         let client_id = client.client_id().to_string();
         self.kw
             .write(async move |cx| {

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{self, DomainName};
-use crate::store::{self, Cx, Db, Target, Tx, directory as dir};
+use crate::store::{self, Cx, Db, Target, Tx, Writer, directory as dir};
 use serde_json::json;
 
 pub mod audit;
@@ -334,13 +334,26 @@ impl Keyward {
     where
         F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
     {
-        let mut tx = self.db.begin().await?;
-        let out = {
-            let mut cx = tx.cx();
-            f(&mut cx).await?
-        };
-        tx.commit().await?;
-        Ok(out)
+        commit_after(self.db.begin().await?, f).await
+    }
+
+    /// A connection of its own for a long-lived writer (see [`Writer`]).
+    pub async fn writer(&self) -> Result<Writer> {
+        self.db.writer().await
+    }
+
+    /// A passive WAL checkpoint on SQLite (see [`Db::checkpoint`]); for owners of a
+    /// [`Writer`].
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.db.checkpoint().await
+    }
+
+    /// [`Keyward::write`] on the caller's own connection.
+    pub async fn write_on<T, F>(&self, w: &mut Writer, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        commit_after(w.begin().await?, f).await
     }
 
     /// Runs `f` on a pooled connection (reads).
@@ -354,9 +367,22 @@ impl Keyward {
     }
 
     /// Begins a transaction for callers that compose several services (apply, import).
-    pub async fn begin(&self) -> Result<Tx> {
+    pub async fn begin(&self) -> Result<Tx<'static>> {
         self.db.begin().await
     }
+}
+
+/// Runs `f` in `tx`; commits on success, rolls back (drops `tx`) on error.
+async fn commit_after<T, F>(mut tx: Tx<'_>, f: F) -> Result<T>
+where
+    F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+{
+    let out = {
+        let mut cx = tx.cx();
+        f(&mut cx).await?
+    };
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// Appends an audit event for `actor` in the caller's transaction.

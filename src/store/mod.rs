@@ -41,9 +41,25 @@ pub enum Cx<'a> {
 }
 
 /// An open transaction on either engine. Dropping it without [`Tx::commit`] rolls back.
-pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+/// `'static` when it owns a pooled connection ([`Db::begin`]), else it borrows a
+/// [`Writer`].
+pub enum Tx<'c> {
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Pg(sqlx::Transaction<'c, sqlx::Postgres>),
+}
+
+/// WAL pages (4 KiB) after which a [`Writer`]'s commit checkpoints by itself (instead
+/// of SQLite's default 1000): a safety net when [`Db::checkpoint`] is not called.
+const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 16384";
+
+/// A connection of its own, outside the pool, for one long-lived writer that commits
+/// often (the token recorder). On SQLite a commit by one connection empties the page
+/// cache of every other connection, so writes spread over the pool re-read their pages
+/// each time; one writer that keeps its connection keeps its cache (and its prepared
+/// statements) warm.
+pub enum Writer {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
 }
 
 /// A pooled connection for reads.
@@ -72,7 +88,7 @@ macro_rules! on {
     };
 }
 
-impl Tx {
+impl Tx<'_> {
     pub fn cx(&mut self) -> Cx<'_> {
         match self {
             Tx::Sqlite(t) => Cx::Sqlite(t),
@@ -91,6 +107,17 @@ impl Tx {
             Tx::Pg(t) => t.commit().await?,
         }
         Ok(())
+    }
+}
+
+impl Writer {
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, as [`Db::begin`]).
+    pub async fn begin(&mut self) -> Result<Tx<'_>> {
+        use sqlx::Connection as _;
+        Ok(match self {
+            Writer::Sqlite(c) => Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?),
+            Writer::Pg(c) => Tx::Pg(c.begin().await?),
+        })
     }
 }
 
@@ -273,7 +300,7 @@ impl Db {
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so concurrent writers
     /// queue on the busy timeout instead of failing on upgrade).
-    pub async fn begin(&self) -> Result<Tx> {
+    pub async fn begin(&self) -> Result<Tx<'static>> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Pg(p.begin().await?),
@@ -288,9 +315,36 @@ impl Db {
         })
     }
 
+    /// A new connection outside the pool (see [`Writer`]); closed when dropped. On
+    /// SQLite its commits leave WAL checkpoints to [`Db::checkpoint`] (called
+    /// periodically by its owner) up to a safety limit, so that a commit does not stop
+    /// to copy pages back into the database file and sync it.
+    pub async fn writer(&self) -> Result<Writer> {
+        Ok(match self {
+            Db::Sqlite(p) => {
+                let mut c = p.acquire().await?.detach();
+                sqlx::query(WRITER_AUTOCHECKPOINT).execute(&mut c).await?;
+                Writer::Sqlite(c)
+            }
+            Db::Postgres(p) => Writer::Pg(p.acquire().await?.detach()),
+        })
+    }
+
+    /// Copies committed WAL pages back into the SQLite database file without blocking
+    /// readers or writers (a passive checkpoint, on a pooled connection, so it runs
+    /// beside the [`Writer`]). Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Db::Sqlite(p) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Serialises bootstrap across machines (PostgreSQL advisory lock; SQLite's write
     /// lock is taken by `BEGIN IMMEDIATE`).
-    pub async fn lock_bootstrap(tx: &mut Tx) -> Result<()> {
+    pub async fn lock_bootstrap(tx: &mut Tx<'_>) -> Result<()> {
         if let Tx::Pg(t) = tx {
             sqlx::query("SELECT pg_advisory_xact_lock(7451032001)")
                 .execute(&mut **t)
