@@ -43,6 +43,8 @@ pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 const MISS_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Most records written in one group commit.
 const MAX_BATCH: usize = 512;
+/// Batches in flight at once on PostgreSQL (each on its own connection).
+const PG_LANES: usize = 4;
 
 /// An OAuth error (RFC 6749 §5.2), or a failure of the service itself.
 #[derive(Debug)]
@@ -165,25 +167,43 @@ pub struct Recorder {
 
 impl Recorder {
     fn start(kw: Keyward) -> Recorder {
-        let (tx, mut rx) = mpsc::channel::<Pending>(8192);
-        tokio::spawn(async move {
-            // Its own connection, kept across batches (opened again after a failure).
-            let mut writer: Option<Writer> = None;
-            // Keys whose `last_used_at` already says this second (no need to write it).
-            let mut touched: HashMap<String, i64> = HashMap::new();
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
+        let (tx, rx) = mpsc::channel::<Pending>(8192);
+        // SQLite has one writer at a time, so one lane; PostgreSQL commits batches side
+        // by side, so several lanes keep its commit latency off the throughput (each
+        // request still waits for its own batch's commit).
+        let lanes = match kw.db().engine() {
+            crate::store::Engine::Sqlite => 1,
+            crate::store::Engine::Postgres => PG_LANES,
+        };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..lanes {
+            let (kw, rx) = (kw.clone(), rx.clone());
+            tokio::spawn(async move {
+                // Its own connection, kept across batches (opened again after a failure).
+                let mut writer: Option<Writer> = None;
+                // Keys whose `last_used_at` already says this second (no need to write it).
+                let mut touched: HashMap<String, i64> = HashMap::new();
+                loop {
+                    // A lane takes what is queued, up to a batch, then lets the next lane in.
+                    let items = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else {
+                            return;
+                        };
+                        let mut batch = Vec::with_capacity(MAX_BATCH);
+                        batch.push(first);
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(p) => batch.push(p),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    flush(&kw, &mut writer, &mut touched, items).await;
                 }
-                let items = std::mem::take(&mut batch);
-                flush(&kw, &mut writer, &mut touched, items).await;
-            }
-        });
+            });
+        }
         Recorder { tx }
     }
 
