@@ -109,6 +109,19 @@ both_async!(operator_roles_are_enforced_in_the_services, |e| {
             .await,
     );
     denied(kw.user_rm(&support, "c@x.example", None).await);
+    // Support creates keys, but exempting one from rate limits is for admins.
+    denied(
+        kw.key_create(
+            &support,
+            keyward::service::credentials::KeySpec {
+                user: "c@x.example".into(),
+                rate_exempt: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|k| k.key.client_id),
+    );
     // support cannot hand out a role that includes admin.
     denied(
         kw.user_set_role(&support, "c@x.example", "Administrator")
@@ -470,6 +483,7 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
                 expires_in: None,
                 redirect_uris: vec![],
                 issue_refresh: false,
+                rate_exempt: false,
             },
         )
         .await

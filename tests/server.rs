@@ -906,6 +906,11 @@ both!(rate_limits, |env| {
     let r = grant(&k.bob_key);
     assert_eq!(r.status(), 429, "per address");
     assert!(r.headers().contains_key("retry-after"));
+    // A key created with --rate-exempt (by an admin) passes both limits.
+    let exempt = key(env, "alice@free.example.com", &["--rate-exempt"]);
+    for _ in 0..8 {
+        assert_eq!(grant(&exempt).status(), 200, "exempt keys skip the limits");
+    }
 });
 
 /// (method, path, content type, body, extra headers)

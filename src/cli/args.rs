@@ -394,6 +394,9 @@ pub enum KeyCmd {
         /// Do not issue refresh tokens with client-credentials grants.
         #[arg(long)]
         no_refresh: bool,
+        /// Exempt the key from the token service's rate limits (admins only).
+        #[arg(long)]
+        rate_exempt: bool,
     },
     /// List API keys.
     List {

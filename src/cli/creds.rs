@@ -45,6 +45,7 @@ pub async fn key(kw: &Keyward, a: &Actor, js: bool, c: KeyCmd) -> R {
             expires_in,
             redirect_uri,
             no_refresh,
+            rate_exempt,
         } => {
             let k = kw
                 .key_create(
@@ -57,6 +58,7 @@ pub async fn key(kw: &Keyward, a: &Actor, js: bool, c: KeyCmd) -> R {
                         expires_in,
                         redirect_uris: redirect_uri,
                         issue_refresh: !no_refresh,
+                        rate_exempt,
                     },
                 )
                 .await?;

@@ -172,6 +172,8 @@ pub struct KeySpec {
     pub expires_in: Option<String>,
     pub redirect_uris: Vec<String>,
     pub issue_refresh: bool,
+    /// Exempt from the token service's rate limits (admins only).
+    pub rate_exempt: bool,
 }
 
 pub(crate) async fn user_role_scopes(cx: &mut Cx<'_>, role_id: &str) -> Result<BTreeSet<String>> {
@@ -184,7 +186,11 @@ pub(crate) async fn user_role_scopes(cx: &mut Cx<'_>, role_id: &str) -> Result<B
 impl Keyward {
     /// Creates an API key for a user within the user's role; enables API access.
     pub async fn key_create(&self, actor: &Actor, spec: KeySpec) -> Result<NewKey> {
-        actor.require(Need::Support)?;
+        actor.require(if spec.rate_exempt {
+            Need::Admin
+        } else {
+            Need::Support
+        })?;
         let scopes: Option<Vec<ScopeName>> = spec
             .scopes
             .as_ref()
@@ -212,7 +218,7 @@ impl Keyward {
             let g = ScopeGraph::load(cx).await?;
             let allowed = user_role_scopes(cx, &u.role_id).await?;
             let granted = narrow_scopes(&g, scopes.as_deref(), &allowed, &format!("role {}", u.role))?;
-            let (key, secret) = new_key_row(
+            let (mut key, secret) = new_key_row(
                 &u,
                 name.as_str(),
                 &granted,
@@ -221,6 +227,7 @@ impl Keyward {
                 spec.issue_refresh,
                 secrets.hash_key(),
             );
+            key.rate_exempt = spec.rate_exempt;
             cred::insert_key(cx, &key).await?;
             mark_api_enabled(cx, &u).await?;
             audit_event(
@@ -229,7 +236,7 @@ impl Keyward {
                 "key.create",
                 &key.client_id,
                 Some(&key.domain_id),
-                json!({"user": u.email, "name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(model::rfc3339)}),
+                json!({"user": u.email, "name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(model::rfc3339), "rate_exempt": key.rate_exempt}),
             )
             .await?;
             Ok(NewKey { key, client_secret: secret })

@@ -353,6 +353,8 @@ pub struct IssueOp {
     pub name: Option<String>,
     /// Whether the key's grants also return refresh tokens.
     pub refresh: bool,
+    /// Exempt from the token service's rate limits.
+    pub rate_exempt: bool,
 }
 
 /// A new developer app (its secret is revealed once).
@@ -1850,6 +1852,11 @@ impl App {
                     vec!["with refresh tokens".into(), "without".into()],
                     0,
                 ),
+                Field::choice(
+                    "rate limits",
+                    vec!["apply".into(), "exempt (admins)".into()],
+                    0,
+                ),
             ],
         );
         self.overlay = Some(Overlay::Form {
@@ -3080,6 +3087,7 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 expires: opt(v("expires")),
                 name: opt(v("name")),
                 refresh: v("refresh").starts_with("with "),
+                rate_exempt: v("rate limits").starts_with("exempt"),
             });
         }
         FormKind::NewApp => {
@@ -3139,6 +3147,7 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 expires: opt(v("expires")),
                 name: None,
                 refresh: true,
+                rate_exempt: false,
             });
         }
     })

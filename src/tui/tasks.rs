@@ -596,6 +596,7 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
                     expires_in: op.expires.clone(),
                     name: op.name.clone(),
                     issue_refresh: op.refresh,
+                    rate_exempt: op.rate_exempt,
                     ..Default::default()
                 },
             )
