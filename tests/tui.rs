@@ -220,6 +220,34 @@ fn pty_create_an_app_and_grant_and_revoke_a_consent() {
     }
 }
 
+#[test]
+fn pty_import_users_from_a_csv_file() {
+    let env = pty::Env::new();
+    let csv = env.root().join("signups.csv");
+    std::fs::write(
+        &csv,
+        "email,name\ndora@example.com,Dora Lee\nnot-an-email,Nobody\nerik@example.com,Erik Berg\n",
+    )
+    .unwrap();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access (4)");
+    c.send("2");
+    c.wait_for("1 of 4");
+    c.send("I");
+    c.wait_for("Import users");
+    // Check only first: nothing changes.
+    c.send(&format!("{}\r", csv.display()));
+    c.wait_for("would create 2, refused 1 (line 3");
+    c.wait_for("1 of 4");
+    c.send("I");
+    c.wait_for("Import users");
+    c.send(&format!("{}\t\t\x1b[C\r", csv.display()));
+    c.wait_for("created 2, refused 1");
+    c.wait_for("1 of 6");
+    c.send("\x03");
+    assert!(c.exit());
+}
+
 /// Formats like the console: 1000000 -> "1,000,000".
 fn thousands(n: i64) -> String {
     let s = n.to_string();

@@ -308,6 +308,11 @@ pub enum WriteOp {
     TokenPurge {
         retention: String,
     },
+    UserImport {
+        path: String,
+        domain: String,
+        dry_run: bool,
+    },
     MasterKeyRotate,
     ScopeEdit {
         name: String,
@@ -469,6 +474,7 @@ pub enum FormKind {
         domain: String,
     },
     Purge,
+    Import,
     ScopeEdit {
         name: String,
     },
@@ -1520,6 +1526,7 @@ impl App {
             }
             Cmd::NewKey if self.screen == ScreenId::Keys => self.new_key_form(),
             Cmd::RemoveUser => self.remove_user(),
+            Cmd::Import => self.import_form(),
             Cmd::RotateAffiliate => self.rotate_affiliate(),
             Cmd::Purge => self.purge_form(),
             Cmd::MasterKey => {
@@ -1924,6 +1931,35 @@ impl App {
                 domain: u.domain.clone(),
             },
         }));
+        Vec::new()
+    }
+
+    /// `I` on Users: a CSV file on this host (email,name[,role][,station]).
+    fn import_form(&mut self) -> Vec<Effect> {
+        let names = self.domain_names();
+        if names.is_empty() {
+            self.fail("there is no domain yet: create one on the Dashboard with n");
+            return Vec::new();
+        }
+        let dsel = self
+            .domain
+            .as_ref()
+            .and_then(|d| names.iter().position(|n| *n == d.name))
+            .unwrap_or(0);
+        let mut form = Form::new(
+            "Import users",
+            vec![
+                Field::text("file", "").with_note("path of a CSV file on this host"),
+                Field::choice("domain", names, dsel),
+                Field::choice("mode", vec!["check only".into(), "import".into()], 0),
+            ],
+        );
+        form.intro =
+            Some("Columns email,name[,role][,station]; bad rows are reported and skipped.".into());
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::Import,
+            form,
+        });
         Vec::new()
     }
 
@@ -2951,6 +2987,19 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
                     .then(|| format!("type {email} to confirm")),
             ));
         }
+        FormKind::Import => {
+            let f = v(form, "file");
+            errors.push((
+                "file",
+                if f.trim().is_empty() {
+                    Some("the path of a CSV file".into())
+                } else if !std::path::Path::new(f.trim()).is_file() {
+                    Some(format!("no file at {}", super::fmt::safe(f.trim())))
+                } else {
+                    None
+                },
+            ));
+        }
         FormKind::Purge => {
             errors.push((
                 "expired before",
@@ -3114,6 +3163,11 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
         FormKind::UserRm { email, domain } => WriteOp::UserRm {
             email: email.clone(),
             domain: domain.clone(),
+        },
+        FormKind::Import => WriteOp::UserImport {
+            path: v("file").trim().to_string(),
+            domain: v("domain"),
+            dry_run: v("mode") != "import",
         },
         FormKind::Purge => WriteOp::TokenPurge {
             retention: v("expired before"),

@@ -49,6 +49,7 @@ pub enum Cmd {
     MasterKey,
     Edit,
     VerifyAudit,
+    Import,
 }
 
 /// Where a binding applies.
@@ -358,6 +359,16 @@ pub static BINDINGS: &[Binding] = &[
         on: On::Only(USERS),
         desc: "new affiliate id",
         cmd: Cmd::RotateAffiliate,
+        need: Need::Support,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[k('I')],
+        label: "I",
+        on: On::Only(USERS),
+        desc: "import users from a CSV file",
+        cmd: Cmd::Import,
         need: Need::Support,
         hint: false,
         unavailable: None,

@@ -456,6 +456,29 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 let u = kw.affiliate_rotate(actor, &email).await?;
                 format!("{}: new affiliate id {}", inert(&u.email), u.affiliate_id)
             }
+            WriteOp::UserImport {
+                path,
+                domain,
+                dry_run,
+            } => {
+                let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                    keyward::Error::invalid("file", &path, format!("a readable CSV file ({e})"))
+                })?;
+                let r = kw
+                    .user_import(actor, &domain, None, &bytes, dry_run, |_| {})
+                    .await?;
+                let verb = if dry_run { "would create" } else { "created" };
+                let mut m = format!(
+                    "{} row(s): {verb} {}, refused {}",
+                    r.rows,
+                    r.created,
+                    r.errors.len()
+                );
+                if let Some(e) = r.errors.first() {
+                    m.push_str(&format!(" (line {}: {})", e.line, inert(&e.reason)));
+                }
+                m
+            }
             WriteOp::TokenPurge { retention } => {
                 let n = kw.token_purge(actor, &retention).await?;
                 format!("purged {n} expired token record(s)")
