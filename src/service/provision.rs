@@ -107,6 +107,12 @@ pub struct KeyEntry {
     /// Expiry of a key created by this file (e.g. "90d"); existing keys keep theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+    /// `false`: grants of a key created by this file return no refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<bool>,
+    /// `true`: a key created by this file skips the token service's rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_exempt: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -413,6 +419,8 @@ impl Keyward {
                                         k.scopes.split_whitespace().map(str::to_string).collect(),
                                     ),
                                     expires_in: None,
+                                    refresh: (!k.issue_refresh).then_some(false),
+                                    rate_exempt: k.rate_exempt.then_some(true),
                                 },
                             ));
                         }
@@ -1036,15 +1044,16 @@ async fn apply_all(
                         .map(|t| Ttl::parse("expires_in", t))
                         .transpose()
                 )?;
-                let (row, secret) = super::credentials::new_key_row(
+                let (mut row, secret) = super::credentials::new_key_row(
                     &u,
                     name.as_str(),
                     &granted,
                     &[],
                     ttl.map(|t| model::now() + t.secs()),
-                    true,
+                    k.refresh.unwrap_or(true),
                     ap.secrets_key.as_ref().expect("loaded for keys").hash_key(),
                 );
+                row.rate_exempt = k.rate_exempt.unwrap_or(false);
                 cred::insert_key(cx, &row).await?;
                 super::directory::mark_api_enabled(cx, &u).await?;
                 ap.change(
@@ -1058,7 +1067,7 @@ async fn apply_all(
                     "key.create",
                     &row.client_id,
                     Some(&row.domain_id),
-                    json!({"user": u.email, "scopes": row.scopes}),
+                    json!({"user": u.email, "scopes": row.scopes, "issue_refresh": row.issue_refresh, "rate_exempt": row.rate_exempt}),
                 )
                 .await?;
                 ap.report.secrets.push(CreatedSecret {

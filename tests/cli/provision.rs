@@ -195,6 +195,11 @@ both!(export_then_apply_reproduces_the_state, |e| {
             && !exported.contains("client_secret"),
         "{exported}"
     );
+    // Per-key settings made at creation travel with the export.
+    assert!(
+        exported.contains("rate_exempt = true") && exported.contains("refresh = false"),
+        "{exported}"
+    );
     // Applying the export to the same database changes nothing.
     let x = write(e, "export.toml", &exported);
     assert!(apply(e, &x, &[])["changes"].as_array().unwrap().is_empty());
