@@ -86,6 +86,9 @@ pub struct Paged<R> {
     pub inflight: Vec<Pos>,
     /// A count for the current generation is on its way.
     pub counting: bool,
+    /// A count that arrived before its first page (shown with that page, never
+    /// beside the previous filter's rows).
+    early_total: Option<i64>,
     pub loaded: bool,
 }
 
@@ -107,6 +110,7 @@ impl<R: ListRow> Paged<R> {
             desc,
             inflight: Vec::new(),
             counting: false,
+            early_total: None,
             loaded: false,
         }
     }
@@ -121,7 +125,11 @@ impl<R: ListRow> Paged<R> {
             return false;
         }
         self.counting = false;
-        self.total = Some(total);
+        if self.inflight.contains(&Pos::Top) || self.due.is_some() {
+            self.early_total = Some(total);
+        } else {
+            self.total = Some(total);
+        }
         true
     }
 
@@ -163,6 +171,7 @@ impl<R: ListRow> Paged<R> {
         self.inflight.clear();
         self.counting = false;
         self.total = None;
+        self.early_total = None;
     }
 
     /// Starts over from the top with a new generation (filter, sort, domain, reload).
@@ -275,6 +284,9 @@ impl<R: ListRow> Paged<R> {
         let keep_id = self.selected().map(|r| r.id().to_string());
         match pos {
             Pos::Top => {
+                if let Some(t) = self.early_total.take() {
+                    self.total = Some(t);
+                }
                 if !full {
                     // The whole answer is here: that is the count.
                     self.total = Some(rows.len() as i64);
@@ -438,6 +450,16 @@ mod tests {
         assert_eq!(p.total, None);
         assert!(p.loading(), "still counting");
         assert!(!p.counted(s.generation - 1, 5), "an older count is dropped");
+        // A count that beats its page waits for the page.
+        let mut q: Paged<Row> = Paged::new(false);
+        let first = q.restart().unwrap();
+        q.apply(first.generation, Pos::Top, rows(0..PAGE), Some(9_999), 20);
+        q.typed(0, 1);
+        let t = q.tick(1).unwrap();
+        assert!(q.counted(t.generation, 14));
+        assert_eq!(q.total, None, "not beside the previous filter's rows");
+        q.apply(t.generation, Pos::Top, rows(0..14), None, 20);
+        assert_eq!(q.total, Some(14));
         assert!(p.counted(s.generation, 123_456));
         assert_eq!(p.total, Some(123_456));
         assert!(!p.loading());
