@@ -696,13 +696,11 @@ impl App {
     pub fn busy(&self) -> bool {
         self.writing > 0
             || self.dash_loading
-            || self.users.loading()
-            || self.stations.loading()
-            || self.tokens.loading()
-            || self.audit.loading()
+            || PAGED
+                .iter()
+                .any(|s| self.list(*s).is_some_and(|l| l.loading()))
             || self.roles.loading
             || self.operators.loading
-            || self.keys.loading()
             || self.signing.loading
             || self.apps.loading
     }
@@ -774,30 +772,18 @@ impl App {
                     domain: self.domain_id(),
                 })]
             }
-            ScreenId::Users => {
-                let s = self.users.restart();
-                self.page(screen, s)
-            }
-            ScreenId::Stations => {
-                let s = self.stations.restart();
-                self.page(screen, s)
-            }
-            ScreenId::Tokens => {
-                let s = self.tokens.restart();
-                self.page(screen, s)
-            }
-            ScreenId::Audit => {
-                let s = self.audit.restart();
+            ScreenId::Users
+            | ScreenId::Stations
+            | ScreenId::Tokens
+            | ScreenId::Audit
+            | ScreenId::Keys => {
+                let s = self.list_mut(screen).and_then(|l| l.restart());
                 self.page(screen, s)
             }
             ScreenId::Roles => self.load_roles(),
             ScreenId::Operators => {
                 let generation = self.operators.restart();
                 vec![Effect::Load(Request::Operators { generation })]
-            }
-            ScreenId::Keys => {
-                let s = self.keys.restart();
-                self.page(screen, s)
             }
             ScreenId::Apps => {
                 let generation = self.apps.restart();
@@ -810,16 +796,39 @@ impl App {
         }
     }
 
+    /// The keyset-paged list of a screen, if it has one.
+    fn list(&self, s: ScreenId) -> Option<&dyn ListOps> {
+        Some(match s {
+            ScreenId::Users => &self.users,
+            ScreenId::Stations => &self.stations,
+            ScreenId::Tokens => &self.tokens,
+            ScreenId::Audit => &self.audit,
+            ScreenId::Keys => &self.keys,
+            _ => return None,
+        })
+    }
+
+    fn list_mut(&mut self, s: ScreenId) -> Option<&mut dyn ListOps> {
+        Some(match s {
+            ScreenId::Users => &mut self.users,
+            ScreenId::Stations => &mut self.stations,
+            ScreenId::Tokens => &mut self.tokens,
+            ScreenId::Audit => &mut self.audit,
+            ScreenId::Keys => &mut self.keys,
+            _ => return None,
+        })
+    }
+
     fn loaded(&self, screen: ScreenId) -> bool {
         match screen {
             ScreenId::Dashboard => self.dash.is_some() || self.dash_loading,
-            ScreenId::Users => self.users.loaded || self.users.loading(),
-            ScreenId::Stations => self.stations.loaded || self.stations.loading(),
-            ScreenId::Tokens => self.tokens.loaded || self.tokens.loading(),
-            ScreenId::Audit => self.audit.loaded || self.audit.loading(),
+            ScreenId::Users
+            | ScreenId::Stations
+            | ScreenId::Tokens
+            | ScreenId::Audit
+            | ScreenId::Keys => self.list(screen).is_some_and(|l| l.loaded() || l.loading()),
             ScreenId::Roles => self.roles.loaded || self.roles.loading,
             ScreenId::Operators => self.operators.loaded || self.operators.loading,
-            ScreenId::Keys => self.keys.loaded || self.keys.loading(),
             ScreenId::SigningKeys => self.signing.loaded || self.signing.loading,
             ScreenId::Apps => self.apps.loaded || self.apps.loading,
         }
@@ -868,35 +877,19 @@ impl App {
     /// Marks a screen stale so it reloads when shown.
     fn forget(&mut self, s: ScreenId) {
         match s {
-            ScreenId::Users => {
-                self.users.loaded = false;
-                self.users.generation += 1;
-                self.users.inflight.clear();
-            }
-            ScreenId::Stations => {
-                self.stations.loaded = false;
-                self.stations.generation += 1;
-                self.stations.inflight.clear();
-            }
-            ScreenId::Tokens => {
-                self.tokens.loaded = false;
-                self.tokens.generation += 1;
-                self.tokens.inflight.clear();
-            }
-            ScreenId::Audit => {
-                self.audit.loaded = false;
-                self.audit.generation += 1;
-                self.audit.inflight.clear();
+            ScreenId::Users
+            | ScreenId::Stations
+            | ScreenId::Tokens
+            | ScreenId::Audit
+            | ScreenId::Keys => {
+                if let Some(l) = self.list_mut(s) {
+                    l.forget();
+                }
             }
             ScreenId::Operators => {
                 self.operators.loaded = false;
                 self.operators.generation += 1;
                 self.operators.loading = false;
-            }
-            ScreenId::Keys => {
-                self.keys.loaded = false;
-                self.keys.generation += 1;
-                self.keys.inflight.clear();
             }
             ScreenId::Apps => {
                 self.apps.loaded = false;
@@ -945,11 +938,11 @@ impl App {
             Action::Resize(w, h) => {
                 self.size = (w, h);
                 let v = self.view();
-                self.users.scroll(v);
-                self.stations.scroll(v);
-                self.tokens.scroll(v);
-                self.audit.scroll(v);
-                self.keys.scroll(v);
+                for s in PAGED {
+                    if let Some(l) = self.list_mut(s) {
+                        l.scroll(v);
+                    }
+                }
                 Vec::new()
             }
             Action::Tick { now } => {
@@ -960,16 +953,10 @@ impl App {
                 }
                 let t = self.tick;
                 let mut fx = Vec::new();
-                let s = self.users.tick(t);
-                fx.extend(self.page(ScreenId::Users, s));
-                let s = self.stations.tick(t);
-                fx.extend(self.page(ScreenId::Stations, s));
-                let s = self.tokens.tick(t);
-                fx.extend(self.page(ScreenId::Tokens, s));
-                let s = self.audit.tick(t);
-                fx.extend(self.page(ScreenId::Audit, s));
-                let s = self.keys.tick(t);
-                fx.extend(self.page(ScreenId::Keys, s));
+                for s in PAGED {
+                    let spec = self.list_mut(s).and_then(|l| l.tick(t));
+                    fx.extend(self.page(s, spec));
+                }
                 fx
             }
             Action::Loaded(l) => self.loaded_data(l),
@@ -1031,14 +1018,9 @@ impl App {
                         return Vec::new();
                     }
                 };
-                match screen {
-                    ScreenId::Users => self.users.counted(generation, total),
-                    ScreenId::Stations => self.stations.counted(generation, total),
-                    ScreenId::Tokens => self.tokens.counted(generation, total),
-                    ScreenId::Audit => self.audit.counted(generation, total),
-                    ScreenId::Keys => self.keys.counted(generation, total),
-                    _ => false,
-                };
+                if let Some(l) = self.list_mut(screen) {
+                    l.counted(generation, total);
+                }
                 Vec::new()
             }
             Loaded::Page {
@@ -1050,16 +1032,8 @@ impl App {
                 let (rows, total) = match result {
                     Ok(r) => r,
                     Err(e) => {
-                        let cur = match screen {
-                            ScreenId::Users => Some(&mut self.users.inflight),
-                            ScreenId::Stations => Some(&mut self.stations.inflight),
-                            ScreenId::Tokens => Some(&mut self.tokens.inflight),
-                            ScreenId::Audit => Some(&mut self.audit.inflight),
-                            ScreenId::Keys => Some(&mut self.keys.inflight),
-                            _ => None,
-                        };
-                        if let Some(inflight) = cur {
-                            inflight.retain(|p| p != &pos);
+                        if let Some(l) = self.list_mut(screen) {
+                            l.failed(&pos);
                         }
                         self.fail(e);
                         return Vec::new();
@@ -1284,57 +1258,12 @@ impl App {
         let screen = self.screen;
         let tick = self.tick;
         let view = self.view();
-        let list_editing = match screen {
-            ScreenId::Users => self.users.editing,
-            ScreenId::Stations => self.stations.editing,
-            ScreenId::Tokens => self.tokens.editing,
-            ScreenId::Audit => self.audit.editing,
-            ScreenId::Keys => self.keys.editing,
-            _ => false,
-        };
-        if !list_editing {
+        if !self.list(screen).is_some_and(|l| l.editing()) {
             return None;
         }
-        macro_rules! with_list {
-            ($l:expr) => {{
-                let l = $l;
-                match k.code {
-                    KeyCode::Esc => {
-                        l.editing = false;
-                        if l.filter.value().is_empty() {
-                            None
-                        } else {
-                            l.filter.reset();
-                            l.restart()
-                        }
-                    }
-                    KeyCode::Enter => {
-                        l.editing = false;
-                        None
-                    }
-                    KeyCode::Down => l.move_by(1, view),
-                    KeyCode::Up => l.move_by(-1, view),
-                    KeyCode::PageDown => l.move_by(view, view),
-                    KeyCode::PageUp => l.move_by(-view, view),
-                    _ => {
-                        let before = l.filter.value().to_string();
-                        l.filter.handle_event(&Event::Key(k));
-                        if l.filter.value() != before {
-                            l.typed(tick, DEBOUNCE_TICKS);
-                        }
-                        None
-                    }
-                }
-            }};
-        }
-        let spec = match screen {
-            ScreenId::Users => with_list!(&mut self.users),
-            ScreenId::Stations => with_list!(&mut self.stations),
-            ScreenId::Tokens => with_list!(&mut self.tokens),
-            ScreenId::Audit => with_list!(&mut self.audit),
-            ScreenId::Keys => with_list!(&mut self.keys),
-            _ => None,
-        };
+        let spec = self
+            .list_mut(screen)
+            .and_then(|l| l.filter_key(k, tick, view));
         let mut fx = self.page(screen, spec);
         fx.extend(self.detail_effect());
         Some(fx)
@@ -1343,14 +1272,7 @@ impl App {
     /// Applies a list operation to the current screen's list.
     fn on_list(&mut self, f: impl Fn(&mut dyn ListOps) -> Option<PageSpec>) -> Vec<Effect> {
         let screen = self.screen;
-        let spec = match screen {
-            ScreenId::Users => f(&mut self.users),
-            ScreenId::Stations => f(&mut self.stations),
-            ScreenId::Tokens => f(&mut self.tokens),
-            ScreenId::Audit => f(&mut self.audit),
-            ScreenId::Keys => f(&mut self.keys),
-            _ => None,
-        };
+        let spec = self.list_mut(screen).and_then(f);
         let mut fx = self.page(screen, spec);
         fx.extend(self.detail_effect());
         fx
@@ -1558,58 +1480,14 @@ impl App {
 
     fn clear_filter(&mut self) -> Option<Vec<Effect>> {
         let screen = self.screen;
-        let spec = match screen {
-            ScreenId::Users if !self.users.filter.value().is_empty() => {
-                self.users.filter.reset();
-                self.users.restart()
-            }
-            ScreenId::Stations if !self.stations.filter.value().is_empty() => {
-                self.stations.filter.reset();
-                self.stations.restart()
-            }
-            ScreenId::Tokens if !self.tokens.filter.value().is_empty() => {
-                self.tokens.filter.reset();
-                self.tokens.restart()
-            }
-            ScreenId::Audit if !self.audit.filter.value().is_empty() => {
-                self.audit.filter.reset();
-                self.audit.restart()
-            }
-            ScreenId::Keys if !self.keys.filter.value().is_empty() => {
-                self.keys.filter.reset();
-                self.keys.restart()
-            }
-            _ => return None,
-        };
+        let spec = self.list_mut(screen)?.clear_filter()?;
         Some(self.page(screen, spec))
     }
 
     /// Sets a list's filter and reloads it (palette, Enter on a sign-up).
     pub fn set_filter(&mut self, screen: ScreenId, text: &str) -> Vec<Effect> {
         self.screen = screen;
-        let spec = match screen {
-            ScreenId::Users => {
-                self.users.filter = text.into();
-                self.users.restart()
-            }
-            ScreenId::Stations => {
-                self.stations.filter = text.into();
-                self.stations.restart()
-            }
-            ScreenId::Tokens => {
-                self.tokens.filter = text.into();
-                self.tokens.restart()
-            }
-            ScreenId::Keys => {
-                self.keys.filter = text.into();
-                self.keys.restart()
-            }
-            ScreenId::Audit => {
-                self.audit.filter = text.into();
-                self.audit.restart()
-            }
-            _ => None,
-        };
+        let spec = self.list_mut(screen).and_then(|l| l.set_filter(text));
         self.page(screen, spec)
     }
 
@@ -2753,7 +2631,32 @@ impl App {
 }
 
 /// List operations the app applies to whichever list is on screen.
+/// The screens whose lists are keyset-paged from the database.
+const PAGED: [ScreenId; 5] = [
+    ScreenId::Users,
+    ScreenId::Stations,
+    ScreenId::Tokens,
+    ScreenId::Audit,
+    ScreenId::Keys,
+];
+
 pub trait ListOps {
+    fn loaded(&self) -> bool;
+    fn loading(&self) -> bool;
+    fn editing(&self) -> bool;
+    fn restart(&mut self) -> Option<PageSpec>;
+    fn tick(&mut self, tick: u64) -> Option<PageSpec>;
+    fn scroll(&mut self, view: i64);
+    fn counted(&mut self, generation: u64, total: i64) -> bool;
+    /// Stale: reload when shown again.
+    fn forget(&mut self);
+    /// A page request failed: it is no longer in flight.
+    fn failed(&mut self, pos: &Pos);
+    /// A key while the filter is being typed.
+    fn filter_key(&mut self, k: KeyEvent, tick: u64, view: i64) -> Option<PageSpec>;
+    /// Clears a non-empty filter (None when it was empty).
+    fn clear_filter(&mut self) -> Option<Option<PageSpec>>;
+    fn set_filter(&mut self, text: &str) -> Option<PageSpec>;
     fn move_by(&mut self, d: i64, view: i64) -> Option<PageSpec>;
     fn top(&mut self, view: i64) -> Option<PageSpec>;
     fn bottom(&mut self, view: i64) -> Option<PageSpec>;
@@ -2763,6 +2666,75 @@ pub trait ListOps {
 }
 
 impl<R: ListRow> ListOps for Paged<R> {
+    fn loaded(&self) -> bool {
+        self.loaded
+    }
+    fn loading(&self) -> bool {
+        Paged::loading(self)
+    }
+    fn editing(&self) -> bool {
+        self.editing
+    }
+    fn restart(&mut self) -> Option<PageSpec> {
+        Paged::restart(self)
+    }
+    fn tick(&mut self, tick: u64) -> Option<PageSpec> {
+        Paged::tick(self, tick)
+    }
+    fn scroll(&mut self, view: i64) {
+        Paged::scroll(self, view)
+    }
+    fn counted(&mut self, generation: u64, total: i64) -> bool {
+        Paged::counted(self, generation, total)
+    }
+    fn forget(&mut self) {
+        self.loaded = false;
+        self.generation += 1;
+        self.inflight.clear();
+    }
+    fn failed(&mut self, pos: &Pos) {
+        self.inflight.retain(|p| p != pos);
+    }
+    fn filter_key(&mut self, k: KeyEvent, tick: u64, view: i64) -> Option<PageSpec> {
+        match k.code {
+            KeyCode::Esc => {
+                self.editing = false;
+                if self.filter.value().is_empty() {
+                    None
+                } else {
+                    self.filter.reset();
+                    Paged::restart(self)
+                }
+            }
+            KeyCode::Enter => {
+                self.editing = false;
+                None
+            }
+            KeyCode::Down => Paged::move_by(self, 1, view),
+            KeyCode::Up => Paged::move_by(self, -1, view),
+            KeyCode::PageDown => Paged::move_by(self, view, view),
+            KeyCode::PageUp => Paged::move_by(self, -view, view),
+            _ => {
+                let before = self.filter.value().to_string();
+                self.filter.handle_event(&Event::Key(k));
+                if self.filter.value() != before {
+                    self.typed(tick, DEBOUNCE_TICKS);
+                }
+                None
+            }
+        }
+    }
+    fn clear_filter(&mut self) -> Option<Option<PageSpec>> {
+        if self.filter.value().is_empty() {
+            return None;
+        }
+        self.filter.reset();
+        Some(Paged::restart(self))
+    }
+    fn set_filter(&mut self, text: &str) -> Option<PageSpec> {
+        self.filter = text.into();
+        Paged::restart(self)
+    }
     fn move_by(&mut self, d: i64, view: i64) -> Option<PageSpec> {
         Paged::move_by(self, d, view)
     }
