@@ -1559,6 +1559,21 @@ impl App {
         Vec::new()
     }
 
+    /// A domain choice preset to the domain filter, or (none yet) the reason as an error.
+    fn domain_field(&mut self) -> Option<Field> {
+        let names = self.domain_names();
+        if names.is_empty() {
+            self.fail("there is no domain yet: create one on the Dashboard with n");
+            return None;
+        }
+        let sel = self
+            .domain
+            .as_ref()
+            .and_then(|d| names.iter().position(|n| *n == d.name))
+            .unwrap_or(0);
+        Some(Field::choice("domain", names, sel))
+    }
+
     fn domain_names(&self) -> Vec<String> {
         self.domains.iter().map(|d| d.name.clone()).collect()
     }
@@ -1576,16 +1591,9 @@ impl App {
                 ),
             ),
             ScreenId::Users => {
-                if self.domains.is_empty() {
-                    self.fail("there is no domain yet: create one on the Dashboard with n");
+                let Some(domain) = self.domain_field() else {
                     return Vec::new();
-                }
-                let names = self.domain_names();
-                let dsel = self
-                    .domain
-                    .as_ref()
-                    .and_then(|d| names.iter().position(|n| *n == d.name))
-                    .unwrap_or(0);
+                };
                 let roles: Vec<String> = self.roles.items.iter().map(|r| r.name.clone()).collect();
                 let rsel = self.roles.items.iter().position(|r| r.default).unwrap_or(0);
                 (
@@ -1594,7 +1602,7 @@ impl App {
                         "New user",
                         vec![
                             Field::text("email", ""),
-                            Field::choice("domain", names, dsel),
+                            domain,
                             Field::text("name", ""),
                             Field::choice("role", roles, rsel),
                         ],
@@ -1714,21 +1722,14 @@ impl App {
 
     /// A new API key for any user (the Users screen's `a` does it for the selection).
     fn new_key_form(&mut self) -> Vec<Effect> {
-        let names = self.domain_names();
-        if names.is_empty() {
-            self.fail("there is no domain yet: create one on the Dashboard with n");
+        let Some(domain) = self.domain_field() else {
             return Vec::new();
-        }
-        let dsel = self
-            .domain
-            .as_ref()
-            .and_then(|d| names.iter().position(|n| *n == d.name))
-            .unwrap_or(0);
+        };
         let form = Form::new(
             "New API key",
             vec![
                 Field::text("user", "").with_note("email of the user the key acts for"),
-                Field::choice("domain", names, dsel),
+                domain,
                 Field::text("name", "api key"),
                 Field::text("scopes", "").with_note("space-separated · empty = the role's"),
                 Field::text("expires", "90d").with_note("e.g. 90d · empty = never"),
@@ -1814,21 +1815,14 @@ impl App {
 
     /// `I` on Users: a CSV file on this host (email,name[,role][,station]).
     fn import_form(&mut self) -> Vec<Effect> {
-        let names = self.domain_names();
-        if names.is_empty() {
-            self.fail("there is no domain yet: create one on the Dashboard with n");
+        let Some(domain) = self.domain_field() else {
             return Vec::new();
-        }
-        let dsel = self
-            .domain
-            .as_ref()
-            .and_then(|d| names.iter().position(|n| *n == d.name))
-            .unwrap_or(0);
+        };
         let mut form = Form::new(
             "Import users",
             vec![
                 Field::text("file", "").with_note("path of a CSV file on this host"),
-                Field::choice("domain", names, dsel),
+                domain,
                 Field::choice("mode", vec!["check only".into(), "import".into()], 0),
             ],
         );
