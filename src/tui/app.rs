@@ -1739,8 +1739,8 @@ impl App {
                     0,
                 ),
                 Field::choice(
-                    "rate limits",
-                    vec!["apply".into(), "exempt (admins)".into()],
+                    "limits",
+                    vec!["rate limits apply".into(), "exempt (admins)".into()],
                     0,
                 ),
             ],
@@ -3102,7 +3102,7 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 expires: opt(v("expires")),
                 name: opt(v("name")),
                 refresh: v("refresh").starts_with("with "),
-                rate_exempt: v("rate limits").starts_with("exempt"),
+                rate_exempt: v("limits").starts_with("exempt"),
             });
         }
         FormKind::NewApp => {
