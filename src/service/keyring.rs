@@ -7,8 +7,7 @@ use crate::model;
 use crate::secret::{HashKey, MasterKey, SecretError};
 use crate::store::Cx;
 use crate::store::keys::{self as ks, KeyringRow, SigningKeyRow};
-use crate::token::{Alg, KeyMaterial, VerifyKey};
-use jsonwebtoken::EncodingKey;
+use crate::token::{Alg, KeyMaterial, Signer, VerifyKey};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -60,7 +59,8 @@ impl Secrets {
 pub struct ActiveKey {
     pub kid: String,
     pub alg: Alg,
-    pub key: EncodingKey,
+    /// The key parsed once, ready to sign (see [`Signer`]).
+    pub signer: Signer,
 }
 
 /// Signing and verification keys as loaded from the database.
@@ -276,7 +276,8 @@ impl Keyward {
                         ring.active = Some(ActiveKey {
                             kid: row.kid.clone(),
                             alg: m.alg(),
-                            key: m.encoding_key(),
+                            signer: Signer::new(&m, &row.kid)
+                                .map_err(|e| Error::Environment(e.to_string()))?,
                         });
                     }
                     VerifyKey::new(&m)

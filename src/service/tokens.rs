@@ -138,8 +138,10 @@ pub fn sign_grant(
         client_id: g.client_id.clone(),
         scope: scope.clone(),
     };
-    let jwt = token::sign(&claims, active.alg, &active.kid, &active.key)
-        .map_err(|e| Error::Database(e.to_string()))?;
+    let jwt = active
+        .signer
+        .sign(&claims)
+        .map_err(|e| Error::Environment(e.to_string()))?;
     let rec = TokenRecord {
         jti: claims.jti,
         domain_id: g.domain_id.clone(),

@@ -5,6 +5,7 @@
 //! reports them with the matching [`Reason`] variants.
 
 mod keys;
+mod signer;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use keys::{KeyMaterial, jwks};
+pub use signer::Signer;
 
 /// Largest token accepted anywhere (verification and inspection): 16 KiB.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;

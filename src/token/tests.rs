@@ -671,3 +671,65 @@ fn scopes_helpers() {
     assert!(c.has_scope("write"));
     assert!(!c.has_scope("rea"));
 }
+
+// ------------------------------------------------------------ the prepared signer
+
+fn signer(alg: Alg) -> Signer {
+    let f = fx(alg);
+    Signer::new(&f.material, &f.kid).unwrap()
+}
+
+#[test]
+fn prepared_signer_matches_jsonwebtoken_byte_for_byte_where_signing_is_deterministic() {
+    // Ed25519, RSASSA-PKCS1-v1_5 and HMAC are deterministic: the same header, claims and
+    // key must give exactly jsonwebtoken's token.
+    for alg in [Alg::EdDSA, Alg::RS256, Alg::HS256] {
+        let c = claims(NOW);
+        assert_eq!(signer(alg).sign(&c).unwrap(), mint(alg, &c), "{alg}");
+    }
+}
+
+#[test]
+fn prepared_signer_tokens_verify_with_jsonwebtoken_and_with_keyward() {
+    for alg in Alg::ALL {
+        let s = signer(alg);
+        assert_eq!((s.alg(), s.kid()), (alg, fx(alg).kid.as_str()));
+        let c = claims(NOW);
+        let token = s.sign(&c).unwrap();
+        // The header and claims segments are jsonwebtoken's (ECDSA signatures are
+        // randomised, so only those two can be compared).
+        let reference = mint(alg, &c);
+        let head = |t: &str| t.rsplit_once('.').unwrap().0.to_string();
+        assert_eq!(head(&token), head(&reference), "{alg}");
+        // Verified as another service would: jsonwebtoken with the published JWK (or
+        // the shared secret for HS256).
+        let key = match fx(alg).material.public_jwk(&fx(alg).kid) {
+            Some(jwk) => DecodingKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap(),
+            None => DecodingKey::from_secret(fx(alg).material.private_der()),
+        };
+        let mut v = Validation::new(alg.jwt_alg());
+        v.set_audience(&[AUD]);
+        v.set_issuer(&[ISS]);
+        v.validate_exp = false;
+        let data = jsonwebtoken::decode::<AccessClaims>(&token, &key, &v).unwrap();
+        assert_eq!(data.claims, c, "{alg}");
+        assert_eq!(data.header.typ.as_deref(), Some(TOKEN_TYPE));
+        assert_eq!(data.header.kid.as_deref(), Some(fx(alg).kid.as_str()));
+        assert_eq!(check(&token), Ok(c), "{alg}");
+        // A changed signature is refused.
+        let (rest, sig) = token.rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        bytes[0] ^= 1;
+        let forged = format!("{rest}.{}", b64(&bytes));
+        assert_eq!(check(&forged), Err(Reason::BadSignature), "{alg}");
+        assert!(jsonwebtoken::decode::<AccessClaims>(&forged, &key, &v).is_err());
+    }
+}
+
+#[test]
+fn prepared_ecdsa_signatures_are_fresh_each_time() {
+    let s = signer(Alg::ES256);
+    let (a, b) = (s.sign(&claims(NOW)).unwrap(), s.sign(&claims(NOW)).unwrap());
+    assert_ne!(a, b, "ECDSA needs a new nonce per signature");
+    assert_eq!(check(&a), check(&b));
+}
