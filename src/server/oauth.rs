@@ -204,24 +204,28 @@ async fn grant(
             let code = p
                 .get("code")
                 .ok_or_else(|| GrantError::InvalidRequest("code is required".into()))?;
-            app.svc
-                .authorization_code(
-                    id,
-                    secret,
-                    code,
-                    p.get("redirect_uri"),
-                    p.get("code_verifier"),
-                )
-                .await
+            // The other grants are boxed so that the future of every token request
+            // stays the size of `client_credentials`' (moved per request).
+            Box::pin(app.svc.authorization_code(
+                id,
+                secret,
+                code,
+                p.get("redirect_uri"),
+                p.get("code_verifier"),
+            ))
+            .await
         }
         "refresh_token" => {
             let rt = p
                 .get("refresh_token")
                 .ok_or_else(|| GrantError::InvalidRequest("refresh_token is required".into()))?;
-            let client = authenticate_optional(app, c).await?;
-            app.svc
-                .refresh(rt, client.as_ref(), scopes.as_deref())
-                .await
+            Box::pin(async {
+                let client = authenticate_optional(app, c).await?;
+                app.svc
+                    .refresh(rt, client.as_ref(), scopes.as_deref())
+                    .await
+            })
+            .await
         }
         "password" => {
             if !app.svc.settings().password_grant {
@@ -229,7 +233,7 @@ async fn grant(
                     "the password grant is disabled (setting password_grant)".into(),
                 ));
             }
-            authenticate_optional(app, c).await?;
+            Box::pin(authenticate_optional(app, c)).await?;
             let (Some(u), Some(pw)) = (p.get("username"), p.get("password")) else {
                 return Err(GrantError::InvalidRequest(
                     "username and password are required".into(),
@@ -240,14 +244,13 @@ async fn grant(
                     "the request does not name a known domain (Host header)".into(),
                 ));
             };
-            app.svc
-                .password_login(
-                    &domain_id,
-                    u,
-                    SecretString::from(pw.to_string()),
-                    scopes.as_deref(),
-                )
-                .await
+            Box::pin(app.svc.password_login(
+                &domain_id,
+                u,
+                SecretString::from(pw.to_string()),
+                scopes.as_deref(),
+            ))
+            .await
         }
         other => Err(GrantError::UnsupportedGrantType(format!(
             "grant_type {:?} is not supported; use client_credentials, authorization_code, refresh_token{}",
@@ -413,4 +416,24 @@ pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward::service::grants::TokenService;
+
+    fn future_size<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every token request's future is moved (and copied) when axum boxes it; the slow
+    /// paths (database reads on a cache miss, the other grants) are boxed so that they
+    /// do not set its size. It was 18 KB before; keep it small.
+    #[test]
+    fn the_token_request_future_stays_small() {
+        let token = future_size(super::token);
+        let cc = future_size(TokenService::client_credentials);
+        assert!(token < 6 * 1024, "token handler future: {token} bytes");
+        assert!(cc < 4 * 1024, "client_credentials future: {cc} bytes");
+    }
 }

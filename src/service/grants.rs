@@ -428,7 +428,9 @@ impl TokenService {
         {
             return Ok(e.clone());
         }
-        self.load_key(client_id).await
+        // Boxed: a cache miss reads the database, and that future is ~15 KB; inline, it
+        // would make every grant's future that large (moved and copied per request).
+        Box::pin(self.load_key(client_id)).await
     }
 
     async fn load_key(&self, client_id: &str) -> Result<Option<Arc<KeyEntry>>> {
@@ -480,11 +482,12 @@ impl TokenService {
         let secrets = self.kw.secrets().await?;
         if client_id.starts_with("kwapp_") && client_id.len() <= 100 {
             let id = client_id.to_string();
-            let app = self
-                .kw
-                .read(async move |cx| cred::app_by_client_id(cx, &id).await)
-                .await?
-                .ok_or_else(bad)?;
+            let app = Box::pin(
+                self.kw
+                    .read(async move |cx| cred::app_by_client_id(cx, &id).await),
+            )
+            .await?
+            .ok_or_else(bad)?;
             return if secrets.verify(secret, &app.secret_hash) {
                 Ok(Client::App(Box::new(app)))
             } else {

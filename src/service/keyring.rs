@@ -224,10 +224,15 @@ impl Keyward {
         if let Some(s) = self.cache.secrets.read().expect("lock").clone() {
             return Ok(s);
         }
-        let rows = self.read(async |cx| ks::keyring(cx).await).await?;
-        let s = Arc::new(unseal(&self.cache.master_path, &rows)?);
-        *self.cache.secrets.write().expect("lock") = Some(s.clone());
-        Ok(s)
+        // Boxed: the load is a large future, and callers on the token service's hot
+        // path should not carry its state (see `TokenService::key_entry`).
+        Box::pin(async {
+            let rows = self.read(async |cx| ks::keyring(cx).await).await?;
+            let s = Arc::new(unseal(&self.cache.master_path, &rows)?);
+            *self.cache.secrets.write().expect("lock") = Some(s.clone());
+            Ok(s)
+        })
+        .await
     }
 
     /// The signing keys (loaded once; reloaded by [`Keyward::reload_signing_keys`]).
@@ -235,7 +240,7 @@ impl Keyward {
         if let Some(r) = self.cache.ring.read().expect("lock").clone() {
             return Ok(r);
         }
-        self.reload_signing_keys().await
+        Box::pin(self.reload_signing_keys()).await
     }
 
     /// Reloads the signing keys from the database (after a rotation elsewhere).
