@@ -284,17 +284,19 @@ both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
     assert!(kw.redeem_refresh(&r2, None, None).await.is_err());
     let i = kw.introspect(None, &m1.access_token).await.unwrap();
     assert!(!i.active);
-    // Refresh tokens are stored only as keyed hashes (after the issue time they begin with).
+    // Refresh tokens are stored only as keyed hashes, after the issue time (microseconds,
+    // 16 hex digits) their value begins with; later tokens sort after earlier ones.
     let stored: Vec<String> = kw.read(async |cx| {
         keyward::on!(cx, c => Ok(sqlx::query_scalar::<_, String>("SELECT token_hash FROM refresh_tokens").fetch_all(&mut *c).await?))
     }).await.unwrap();
     assert_eq!(stored.len(), 2);
+    let order = |r: &str| r[4..20].to_string();
+    assert!(order(&r1) < order(&r2), "{r1} {r2}");
     for h in &stored {
         let (time, hash) = h.split_once('.').unwrap();
-        assert_eq!(time.len(), 12, "{h}");
-        // Each hash begins with the issue time of the token it belongs to (r1 or r2,
-        // which may be minted in different milliseconds).
-        let prefix = format!("kwr_{time}");
+        assert_eq!(time.len(), 16, "{h}");
+        // Each hash begins with the issue time of the token it belongs to.
+        let prefix = format!("kwr_{time}.");
         assert!(r1.starts_with(&prefix) || r2.starts_with(&prefix), "{h}");
         assert!(hash.starts_with("v1$"), "{h}");
         assert!(!h.contains(&r1[4..]) && !h.contains(&r2[4..]), "{h}");
@@ -541,3 +543,136 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("alice").await.is_empty());
     assert!(keys("%").await.is_empty());
 });
+
+both_async!(
+    grants_of_the_token_service_are_seen_at_once_everywhere,
+    |e| {
+        use keyward::service::credentials::KeySpec;
+        use keyward::service::grants::TokenService;
+        use keyward::service::tokens::RevokeWhat;
+        use secrecy::ExposeSecret;
+        let (kw, admin) = open(e).await;
+        kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+            .await
+            .unwrap();
+        let key = kw
+            .key_create(
+                &admin,
+                KeySpec {
+                    user: "a@x.example".into(),
+                    issue_refresh: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let svc = TokenService::start(kw.clone()).await.unwrap();
+        let mut minted = Vec::new();
+        for _ in 0..3 {
+            minted.push(
+                svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        // On SQLite these grants sit in the token journal until it is settled; every path
+        // must see them as if they were in the token tables already.
+        let journaled = async || -> i64 {
+            kw.read(async |cx| {
+            keyward::on!(cx, c => Ok(sqlx::query_scalar("SELECT COUNT(*) FROM token_journal").fetch_one(&mut *c).await?))
+        })
+        .await
+        .unwrap()
+        };
+        let sqlite = matches!(kw.db().engine(), keyward::store::Engine::Sqlite);
+        if sqlite {
+            assert_eq!(journaled().await, 3);
+        }
+        let q = kw.token_query(&admin, Some("a@x.example")).await.unwrap();
+        let listed: BTreeSet<String> = kw
+            .token_list(&admin, q.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.jti)
+            .collect();
+        for m in &minted {
+            assert!(listed.contains(&m.jti), "{} not listed", m.jti);
+        }
+        assert_eq!(kw.token_count(&admin, q).await.unwrap(), 3);
+        assert_eq!(
+            kw.key_live_tokens(&admin, &key.key.client_id)
+                .await
+                .unwrap(),
+            3
+        );
+        // A fresh grant (journaled again) is found by jti, and can be revoked at once.
+        let fresh = svc
+            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
+            .await
+            .unwrap();
+        assert!(
+            kw.introspect(None, &fresh.access_token)
+                .await
+                .unwrap()
+                .active
+        );
+        let n = kw
+            .token_revoke(&admin, RevokeWhat::Jtis(vec![fresh.jti.clone()]), None)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(
+            !kw.introspect(None, &fresh.access_token)
+                .await
+                .unwrap()
+                .active
+        );
+        // Its refresh token is redeemable at once too (rotation), then spent.
+        let again = svc
+            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
+            .await
+            .unwrap();
+        let r = again.refresh_token.clone().unwrap();
+        let rotated = kw
+            .redeem_refresh(&r, Some(&key.key.client_id), None)
+            .await
+            .unwrap();
+        assert!(
+            kw.introspect(None, &rotated.access_token)
+                .await
+                .unwrap()
+                .active
+        );
+        assert!(
+            kw.redeem_refresh(&r, Some(&key.key.client_id), None)
+                .await
+                .is_err()
+        );
+        // Deleting the key revokes every token minted through it, journaled or not.
+        let last = svc
+            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
+            .await
+            .unwrap();
+        kw.key_rm(&admin, &key.key.client_id).await.unwrap();
+        assert!(
+            !kw.introspect(None, &last.access_token)
+                .await
+                .unwrap()
+                .active
+        );
+        assert_eq!(
+            kw.token_count(
+                &admin,
+                kw.token_query(&admin, Some("a@x.example")).await.unwrap()
+            )
+            .await
+            .unwrap(),
+            7
+        );
+        // Nothing is left in the journal after a write (SQLite; PostgreSQL has none).
+        if sqlite {
+            assert_eq!(journaled().await, 0);
+        }
+    }
+);

@@ -374,6 +374,10 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await;
     ticker.abort();
+    // Leave no grant in the token journal (SQLite): move it into the token tables.
+    if let Err(e) = kw.settle_tokens().await {
+        tracing::warn!(error = %e, "settling the token journal failed");
+    }
     kw.db().close().await;
     out.map_err(|e| Error::Environment(format!("server error: {e}")))
 }

@@ -93,7 +93,7 @@ impl Keyward {
             .await?;
             Ok((stations, recent))
         });
-        let tokens = self.read(async move |cx| {
+        let tokens = self.read_tokens(async move |cx| {
             let active_tokens = con::count_active_tokens(cx, &d3, now).await?;
             let tq = TokenQuery {
                 domains: d3,
@@ -126,13 +126,13 @@ impl Keyward {
     /// A page of token records (restricted to the actor's domains).
     pub async fn token_page(&self, actor: &Actor, mut q: TokenQuery) -> Result<Vec<TokenRow>> {
         q.domains = restrict(q.domains.take(), actor);
-        self.read(async move |cx| con::list_tokens(cx, &q).await)
+        self.read_tokens(async move |cx| con::list_tokens(cx, &q).await)
             .await
     }
 
     pub async fn token_page_count(&self, actor: &Actor, mut q: TokenQuery) -> Result<i64> {
         q.domains = restrict(q.domains.take(), actor);
-        self.read(async move |cx| con::count_tokens(cx, &q).await)
+        self.read_tokens(async move |cx| con::count_tokens(cx, &q).await)
             .await
     }
 

@@ -286,7 +286,7 @@ impl Keyward {
     /// Active tokens that deleting this key would revoke.
     pub async fn key_live_tokens(&self, actor: &Actor, client_id: &str) -> Result<i64> {
         let (a, id) = (actor.clone(), client_id.trim().to_string());
-        self.read(async move |cx| {
+        self.read_tokens(async move |cx| {
             let k = find_key(cx, &a, &id).await?;
             let q = cred::TokenQuery {
                 key_id: Some(k.id),

@@ -305,7 +305,7 @@ impl Keyward {
 
     async fn user_detail_by_id(&self, id: &str) -> Result<UserDetail> {
         let id = id.to_string();
-        self.read(async move |cx| {
+        self.read_tokens(async move |cx| {
             let u = dir::user_by_id(cx, &id)
                 .await?
                 .ok_or_else(|| Error::not_found("user", &id))?;
@@ -321,7 +321,7 @@ impl Keyward {
         domain: Option<&str>,
     ) -> Result<UserDetail> {
         let (a, user, domain) = (actor.clone(), user.to_string(), domain.map(str::to_string));
-        self.read(async move |cx| {
+        self.read_tokens(async move |cx| {
             let u = find_user(cx, &a, &user, domain.as_deref()).await?;
             user_detail(cx, u).await
         })

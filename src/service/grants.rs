@@ -45,6 +45,9 @@ const MISS_CACHE_TTL: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 512;
 /// Batches in flight at once on PostgreSQL (each on its own connection).
 const PG_LANES: usize = 4;
+/// Journaled grants (SQLite) after which the recorder settles the journal (the
+/// service's 2-second tick settles what is left when fewer come).
+const SETTLE_ROWS: usize = 2048;
 
 /// An OAuth error (RFC 6749 §5.2), or a failure of the service itself.
 #[derive(Debug)]
@@ -152,10 +155,7 @@ impl Client {
 }
 
 struct Pending {
-    rec: TokenRecord,
-    refresh: Option<RefreshRow>,
-    /// (key id, key version, user version) the grant relied on.
-    check: Option<(String, i64, i64)>,
+    issued: gs::Issued,
     reply: oneshot::Sender<Result<bool>>,
 }
 
@@ -176,33 +176,31 @@ impl Recorder {
             crate::store::Engine::Postgres => PG_LANES,
         };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..lanes {
-            let (kw, rx) = (kw.clone(), rx.clone());
-            tokio::spawn(async move {
-                // Its own connection, kept across batches (opened again after a failure).
-                let mut writer: Option<Writer> = None;
-                // Keys whose `last_used_at` already says this second (no need to write it).
-                let mut touched: HashMap<String, i64> = HashMap::new();
-                loop {
-                    // A lane takes what is queued, up to a batch, then lets the next lane in.
-                    let items = {
-                        let mut rx = rx.lock().await;
-                        let Some(first) = rx.recv().await else {
-                            return;
-                        };
-                        let mut batch = Vec::with_capacity(MAX_BATCH);
-                        batch.push(first);
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(p) => batch.push(p),
-                                Err(_) => break,
-                            }
-                        }
-                        batch
-                    };
-                    flush(&kw, &mut writer, &mut touched, items).await;
-                }
-            });
+        if lanes == 1 {
+            // SQLite: the lane gets a thread and a runtime of its own. On the shared
+            // runtime each of its statements, answered by sqlx's worker thread, queued
+            // its wake-up behind the HTTP connections' tasks, which held batches open
+            // and the writer idle; on its own thread it runs as soon as it is woken.
+            let spawned = std::thread::Builder::new()
+                .name("keyward-recorder".into())
+                .spawn({
+                    let (kw, rx) = (kw.clone(), rx.clone());
+                    move || match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(lane(kw, rx)),
+                        Err(e) => tracing::error!(error = %e, "cannot start the token recorder"),
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no thread for the token recorder; sharing the runtime");
+                tokio::spawn(lane(kw, rx));
+            }
+        } else {
+            for _ in 0..lanes {
+                tokio::spawn(lane(kw.clone(), rx.clone()));
+            }
         }
         Recorder { tx }
     }
@@ -213,14 +211,16 @@ impl Recorder {
         &self,
         rec: TokenRecord,
         refresh: Option<RefreshRow>,
-        check: Option<(String, i64, i64)>,
+        check: Option<(i64, i64)>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Pending {
-                rec,
-                refresh,
-                check,
+                issued: gs::Issued {
+                    rec,
+                    refresh,
+                    check,
+                },
                 reply,
             })
             .await
@@ -230,100 +230,109 @@ impl Recorder {
     }
 }
 
+/// One writer of the recorder: takes what is queued (up to a batch) and records it,
+/// until every sender is gone.
+async fn lane(kw: Keyward, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+    // Its own connection, kept across batches (opened again after a failure).
+    let mut writer: Option<Writer> = None;
+    // Keys whose `last_used_at` already says this second (no need to write it).
+    let mut touched: HashMap<String, i64> = HashMap::new();
+    let mut batch = Vec::new();
+    // Grants journaled since the journal was last settled (SQLite only: PostgreSQL's
+    // trigger writes the token tables directly).
+    let journals = kw.db().engine() == crate::store::Engine::Sqlite;
+    let mut journaled = 0usize;
+    loop {
+        // A lane takes what is queued, up to a batch, then lets the next lane in.
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
+        let recorded = flush(&kw, &mut writer, &mut touched, std::mem::take(&mut batch)).await;
+        if journals {
+            journaled += recorded;
+        }
+        // Move the journal into the token tables in bulk, now and then (a write
+        // transaction does it when it begins). Batches queue meanwhile.
+        if journaled >= SETTLE_ROWS {
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = kw.write_on(w, async |_| Ok(())).await
+            {
+                tracing::warn!(error = %e, "settling the token journal failed");
+            }
+            journaled = 0;
+        }
+    }
+    // Leave nothing journaled, on the lane's own connection (the pool may be closing).
+    if journaled > 0
+        && let Some(w) = writer.as_mut()
+        && let Err(e) = kw.write_on(w, async |_| Ok(())).await
+    {
+        tracing::warn!(error = %e, "settling the token journal failed");
+    }
+}
+
+/// Records a batch and answers its requests; returns how many grants it recorded.
 async fn flush(
     kw: &Keyward,
     writer: &mut Option<Writer>,
     touched: &mut HashMap<String, i64>,
     items: Vec<Pending>,
-) {
+) -> usize {
     let now = model::now();
     if touched.len() > 10_000 {
         touched.clear();
     }
-    let seen: &HashMap<String, i64> = touched;
-    let mut key_ids: Vec<String> = items
+    // Keys to mark used: those not yet marked this second.
+    let mut touch: Vec<String> = items
         .iter()
-        .filter_map(|p| p.check.as_ref().map(|c| c.0.clone()))
+        .filter_map(|p| p.issued.rec.key_id.as_ref())
+        .filter(|id| touched.get(*id) != Some(&now))
+        .cloned()
         .collect();
-    key_ids.sort();
-    key_ids.dedup();
-    let n = items.len();
-    let (mut checks, mut recs, mut refreshes, mut replies) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for p in items {
-        checks.push(p.check);
-        recs.push(p.rec);
-        refreshes.push(p.refresh);
-        replies.push(p.reply);
-    }
+    touch.sort_unstable();
+    touch.dedup();
+    let (issued, replies): (Vec<gs::Issued>, Vec<_>) =
+        items.into_iter().map(|p| (p.issued, p.reply)).unzip();
+    let n = issued.len();
+    let started = Instant::now();
     let out = match writer {
         Some(w) => Ok(w),
         None => kw.writer().await.map(|w| writer.insert(w)),
     };
     let out = match out {
-        Ok(w) => {
-            kw.write_on(w, async move |cx| {
-                let live: HashMap<String, gs::KeyLiveness> = if key_ids.is_empty() {
-                    HashMap::new()
-                } else {
-                    gs::key_liveness(cx, &key_ids)
-                        .await?
-                        .into_iter()
-                        .map(|l| (l.id.clone(), l))
-                        .collect()
-                };
-                let ok: Vec<bool> = checks
-                    .iter()
-                    .map(|c| match c {
-                        None => true,
-                        Some((id, kv, uv)) => live.get(id).is_some_and(|l| {
-                            l.version == *kv
-                                && l.user_version == *uv
-                                && l.user_status == "active"
-                                && l.expires_at.is_none_or(|e| e > now)
-                        }),
-                    })
-                    .collect();
-                let rows: Vec<TokenRecord> = recs
-                    .into_iter()
-                    .zip(&ok)
-                    .filter(|(_, ok)| **ok)
-                    .map(|(r, _)| r)
-                    .collect();
-                let refresh: Vec<RefreshRow> = refreshes
-                    .into_iter()
-                    .zip(&ok)
-                    .filter(|(_, ok)| **ok)
-                    .filter_map(|(r, _)| r)
-                    .collect();
-                cred::insert_token_records(cx, &rows).await?;
-                gs::insert_refresh_rows(cx, &refresh).await?;
-                let used: Vec<String> = checks
-                    .iter()
-                    .zip(&ok)
-                    .filter(|(_, ok)| **ok)
-                    .filter_map(|(c, _)| c.as_ref().map(|c| c.0.clone()))
-                    .filter(|id| seen.get(id) != Some(&now))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                gs::touch_keys(cx, &used, now).await?;
-                Ok((ok, used))
-            })
-            .await
-        }
+        // One statement for the whole batch; if a key changed meanwhile, grant by grant.
+        Ok(w) => match gs::record_grants(w, &issued).await {
+            Ok(true) => Ok(vec![true; n]),
+            Ok(false) => {
+                kw.write_on(w, async |cx| gs::record_batch(cx, issued, now).await)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match out {
-        Ok((ok, used)) => {
-            touched.extend(used.into_iter().map(|id| (id, now)));
+        Ok(ok) => {
+            let recorded = ok.iter().filter(|ok| **ok).count();
+            tracing::trace!(
+                records = ok.len(),
+                micros = started.elapsed().as_micros() as u64,
+                "token batch recorded"
+            );
             for (reply, ok) in replies.into_iter().zip(ok) {
                 let _ = reply.send(Ok(ok));
             }
+            // `last_used_at`, at most once a second per key, in a statement of its own
+            // after the answers.
+            if !touch.is_empty()
+                && let Some(w) = writer.as_mut()
+            {
+                match gs::touch_keys(&mut w.cx(), &touch, now).await {
+                    Ok(()) => touched.extend(touch.into_iter().map(|id| (id, now))),
+                    Err(e) => tracing::warn!(error = %e, "marking API keys used failed"),
+                }
+            }
+            recorded
         }
         Err(e) => {
             tracing::error!(error = %e, "recording token batch failed");
@@ -333,6 +342,7 @@ async fn flush(
             for reply in replies {
                 let _ = reply.send(Err(Error::Database(msg.clone())));
             }
+            0
         }
     }
 }
@@ -374,6 +384,8 @@ impl TokenService {
     /// expired cache entries, and reloads the signing keys when another process rotated
     /// them. Returns true when keys changed.
     pub async fn tick(&self) -> Result<bool> {
+        // Grants journaled while no more came (the recorder settles after batches).
+        self.kw.settle_tokens().await?;
         // The recorder's connection leaves checkpoints to this (see `Writer`).
         self.kw.checkpoint().await?;
         *self.settings.write().expect("lock") = Arc::new(self.kw.settings().await?);
@@ -560,7 +572,7 @@ impl TokenService {
             };
             let scope = rec.scopes.clone();
             let jti = rec.jti.clone();
-            let check = Some((k.id.clone(), k.version, entry.user_version));
+            let check = Some((k.version, entry.user_version));
             if self.recorder.record(rec, refresh_row, check).await? {
                 return Ok(Minted {
                     access_token: jwt,

@@ -307,7 +307,7 @@ impl Keyward {
     }
 
     pub async fn signing_key_list(&self, _actor: &Actor) -> Result<Vec<SigningKeyView>> {
-        self.read(async |cx| {
+        self.read_tokens(async |cx| {
             let now = model::now();
             let mut out = Vec::new();
             for r in ks::signing_keys(cx).await? {

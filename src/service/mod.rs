@@ -356,6 +356,32 @@ impl Keyward {
         commit_after(w.begin().await?, f).await
     }
 
+    /// Moves grants that the token service journaled (SQLite, migration 0003) into the
+    /// token tables, so that a read listing or counting tokens sees every token issued
+    /// so far. Only a check when there are none; write transactions do it themselves.
+    pub async fn settle_tokens(&self) -> Result<()> {
+        // PostgreSQL has no journal: its trigger writes the token tables directly.
+        if self.db.engine() == store::Engine::Postgres {
+            return Ok(());
+        }
+        if self
+            .read(async |cx| store::grants::journal_pending(cx).await)
+            .await?
+        {
+            self.write(async |_| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Keyward::read`] after [`Keyward::settle_tokens`]: for reads of token records.
+    pub async fn read_tokens<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        self.settle_tokens().await?;
+        self.read(f).await
+    }
+
     /// Runs `f` on a pooled connection (reads).
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where

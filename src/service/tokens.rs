@@ -54,14 +54,38 @@ pub struct Grant {
     pub family_id: Option<String>,
 }
 
-/// Hex digits of the issue time (unix seconds) that begin a refresh token's value.
-const REFRESH_TIME_DIGITS: usize = 12;
+/// Hex digits that begin a refresh token's value after `kwr_`: its issue time in
+/// microseconds since the Unix epoch, strictly increasing within the process.
+const REFRESH_ORDER_DIGITS: usize = 16;
+/// The older form: the issue time in seconds (12 hex digits), without a separator.
+const REFRESH_SECONDS_DIGITS: usize = 12;
 
-/// A new refresh token for a grant and its row. The value is `kwr_`, the issue time
-/// (12 hex digits) and 256 random bits; the stored keyed hash of the whole value is
-/// prefixed with the same time, so the unique index on `token_hash` grows at one end,
-/// like the other token indexes, instead of taking each grant's row at a random place
-/// (a page of its own to write per grant, and more as the table grows).
+/// The issue time of a new refresh token in microseconds, one more than the last when
+/// the clock has not moved on: so the keys of the index on stored hashes only grow.
+fn refresh_order() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(0);
+    now.max(prev + 1)
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A new refresh token for a grant and its row. The value is `kwr_`, its issue time
+/// ([`refresh_order`], 16 hex digits), `.` and 256 random bits; the stored keyed hash
+/// of the whole value is prefixed with the same digits. So the index on stored hashes
+/// grows at its end, like the other token indexes. (With a prefix in seconds, the
+/// thousands of tokens of one second went to random places in that second's range: a
+/// page of the index to write for nearly every grant.)
 pub(crate) fn new_refresh(
     secrets: &Secrets,
     g: &Grant,
@@ -69,13 +93,12 @@ pub(crate) fn new_refresh(
     now: i64,
     ttl: Ttl,
 ) -> (SecretString, RefreshRow) {
-    let time = format!("{:0width$x}", now.max(0), width = REFRESH_TIME_DIGITS);
-    let value = generate_secret(&format!("kwr_{time}"));
+    let order = format!("{:0width$x}", refresh_order(), width = REFRESH_ORDER_DIGITS);
+    let value = generate_secret(&format!("kwr_{order}."));
     let row = RefreshRow {
-        id: model::new_id(),
         family_id: family_id.to_string(),
         token_hash: format!(
-            "{time}.{}",
+            "{order}.{}",
             secrets.hash_key().keyed_hash(value.expose_secret())
         ),
         domain_id: g.domain_id.clone(),
@@ -93,17 +116,21 @@ pub(crate) fn new_refresh(
 }
 
 /// The stored hashes a presented refresh token can have: under every hash key
-/// version, current first, with the time prefix of [`new_refresh`] and in the plain
-/// form of tokens issued before it.
+/// version, current first, with the prefix its value begins with ([`new_refresh`], or
+/// the older seconds form) and in the plain form of tokens issued before either.
 pub(crate) fn refresh_hashes(secrets: &Secrets, value: &str) -> Vec<String> {
-    let time = value
-        .strip_prefix("kwr_")
-        .and_then(|r| r.get(..REFRESH_TIME_DIGITS))
-        .filter(|t| t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    let rest = value.strip_prefix("kwr_").unwrap_or_default();
+    let ordered = rest
+        .get(..REFRESH_ORDER_DIGITS)
+        .filter(|t| is_lower_hex(t) && rest.as_bytes().get(REFRESH_ORDER_DIGITS) == Some(&b'.'));
+    let prefix = ordered.or_else(|| {
+        rest.get(..REFRESH_SECONDS_DIGITS)
+            .filter(|t| is_lower_hex(t))
+    });
     let mut out: Vec<String> = Vec::new();
     for h in std::iter::once(secrets.hash_key()).chain(secrets.all_hash_keys()) {
         let plain = h.keyed_hash(value);
-        for x in time
+        for x in prefix
             .map(|t| format!("{t}.{plain}"))
             .into_iter()
             .chain([plain])
@@ -342,7 +369,7 @@ impl Keyward {
         if let Some(ids) = actor.domain_ids() {
             q.domains = Some(ids);
         }
-        self.read(async move |cx| cred::list_tokens(cx, &q).await)
+        self.read_tokens(async move |cx| cred::list_tokens(cx, &q).await)
             .await
     }
 
@@ -350,7 +377,7 @@ impl Keyward {
         if let Some(ids) = actor.domain_ids() {
             q.domains = Some(ids);
         }
-        self.read(async move |cx| cred::count_tokens(cx, &q).await)
+        self.read_tokens(async move |cx| cred::count_tokens(cx, &q).await)
             .await
     }
 
@@ -622,7 +649,7 @@ impl Keyward {
                 if r.revoked_at.is_some() {
                     return Ok(Err("refresh token was revoked".to_string()));
                 }
-                if r.used_at.is_some() || !cred::spend_refresh(cx, &r.id, now).await? {
+                if r.used_at.is_some() || !cred::spend_refresh(cx, &r.token_hash, now).await? {
                     // Reuse of a spent token: assume theft, revoke the family.
                     cred::revoke_family(cx, &r.family_id, now, "revoked").await?;
                     return Ok(Err(

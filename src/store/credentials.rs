@@ -124,10 +124,12 @@ pub async fn user_credential_counts(cx: &mut Cx<'_>, user_id: &str) -> Result<(i
 }
 
 /// Removes a user's pending refresh tokens and authorization codes (token records stay,
-/// revoked, for the audit trail).
+/// revoked, for the audit trail). Refresh tokens are found through the families of the
+/// user's token records (both indexed); one whose family has no record left (purged)
+/// can no longer be used anyway, as its user is gone, and is purged when it expires.
 pub async fn delete_user_grants(cx: &mut Cx<'_>, user_id: &str) -> Result<()> {
     on!(cx, c => {
-        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(user_id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE family_id IN (SELECT family_id FROM tokens WHERE user_id = $1 AND family_id IS NOT NULL) AND user_id = $1").bind(user_id).execute(&mut *c).await?;
         sqlx::query("DELETE FROM auth_codes WHERE user_id = $1").bind(user_id).execute(&mut *c).await?;
     });
     Ok(())
@@ -474,9 +476,22 @@ pub async fn delete_consent(cx: &mut Cx<'_>, user_id: &str, app_id: &str) -> Res
 const TOKEN_COLS: &str = "SELECT jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, \
      expires_at, revoked_at, revoked_by, revoke_reason FROM tokens";
 
+/// A token record by jti; on SQLite also one still in the token journal (issued by the
+/// token service moments ago, not yet moved into `tokens`: see migration 0003).
 pub async fn token_by_jti(cx: &mut Cx<'_>, jti: &str) -> Result<Option<TokenRecord>> {
     let sql = AssertSqlSafe(format!("{TOKEN_COLS} WHERE jti = $1"));
-    Ok(on!(cx, c => sqlx::query_as(sql).bind(jti).fetch_optional(&mut *c).await?))
+    let found = on!(cx, c => sqlx::query_as(sql).bind(jti).fetch_optional(&mut *c).await?);
+    match (found, cx) {
+        (None, Cx::Sqlite(c)) => Ok(sqlx::query_as(
+            "SELECT jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, \
+             issued_at, expires_at, NULL AS revoked_at, NULL AS revoked_by, NULL AS revoke_reason \
+             FROM token_journal WHERE jti = $1",
+        )
+        .bind(jti)
+        .fetch_optional(&mut **c)
+        .await?),
+        (found, _) => Ok(found),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -589,7 +604,6 @@ pub async fn purge_tokens(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
-    pub id: String,
     pub family_id: String,
     pub token_hash: String,
     pub domain_id: String,
@@ -605,22 +619,22 @@ pub struct RefreshRow {
 }
 
 pub async fn insert_refresh(cx: &mut Cx<'_>, r: &RefreshRow) -> Result<()> {
-    let sql = "INSERT INTO refresh_tokens (id, family_id, token_hash, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-    on!(cx, c => sqlx::query(sql).bind(&r.id).bind(&r.family_id).bind(&r.token_hash).bind(&r.domain_id).bind(&r.user_id)
+    let sql = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    on!(cx, c => sqlx::query(sql).bind(&r.token_hash).bind(&r.family_id).bind(&r.domain_id).bind(&r.user_id)
         .bind(&r.key_id).bind(&r.app_id).bind(&r.client_id).bind(&r.scopes).bind(r.issued_at).bind(r.expires_at).execute(&mut *c).await?.rows_affected());
     Ok(())
 }
 
 pub async fn refresh_by_hash(cx: &mut Cx<'_>, hash: &str) -> Result<Option<RefreshRow>> {
-    let sql = "SELECT id, family_id, token_hash, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1";
+    let sql = "SELECT family_id, token_hash, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1";
     Ok(on!(cx, c => sqlx::query_as(sql).bind(hash).fetch_optional(&mut *c).await?))
 }
 
 /// Marks a refresh token used if it was unused; false when someone used it first.
-pub async fn spend_refresh(cx: &mut Cx<'_>, id: &str, now: i64) -> Result<bool> {
-    let sql = "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL";
+pub async fn spend_refresh(cx: &mut Cx<'_>, token_hash: &str, now: i64) -> Result<bool> {
+    let sql = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
     Ok(
-        on!(cx, c => sqlx::query(sql).bind(now).bind(id).execute(&mut *c).await?.rows_affected())
+        on!(cx, c => sqlx::query(sql).bind(now).bind(token_hash).execute(&mut *c).await?.rows_affected())
             == 1,
     )
 }

@@ -1,41 +1,20 @@
 //! Queries of the token service's grants: batched records of issued tokens, liveness
 //! checks of the credentials a batch relied on, authorization codes.
 
-use super::credentials::RefreshRow;
-use super::{Cx, Sql, Val};
+use super::credentials::{RefreshRow, TokenRecord};
+use super::{Cx, Sql, Val, Writer};
 use crate::error::Result;
 use crate::{bind_all, on};
 use sqlx::AssertSqlSafe;
 
-/// Inserts refresh tokens in multi-row statements.
-pub async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result<()> {
-    let engine = cx.engine();
-    for chunk in rows.chunks(500) {
-        let mut q = Sql::new(
-            engine,
-            "INSERT INTO refresh_tokens (id, family_id, token_hash, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(vec![
-                r.id.clone().into(),
-                r.family_id.clone().into(),
-                r.token_hash.clone().into(),
-                r.domain_id.clone().into(),
-                r.user_id.clone().into(),
-                r.key_id.clone().into(),
-                r.app_id.clone().into(),
-                r.client_id.clone().into(),
-                r.scopes.clone().into(),
-                r.issued_at.into(),
-                r.expires_at.into(),
-            ]);
-        }
-        super::directory::exec(cx, q).await?;
-    }
-    Ok(())
+/// One grant for the token recorder: its token record, its refresh token, and the
+/// versions of the API key and of the key's owner that the grant relied on.
+#[derive(Debug)]
+pub struct Issued {
+    pub rec: TokenRecord,
+    pub refresh: Option<RefreshRow>,
+    /// `(key version, user version)`, checked against the key named by `rec.key_id`.
+    pub check: Option<(i64, i64)>,
 }
 
 /// The state of an API key that a cached grant relied on.
@@ -48,16 +27,227 @@ pub struct KeyLiveness {
     pub user_version: i64,
 }
 
-/// Liveness of some API keys (missing ids were deleted).
-pub async fn key_liveness(cx: &mut Cx<'_>, ids: &[String]) -> Result<Vec<KeyLiveness>> {
+const TOKEN_INSERT: &str = "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at) VALUES ";
+const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ";
+
+/// Multi-row inserts of `rows`, at most 500 rows a statement.
+async fn insert_rows<T>(
+    cx: &mut Cx<'_>,
+    head: &str,
+    rows: Vec<T>,
+    values: impl Fn(T) -> Vec<Val>,
+) -> Result<()> {
+    let engine = cx.engine();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut q = Sql::new(engine, head);
+        for (i, r) in rows.by_ref().take(500).enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind_row(values(r));
+        }
+        super::directory::exec(cx, q).await?;
+    }
+    Ok(())
+}
+
+/// The state of the API keys `ids` (missing ids were deleted).
+async fn key_liveness(cx: &mut Cx<'_>, ids: &[&str]) -> Result<Vec<KeyLiveness>> {
     let mut q = Sql::new(
         cx.engine(),
         "SELECT k.id, k.version, k.expires_at, u.status AS user_status, u.version AS user_version \
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id ",
     );
-    q.bind_in(ids.iter().map(Val::from));
+    q.bind_in(ids.iter().map(|i| Val::from(*i)));
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
+}
+
+const GRANT_ROWS_INSERT: &str = "INSERT INTO grant_rows (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at, refresh_hash, refresh_expires_at, key_version, user_version) VALUES ";
+
+/// The message of the `grant_rows` trigger when a grant's key or owner changed.
+const STALE_KEY: &str = "keyward: stale key";
+
+/// Records a batch of grants in one statement, outside any transaction (so as one
+/// atomic transaction of its own), through the `grant_rows` view (migration 0003).
+/// `Ok(false)` when a grant's key or owner changed since it was read: then nothing
+/// was recorded, and [`record_batch`] decides grant by grant.
+pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
+    // Built and bound directly (no intermediate values): this runs for every grant.
+    const COLS: usize = 16;
+    let mut text = String::with_capacity(GRANT_ROWS_INSERT.len() + items.len() * (COLS * 5 + 4));
+    text.push_str(GRANT_ROWS_INSERT);
+    let mut n = 0;
+    for i in 0..items.len() {
+        text.push_str(if i == 0 { "(" } else { ", (" });
+        for c in 0..COLS {
+            if c > 0 {
+                text.push_str(", ");
+            }
+            match w.engine() {
+                super::Engine::Sqlite => text.push('?'),
+                super::Engine::Postgres => {
+                    n += 1;
+                    text.push('$');
+                    text.push_str(&n.to_string());
+                }
+            }
+        }
+        text.push(')');
+    }
+    let done = on!(&mut w.cx(), c => {
+        let mut q = sqlx::query(AssertSqlSafe(text));
+        for i in items {
+            let (t, r) = (&i.rec, i.refresh.as_ref());
+            q = q
+                .bind(t.jti.as_str())
+                .bind(t.domain_id.as_str())
+                .bind(t.user_id.as_str())
+                .bind(t.key_id.as_deref())
+                .bind(t.app_id.as_deref())
+                .bind(t.client_id.as_str())
+                .bind(t.kid.as_str())
+                .bind(t.scopes.as_str())
+                .bind(t.source.as_str())
+                .bind(t.family_id.as_deref())
+                .bind(t.issued_at)
+                .bind(t.expires_at)
+                .bind(r.map(|r| r.token_hash.as_str()))
+                .bind(r.map(|r| r.expires_at))
+                .bind(i.check.map(|c| c.0))
+                .bind(i.check.map(|c| c.1));
+        }
+        q.execute(&mut *c).await.map(|_| ())
+    });
+    match done.map_err(crate::Error::from) {
+        Ok(()) => Ok(true),
+        Err(crate::Error::Database(m)) if m.contains(STALE_KEY) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the token journal holds grants not yet moved into `tokens` (SQLite; the
+/// PostgreSQL trigger writes the tables directly, so there it is always empty).
+pub async fn journal_pending(cx: &mut Cx<'_>) -> Result<bool> {
+    match cx {
+        Cx::Sqlite(c) => Ok(sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM token_journal)",
+        )
+        .fetch_one(&mut **c)
+        .await?),
+        Cx::Pg(_) => Ok(false),
+    }
+}
+
+const SETTLE_TOKENS: &str = "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at) \
+     SELECT jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at \
+     FROM token_journal WHERE seq <= $1 ORDER BY seq";
+const SETTLE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) \
+     SELECT refresh_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, refresh_expires_at \
+     FROM token_journal WHERE seq <= $1 AND refresh_hash IS NOT NULL ORDER BY seq";
+
+/// Moves the token journal (migration 0003) into `tokens` and `refresh_tokens`, in the
+/// caller's write transaction; returns how many grants it moved. Every write
+/// transaction calls it first ([`super::Db::begin`]), so a change to tokens always
+/// sees every token issued before it.
+pub async fn settle(cx: &mut Cx<'_>) -> Result<u64> {
+    let Cx::Sqlite(c) = cx else {
+        return Ok(0);
+    };
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM token_journal")
+        .fetch_one(&mut **c)
+        .await?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    let moved = sqlx::query(SETTLE_TOKENS)
+        .bind(last)
+        .execute(&mut **c)
+        .await?
+        .rows_affected();
+    sqlx::query(SETTLE_REFRESH)
+        .bind(last)
+        .execute(&mut **c)
+        .await?;
+    sqlx::query("DELETE FROM token_journal WHERE seq <= $1")
+        .bind(last)
+        .execute(&mut **c)
+        .await?;
+    Ok(moved)
+}
+
+/// Records a batch of grants in the caller's transaction and tells which were
+/// recorded: a grant whose key is gone, expired or changed (`version`), or whose owner
+/// is disabled or changed, since the grant read it is not (see [`Issued::check`]).
+pub async fn record_batch(cx: &mut Cx<'_>, items: Vec<Issued>, now: i64) -> Result<Vec<bool>> {
+    let mut ids: Vec<&str> = items
+        .iter()
+        .filter(|i| i.check.is_some())
+        .filter_map(|i| i.rec.key_id.as_deref())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let live = if ids.is_empty() {
+        Vec::new()
+    } else {
+        key_liveness(cx, &ids).await?
+    };
+    let ok: Vec<bool> = items
+        .iter()
+        .map(|i| match (i.check, i.rec.key_id.as_deref()) {
+            (None, _) => true,
+            (Some((kv, uv)), Some(id)) => live.iter().any(|l| {
+                l.id == id
+                    && l.version == kv
+                    && l.user_version == uv
+                    && l.user_status == "active"
+                    && l.expires_at.is_none_or(|e| e > now)
+            }),
+            (Some(_), None) => false,
+        })
+        .collect();
+    let mut tokens = Vec::with_capacity(items.len());
+    let mut refresh = Vec::with_capacity(items.len());
+    for (i, ok) in items.into_iter().zip(&ok) {
+        if *ok {
+            tokens.push(i.rec);
+            refresh.extend(i.refresh);
+        }
+    }
+    insert_rows(cx, TOKEN_INSERT, tokens, |t| {
+        vec![
+            t.jti.into(),
+            t.domain_id.into(),
+            t.user_id.into(),
+            t.key_id.into(),
+            t.app_id.into(),
+            t.client_id.into(),
+            t.kid.into(),
+            t.scopes.into(),
+            t.source.into(),
+            t.family_id.into(),
+            t.issued_at.into(),
+            t.expires_at.into(),
+        ]
+    })
+    .await?;
+    insert_rows(cx, REFRESH_INSERT, refresh, |r| {
+        vec![
+            r.token_hash.into(),
+            r.family_id.into(),
+            r.domain_id.into(),
+            r.user_id.into(),
+            r.key_id.into(),
+            r.app_id.into(),
+            r.client_id.into(),
+            r.scopes.into(),
+            r.issued_at.into(),
+            r.expires_at.into(),
+        ]
+    })
+    .await?;
+    Ok(ok)
 }
 
 /// Sets `last_used_at` of keys (never moving it backwards).

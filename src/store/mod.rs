@@ -111,13 +111,30 @@ impl Tx<'_> {
 }
 
 impl Writer {
+    /// The connection, for a statement outside a transaction (one atomic statement).
+    pub fn cx(&mut self) -> Cx<'_> {
+        match self {
+            Writer::Sqlite(c) => Cx::Sqlite(c),
+            Writer::Pg(c) => Cx::Pg(c),
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Writer::Sqlite(_) => Engine::Sqlite,
+            Writer::Pg(_) => Engine::Postgres,
+        }
+    }
+
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, as [`Db::begin`]).
     pub async fn begin(&mut self) -> Result<Tx<'_>> {
         use sqlx::Connection as _;
-        Ok(match self {
+        let mut tx = match self {
             Writer::Sqlite(c) => Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?),
             Writer::Pg(c) => Tx::Pg(c.begin().await?),
-        })
+        };
+        grants::settle(&mut tx.cx()).await?;
+        Ok(tx)
     }
 }
 
@@ -299,12 +316,16 @@ impl Db {
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so concurrent writers
-    /// queue on the busy timeout instead of failing on upgrade).
+    /// queue on the busy timeout instead of failing on upgrade). It first moves the
+    /// token journal into the token tables ([`grants::settle`]), so whatever the
+    /// transaction does to tokens covers every token issued so far.
     pub async fn begin(&self) -> Result<Tx<'static>> {
-        Ok(match self {
+        let mut tx = match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Pg(p.begin().await?),
-        })
+        };
+        grants::settle(&mut tx.cx()).await?;
+        Ok(tx)
     }
 
     /// A pooled connection for reads.
