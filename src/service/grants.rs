@@ -254,17 +254,20 @@ async fn lane(kw: Keyward, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>)
         // Move the journal into the token tables in bulk, now and then (a write
         // transaction does it when it begins). Batches queue meanwhile.
         if journaled >= SETTLE_ROWS {
-            if let Some(w) = writer.as_mut()
-                && let Err(e) = kw.write_on(w, async |_| Ok(())).await
-            {
-                tracing::warn!(error = %e, "settling the token journal failed");
-            }
+            settle(&kw, &mut writer).await;
             journaled = 0;
         }
     }
     // Leave nothing journaled, on the lane's own connection (the pool may be closing).
-    if journaled > 0
-        && let Some(w) = writer.as_mut()
+    if journaled > 0 {
+        settle(&kw, &mut writer).await;
+    }
+}
+
+/// Settles the token journal on the lane's connection (a write transaction settles it
+/// when it begins; this one does nothing else).
+async fn settle(kw: &Keyward, writer: &mut Option<Writer>) {
+    if let Some(w) = writer.as_mut()
         && let Err(e) = kw.write_on(w, async |_| Ok(())).await
     {
         tracing::warn!(error = %e, "settling the token journal failed");

@@ -27,25 +27,30 @@ pub struct KeyLiveness {
     pub user_version: i64,
 }
 
-const TOKEN_INSERT: &str = "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at) VALUES ";
-const REFRESH_INSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ";
-
-/// Multi-row inserts of `rows`, at most 500 rows a statement.
-async fn insert_rows<T>(
-    cx: &mut Cx<'_>,
-    head: &str,
-    rows: Vec<T>,
-    values: impl Fn(T) -> Vec<Val>,
-) -> Result<()> {
+/// Inserts refresh tokens in multi-row statements.
+async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result<()> {
     let engine = cx.engine();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut q = Sql::new(engine, head);
-        for (i, r) in rows.by_ref().take(500).enumerate() {
+    for chunk in rows.chunks(500) {
+        let mut q = Sql::new(
+            engine,
+            "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
             }
-            q.bind_row(values(r));
+            q.bind_row(vec![
+                r.token_hash.clone().into(),
+                r.family_id.clone().into(),
+                r.domain_id.clone().into(),
+                r.user_id.clone().into(),
+                r.key_id.clone().into(),
+                r.app_id.clone().into(),
+                r.client_id.clone().into(),
+                r.scopes.clone().into(),
+                r.issued_at.into(),
+                r.expires_at.into(),
+            ]);
         }
         super::directory::exec(cx, q).await?;
     }
@@ -78,6 +83,7 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
     const COLS: usize = 16;
     let mut text = String::with_capacity(GRANT_ROWS_INSERT.len() + items.len() * (COLS * 5 + 4));
     text.push_str(GRANT_ROWS_INSERT);
+    let pg = w.engine() == super::Engine::Postgres;
     let mut n = 0;
     for i in 0..items.len() {
         text.push_str(if i == 0 { "(" } else { ", (" });
@@ -85,13 +91,12 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
             if c > 0 {
                 text.push_str(", ");
             }
-            match w.engine() {
-                super::Engine::Sqlite => text.push('?'),
-                super::Engine::Postgres => {
-                    n += 1;
-                    text.push('$');
-                    text.push_str(&n.to_string());
-                }
+            if pg {
+                n += 1;
+                text.push('$');
+                text.push_str(&n.to_string());
+            } else {
+                text.push('?');
             }
         }
         text.push(')');
@@ -215,38 +220,8 @@ pub async fn record_batch(cx: &mut Cx<'_>, items: Vec<Issued>, now: i64) -> Resu
             refresh.extend(i.refresh);
         }
     }
-    insert_rows(cx, TOKEN_INSERT, tokens, |t| {
-        vec![
-            t.jti.into(),
-            t.domain_id.into(),
-            t.user_id.into(),
-            t.key_id.into(),
-            t.app_id.into(),
-            t.client_id.into(),
-            t.kid.into(),
-            t.scopes.into(),
-            t.source.into(),
-            t.family_id.into(),
-            t.issued_at.into(),
-            t.expires_at.into(),
-        ]
-    })
-    .await?;
-    insert_rows(cx, REFRESH_INSERT, refresh, |r| {
-        vec![
-            r.token_hash.into(),
-            r.family_id.into(),
-            r.domain_id.into(),
-            r.user_id.into(),
-            r.key_id.into(),
-            r.app_id.into(),
-            r.client_id.into(),
-            r.scopes.into(),
-            r.issued_at.into(),
-            r.expires_at.into(),
-        ]
-    })
-    .await?;
+    super::credentials::insert_token_records(cx, &tokens).await?;
+    insert_refresh_rows(cx, &refresh).await?;
     Ok(ok)
 }
 
