@@ -676,3 +676,127 @@ both_async!(
         }
     }
 );
+
+both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
+    use keyward::service::credentials::KeySpec;
+    use keyward::service::grants::{GrantError, TokenService};
+    use keyward::store::credentials::TokenRecord;
+    use keyward::store::grants::{Issued, record_grants};
+    use secrecy::ExposeSecret;
+    let (kw, admin) = open(e).await;
+    let domain = "free.example.com";
+    for u in ["a@x.example", "b@x.example"] {
+        kw.user_add(&admin, new_user(u, domain)).await.unwrap();
+    }
+    let key = async |user: &str, expires_in: Option<&str>| {
+        kw.key_create(
+            &admin,
+            KeySpec {
+                user: user.into(),
+                expires_in: expires_in.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let (ka, kb, kc) = (
+        key("a@x.example", None).await,
+        key("b@x.example", None).await,
+        key("a@x.example", Some("1h")).await,
+    );
+    let svc = TokenService::start(kw.clone()).await.unwrap();
+    let entry = async |k: &keyward::service::credentials::NewKey| {
+        svc.key_entry(&k.key.client_id).await.unwrap().unwrap()
+    };
+    let (ea, eb, ec) = (entry(&ka).await, entry(&kb).await, entry(&kc).await);
+    let now = keyward::model::now();
+    // A grant as the token service records it, relying on the cached key state `e`.
+    let issued = |e: &keyward::service::grants::KeyEntry, issued_at: i64| Issued {
+        rec: TokenRecord {
+            jti: keyward::model::new_id(),
+            domain_id: e.key.domain_id.clone(),
+            user_id: e.key.user_id.clone(),
+            key_id: Some(e.key.id.clone()),
+            app_id: None,
+            client_id: e.key.client_id.clone(),
+            kid: "k1".into(),
+            scopes: "read".into(),
+            source: "client_credentials".into(),
+            family_id: None,
+            issued_at,
+            expires_at: issued_at + 600,
+            revoked_at: None,
+            revoked_by: None,
+            revoke_reason: None,
+        },
+        refresh: None,
+        check: Some((e.key.version, e.user_version)),
+    };
+    let count = async |user: &str| {
+        kw.token_count(&admin, kw.token_query(&admin, Some(user)).await.unwrap())
+            .await
+            .unwrap()
+    };
+    let listed = async || -> BTreeSet<String> {
+        let mut all = BTreeSet::new();
+        for user in ["a@x.example", "b@x.example"] {
+            let q = kw.token_query(&admin, Some(user)).await.unwrap();
+            all.extend(
+                kw.token_list(&admin, q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| t.jti),
+            );
+        }
+        all
+    };
+    let mut w = kw.writer().await.unwrap();
+    // Live keys of two owners: the whole batch is recorded.
+    let ok = [issued(&ea, now), issued(&eb, now), issued(&ec, now)];
+    assert!(record_grants(&mut w, &ok).await.unwrap());
+    assert_eq!(
+        (count("a@x.example").await, count("b@x.example").await),
+        (2, 1)
+    );
+    let seen = listed().await;
+    assert!(ok.iter().all(|i| seen.contains(&i.rec.jti)), "{seen:?}");
+    // A grant issued after its key expired spoils its batch: nothing is recorded.
+    let expiry = kc.key.expires_at.expect("the key expires");
+    let late = [issued(&ea, now), issued(&ec, expiry + 1)];
+    assert!(!record_grants(&mut w, &late).await.unwrap());
+    // So does an owner disabled since the key was read.
+    kw.user_set_status(&admin, "b@x.example", UserStatus::Disabled)
+        .await
+        .unwrap();
+    let stale = [issued(&ea, now), issued(&eb, now)];
+    assert!(!record_grants(&mut w, &stale).await.unwrap());
+    assert_eq!(
+        (count("a@x.example").await, count("b@x.example").await),
+        (2, 1)
+    );
+    let seen = listed().await;
+    assert!(
+        late.iter()
+            .chain(&stale)
+            .all(|i| !seen.contains(&i.rec.jti)),
+        "{seen:?}"
+    );
+    // The service decides such a batch grant by grant: the stale cache entry is read
+    // again and the disabled owner's key refused, while the live key still works.
+    let refused = svc
+        .client_credentials(&kb.key.client_id, kb.client_secret.expose_secret(), None)
+        .await;
+    assert!(
+        matches!(refused, Err(GrantError::UnauthorizedClient(_))),
+        "{refused:?}"
+    );
+    svc.client_credentials(&ka.key.client_id, ka.client_secret.expose_secret(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (count("a@x.example").await, count("b@x.example").await),
+        (3, 1)
+    );
+});

@@ -9,7 +9,9 @@
 //! transaction (multi-row inserts) and answers each request only after the commit. So a
 //! token is never handed out before its record exists (it can always be listed,
 //! introspected and revoked), while the database sees one transaction per batch rather
-//! than per grant. The same transaction re-checks that the keys the batch relied on
+//! than per grant. On SQLite the recorder holds a batch open for a moment while other
+//! grants are still being signed (see [`gather`]), so that under load a commit carries
+//! several grants. The same transaction re-checks that the keys the batch relied on
 //! still exist, are unexpired, unchanged (`version`) and that their users are still
 //! active and unchanged, so a stale cache entry can never mint a token: such requests
 //! are retried once with a fresh entry.
@@ -33,6 +35,7 @@ use crate::store::grants as gs;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -48,6 +51,10 @@ const PG_LANES: usize = 4;
 /// Journaled grants (SQLite) after which the recorder settles the journal (the
 /// service's 2-second tick settles what is left when fewer come).
 const SETTLE_ROWS: usize = 2048;
+/// Longest the SQLite lane holds a batch open for grants still being signed.
+const GATHER_FOR: Duration = Duration::from_micros(150);
+/// How long it sleeps between looks at the queue meanwhile.
+const GATHER_STEP: Duration = Duration::from_micros(40);
 
 /// An OAuth error (RFC 6749 §5.2), or a failure of the service itself.
 #[derive(Debug)]
@@ -163,11 +170,23 @@ struct Pending {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Pending>,
+    /// Grants being authenticated and signed whose records are not queued yet.
+    preparing: Arc<AtomicUsize>,
+}
+
+/// Counts a grant as being prepared for the [`Recorder`] until it is queued or dropped.
+struct Preparing(Arc<AtomicUsize>);
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Recorder {
     fn start(kw: Keyward) -> Recorder {
         let (tx, rx) = mpsc::channel::<Pending>(8192);
+        let preparing = Arc::new(AtomicUsize::new(0));
         // SQLite has one writer at a time, so one lane; PostgreSQL commits batches side
         // by side, so several lanes keep its commit latency off the throughput (each
         // request still waits for its own batch's commit).
@@ -184,34 +203,42 @@ impl Recorder {
             let spawned = std::thread::Builder::new()
                 .name("keyward-recorder".into())
                 .spawn({
-                    let (kw, rx) = (kw.clone(), rx.clone());
+                    let (kw, rx, preparing) = (kw.clone(), rx.clone(), preparing.clone());
                     move || match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(lane(kw, rx)),
+                        Ok(rt) => rt.block_on(lane(kw, rx, Some(preparing))),
                         Err(e) => tracing::error!(error = %e, "cannot start the token recorder"),
                     }
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "no thread for the token recorder; sharing the runtime");
-                tokio::spawn(lane(kw, rx));
+                tokio::spawn(lane(kw, rx, None));
             }
         } else {
             for _ in 0..lanes {
-                tokio::spawn(lane(kw.clone(), rx.clone()));
+                tokio::spawn(lane(kw.clone(), rx.clone(), None));
             }
         }
-        Recorder { tx }
+        Recorder { tx, preparing }
+    }
+
+    /// Announces a grant that will be recorded shortly (see [`gather`]).
+    fn preparing(&self) -> Preparing {
+        self.preparing.fetch_add(1, Ordering::Relaxed);
+        Preparing(self.preparing.clone())
     }
 
     /// Records a token (and its refresh token); false when a credential it relied on
-    /// changed meanwhile (nothing was recorded).
+    /// changed meanwhile (nothing was recorded). `prepared` is the grant's
+    /// [`Recorder::preparing`], released once the record is queued.
     async fn record(
         &self,
         rec: TokenRecord,
         refresh: Option<RefreshRow>,
         check: Option<(i64, i64)>,
+        prepared: Option<Preparing>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -225,14 +252,47 @@ impl Recorder {
             })
             .await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?;
+        drop(prepared);
         rx.await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?
     }
 }
 
+/// Holds a batch open, on the SQLite lane's own thread, while grants are still being
+/// signed (up to [`GATHER_FOR`]), taking what they queue. Under load this turns a
+/// commit per grant into one per several (a SQLite commit costs about as much as
+/// writing a dozen rows); a lone client is never kept waiting, since nothing else is
+/// being prepared then.
+async fn gather(
+    rx: &tokio::sync::Mutex<mpsc::Receiver<Pending>>,
+    batch: &mut Vec<Pending>,
+    preparing: &AtomicUsize,
+) {
+    let started = Instant::now();
+    while batch.len() < MAX_BATCH
+        && preparing.load(Ordering::Relaxed) > 0
+        && started.elapsed() < GATHER_FOR
+    {
+        // A blocking sleep: this thread runs nothing else.
+        std::thread::sleep(GATHER_STEP);
+        let mut rx = rx.lock().await;
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 /// One writer of the recorder: takes what is queued (up to a batch) and records it,
-/// until every sender is gone.
-async fn lane(kw: Keyward, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+/// until every sender is gone. `preparing` is given to the SQLite lane, which runs on
+/// a thread of its own and gathers batches (see [`gather`]).
+async fn lane(
+    kw: Keyward,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    preparing: Option<Arc<AtomicUsize>>,
+) {
     // Its own connection, kept across batches (opened again after a failure).
     let mut writer: Option<Writer> = None;
     // Keys whose `last_used_at` already says this second (no need to write it).
@@ -246,6 +306,9 @@ async fn lane(kw: Keyward, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>)
         // A lane takes what is queued, up to a batch, then lets the next lane in.
         if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             break;
+        }
+        if let Some(p) = &preparing {
+            gather(&rx, &mut batch, p).await;
         }
         let recorded = flush(&kw, &mut writer, &mut touched, std::mem::take(&mut batch)).await;
         if journals {
@@ -532,6 +595,7 @@ impl TokenService {
         scopes: Option<&[ScopeName]>,
     ) -> GResult<Minted> {
         for _ in 0..2 {
+            let prepared = self.recorder.preparing();
             let Client::Key(entry) = self.authenticate(client_id, secret).await? else {
                 return Err(GrantError::UnauthorizedClient(
                     "developer apps obtain tokens with the authorization_code grant".into(),
@@ -578,7 +642,11 @@ impl TokenService {
             let scope = rec.scopes.clone();
             let jti = rec.jti.clone();
             let check = Some((k.version, entry.user_version));
-            if self.recorder.record(rec, refresh_row, check).await? {
+            if self
+                .recorder
+                .record(rec, refresh_row, check, Some(prepared))
+                .await?
+            {
                 return Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",

@@ -69,25 +69,52 @@ async fn key_liveness(cx: &mut Cx<'_>, ids: &[&str]) -> Result<Vec<KeyLiveness>>
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }
 
+/// PostgreSQL: through the `grant_rows` view, whose trigger checks each row.
 const GRANT_ROWS_INSERT: &str = "INSERT INTO grant_rows (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at, refresh_hash, refresh_expires_at, key_version, user_version) VALUES ";
 
-/// The message of the `grant_rows` trigger when a grant's key or owner changed.
+/// SQLite: straight into the journal (migration 0004), checked once per batch.
+const JOURNAL_INSERT: &str = "INSERT INTO token_journal (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at, refresh_hash, refresh_expires_at) SELECT * FROM (VALUES ";
+
+/// The message of the PostgreSQL `grant_rows` trigger when a grant's key or owner
+/// changed.
 const STALE_KEY: &str = "keyward: stale key";
 
 /// Records a batch of grants in one statement, outside any transaction (so as one
-/// atomic transaction of its own), through the `grant_rows` view (migration 0003).
-/// `Ok(false)` when a grant's key or owner changed since it was read: then nothing
-/// was recorded, and [`record_batch`] decides grant by grant.
+/// atomic transaction of its own). The same statement checks what the grants relied
+/// on: each API key still exists, is unexpired and unchanged (`version`), its owner
+/// active and unchanged. `Ok(false)` when one of them changed since it was read: then
+/// nothing was recorded, and [`record_batch`] decides grant by grant.
+///
+/// On SQLite the batch goes into the token journal with one check for the whole batch
+/// (the distinct `(key, version, owner version)` it relied on must all be live); on
+/// PostgreSQL through the `grant_rows` view (migration 0003), whose trigger writes the
+/// token tables and checks row by row.
 pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
-    // Built and bound directly (no intermediate values): this runs for every grant.
-    const COLS: usize = 16;
-    let mut text = String::with_capacity(GRANT_ROWS_INSERT.len() + items.len() * (COLS * 5 + 4));
-    text.push_str(GRANT_ROWS_INSERT);
+    if items.is_empty() {
+        return Ok(true);
+    }
     let pg = w.engine() == super::Engine::Postgres;
+    // The liveness each grant relied on, once per distinct key state, and the latest
+    // issue time in the batch (a key must be unexpired then).
+    let mut checks: Vec<(&str, i64, i64)> = items
+        .iter()
+        .filter_map(|i| Some((i.rec.key_id.as_deref()?, i.check?.0, i.check?.1)))
+        .collect();
+    checks.sort_unstable();
+    checks.dedup();
+    let latest = items.iter().map(|i| i.rec.issued_at).max().unwrap_or(0);
+    // Built and bound directly (no intermediate values): this runs for every grant.
+    let cols: usize = if pg { 16 } else { 14 };
+    let mut text = String::with_capacity(256 + items.len() * (cols * 5 + 4) + checks.len() * 64);
+    text.push_str(if pg {
+        GRANT_ROWS_INSERT
+    } else {
+        JOURNAL_INSERT
+    });
     let mut n = 0;
     for i in 0..items.len() {
         text.push_str(if i == 0 { "(" } else { ", (" });
-        for c in 0..COLS {
+        for c in 0..cols {
             if c > 0 {
                 text.push_str(", ");
             }
@@ -100,6 +127,22 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
             }
         }
         text.push(')');
+    }
+    if !pg {
+        text.push(')');
+        if !checks.is_empty() {
+            text.push_str(
+                " WHERE (SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
+                 WHERE u.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > ?) AND (",
+            );
+            for c in 0..checks.len() {
+                if c > 0 {
+                    text.push_str(" OR ");
+                }
+                text.push_str("(k.id = ? AND k.version = ? AND u.version = ?)");
+            }
+            text.push_str(")) = ?");
+        }
     }
     let done = on!(&mut w.cx(), c => {
         let mut q = sqlx::query(AssertSqlSafe(text));
@@ -119,14 +162,31 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
                 .bind(t.issued_at)
                 .bind(t.expires_at)
                 .bind(r.map(|r| r.token_hash.as_str()))
-                .bind(r.map(|r| r.expires_at))
-                .bind(i.check.map(|c| c.0))
-                .bind(i.check.map(|c| c.1));
+                .bind(r.map(|r| r.expires_at));
+            if pg {
+                q = q.bind(i.check.map(|c| c.0)).bind(i.check.map(|c| c.1));
+            }
         }
-        q.execute(&mut *c).await.map(|_| ())
+        if !pg && !checks.is_empty() {
+            q = q.bind(latest);
+            for (id, kv, uv) in &checks {
+                q = q.bind(*id).bind(*kv).bind(*uv);
+            }
+            q = q.bind(checks.len() as i64);
+        }
+        q.execute(&mut *c).await.map(|r| r.rows_affected())
     });
     match done.map_err(crate::Error::from) {
-        Ok(()) => Ok(true),
+        // PostgreSQL: the trigger either wrote every row or raised (its count of rows
+        // is the trigger's to make).
+        Ok(_) if pg => Ok(true),
+        Ok(rows) if rows == items.len() as u64 => Ok(true),
+        // The SQLite check failed: the statement inserted nothing.
+        Ok(0) => Ok(false),
+        Ok(rows) => Err(crate::Error::Database(format!(
+            "recording {} grants wrote {rows} rows",
+            items.len()
+        ))),
         Err(crate::Error::Database(m)) if m.contains(STALE_KEY) => Ok(false),
         Err(e) => Err(e),
     }
