@@ -232,7 +232,7 @@ impl Recorder {
 
     /// Records a token (and its refresh token); false when a credential it relied on
     /// changed meanwhile (nothing was recorded). `prepared` is the grant's
-    /// [`Recorder::preparing`], released once the record is queued.
+    /// [`Recorder::preparing`], released as the record is queued.
     async fn record(
         &self,
         rec: TokenRecord,
@@ -241,6 +241,8 @@ impl Recorder {
         prepared: Option<Preparing>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
+        // Counted out before it is queued: a lane that takes it must not wait for it.
+        drop(prepared);
         self.tx
             .send(Pending {
                 issued: gs::Issued {
@@ -252,7 +254,6 @@ impl Recorder {
             })
             .await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?;
-        drop(prepared);
         rx.await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?
     }
