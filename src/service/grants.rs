@@ -231,18 +231,14 @@ impl Recorder {
     }
 
     /// Records a token (and its refresh token); false when a credential it relied on
-    /// changed meanwhile (nothing was recorded). `prepared` is the grant's
-    /// [`Recorder::preparing`], released as the record is queued.
+    /// changed meanwhile (nothing was recorded).
     async fn record(
         &self,
         rec: TokenRecord,
         refresh: Option<RefreshRow>,
         check: Option<(i64, i64)>,
-        prepared: Option<Preparing>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
-        // Counted out before it is queued: a lane that takes it must not wait for it.
-        drop(prepared);
         self.tx
             .send(Pending {
                 issued: gs::Issued {
@@ -643,11 +639,9 @@ impl TokenService {
             let scope = rec.scopes.clone();
             let jti = rec.jti.clone();
             let check = Some((k.version, entry.user_version));
-            if self
-                .recorder
-                .record(rec, refresh_row, check, Some(prepared))
-                .await?
-            {
+            // Counted out before it is queued: a lane that takes it must not wait for it.
+            drop(prepared);
+            if self.recorder.record(rec, refresh_row, check).await? {
                 return Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",

@@ -619,9 +619,36 @@ pub struct RefreshRow {
 }
 
 pub async fn insert_refresh(cx: &mut Cx<'_>, r: &RefreshRow) -> Result<()> {
-    let sql = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    on!(cx, c => sqlx::query(sql).bind(&r.token_hash).bind(&r.family_id).bind(&r.domain_id).bind(&r.user_id)
-        .bind(&r.key_id).bind(&r.app_id).bind(&r.client_id).bind(&r.scopes).bind(r.issued_at).bind(r.expires_at).execute(&mut *c).await?.rows_affected());
+    insert_refresh_rows(cx, std::slice::from_ref(r)).await
+}
+
+/// Inserts refresh tokens in multi-row statements.
+pub async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result<()> {
+    let engine = cx.engine();
+    for chunk in rows.chunks(500) {
+        let mut q = Sql::new(
+            engine,
+            "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind_row(vec![
+                r.token_hash.clone().into(),
+                r.family_id.clone().into(),
+                r.domain_id.clone().into(),
+                r.user_id.clone().into(),
+                r.key_id.clone().into(),
+                r.app_id.clone().into(),
+                r.client_id.clone().into(),
+                r.scopes.clone().into(),
+                r.issued_at.into(),
+                r.expires_at.into(),
+            ]);
+        }
+        super::directory::exec(cx, q).await?;
+    }
     Ok(())
 }
 

@@ -27,36 +27,6 @@ pub struct KeyLiveness {
     pub user_version: i64,
 }
 
-/// Inserts refresh tokens in multi-row statements.
-async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result<()> {
-    let engine = cx.engine();
-    for chunk in rows.chunks(500) {
-        let mut q = Sql::new(
-            engine,
-            "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(vec![
-                r.token_hash.clone().into(),
-                r.family_id.clone().into(),
-                r.domain_id.clone().into(),
-                r.user_id.clone().into(),
-                r.key_id.clone().into(),
-                r.app_id.clone().into(),
-                r.client_id.clone().into(),
-                r.scopes.clone().into(),
-                r.issued_at.into(),
-                r.expires_at.into(),
-            ]);
-        }
-        super::directory::exec(cx, q).await?;
-    }
-    Ok(())
-}
-
 /// The state of the API keys `ids` (missing ids were deleted).
 async fn key_liveness(cx: &mut Cx<'_>, ids: &[&str]) -> Result<Vec<KeyLiveness>> {
     let mut q = Sql::new(
@@ -79,6 +49,54 @@ const JOURNAL_INSERT: &str = "INSERT INTO token_journal (jti, domain_id, user_id
 /// changed.
 const STALE_KEY: &str = "keyward: stale key";
 
+/// The statement of [`record_grants`] for `rows` grants: on PostgreSQL into the
+/// `grant_rows` view, on SQLite into the journal with a check of `checks` key states.
+fn record_grants_sql(pg: bool, rows: usize, checks: usize) -> String {
+    // Built directly (no intermediate values): this runs for every batch.
+    let cols = if pg { 16 } else { 14 };
+    let mut text = String::with_capacity(256 + rows * (cols * 5 + 4) + checks * 64);
+    text.push_str(if pg {
+        GRANT_ROWS_INSERT
+    } else {
+        JOURNAL_INSERT
+    });
+    let mut n = 0;
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                text.push_str(", ");
+            }
+            if pg {
+                n += 1;
+                text.push('$');
+                text.push_str(&n.to_string());
+            } else {
+                text.push('?');
+            }
+        }
+        text.push(')');
+    }
+    if pg {
+        return text;
+    }
+    text.push(')');
+    if checks > 0 {
+        text.push_str(
+            " WHERE (SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE u.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > ?) AND (",
+        );
+        for c in 0..checks {
+            if c > 0 {
+                text.push_str(" OR ");
+            }
+            text.push_str("(k.id = ? AND k.version = ? AND u.version = ?)");
+        }
+        text.push_str(")) = ?");
+    }
+    text
+}
+
 /// Records a batch of grants in one statement, outside any transaction (so as one
 /// atomic transaction of its own). The same statement checks what the grants relied
 /// on: each API key still exists, is unexpired and unchanged (`version`), its owner
@@ -94,56 +112,20 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
         return Ok(true);
     }
     let pg = w.engine() == super::Engine::Postgres;
-    // The liveness each grant relied on, once per distinct key state, and the latest
-    // issue time in the batch (a key must be unexpired then).
-    let mut checks: Vec<(&str, i64, i64)> = items
-        .iter()
-        .filter_map(|i| Some((i.rec.key_id.as_deref()?, i.check?.0, i.check?.1)))
-        .collect();
-    checks.sort_unstable();
-    checks.dedup();
-    let latest = items.iter().map(|i| i.rec.issued_at).max().unwrap_or(0);
-    // Built and bound directly (no intermediate values): this runs for every grant.
-    let cols: usize = if pg { 16 } else { 14 };
-    let mut text = String::with_capacity(256 + items.len() * (cols * 5 + 4) + checks.len() * 64);
-    text.push_str(if pg {
-        GRANT_ROWS_INSERT
-    } else {
-        JOURNAL_INSERT
-    });
-    let mut n = 0;
-    for i in 0..items.len() {
-        text.push_str(if i == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                text.push_str(", ");
-            }
-            if pg {
-                n += 1;
-                text.push('$');
-                text.push_str(&n.to_string());
-            } else {
-                text.push('?');
-            }
-        }
-        text.push(')');
-    }
+    // SQLite: the liveness the grants relied on, once per distinct key state, and the
+    // latest issue time in the batch (a key must be unexpired then).
+    let mut checks: Vec<(&str, i64, i64)> = Vec::new();
     if !pg {
-        text.push(')');
-        if !checks.is_empty() {
-            text.push_str(
-                " WHERE (SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id \
-                 WHERE u.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > ?) AND (",
-            );
-            for c in 0..checks.len() {
-                if c > 0 {
-                    text.push_str(" OR ");
-                }
-                text.push_str("(k.id = ? AND k.version = ? AND u.version = ?)");
-            }
-            text.push_str(")) = ?");
-        }
+        checks.extend(
+            items
+                .iter()
+                .filter_map(|i| Some((i.rec.key_id.as_deref()?, i.check?.0, i.check?.1))),
+        );
+        checks.sort_unstable();
+        checks.dedup();
     }
+    let latest = items.iter().map(|i| i.rec.issued_at).max().unwrap_or(0);
+    let text = record_grants_sql(pg, items.len(), checks.len());
     let done = on!(&mut w.cx(), c => {
         let mut q = sqlx::query(AssertSqlSafe(text));
         for i in items {
@@ -167,7 +149,7 @@ pub async fn record_grants(w: &mut Writer, items: &[Issued]) -> Result<bool> {
                 q = q.bind(i.check.map(|c| c.0)).bind(i.check.map(|c| c.1));
             }
         }
-        if !pg && !checks.is_empty() {
+        if !checks.is_empty() {
             q = q.bind(latest);
             for (id, kv, uv) in &checks {
                 q = q.bind(*id).bind(*kv).bind(*uv);
@@ -281,7 +263,7 @@ pub async fn record_batch(cx: &mut Cx<'_>, items: Vec<Issued>, now: i64) -> Resu
         }
     }
     super::credentials::insert_token_records(cx, &tokens).await?;
-    insert_refresh_rows(cx, &refresh).await?;
+    super::credentials::insert_refresh_rows(cx, &refresh).await?;
     Ok(ok)
 }
 
