@@ -188,17 +188,12 @@ pub async fn append_many(cx: &mut Cx<'_>, events: Vec<OwnedEvent>) -> Result<()>
         prev = row.hash.clone();
         rows.push(row);
     }
-    let engine = cx.engine();
-    for chunk in rows.chunks(500) {
-        let mut q = Sql::new(
-            engine,
-            "INSERT INTO audit_events (seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(vec![
+    super::directory::insert_rows(
+        cx,
+        "INSERT INTO audit_events (seq, at, actor, origin, action, target, domain_id, details, prev_hash, hash) VALUES ",
+        &rows,
+        |r| {
+            vec![
                 r.seq.into(),
                 r.at.into(),
                 r.actor.clone().into(),
@@ -209,9 +204,8 @@ pub async fn append_many(cx: &mut Cx<'_>, events: Vec<OwnedEvent>) -> Result<()>
                 r.details.clone().into(),
                 r.prev_hash.clone().into(),
                 r.hash.clone().into(),
-            ]);
-        }
-        super::directory::exec(cx, q).await?;
-    }
-    Ok(())
+            ]
+        },
+    )
+    .await
 }

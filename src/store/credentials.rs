@@ -160,17 +160,12 @@ pub struct TokenRecord {
 
 /// Inserts token records in multi-row statements.
 pub async fn insert_token_records(cx: &mut Cx<'_>, rows: &[TokenRecord]) -> Result<()> {
-    let engine = cx.engine();
-    for chunk in rows.chunks(500) {
-        let mut q = Sql::new(
-            engine,
-            "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at, revoked_at, revoked_by, revoke_reason) VALUES ",
-        );
-        for (i, t) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(vec![
+    super::directory::insert_rows(
+        cx,
+        "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at, revoked_at, revoked_by, revoke_reason) VALUES ",
+        rows,
+        |t| {
+            vec![
                 t.jti.clone().into(),
                 t.domain_id.clone().into(),
                 t.user_id.clone().into(),
@@ -186,11 +181,10 @@ pub async fn insert_token_records(cx: &mut Cx<'_>, rows: &[TokenRecord]) -> Resu
                 t.revoked_at.into(),
                 t.revoked_by.clone().into(),
                 t.revoke_reason.clone().into(),
-            ]);
-        }
-        super::directory::exec(cx, q).await?;
-    }
-    Ok(())
+            ]
+        },
+    )
+    .await
 }
 
 /// The kid of the active signing key, if any.
@@ -624,17 +618,12 @@ pub async fn insert_refresh(cx: &mut Cx<'_>, r: &RefreshRow) -> Result<()> {
 
 /// Inserts refresh tokens in multi-row statements.
 pub async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result<()> {
-    let engine = cx.engine();
-    for chunk in rows.chunks(500) {
-        let mut q = Sql::new(
-            engine,
-            "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(vec![
+    super::directory::insert_rows(
+        cx,
+        "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) VALUES ",
+        rows,
+        |r| {
+            vec![
                 r.token_hash.clone().into(),
                 r.family_id.clone().into(),
                 r.domain_id.clone().into(),
@@ -645,11 +634,10 @@ pub async fn insert_refresh_rows(cx: &mut Cx<'_>, rows: &[RefreshRow]) -> Result
                 r.scopes.clone().into(),
                 r.issued_at.into(),
                 r.expires_at.into(),
-            ]);
-        }
-        super::directory::exec(cx, q).await?;
-    }
-    Ok(())
+            ]
+        },
+    )
+    .await
 }
 
 pub async fn refresh_by_hash(cx: &mut Cx<'_>, hash: &str) -> Result<Option<RefreshRow>> {

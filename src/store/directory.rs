@@ -409,30 +409,30 @@ const STATION_INSERT: &str = "INSERT INTO stations (id, domain_id, user_id, name
 
 /// Inserts users in multi-row statements (batched for speed on SQLite).
 pub async fn insert_users(cx: &mut Cx<'_>, users: &[NewUserRow]) -> Result<()> {
-    let engine = cx.engine();
-    for chunk in users.chunks(500) {
-        let mut q = Sql::new(engine, USER_INSERT);
-        for (i, u) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind_row(user_vals(u));
-        }
-        exec(cx, q).await?;
-    }
-    Ok(())
+    insert_rows(cx, USER_INSERT, users, user_vals).await
 }
 
 /// Inserts stations in multi-row statements.
 pub async fn insert_stations(cx: &mut Cx<'_>, stations: &[NewStationRow]) -> Result<()> {
+    insert_rows(cx, STATION_INSERT, stations, station_vals).await
+}
+
+/// Inserts `rows` with `head` (`INSERT INTO t (cols) VALUES `), 500 rows a statement,
+/// each row's values given by `vals` in the order of `head`'s columns.
+pub async fn insert_rows<T>(
+    cx: &mut Cx<'_>,
+    head: &str,
+    rows: &[T],
+    vals: impl Fn(&T) -> Vec<Val>,
+) -> Result<()> {
     let engine = cx.engine();
-    for chunk in stations.chunks(500) {
-        let mut q = Sql::new(engine, STATION_INSERT);
-        for (i, s) in chunk.iter().enumerate() {
+    for chunk in rows.chunks(500) {
+        let mut q = Sql::new(engine, head);
+        for (i, r) in chunk.iter().enumerate() {
             if i > 0 {
                 q.push(", ");
             }
-            q.bind_row(station_vals(s));
+            q.bind_row(vals(r));
         }
         exec(cx, q).await?;
     }
