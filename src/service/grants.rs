@@ -36,7 +36,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,8 +53,6 @@ const PG_LANES: usize = 4;
 const SETTLE_ROWS: usize = 2048;
 /// Longest the SQLite lane holds a batch open for grants still being signed.
 const GATHER_FOR: Duration = Duration::from_micros(150);
-/// How long it sleeps between looks at the queue meanwhile.
-const GATHER_STEP: Duration = Duration::from_micros(40);
 
 /// An OAuth error (RFC 6749 §5.2), or a failure of the service itself.
 #[derive(Debug)]
@@ -171,22 +169,35 @@ struct Pending {
 pub struct Recorder {
     tx: mpsc::Sender<Pending>,
     /// Grants being authenticated and signed whose records are not queued yet.
-    preparing: Arc<AtomicUsize>,
+    preparing: Arc<Gathering>,
+}
+
+/// What the SQLite lane's [`gather`] waits on: the grants being prepared, and the
+/// lane's thread, woken when the last of them is queued.
+#[derive(Default)]
+struct Gathering {
+    count: AtomicUsize,
+    lane: OnceLock<std::thread::Thread>,
 }
 
 /// Counts a grant as being prepared for the [`Recorder`] until it is queued or dropped.
-struct Preparing(Arc<AtomicUsize>);
+struct Preparing(Arc<Gathering>);
 
 impl Drop for Preparing {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // The last one out wakes a lane holding its batch open for it.
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(t) = self.0.lane.get()
+        {
+            t.unpark();
+        }
     }
 }
 
 impl Recorder {
     fn start(kw: Keyward) -> Recorder {
         let (tx, rx) = mpsc::channel::<Pending>(8192);
-        let preparing = Arc::new(AtomicUsize::new(0));
+        let preparing = Arc::new(Gathering::default());
         // SQLite has one writer at a time, so one lane; PostgreSQL commits batches side
         // by side, so several lanes keep its commit latency off the throughput (each
         // request still waits for its own batch's commit).
@@ -208,7 +219,10 @@ impl Recorder {
                         .enable_all()
                         .build()
                     {
-                        Ok(rt) => rt.block_on(lane(kw, rx, Some(preparing))),
+                        Ok(rt) => {
+                            let _ = preparing.lane.set(std::thread::current());
+                            rt.block_on(lane(kw, rx, Some(preparing)))
+                        }
                         Err(e) => tracing::error!(error = %e, "cannot start the token recorder"),
                     }
                 });
@@ -226,14 +240,16 @@ impl Recorder {
 
     /// Announces a grant that will be recorded shortly (see [`gather`]).
     fn preparing(&self) -> Preparing {
-        self.preparing.fetch_add(1, Ordering::Relaxed);
+        self.preparing.count.fetch_add(1, Ordering::AcqRel);
         Preparing(self.preparing.clone())
     }
 
     /// Records a token (and its refresh token); false when a credential it relied on
-    /// changed meanwhile (nothing was recorded).
+    /// changed meanwhile (nothing was recorded). `prepared` counts the grant out once
+    /// it is queued, waking a lane that holds its batch open for it.
     async fn record(
         &self,
+        prepared: Preparing,
         rec: TokenRecord,
         refresh: Option<RefreshRow>,
         check: Option<(i64, i64)>,
@@ -250,6 +266,7 @@ impl Recorder {
             })
             .await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?;
+        drop(prepared);
         rx.await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?
     }
@@ -259,26 +276,36 @@ impl Recorder {
 /// signed (up to [`GATHER_FOR`]), taking what they queue. Under load this turns a
 /// commit per grant into one per several (a SQLite commit costs about as much as
 /// writing a dozen rows); a lone client is never kept waiting, since nothing else is
-/// being prepared then.
+/// being prepared then. The thread parks meanwhile and the last grant queued wakes it
+/// (see [`Preparing`]): a timed sleep would hold the batch for the kernel's timer
+/// slack too (a 40 µs sleep lasts ~95 µs), time in which every request may be waiting
+/// on this batch and the cores idle.
 async fn gather(
     rx: &tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     batch: &mut Vec<Pending>,
-    preparing: &AtomicUsize,
+    preparing: &Gathering,
 ) {
-    let started = Instant::now();
-    while batch.len() < MAX_BATCH
-        && preparing.load(Ordering::Relaxed) > 0
-        && started.elapsed() < GATHER_FOR
-    {
-        // A blocking sleep: this thread runs nothing else.
-        std::thread::sleep(GATHER_STEP);
-        let mut rx = rx.lock().await;
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+    let deadline = Instant::now() + GATHER_FOR;
+    loop {
+        {
+            let mut rx = rx.lock().await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
             }
         }
+        let now = Instant::now();
+        if batch.len() >= MAX_BATCH
+            || preparing.count.load(Ordering::Acquire) == 0
+            || now >= deadline
+        {
+            break;
+        }
+        // Blocking: this thread runs nothing else. Woken early by the last grant
+        // queued; spurious wake-ups just look again.
+        std::thread::park_timeout(deadline - now);
     }
 }
 
@@ -288,7 +315,7 @@ async fn gather(
 async fn lane(
     kw: Keyward,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
-    preparing: Option<Arc<AtomicUsize>>,
+    preparing: Option<Arc<Gathering>>,
 ) {
     // Its own connection, kept across batches (opened again after a failure).
     let mut writer: Option<Writer> = None;
@@ -639,9 +666,11 @@ impl TokenService {
             let scope = rec.scopes.clone();
             let jti = rec.jti.clone();
             let check = Some((k.version, entry.user_version));
-            // Counted out before it is queued: a lane that takes it must not wait for it.
-            drop(prepared);
-            if self.recorder.record(rec, refresh_row, check).await? {
+            if self
+                .recorder
+                .record(prepared, rec, refresh_row, check)
+                .await?
+            {
                 return Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",
