@@ -800,3 +800,89 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
         (3, 1)
     );
 });
+
+/// SQLite: the token service's checkpoint (every tick) restarts a WAL that has grown,
+/// without waiting behind a reader that holds it and without leaving writers locked
+/// out or pooled connections without their busy timeout.
+#[test]
+fn checkpoint_restarts_the_wal_without_waiting_for_readers() {
+    use keyward::store::Db;
+    use sqlx::Connection as _;
+    rt().block_on(async {
+        let e = Env::sqlite();
+        let (kw, _) = open(&e).await;
+        let Db::Sqlite(pool) = kw.db() else {
+            unreachable!("a SQLite environment")
+        };
+        let frames = async || -> i64 {
+            let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            log
+        };
+        let mut w = kw.writer().await.unwrap();
+        let keyward::store::Writer::Sqlite(wc) = &mut w else {
+            unreachable!("a SQLite writer")
+        };
+        sqlx::query("CREATE TABLE filler (b BLOB)")
+            .execute(&mut *wc)
+            .await
+            .unwrap();
+        // ~6000 WAL frames in one transaction, more than the checkpoint lets the WAL keep.
+        let mut tx = wc.begin().await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) \
+             INSERT INTO filler SELECT randomblob(3000) FROM n",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        // A reader in the middle of a read transaction holds the WAL: the checkpoint
+        // neither waits for it (the busy timeout is 10 s) nor keeps the writer out.
+        let mut reader = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(n, 6000);
+        tokio::time::timeout(std::time::Duration::from_secs(5), kw.db().checkpoint())
+            .await
+            .expect("the checkpoint waited for the reader")
+            .unwrap();
+        assert!(frames().await > 4096, "the reader still reads the WAL");
+        let keyward::store::Writer::Sqlite(wc) = &mut w else {
+            unreachable!()
+        };
+        sqlx::query("INSERT INTO filler VALUES (x'00')")
+            .execute(&mut *wc)
+            .await
+            .unwrap();
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+
+        // With the reader gone it restarts the WAL: the next commit writes it from the start.
+        kw.db().checkpoint().await.unwrap();
+        sqlx::query("INSERT INTO filler VALUES (x'01')")
+            .execute(&mut *wc)
+            .await
+            .unwrap();
+        assert!(frames().await < 16, "the WAL was not restarted");
+
+        // Every pooled connection still waits for locks (none was left at 0).
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(pool.acquire().await.unwrap());
+        }
+        for c in &mut conns {
+            let t: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **c)
+                .await
+                .unwrap();
+            assert_eq!(t, 10_000);
+        }
+    });
+}
