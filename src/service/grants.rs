@@ -181,14 +181,24 @@ struct Gathering {
 }
 
 /// Counts a grant as being prepared for the [`Recorder`] until it is queued or dropped.
-struct Preparing(Arc<Gathering>);
+struct Preparing(Option<Arc<Gathering>>);
+
+impl Preparing {
+    /// Counts the grant out; returns the lane's thread to wake when it was the last one
+    /// being prepared (a lane may be holding its batch open for it).
+    fn count_out(&mut self) -> Option<std::thread::Thread> {
+        let g = self.0.take()?;
+        if g.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            g.lane.get().cloned()
+        } else {
+            None
+        }
+    }
+}
 
 impl Drop for Preparing {
     fn drop(&mut self) {
-        // The last one out wakes a lane holding its batch open for it.
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(t) = self.0.lane.get()
-        {
+        if let Some(t) = self.count_out() {
             t.unpark();
         }
     }
@@ -241,20 +251,22 @@ impl Recorder {
     /// Announces a grant that will be recorded shortly (see [`gather`]).
     fn preparing(&self) -> Preparing {
         self.preparing.count.fetch_add(1, Ordering::AcqRel);
-        Preparing(self.preparing.clone())
+        Preparing(Some(self.preparing.clone()))
     }
 
     /// Records a token (and its refresh token); false when a credential it relied on
-    /// changed meanwhile (nothing was recorded). `prepared` counts the grant out once
-    /// it is queued, waking a lane that holds its batch open for it.
+    /// changed meanwhile (nothing was recorded). `prepared` is counted out before the
+    /// grant is queued (a lane that takes a lone grant must not wait for it), and the
+    /// lane woken after it is, when it was the last one (so the batch takes it).
     async fn record(
         &self,
-        prepared: Preparing,
+        mut prepared: Preparing,
         rec: TokenRecord,
         refresh: Option<RefreshRow>,
         check: Option<(i64, i64)>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
+        let wake = prepared.count_out();
         self.tx
             .send(Pending {
                 issued: gs::Issued {
@@ -266,7 +278,9 @@ impl Recorder {
             })
             .await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?;
-        drop(prepared);
+        if let Some(t) = wake {
+            t.unpark();
+        }
         rx.await
             .map_err(|_| Error::Database("the token recorder has stopped".into()))?
     }
