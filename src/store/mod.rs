@@ -57,6 +57,9 @@ const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 65536";
 /// WAL frames after which [`Db::checkpoint`] also restarts the WAL (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4096;
 
+/// Tries of [`Db::checkpoint`]'s restart checkpoint, a couple of milliseconds apart.
+const RESTART_ATTEMPTS: u32 = 4;
+
 /// How long a SQLite statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -382,13 +385,19 @@ impl Db {
             .execute(&mut *c)
             .await?;
         let mut restarted = Ok(());
-        for _ in 0..4 {
+        for attempt in 1..=RESTART_ATTEMPTS {
             match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
                 .fetch_one(&mut *c)
                 .await
             {
-                Ok((0, _, _)) => break,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(3)).await,
+                Ok((0, _, _)) => {
+                    tracing::debug!(frames, attempt, "WAL checkpointed and restarted");
+                    break;
+                }
+                Ok(_) if attempt == RESTART_ATTEMPTS => {
+                    tracing::debug!(frames, "WAL checkpointed, not restarted (busy)");
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
                 Err(e) => {
                     restarted = Err(e);
                     break;
