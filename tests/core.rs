@@ -886,3 +886,79 @@ fn checkpoint_restarts_the_wal_without_waiting_for_readers() {
         }
     });
 }
+
+/// SQLite: the token journal has a file (and so a write lock) of its own: grants are
+/// recorded while another connection holds the main database's write lock (as the
+/// journal's bulk copy into the token tables does), and journal entries copied but not
+/// yet deleted (the two files do not commit together) are never copied twice.
+#[test]
+fn the_token_journal_has_a_file_and_a_write_lock_of_its_own() {
+    use keyward::service::credentials::KeySpec;
+    use keyward::service::grants::TokenService;
+    use keyward::store::Db;
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::PermissionsExt as _;
+    rt().block_on(async {
+        let e = Env::sqlite();
+        let (kw, admin) = open(&e).await;
+        let file = keyward::store::journal_file(&e.dir.path().join("k.db"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+            .await
+            .unwrap();
+        let key = kw
+            .key_create(
+                &admin,
+                KeySpec {
+                    user: "a@x.example".into(),
+                    issue_refresh: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let svc = TokenService::start(kw.clone()).await.unwrap();
+        let Db::Sqlite(pool) = kw.db() else {
+            unreachable!("a SQLite environment")
+        };
+        let count = async |sql: &'static str| -> i64 {
+            sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM main.sqlite_master WHERE name = 'token_journal'").await,
+            0
+        );
+
+        // Another connection holds the main database's write lock (busy timeout 10 s).
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
+        sqlx::query("CREATE TABLE held (x)")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let grant =
+            svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None);
+        tokio::time::timeout(std::time::Duration::from_secs(5), grant)
+            .await
+            .expect("the grant waited for the main database's write lock")
+            .unwrap();
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
+            .await
+            .unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM grants.token_journal").await, 2);
+
+        // Copied twice without deleting (as after a crash between the two commits),
+        // then moved by a write transaction: each grant once, the journal empty.
+        assert!(kw.copy_journal().await.unwrap().is_some());
+        assert!(kw.copy_journal().await.unwrap().is_some());
+        assert_eq!(count("SELECT COUNT(*) FROM tokens").await, 2);
+        assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
+        kw.settle_tokens().await.unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM token_journal").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM tokens").await, 2);
+        assert_eq!(count("SELECT COUNT(*) FROM refresh_tokens").await, 2);
+    });
+}

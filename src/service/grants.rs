@@ -216,6 +216,7 @@ impl Recorder {
             crate::store::Engine::Postgres => PG_LANES,
         };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let main = tokio::runtime::Handle::current();
         if lanes == 1 {
             // SQLite: the lane gets a thread and a runtime of its own. On the shared
             // runtime each of its statements, answered by sqlx's worker thread, queued
@@ -224,25 +225,26 @@ impl Recorder {
             let spawned = std::thread::Builder::new()
                 .name("keyward-recorder".into())
                 .spawn({
-                    let (kw, rx, preparing) = (kw.clone(), rx.clone(), preparing.clone());
+                    let (kw, rx, preparing, main) =
+                        (kw.clone(), rx.clone(), preparing.clone(), main.clone());
                     move || match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                     {
                         Ok(rt) => {
                             let _ = preparing.lane.set(std::thread::current());
-                            rt.block_on(lane(kw, rx, Some(preparing)))
+                            rt.block_on(lane(kw, rx, Some(preparing), main))
                         }
                         Err(e) => tracing::error!(error = %e, "cannot start the token recorder"),
                     }
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "no thread for the token recorder; sharing the runtime");
-                tokio::spawn(lane(kw, rx, None));
+                tokio::spawn(lane(kw, rx, None, main));
             }
         } else {
             for _ in 0..lanes {
-                tokio::spawn(lane(kw.clone(), rx.clone(), None));
+                tokio::spawn(lane(kw.clone(), rx.clone(), None, main.clone()));
             }
         }
         Recorder { tx, preparing }
@@ -325,21 +327,25 @@ async fn gather(
 
 /// One writer of the recorder: takes what is queued (up to a batch) and records it,
 /// until every sender is gone. `preparing` is given to the SQLite lane, which runs on
-/// a thread of its own and gathers batches (see [`gather`]).
+/// a thread of its own and gathers batches (see [`gather`]); `main` is the service's
+/// runtime, where the SQLite lane has the journal copied into the token tables.
 async fn lane(
     kw: Keyward,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
     preparing: Option<Arc<Gathering>>,
+    main: tokio::runtime::Handle,
 ) {
     // Its own connection, kept across batches (opened again after a failure).
     let mut writer: Option<Writer> = None;
     // Keys whose `last_used_at` already says this second (no need to write it).
     let mut touched: HashMap<String, i64> = HashMap::new();
     let mut batch = Vec::new();
-    // Grants journaled since the journal was last settled (SQLite only: PostgreSQL's
+    // Grants journaled since the journal was last copied (SQLite only: PostgreSQL's
     // trigger writes the token tables directly).
     let journals = kw.db().engine() == crate::store::Engine::Sqlite;
     let mut journaled = 0usize;
+    // The copy of the journal into the token tables running beside this lane.
+    let mut copying: Option<tokio::task::JoinHandle<Result<Option<i64>>>> = None;
     loop {
         // A lane takes what is queued, up to a batch, then lets the next lane in.
         if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
@@ -348,20 +354,58 @@ async fn lane(
         if let Some(p) = &preparing {
             gather(&rx, &mut batch, p).await;
         }
-        let recorded = flush(&kw, &mut writer, &mut touched, std::mem::take(&mut batch)).await;
+        let recorded = flush(
+            &kw,
+            &main,
+            &mut writer,
+            &mut touched,
+            std::mem::take(&mut batch),
+        )
+        .await;
         if journals {
             journaled += recorded;
         }
-        // Move the journal into the token tables in bulk, now and then (a write
-        // transaction does it when it begins). Batches queue meanwhile.
-        if journaled >= SETTLE_ROWS {
-            settle(&kw, &mut writer).await;
+        // Now and then the journal is copied into the token tables in bulk, on another
+        // connection while batches go on (the journal has a file, and a write lock, of
+        // its own); the lane then deletes what was copied. A write transaction moves
+        // whatever is left when it begins.
+        if copying.as_ref().is_some_and(|c| c.is_finished())
+            && let Some(c) = copying.take()
+        {
+            forget_copied(&mut writer, c.await).await;
+        }
+        if journaled >= SETTLE_ROWS && copying.is_none() {
+            let kw = kw.clone();
+            copying = Some(main.spawn(async move { kw.copy_journal().await }));
             journaled = 0;
         }
     }
+    if let Some(c) = copying.take() {
+        forget_copied(&mut writer, c.await).await;
+    }
     // Leave nothing journaled, on the lane's own connection (the pool may be closing).
-    if journaled > 0 {
+    if journals {
         settle(&kw, &mut writer).await;
+    }
+}
+
+/// Deletes from the journal what a finished copy moved into the token tables.
+async fn forget_copied(
+    writer: &mut Option<Writer>,
+    copied: std::result::Result<Result<Option<i64>>, tokio::task::JoinError>,
+) {
+    let outcome = match copied {
+        Ok(Ok(Some(upto))) => match writer.as_mut() {
+            Some(w) => gs::forget_journal(&mut w.cx(), upto).await.map(|_| ()),
+            None => Ok(()),
+        },
+        Ok(Ok(None)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(Error::Database(e.to_string())),
+    };
+    if let Err(e) = outcome {
+        // What stays journaled is moved by the next copy or write transaction.
+        tracing::warn!(error = %e, "moving the token journal failed");
     }
 }
 
@@ -378,6 +422,7 @@ async fn settle(kw: &Keyward, writer: &mut Option<Writer>) {
 /// Records a batch and answers its requests; returns how many grants it recorded.
 async fn flush(
     kw: &Keyward,
+    main: &tokio::runtime::Handle,
     writer: &mut Option<Writer>,
     touched: &mut HashMap<String, i64>,
     items: Vec<Pending>,
@@ -428,15 +473,20 @@ async fn flush(
             for (reply, ok) in replies.into_iter().zip(ok) {
                 let _ = reply.send(Ok(ok));
             }
-            // `last_used_at`, at most once a second per key, in a statement of its own
-            // after the answers.
-            if !touch.is_empty()
-                && let Some(w) = writer.as_mut()
-            {
-                match gs::touch_keys(&mut w.cx(), &touch, now).await {
-                    Ok(()) => touched.extend(touch.into_iter().map(|id| (id, now))),
-                    Err(e) => tracing::warn!(error = %e, "marking API keys used failed"),
-                }
+            // `last_used_at`, at most once a second per key, after the answers, in a
+            // statement of its own on another connection: on SQLite it needs the main
+            // database's write lock, which the journal's copy may be holding.
+            if !touch.is_empty() {
+                touched.extend(touch.iter().map(|id| (id.clone(), now)));
+                let kw = kw.clone();
+                main.spawn(async move {
+                    if let Err(e) = kw
+                        .autocommit(async |cx| gs::touch_keys(cx, &touch, now).await)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "marking API keys used failed");
+                    }
+                });
             }
             recorded
         }
@@ -490,8 +540,9 @@ impl TokenService {
     /// expired cache entries, and reloads the signing keys when another process rotated
     /// them. Returns true when keys changed.
     pub async fn tick(&self) -> Result<bool> {
-        // Grants journaled while no more came (the recorder settles after batches).
-        self.kw.settle_tokens().await?;
+        // Grants journaled while no more came (the recorder moves the journal every
+        // few thousand), beside the recorder.
+        self.kw.move_journal().await?;
         // The recorder's connection leaves checkpoints to this (see `Writer`).
         self.kw.checkpoint().await?;
         *self.settings.write().expect("lock") = Arc::new(self.kw.settings().await?);
@@ -977,7 +1028,9 @@ impl TokenService {
 
 #[cfg(test)]
 mod tests {
-    fn future_size<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+    fn future_size<A, B, C, D, E, F: std::future::Future>(
+        _: impl FnOnce(A, B, C, D, E) -> F,
+    ) -> usize {
         std::mem::size_of::<F>()
     }
 

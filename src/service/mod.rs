@@ -348,6 +348,24 @@ impl Keyward {
         self.db.checkpoint().await
     }
 
+    /// Copies the token journal into the token tables beside the token recorder (see
+    /// [`Db::copy_journal`]); returns the last entry copied, for the recorder to delete.
+    pub async fn copy_journal(&self) -> Result<Option<i64>> {
+        self.db.copy_journal().await
+    }
+
+    /// Moves the token journal into the token tables without a transaction over both
+    /// files: copied first, then deleted from the journal (SQLite). For the token
+    /// service's tick, beside its recorder; a write transaction would hold the journal's
+    /// file, and the recorder, for the whole copy.
+    pub async fn move_journal(&self) -> Result<()> {
+        if let Some(upto) = self.db.copy_journal().await? {
+            self.autocommit(async |cx| store::grants::forget_journal(cx, upto).await)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// [`Keyward::write`] on the caller's own connection.
     pub async fn write_on<T, F>(&self, w: &mut Writer, f: F) -> Result<T>
     where
@@ -390,6 +408,18 @@ impl Keyward {
         let mut conn = self.db.conn().await?;
         let mut cx = conn.cx();
         f(&mut cx).await
+    }
+
+    /// Runs `f` on a pooled connection outside any transaction, each statement
+    /// committing on its own: unlike [`Keyward::write`] it neither takes SQLite's write
+    /// locks up front nor moves the token journal first. For single-statement upkeep
+    /// beside the token recorder.
+    pub async fn autocommit<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        // The same pooled connection as a read, used for single statements that write.
+        self.read(f).await
     }
 
     /// Begins a transaction for callers that compose several services (apply, import).

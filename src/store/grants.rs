@@ -187,41 +187,81 @@ pub async fn journal_pending(cx: &mut Cx<'_>) -> Result<bool> {
     }
 }
 
+/// The token journal's table in its own file (see [`super::journal_file`]): one row
+/// per grant, appended by the token recorder. Same columns as migration 0003's.
+pub(crate) const JOURNAL_TABLE: &str = "CREATE TABLE IF NOT EXISTS grants.token_journal (
+    seq                INTEGER PRIMARY KEY,
+    jti                TEXT NOT NULL,
+    domain_id          TEXT NOT NULL,
+    user_id            TEXT NOT NULL,
+    key_id             TEXT,
+    app_id             TEXT,
+    client_id          TEXT NOT NULL,
+    kid                TEXT NOT NULL,
+    scopes             TEXT NOT NULL,
+    source             TEXT NOT NULL,
+    family_id          TEXT,
+    issued_at          BIGINT NOT NULL,
+    expires_at         BIGINT NOT NULL,
+    refresh_hash       TEXT,
+    refresh_expires_at BIGINT
+)";
+
+// `ON CONFLICT DO NOTHING`: a copy committed in the main database whose entries were not
+// yet deleted from the journal's file (the two files do not commit atomically together)
+// is copied once only; a token revoked since keeps its revocation.
 const SETTLE_TOKENS: &str = "INSERT INTO tokens (jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at) \
      SELECT jti, domain_id, user_id, key_id, app_id, client_id, kid, scopes, source, family_id, issued_at, expires_at \
-     FROM token_journal WHERE seq <= $1 ORDER BY seq";
+     FROM token_journal WHERE seq <= $1 ORDER BY seq ON CONFLICT (jti) DO NOTHING";
 const SETTLE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, expires_at) \
      SELECT refresh_hash, family_id, domain_id, user_id, key_id, app_id, client_id, scopes, issued_at, refresh_expires_at \
-     FROM token_journal WHERE seq <= $1 AND refresh_hash IS NOT NULL ORDER BY seq";
+     FROM token_journal WHERE seq <= $1 AND refresh_hash IS NOT NULL ORDER BY seq \
+     ON CONFLICT (token_hash) DO NOTHING";
 
-/// Moves the token journal (migration 0003) into `tokens` and `refresh_tokens`, in the
-/// caller's write transaction; returns how many grants it moved. Every write
-/// transaction calls it first ([`super::Db::begin`]), so a change to tokens always
-/// sees every token issued before it.
+/// Moves the token journal into `tokens` and `refresh_tokens`, in the caller's write
+/// transaction (which holds both files' write locks); returns how many grants it moved.
+/// Every write transaction calls it first ([`super::Db::begin`]), so a change to tokens
+/// always sees every token issued before it.
 pub async fn settle(cx: &mut Cx<'_>) -> Result<u64> {
-    let Cx::Sqlite(c) = cx else {
+    let Some(last) = copy_journal(cx).await? else {
         return Ok(0);
+    };
+    forget_journal(cx, last).await
+}
+
+/// Copies the token journal into `tokens` and `refresh_tokens` (SQLite); returns the
+/// last entry copied, `None` when the journal is empty.
+pub async fn copy_journal(cx: &mut Cx<'_>) -> Result<Option<i64>> {
+    let Cx::Sqlite(c) = cx else {
+        return Ok(None);
     };
     let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM token_journal")
         .fetch_one(&mut **c)
         .await?;
     let Some(last) = last else {
-        return Ok(0);
+        return Ok(None);
     };
-    let moved = sqlx::query(SETTLE_TOKENS)
+    sqlx::query(SETTLE_TOKENS)
         .bind(last)
         .execute(&mut **c)
-        .await?
-        .rows_affected();
+        .await?;
     sqlx::query(SETTLE_REFRESH)
         .bind(last)
         .execute(&mut **c)
         .await?;
-    sqlx::query("DELETE FROM token_journal WHERE seq <= $1")
-        .bind(last)
+    Ok(Some(last))
+}
+
+/// Deletes the journal's entries up to `upto`, once copied; returns how many.
+pub async fn forget_journal(cx: &mut Cx<'_>, upto: i64) -> Result<u64> {
+    let Cx::Sqlite(c) = cx else {
+        return Ok(0);
+    };
+    Ok(sqlx::query("DELETE FROM token_journal WHERE seq <= $1")
+        .bind(upto)
         .execute(&mut **c)
-        .await?;
-    Ok(moved)
+        .await?
+        .rows_affected())
 }
 
 /// Records a batch of grants in the caller's transaction and tells which were

@@ -63,6 +63,36 @@ const RESTART_ATTEMPTS: u32 = 4;
 /// How long a SQLite statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The file of the token journal beside the SQLite database at `path` (`PATH.grants`).
+pub fn journal_file(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".grants");
+    PathBuf::from(name)
+}
+
+/// Attaches the token journal's file to a new SQLite connection as `grants` and makes
+/// sure its table exists. The journal lives in a file of its own so that the token
+/// recorder's appends and the journal's move into the token tables take different
+/// write locks (SQLite has one writer per file) and run side by side. Unqualified
+/// `token_journal` names it (migration 0005 dropped the one in `main`).
+async fn attach_journal(
+    c: &mut sqlx::SqliteConnection,
+    journal: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("ATTACH DATABASE ? AS grants")
+        .bind(journal)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("PRAGMA grants.journal_mode = WAL")
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("PRAGMA grants.synchronous = NORMAL")
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(grants::JOURNAL_TABLE).execute(&mut *c).await?;
+    Ok(())
+}
+
 /// A connection of its own, outside the pool, for one long-lived writer that commits
 /// often (the token recorder). On SQLite a commit by one connection empties the page
 /// cache of every other connection, so writes spread over the pool re-read their pages
@@ -256,10 +286,26 @@ impl Db {
                     // bulk imports (1.08M pwrite calls to 76k for 10k users).
                     .pragma("temp_store", "memory")
                     .foreign_keys(true);
+                // The token journal's own file (see migration 0005), private like the
+                // database; `:memory:` beside an in-memory database.
+                let journal = match target.sqlite_file() {
+                    Some(path) => {
+                        let j = journal_file(&path);
+                        if !j.exists() {
+                            create_private_file(&j)?;
+                        }
+                        j.to_string_lossy().into_owned()
+                    }
+                    None => ":memory:".to_string(),
+                };
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .min_connections(0)
                     .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(move |c, _| {
+                        let journal = journal.clone();
+                        Box::pin(async move { attach_journal(c, &journal).await })
+                    })
                     .connect_with(opts)
                     .await
                     .map_err(|e| Error::Environment(format!("cannot open {}: {e}", target.url)))?;
@@ -414,6 +460,24 @@ impl Db {
             c.close_on_drop();
         }
         Ok(restarted?)
+    }
+
+    /// Copies the token journal into the token tables in a transaction that writes
+    /// only the main database (SQLite; `None` elsewhere or when it is empty), so the
+    /// token recorder goes on appending meanwhile. Returns the last journal entry
+    /// copied: the recorder deletes up to it ([`grants::forget_journal`]).
+    pub async fn copy_journal(&self) -> Result<Option<i64>> {
+        use sqlx::Connection as _;
+        let Db::Sqlite(p) = self else {
+            return Ok(None);
+        };
+        let mut c = p.acquire().await?;
+        // Deferred: `BEGIN IMMEDIATE` would take the write lock of every attached file,
+        // the journal's too.
+        let mut tx = c.begin().await?;
+        let upto = grants::copy_journal(&mut Cx::Sqlite(&mut tx)).await?;
+        tx.commit().await?;
+        Ok(upto)
     }
 
     /// Serialises bootstrap across machines (PostgreSQL advisory lock; SQLite's write
