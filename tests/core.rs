@@ -18,6 +18,27 @@ fn as_role(a: &Actor, role: OperatorRole, domains: Option<Vec<(String, String)>>
     }
 }
 
+/// A user in `free.example.com` with an API key that issues refresh tokens.
+async fn user_with_key(
+    kw: &Keyward,
+    admin: &Actor,
+    email: &str,
+) -> keyward::service::credentials::NewKey {
+    kw.user_add(admin, new_user(email, "free.example.com"))
+        .await
+        .unwrap();
+    kw.key_create(
+        admin,
+        keyward::service::credentials::KeySpec {
+            user: email.into(),
+            issue_refresh: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn new_user(email: &str, domain: &str) -> NewUser {
     NewUser {
         email: email.into(),
@@ -547,25 +568,11 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
 both_async!(
     grants_of_the_token_service_are_seen_at_once_everywhere,
     |e| {
-        use keyward::service::credentials::KeySpec;
         use keyward::service::grants::TokenService;
         use keyward::service::tokens::RevokeWhat;
         use secrecy::ExposeSecret;
         let (kw, admin) = open(e).await;
-        kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
-            .await
-            .unwrap();
-        let key = kw
-            .key_create(
-                &admin,
-                KeySpec {
-                    user: "a@x.example".into(),
-                    issue_refresh: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let key = user_with_key(&kw, &admin, "a@x.example").await;
         let svc = TokenService::start(kw.clone()).await.unwrap();
         let mut minted = Vec::new();
         for _ in 0..3 {
@@ -893,7 +900,6 @@ fn checkpoint_restarts_the_wal_without_waiting_for_readers() {
 /// yet deleted (the two files do not commit together) are never copied twice.
 #[test]
 fn the_token_journal_has_a_file_and_a_write_lock_of_its_own() {
-    use keyward::service::credentials::KeySpec;
     use keyward::service::grants::TokenService;
     use keyward::store::Db;
     use secrecy::ExposeSecret;
@@ -904,20 +910,7 @@ fn the_token_journal_has_a_file_and_a_write_lock_of_its_own() {
         let file = keyward::store::journal_file(&e.dir.path().join("k.db"));
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", file.display());
-        kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
-            .await
-            .unwrap();
-        let key = kw
-            .key_create(
-                &admin,
-                KeySpec {
-                    user: "a@x.example".into(),
-                    issue_refresh: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let key = user_with_key(&kw, &admin, "a@x.example").await;
         let svc = TokenService::start(kw.clone()).await.unwrap();
         let Db::Sqlite(pool) = kw.db() else {
             unreachable!("a SQLite environment")
