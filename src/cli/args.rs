@@ -98,8 +98,10 @@ pub enum Command {
         #[arg(long)]
         secrets_out: Option<std::path::PathBuf>,
     },
-    /// Print the current state in apply's format (never secrets).
+    /// Print the current state in apply's format (never secrets); with --json, the same
+    /// document as one JSON object.
     Export {
+        /// Export only this domain (its users, stations, keys and apps).
         #[arg(long)]
         domain: Option<String>,
     },

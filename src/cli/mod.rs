@@ -433,7 +433,13 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
             secrets_out,
         } => apply(kw, a, js, &file, dry_run, secrets_out.as_deref()).await,
         Command::Export { domain } => {
-            print!("{}", kw.export(a, domain.as_deref()).await?);
+            // With --json, the same document as one JSON object (for scripts; apply
+            // reads the TOML form).
+            if js {
+                json(&kw.export_state(a, domain.as_deref()).await?);
+            } else {
+                print!("{}", kw.export(a, domain.as_deref()).await?);
+            }
             Ok(())
         }
         Command::Jwks => {

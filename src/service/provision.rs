@@ -322,136 +322,141 @@ impl Keyward {
         Ok(report)
     }
 
-    /// The current state in apply's format (never secrets). Domain-limited operators
-    /// export only their domains.
+    /// The current state as apply's TOML file (never secrets), with a header comment
+    /// naming the time. Domain-limited operators export only their domains.
     pub async fn export(&self, actor: &Actor, domain: Option<&str>) -> Result<String> {
-        let (a, domain) = (actor.clone(), domain.map(str::to_string));
-        let env = self
-            .read(async move |cx| {
-                let domains = match &domain {
-                    Some(d) => vec![find_domain(cx, &a, d).await?],
-                    None => dir::domains(cx)
-                        .await?
-                        .into_iter()
-                        .filter(|d| a.can_see(&d.id))
-                        .collect(),
-                };
-                let g = ScopeGraph::load(cx).await?;
-                let mut env = EnvFile::default();
-                let sp = |v| Spanned::new(0..0, v);
-                for d in &domains {
-                    env.domains.push(sp(DomainEntry {
-                        name: d.name.clone(),
-                    }));
-                }
-                for s in dir::scopes(cx).await? {
-                    let implies: Vec<String> = g
-                        .implies
-                        .get(&s.name)
-                        .map(|v| v.iter().cloned().collect())
-                        .unwrap_or_default();
-                    env.scopes.push(Spanned::new(
-                        0..0,
-                        ScopeEntry {
-                            name: s.name,
-                            description: Some(s.description).filter(|d| !d.is_empty()),
-                            implies: Some(implies),
-                        },
-                    ));
-                }
-                for r in dir::roles(cx).await? {
-                    let scopes = if r.all_scopes {
-                        None
-                    } else {
-                        Some(dir::role_scope_names(cx, &r.id).await?)
-                    };
-                    env.roles.push(Spanned::new(
-                        0..0,
-                        RoleEntry {
-                            name: r.name,
-                            description: Some(r.description).filter(|d| !d.is_empty()),
-                            scopes,
-                            default: r.is_default,
-                        },
-                    ));
-                }
-                for d in &domains {
-                    // One query per table and domain, not per user.
-                    let mut stations: HashMap<String, Vec<crate::store::directory::StationRow>> =
-                        HashMap::new();
-                    for st in dir::stations_of_domain(cx, &d.id).await? {
-                        stations.entry(st.user_id.clone()).or_default().push(st);
-                    }
-                    let mut keys: HashMap<String, Vec<KeyRow>> = HashMap::new();
-                    for k in cred::keys_of_domain(cx, &d.id).await? {
-                        keys.entry(k.user_id.clone()).or_default().push(k);
-                    }
-                    for u in dir::users_of_domain(cx, &d.id).await? {
-                        let mut st = stations.remove(&u.id).unwrap_or_default();
-                        st.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-                        env.users.push(Spanned::new(
-                            0..0,
-                            UserEntry {
-                                email: u.email.clone(),
-                                domain: d.name.clone(),
-                                name: Some(u.name.clone()).filter(|n| !n.is_empty()),
-                                role: Some(u.role.clone()),
-                                status: Some(u.status.clone()),
-                                stations: st
-                                    .into_iter()
-                                    .map(|s| StationEntry {
-                                        name: s.name,
-                                        eu_vat_id: s.eu_vat_id,
-                                        rn: s.registration_number,
-                                        country: s.country_code,
-                                    })
-                                    .collect(),
-                            },
-                        ));
-                        for k in keys.remove(&u.id).unwrap_or_default() {
-                            env.keys.push(Spanned::new(
-                                0..0,
-                                KeyEntry {
-                                    user: u.email.clone(),
-                                    domain: d.name.clone(),
-                                    name: k.name,
-                                    scopes: Some(
-                                        k.scopes.split_whitespace().map(str::to_string).collect(),
-                                    ),
-                                    expires_in: None,
-                                    refresh: (!k.issue_refresh).then_some(false),
-                                    rate_exempt: k.rate_exempt.then_some(true),
-                                },
-                            ));
-                        }
-                    }
-                }
-                let ids: Vec<String> = domains.iter().map(|d| d.id.clone()).collect();
-                for app in cred::list_apps(cx, Some(&ids)).await? {
-                    env.apps.push(Spanned::new(
-                        0..0,
-                        AppEntry {
-                            name: app.name,
-                            domain: app.domain,
-                            owner: app.owner_email,
-                            redirect_uris: app
-                                .redirect_uris
-                                .split_whitespace()
-                                .map(str::to_string)
-                                .collect(),
-                            scopes: app.scopes.split_whitespace().map(str::to_string).collect(),
-                        },
-                    ));
-                }
-                Ok(env)
-            })
-            .await?;
+        let env = self.export_state(actor, domain).await?;
         let body = toml::to_string(&env)
             .map_err(|e| Error::Database(format!("cannot write TOML: {e}")))?;
         Ok(format!(
             "# Keyward state exported {} (no secrets). Apply with: keyward apply -f FILE\n\n{body}",
             model::rfc3339(model::now())
         ))
+    }
+
+    /// The current state as the document [`Keyward::export`] writes (never secrets),
+    /// for other serialisations (the CLI's `--json`).
+    pub async fn export_state(&self, actor: &Actor, domain: Option<&str>) -> Result<EnvFile> {
+        let (a, domain) = (actor.clone(), domain.map(str::to_string));
+        self.read(async move |cx| {
+            let domains = match &domain {
+                Some(d) => vec![find_domain(cx, &a, d).await?],
+                None => dir::domains(cx)
+                    .await?
+                    .into_iter()
+                    .filter(|d| a.can_see(&d.id))
+                    .collect(),
+            };
+            let g = ScopeGraph::load(cx).await?;
+            let mut env = EnvFile::default();
+            let sp = |v| Spanned::new(0..0, v);
+            for d in &domains {
+                env.domains.push(sp(DomainEntry {
+                    name: d.name.clone(),
+                }));
+            }
+            for s in dir::scopes(cx).await? {
+                let implies: Vec<String> = g
+                    .implies
+                    .get(&s.name)
+                    .map(|v| v.iter().cloned().collect())
+                    .unwrap_or_default();
+                env.scopes.push(Spanned::new(
+                    0..0,
+                    ScopeEntry {
+                        name: s.name,
+                        description: Some(s.description).filter(|d| !d.is_empty()),
+                        implies: Some(implies),
+                    },
+                ));
+            }
+            for r in dir::roles(cx).await? {
+                let scopes = if r.all_scopes {
+                    None
+                } else {
+                    Some(dir::role_scope_names(cx, &r.id).await?)
+                };
+                env.roles.push(Spanned::new(
+                    0..0,
+                    RoleEntry {
+                        name: r.name,
+                        description: Some(r.description).filter(|d| !d.is_empty()),
+                        scopes,
+                        default: r.is_default,
+                    },
+                ));
+            }
+            for d in &domains {
+                // One query per table and domain, not per user.
+                let mut stations: HashMap<String, Vec<crate::store::directory::StationRow>> =
+                    HashMap::new();
+                for st in dir::stations_of_domain(cx, &d.id).await? {
+                    stations.entry(st.user_id.clone()).or_default().push(st);
+                }
+                let mut keys: HashMap<String, Vec<KeyRow>> = HashMap::new();
+                for k in cred::keys_of_domain(cx, &d.id).await? {
+                    keys.entry(k.user_id.clone()).or_default().push(k);
+                }
+                for u in dir::users_of_domain(cx, &d.id).await? {
+                    let mut st = stations.remove(&u.id).unwrap_or_default();
+                    st.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                    env.users.push(Spanned::new(
+                        0..0,
+                        UserEntry {
+                            email: u.email.clone(),
+                            domain: d.name.clone(),
+                            name: Some(u.name.clone()).filter(|n| !n.is_empty()),
+                            role: Some(u.role.clone()),
+                            status: Some(u.status.clone()),
+                            stations: st
+                                .into_iter()
+                                .map(|s| StationEntry {
+                                    name: s.name,
+                                    eu_vat_id: s.eu_vat_id,
+                                    rn: s.registration_number,
+                                    country: s.country_code,
+                                })
+                                .collect(),
+                        },
+                    ));
+                    for k in keys.remove(&u.id).unwrap_or_default() {
+                        env.keys.push(Spanned::new(
+                            0..0,
+                            KeyEntry {
+                                user: u.email.clone(),
+                                domain: d.name.clone(),
+                                name: k.name,
+                                scopes: Some(
+                                    k.scopes.split_whitespace().map(str::to_string).collect(),
+                                ),
+                                expires_in: None,
+                                refresh: (!k.issue_refresh).then_some(false),
+                                rate_exempt: k.rate_exempt.then_some(true),
+                            },
+                        ));
+                    }
+                }
+            }
+            let ids: Vec<String> = domains.iter().map(|d| d.id.clone()).collect();
+            for app in cred::list_apps(cx, Some(&ids)).await? {
+                env.apps.push(Spanned::new(
+                    0..0,
+                    AppEntry {
+                        name: app.name,
+                        domain: app.domain,
+                        owner: app.owner_email,
+                        redirect_uris: app
+                            .redirect_uris
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect(),
+                        scopes: app.scopes.split_whitespace().map(str::to_string).collect(),
+                    },
+                ));
+            }
+            Ok(env)
+        })
+        .await
     }
 }
 

@@ -217,7 +217,7 @@ both!(export_then_apply_reproduces_the_state, |e| {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(strip(other.ok(&["export"])), strip(exported));
+    assert_eq!(strip(other.ok(&["export"])), strip(exported.clone()));
     assert_eq!(
         other.json(&["user", "show", "bob@globex.example"])["status"],
         "disabled"
@@ -225,6 +225,25 @@ both!(export_then_apply_reproduces_the_state, |e| {
     // --domain exports one domain's users only.
     let one = e.ok(&["export", "--domain", "partners.example.org"]);
     assert!(one.contains("carla@initech.example") && !one.contains("alice@acme.example"));
+    // --json: the same document as one JSON object, still without secrets.
+    let j = e.json(&["export"]);
+    let users = j["users"].as_array().expect("users");
+    let bob = users
+        .iter()
+        .find(|u| u["email"] == "bob@globex.example")
+        .expect("bob exported");
+    assert_eq!(bob["status"], "disabled");
+    let toml_users = exported.matches("[[users]]").count();
+    assert_eq!(users.len(), toml_users);
+    assert_eq!(
+        j["keys"].as_array().map(Vec::len),
+        Some(exported.matches("[[keys]]").count())
+    );
+    let text = j.to_string();
+    assert!(
+        !text.contains("kws_") && !text.contains("client_secret"),
+        "{text}"
+    );
 });
 
 #[test]
