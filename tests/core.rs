@@ -894,6 +894,84 @@ fn checkpoint_restarts_the_wal_without_waiting_for_readers() {
     });
 }
 
+/// SQLite: the token journal's file has a WAL of its own, which the periodic checkpoint
+/// restarts too while the recorder goes on appending (a passive checkpoint never
+/// catches up with a steady writer: under load that WAL grew to 270 MB, checkpointed
+/// only by the recorder's own safety net), and a WAL file that grew past the size limit
+/// is cut back to it when it starts over.
+#[test]
+fn checkpoint_restarts_the_journal_wal_and_cuts_it_back() {
+    use keyward::store::{Db, Writer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    rt().block_on(async {
+        let e = Env::sqlite();
+        let (kw, _) = open(&e).await;
+        let Db::Sqlite(pool) = kw.db() else {
+            unreachable!("a SQLite environment")
+        };
+        let mut wal = keyward::store::journal_file(&e.dir.path().join("k.db")).into_os_string();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
+        let Writer::Sqlite(mut wc) = kw.writer().await.unwrap() else {
+            unreachable!("a SQLite writer")
+        };
+        // ~80 MB of journal in one commit: ~20k WAL frames, past the 64 MiB limit.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6500) \
+             INSERT INTO grants.token_journal (jti, domain_id, user_id, client_id, kid, scopes, \
+             source, issued_at, expires_at) \
+             SELECT 'j' || i, 'd', 'u', 'c', 'k', hex(randomblob(6000)), 's', 0, 0 FROM n",
+        )
+        .execute(&mut wc)
+        .await
+        .unwrap();
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 64 << 20, "the journal's WAL holds {grown} bytes");
+
+        // The recorder appends meanwhile, a commit every few milliseconds.
+        let stop = Arc::new(AtomicBool::new(false));
+        let appender = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    sqlx::query(
+                        "INSERT INTO grants.token_journal (jti, domain_id, user_id, client_id, \
+                         kid, scopes, source, issued_at, expires_at) \
+                         VALUES ('x' || ?, 'd', 'u', 'c', 'k', 'read', 's', 0, 0)",
+                    )
+                    .bind(n)
+                    .execute(&mut wc)
+                    .await
+                    .unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                }
+                n
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        kw.db().checkpoint().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        stop.store(true, Ordering::Relaxed);
+        assert!(appender.await.unwrap() > 3);
+
+        // Restarted: what the WAL holds now was appended after the checkpoint.
+        let (_, frames, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA grants.wal_checkpoint(PASSIVE)")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert!(
+            frames < 4096,
+            "the journal's WAL was not restarted: {frames} frames"
+        );
+        let now = std::fs::metadata(&wal).unwrap().len();
+        assert!(now <= 64 << 20, "the journal's WAL still holds {now} bytes");
+    });
+}
+
 /// SQLite: the token journal has a file (and so a write lock) of its own: grants are
 /// recorded while another connection holds the main database's write lock (as the
 /// journal's bulk copy into the token tables does), and journal entries copied but not

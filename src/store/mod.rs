@@ -57,6 +57,10 @@ const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 65536";
 /// WAL frames after which [`Db::checkpoint`] also restarts the WAL (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4096;
 
+/// Bytes a WAL file is cut back to when it starts over (SQLite keeps the file at the
+/// largest size it reached otherwise: hundreds of MiB after a burst of grants).
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
+
 /// Tries of [`Db::checkpoint`]'s restart checkpoint, a couple of milliseconds apart.
 const RESTART_ATTEMPTS: u32 = 4;
 
@@ -89,7 +93,62 @@ async fn attach_journal(
     sqlx::query("PRAGMA grants.synchronous = NORMAL")
         .execute(&mut *c)
         .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA grants.journal_size_limit = {WAL_SIZE_LIMIT}"
+    )))
+    .execute(&mut *c)
+    .await?;
     sqlx::query(grants::JOURNAL_TABLE).execute(&mut *c).await?;
+    Ok(())
+}
+
+/// [`Db::checkpoint`] of one attached file (`main` or `grants`): passive, then a
+/// restart without waiting for locks when its WAL has grown past
+/// [`WAL_RESTART_FRAMES`]. Sets `busy_timeout_off` once it has set the connection's
+/// busy timeout to 0 (the caller restores it).
+async fn checkpoint_file(
+    c: &mut SqliteConnection,
+    file: &str,
+    busy_timeout_off: &mut bool,
+) -> Result<()> {
+    // `file` is `main` or `grants`, never input.
+    let passive = format!("PRAGMA {file}.wal_checkpoint(PASSIVE)");
+    let restart = format!("PRAGMA {file}.wal_checkpoint(RESTART)");
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(passive))
+        .fetch_one(&mut *c)
+        .await?;
+    if frames <= WAL_RESTART_FRAMES {
+        return Ok(());
+    }
+    if !*busy_timeout_off {
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *c)
+            .await?;
+        *busy_timeout_off = true;
+    }
+    for attempt in 1..=RESTART_ATTEMPTS {
+        let started = std::time::Instant::now();
+        match sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(restart.as_str()))
+            .fetch_one(&mut *c)
+            .await?
+        {
+            (0, _, _) => {
+                let micros = started.elapsed().as_micros() as u64;
+                tracing::debug!(
+                    file,
+                    frames,
+                    attempt,
+                    micros,
+                    "WAL checkpointed and restarted"
+                );
+                break;
+            }
+            _ if attempt == RESTART_ATTEMPTS => {
+                tracing::debug!(file, frames, "WAL checkpointed, not restarted (busy)");
+            }
+            _ => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
     Ok(())
 }
 
@@ -285,6 +344,7 @@ impl Db {
                     // spilling to temporary files: a tenfold cut in writes for `demo` and
                     // bulk imports (1.08M pwrite calls to 76k for 10k users).
                     .pragma("temp_store", "memory")
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
                     .foreign_keys(true);
                 // The token journal's own file (see migration 0005), private like the
                 // database; `:memory:` beside an in-memory database.
@@ -408,58 +468,42 @@ impl Db {
         })
     }
 
-    /// Copies committed WAL pages back into the SQLite database file, on a pooled
-    /// connection, beside the [`Writer`] (nothing to do on PostgreSQL). A passive
-    /// checkpoint blocks no one, but under a steady stream of commits it never catches
-    /// up with the last of them, and the WAL only grows. So when the WAL holds more than
+    /// Copies committed WAL pages back into the SQLite database files (the database's
+    /// and the token journal's, each with a WAL of its own), on a pooled connection,
+    /// beside the [`Writer`] (nothing to do on PostgreSQL). A passive checkpoint blocks
+    /// no one, but under a steady stream of commits it never catches up with the last
+    /// of them, and the WAL only grows. So when a WAL holds more than
     /// [`WAL_RESTART_FRAMES`], a restart checkpoint follows, tried without waiting for
     /// locks (a few times, between commits): it holds writers back only while it copies
-    /// what the passive one left, and the next commit starts the WAL over. Waiting for
+    /// what the passive one left, and the next commit starts that WAL over. Waiting for
     /// the locks instead would hold the writers back behind any long reader.
     pub async fn checkpoint(&self) -> Result<()> {
         let Db::Sqlite(p) = self else {
             return Ok(());
         };
         let mut c = p.acquire().await?;
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&mut *c)
-            .await?;
-        if frames <= WAL_RESTART_FRAMES {
-            return Ok(());
-        }
-        sqlx::query("PRAGMA busy_timeout = 0")
-            .execute(&mut *c)
-            .await?;
-        let mut restarted = Ok(());
-        for attempt in 1..=RESTART_ATTEMPTS {
-            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
-                .fetch_one(&mut *c)
-                .await
-            {
-                Ok((0, _, _)) => {
-                    tracing::debug!(frames, attempt, "WAL checkpointed and restarted");
-                    break;
-                }
-                Ok(_) if attempt == RESTART_ATTEMPTS => {
-                    tracing::debug!(frames, "WAL checkpointed, not restarted (busy)");
-                }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
-                Err(e) => {
-                    restarted = Err(e);
-                    break;
-                }
+        // Each file on its own: without a schema, SQLite checkpoints every attached
+        // file but reports only the first one's frames.
+        let mut busy_timeout_off = false;
+        let mut out = Ok(());
+        for file in ["main", "grants"] {
+            out = checkpoint_file(&mut c, file, &mut busy_timeout_off).await;
+            if out.is_err() {
+                break;
             }
         }
-        let restore = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
-        if sqlx::query(sqlx::AssertSqlSafe(restore))
-            .execute(&mut *c)
-            .await
-            .is_err()
-        {
-            // Never back into the pool without its busy timeout.
-            c.close_on_drop();
+        if busy_timeout_off {
+            let restore = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+            if sqlx::query(sqlx::AssertSqlSafe(restore))
+                .execute(&mut *c)
+                .await
+                .is_err()
+            {
+                // Never back into the pool without its busy timeout.
+                c.close_on_drop();
+            }
         }
-        Ok(restarted?)
+        out
     }
 
     /// Copies the token journal into the token tables in a transaction that writes
