@@ -1252,13 +1252,34 @@ both!(malformed_requests_never_fail_the_server, |env| {
     cc(&s, &k.bob_key, &[]);
 });
 
+/// SIGTERM: the service finishes, records every grant it answered in the token tables
+/// and closes the database cleanly (the last connection to close a SQLite file removes
+/// its WAL; the recorder's connection closed late, or not at all, left them behind).
 #[test]
 fn graceful_shutdown_on_sigterm() {
     let env = Env::sqlite();
-    setup(&env);
+    let k = setup(&env);
     let mut s = Server::start(&env, None);
+    let mut jtis = Vec::new();
+    for _ in 0..20 {
+        let t = cc(&s, &k.bob_key, &[]);
+        jtis.push(verify_with_jwks(&s, t.access_token().secret(), DOMAIN)["jti"].clone());
+    }
     let st = s.stop().expect("keyward serve exits after SIGTERM");
     assert!(st.success(), "{st:?}");
+    for f in ["k.db-wal", "k.db-shm", "k.db.grants-wal", "k.db.grants-shm"] {
+        assert!(
+            !env.path(f).exists(),
+            "{f} is left after the service stopped"
+        );
+    }
+    let listed = env.json(&["token", "list", "--limit", "100"]);
+    for jti in &jtis {
+        assert!(
+            listed.as_array().unwrap().iter().any(|t| &t["jti"] == jti),
+            "{jti} is not recorded"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- authorization code

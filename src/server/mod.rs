@@ -310,6 +310,7 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
         )
         .try_init();
     let svc = TokenService::start(kw.clone()).await?;
+    let recorder_stopped = svc.stopped();
     if let Some(d) = &opts.domain
         && svc.domain_id(d).is_none()
     {
@@ -374,6 +375,15 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await;
     ticker.abort();
+    let _ = ticker.await;
+    // With the last request and the ticker gone, so is the service: wait for its
+    // recorder to finish and close its connection before the pool closes.
+    if tokio::time::timeout(Duration::from_secs(10), recorder_stopped)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the token recorder did not stop within 10 s");
+    }
     // Leave no grant in the token journal (SQLite): move it into the token tables.
     if let Err(e) = kw.settle_tokens().await {
         tracing::warn!(error = %e, "settling the token journal failed");

@@ -205,8 +205,11 @@ impl Drop for Preparing {
 }
 
 impl Recorder {
-    fn start(kw: Keyward) -> Recorder {
+    /// Starts the lanes; the receiver returned reports (as closed) when every lane has
+    /// stopped, which they do once every `Recorder` is dropped.
+    fn start(kw: Keyward) -> (Recorder, mpsc::Receiver<()>) {
         let (tx, rx) = mpsc::channel::<Pending>(8192);
+        let (alive, stopped) = mpsc::channel::<()>(1);
         let preparing = Arc::new(Gathering::default());
         // SQLite has one writer at a time, so one lane; PostgreSQL commits batches side
         // by side, so several lanes keep its commit latency off the throughput (each
@@ -225,29 +228,40 @@ impl Recorder {
             let spawned = std::thread::Builder::new()
                 .name("keyward-recorder".into())
                 .spawn({
-                    let (kw, rx, preparing, main) =
-                        (kw.clone(), rx.clone(), preparing.clone(), main.clone());
+                    let (kw, rx, preparing, main, alive) = (
+                        kw.clone(),
+                        rx.clone(),
+                        preparing.clone(),
+                        main.clone(),
+                        alive.clone(),
+                    );
                     move || match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                     {
                         Ok(rt) => {
                             let _ = preparing.lane.set(std::thread::current());
-                            rt.block_on(lane(kw, rx, Some(preparing), main))
+                            rt.block_on(lane(kw, rx, Some(preparing), main, alive))
                         }
                         Err(e) => tracing::error!(error = %e, "cannot start the token recorder"),
                     }
                 });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "no thread for the token recorder; sharing the runtime");
-                tokio::spawn(lane(kw, rx, None, main));
+                tokio::spawn(lane(kw, rx, None, main, alive));
             }
         } else {
             for _ in 0..lanes {
-                tokio::spawn(lane(kw.clone(), rx.clone(), None, main.clone()));
+                tokio::spawn(lane(
+                    kw.clone(),
+                    rx.clone(),
+                    None,
+                    main.clone(),
+                    alive.clone(),
+                ));
             }
         }
-        Recorder { tx, preparing }
+        (Recorder { tx, preparing }, stopped)
     }
 
     /// Announces a grant that will be recorded shortly (see [`gather`]).
@@ -329,11 +343,13 @@ async fn gather(
 /// until every sender is gone. `preparing` is given to the SQLite lane, which runs on
 /// a thread of its own and gathers batches (see [`gather`]); `main` is the service's
 /// runtime, where the SQLite lane has the journal copied into the token tables.
+/// `alive` is dropped when the lane has settled the journal and closed its connection.
 async fn lane(
     kw: Keyward,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
     preparing: Option<Arc<Gathering>>,
     main: tokio::runtime::Handle,
+    alive: mpsc::Sender<()>,
 ) {
     // Its own connection, kept across batches (opened again after a failure).
     let mut writer: Option<Writer> = None;
@@ -387,6 +403,12 @@ async fn lane(
     if journals {
         settle(&kw, &mut writer).await;
     }
+    // Closed, not just dropped (which closes it later, on its own thread): the last
+    // connection to close a SQLite file checkpoints it and removes its WAL.
+    if let Some(w) = writer.take() {
+        w.close().await;
+    }
+    drop(alive);
 }
 
 /// Deletes from the journal what a finished copy moved into the token tables.
@@ -513,6 +535,8 @@ pub struct TokenService {
     /// Domain name → id.
     domains: RwLock<Arc<HashMap<String, String>>>,
     recorder: Recorder,
+    /// Closed when the recorder's lanes have stopped (see [`TokenService::stopped`]).
+    stopped: std::sync::Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl TokenService {
@@ -521,15 +545,32 @@ impl TokenService {
         // Fail early on a missing master key or signing key.
         kw.secrets().await?;
         kw.signing_ring().await?;
+        let (recorder, stopped) = Recorder::start(kw.clone());
         let s = TokenService {
             settings: RwLock::new(Arc::new(kw.settings().await?)),
             keys: RwLock::new(HashMap::new()),
             domains: RwLock::new(Arc::new(HashMap::new())),
-            recorder: Recorder::start(kw.clone()),
+            recorder,
+            stopped: std::sync::Mutex::new(Some(stopped)),
             kw,
         };
         s.tick().await?;
         Ok(Arc::new(s))
+    }
+
+    /// Completes once the service has been dropped and its recorder has recorded every
+    /// grant it was given, moved the journal into the token tables and closed its
+    /// connection. A process that exits before then leaves that work to the next one
+    /// (and the SQLite WAL files behind). Only the first call waits; later ones
+    /// complete at once.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let rx = self.stopped.lock().expect("lock").take();
+        async move {
+            if let Some(mut rx) = rx {
+                // Nothing is ever sent: `None` once every lane has dropped its sender.
+                while rx.recv().await.is_some() {}
+            }
+        }
     }
 
     pub fn keyward(&self) -> &Keyward {

@@ -219,6 +219,18 @@ impl Writer {
         }
     }
 
+    /// Closes the connection and waits until it is closed (dropping it closes it later).
+    pub async fn close(self) {
+        use sqlx::Connection as _;
+        let closed = match self {
+            Writer::Sqlite(c) => c.close().await,
+            Writer::Pg(c) => c.close().await,
+        };
+        if let Err(e) = closed {
+            tracing::debug!(error = %e, "closing a writer connection failed");
+        }
+    }
+
     pub fn engine(&self) -> Engine {
         match self {
             Writer::Sqlite(_) => Engine::Sqlite,
