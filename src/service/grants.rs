@@ -545,9 +545,10 @@ impl TokenService {
         // Fail early on a missing master key or signing key.
         kw.secrets().await?;
         kw.signing_ring().await?;
+        let settings = kw.settings().await?;
         let (recorder, stopped) = Recorder::start(kw.clone());
         let s = TokenService {
-            settings: RwLock::new(Arc::new(kw.settings().await?)),
+            settings: RwLock::new(Arc::new(settings)),
             keys: RwLock::new(HashMap::new()),
             domains: RwLock::new(Arc::new(HashMap::new())),
             recorder,

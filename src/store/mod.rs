@@ -497,13 +497,13 @@ impl Db {
         // Each file on its own: without a schema, SQLite checkpoints every attached
         // file but reports only the first one's frames.
         let mut busy_timeout_off = false;
-        let mut out = Ok(());
-        for file in ["main", "grants"] {
-            out = checkpoint_file(&mut c, file, &mut busy_timeout_off).await;
-            if out.is_err() {
-                break;
+        let out = async {
+            for file in ["main", "grants"] {
+                checkpoint_file(&mut c, file, &mut busy_timeout_off).await?;
             }
+            Ok(())
         }
+        .await;
         if busy_timeout_off {
             let restore = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
             if sqlx::query(sqlx::AssertSqlSafe(restore))
