@@ -1282,6 +1282,46 @@ fn graceful_shutdown_on_sigterm() {
     }
 }
 
+/// A service started on another address than the default issuer's says so (its
+/// tokens' `iss` and the discovery document's endpoints would name a URL nobody
+/// serves), and stops saying so once an issuer is set; the discovery document then
+/// names that issuer.
+#[test]
+fn serve_warns_while_the_issuer_is_the_default_and_not_its_address() {
+    let env = Env::sqlite();
+    env.init();
+    let log = env.path("serve.log");
+    let mut s = Server::start_with(&env, None, Some(&log));
+    s.stop();
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.contains("the issuer is still the default http://127.0.0.1:8080")
+            && out.contains("keyward config set issuer"),
+        "no warning about the default issuer:\n{out}"
+    );
+
+    env.ok(&["config", "set", "issuer", "https://auth.example.com/"]);
+    let s = Server::start_with(&env, None, Some(&log));
+    let meta: Value = s
+        .http
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["issuer"], "https://auth.example.com");
+    assert_eq!(
+        meta["token_endpoint"],
+        "https://auth.example.com/auth/token"
+    );
+    drop(s);
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        out.contains("listening on") && !out.contains("issuer is still the default"),
+        "warned although the issuer is set:\n{out}"
+    );
+}
+
 // ---------------------------------------------------------------- authorization code
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";

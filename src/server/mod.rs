@@ -18,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use keyward::service::grants::TokenService;
+use keyward::service::settings::DEFAULT_ISSUER;
 use keyward::service::tokens::Verifier;
 use keyward::{Error, Keyward, Result};
 use serde_json::{Value, json};
@@ -368,6 +369,18 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
         .map_err(|e| Error::Environment(e.to_string()))?;
     tracing::info!(%addr, domain = ?opts.domain, trust_proxy = opts.trust_proxy, "keyward serve listening");
     eprintln!("keyward serve: listening on http://{addr}");
+    let issuer = app.svc.settings().issuer.clone();
+    if issuer == DEFAULT_ISSUER && format!("http://{addr}") != DEFAULT_ISSUER {
+        // Tokens would name an issuer nobody serves, and the discovery document
+        // would send clients to it.
+        tracing::warn!(%issuer, %addr, "the issuer is the default, not this server's address");
+        eprintln!(
+            "keyward serve: warning: the issuer is still the default {issuer}, not where this \
+             server listens: tokens carry it as `iss`, and /.well-known/oauth-authorization-server \
+             sends clients there. Set the URL clients reach this server at: \
+             keyward config set issuer https://auth.example.com"
+        );
+    }
     let out = axum::serve(
         listener,
         router(app).into_make_service_with_connect_info::<SocketAddr>(),

@@ -6,9 +6,12 @@ use crate::model::{self, Ttl};
 use crate::store::directory::{self as dir, SettingRow};
 use serde_json::json;
 
+/// The `issuer` until one is set: `keyward serve`'s default address.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+
 /// Every setting with its default value.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("issuer", "http://127.0.0.1:8080"),
+    ("issuer", DEFAULT_ISSUER),
     ("default_ttl", "24h"),
     ("max_ttl", "365d"),
     ("grant_ttl", "1h"),
