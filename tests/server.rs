@@ -636,6 +636,26 @@ both!(signup_login_renew_and_self_service, |env| {
     assert!(body_json(r)["errors"]["password"].is_string());
     let r = signup(DOMAIN, json!({}));
     assert_eq!(r.status(), 422);
+    let e = body_json(r)["errors"].clone();
+    assert_eq!(
+        (e["email"].as_str(), e["password"].as_str()),
+        (Some("required"), Some("required"))
+    );
+    // Every bad field is named at once, and nothing is created.
+    let r = signup(
+        DOMAIN,
+        json!({"email": "fay@@free", "password": "short", "name": "x".repeat(300), "station": "\u{7}bell"}),
+    );
+    assert_eq!(r.status(), 422);
+    let b = body_json(r);
+    for field in ["email", "password", "name", "station"] {
+        assert!(b["errors"][field].is_string(), "{field} not named: {b}");
+    }
+    assert!(
+        !b.to_string().contains("short"),
+        "the password is echoed: {b}"
+    );
+    assert_eq!(env.json(&["user", "list", "--search", "fay"]), json!([]));
     // Unknown host and no --domain: refused.
     let r = signup(
         "unknown.example.net",

@@ -3,11 +3,12 @@
 
 use super::oauth::rate_limit;
 use super::params::{self, Params};
-use super::{App, Peer, St, api_error, core_error, json_response, no_store};
+use super::{App, Peer, St, api_error, core_error, field_name, json_response, no_store};
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use keyward::service::directory::{NewUser, new_user_problems};
 use keyward::service::grants::GrantError;
 use keyward::service::tokens::{LOGIN_CLIENT, Minted};
 use keyward::store::directory::{StationQuery, StationRow};
@@ -121,31 +122,44 @@ pub(crate) async fn signup(
             "the request does not name a known domain",
         );
     };
+    let new = NewUser {
+        email: p.get("email").unwrap_or_default().to_string(),
+        domain,
+        name: p.get("name").map(str::to_string),
+        role: None,
+        password: p.get("password").map(|s| SecretString::from(s.to_string())),
+        station: p.get("station").map(str::to_string),
+    };
+    // Every field's problem at once (a form shows them beside their fields).
     let mut errors = serde_json::Map::new();
-    if p.get("email").is_none() {
-        errors.insert("email".into(), json!("required"));
+    let mut msgs = Vec::new();
+    for (field, given) in [
+        ("email", p.get("email").is_some()),
+        ("password", new.password.is_some()),
+    ] {
+        if !given {
+            errors.insert(field.into(), json!("required"));
+            msgs.push(format!("{field} is required"));
+        }
     }
-    if p.get("password").is_none() {
-        errors.insert("password".into(), json!("required"));
+    for e in new_user_problems(&new) {
+        if let Error::Invalid {
+            field, accepted, ..
+        } = &e
+            && !errors.contains_key(field_name(field))
+        {
+            errors.insert(field_name(field).into(), json!(accepted));
+            msgs.push(e.to_string());
+        }
     }
     if !errors.is_empty() {
         return json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"status": "error", "msg": "some fields are missing", "errors": errors}),
+            json!({"status": "error", "msg": msgs.join("; "), "errors": errors}),
         );
     }
     let origin = app.address(&headers, peer).to_string();
-    let out = app
-        .svc
-        .signup(
-            &domain,
-            p.get("email").unwrap_or_default(),
-            SecretString::from(p.get("password").unwrap_or_default().to_string()),
-            p.get("name").map(str::to_string),
-            p.get("station").map(str::to_string),
-            &origin,
-        )
-        .await;
+    let out = app.svc.signup(new, &origin).await;
     match out {
         Ok(()) | Err(Error::Conflict(_)) => json_response(
             StatusCode::CREATED,

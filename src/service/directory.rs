@@ -254,7 +254,9 @@ impl Keyward {
     pub async fn user_add(&self, actor: &Actor, new: NewUser) -> Result<UserDetail> {
         actor.require(Need::Support)?;
         // Validate before hashing (argon2 is slow; no point for bad input).
-        Email::parse(&new.email)?;
+        if let Some(e) = new_user_problems(&new).into_iter().next() {
+            return Err(e);
+        }
         let password_hash = match &new.password {
             Some(p) => Some(hash_new_password(p.clone()).await?),
             None => None,
@@ -882,8 +884,8 @@ pub async fn mark_api_enabled(cx: &mut Cx<'_>, user: &UserRow) -> Result<()> {
     Ok(())
 }
 
-/// Checks a new password's length and hashes it (argon2id) off the async workers.
-pub async fn hash_new_password(p: SecretString) -> Result<String> {
+/// The password policy: 8 to 1024 characters (the value is never echoed).
+pub fn check_password(p: &SecretString) -> Result<()> {
     let n = p.expose_secret().chars().count();
     if !(8..=1024).contains(&n) {
         return Err(Error::invalid(
@@ -892,6 +894,37 @@ pub async fn hash_new_password(p: SecretString) -> Result<String> {
             "8 to 1024 characters",
         ));
     }
+    Ok(())
+}
+
+/// Every problem with a new user's own fields (email, name, password, station name),
+/// each checked on its own, so that a sign-up form can show them all at once. Empty
+/// when [`Keyward::user_add`] would accept them (the domain, role and uniqueness are
+/// checked against the database there).
+pub fn new_user_problems(new: &NewUser) -> Vec<Error> {
+    let mut out = Vec::new();
+    if let Err(e) = Email::parse(&new.email) {
+        out.push(e);
+    }
+    if let Some(Err(e)) = new.name.as_deref().map(DisplayName::parse) {
+        out.push(e);
+    }
+    if let Some(Err(e)) = new.password.as_ref().map(check_password) {
+        out.push(e);
+    }
+    if let Some(Err(e)) = new
+        .station
+        .as_deref()
+        .map(|s| DisplayName::parse_required("station name", s))
+    {
+        out.push(e);
+    }
+    out
+}
+
+/// Checks a new password's length and hashes it (argon2id) off the async workers.
+pub async fn hash_new_password(p: SecretString) -> Result<String> {
+    check_password(&p)?;
     tokio::task::spawn_blocking(move || crate::secret::hash_password(&p))
         .await
         .map_err(|e| Error::Database(format!("password hashing failed: {e}")))

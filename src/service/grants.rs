@@ -1003,27 +1003,10 @@ impl TokenService {
     }
 
     /// Public sign-up: a user with its initial station and the default role, no token.
-    pub async fn signup(
-        &self,
-        domain: &str,
-        email: &str,
-        password: SecretString,
-        name: Option<String>,
-        station: Option<String>,
-        origin: &str,
-    ) -> Result<()> {
+    pub async fn signup(&self, new: super::directory::NewUser, origin: &str) -> Result<()> {
+        let new = super::directory::NewUser { role: None, ..new };
         self.kw
-            .user_add(
-                &Self::actor(origin),
-                super::directory::NewUser {
-                    email: email.to_string(),
-                    domain: domain.to_string(),
-                    name,
-                    role: None,
-                    password: Some(password),
-                    station,
-                },
-            )
+            .user_add(&Self::actor(origin), new)
             .await
             .map(|_| ())
     }
