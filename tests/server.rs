@@ -1272,6 +1272,85 @@ both!(malformed_requests_never_fail_the_server, |env| {
     cc(&s, &k.bob_key, &[]);
 });
 
+/// Connections that never complete a request are closed, not kept forever: one that
+/// sends nothing, one stopped mid-headers, one trickling a header line a second
+/// (slowloris), and a keep-alive connection left idle after a request. Meanwhile the
+/// service answers others. (The server allows 15 s for a request's head; the
+/// deadline here only bounds the test.)
+#[test]
+fn idle_and_slow_connections_are_closed() {
+    use std::io::{Read, Write};
+    let env = Env::sqlite();
+    env.init();
+    let s = Server::start(&env, None);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let start = Instant::now();
+    let deadline = Duration::from_secs(90);
+    let probes: Vec<_> = [
+        ("sends nothing", "", false),
+        (
+            "stops mid-headers",
+            "POST /auth/token HTTP/1.1\r\nHost: x\r\n",
+            false,
+        ),
+        (
+            "trickles headers",
+            "POST /auth/token HTTP/1.1\r\nHost: x\r\n",
+            true,
+        ),
+        (
+            "idles after a request",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            false,
+        ),
+    ]
+    .into_iter()
+    .map(|(what, first, trickle)| {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            c.write_all(first.as_bytes()).unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                assert!(
+                    start.elapsed() < deadline,
+                    "{what}: still open after {deadline:?}"
+                );
+                match c.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        if trickle && c.write_all(b"X-Slow: 1\r\n").is_err() {
+                            break;
+                        }
+                    }
+                    // Reset by the server: closed too.
+                    Err(_) => break,
+                }
+            }
+            (what, String::from_utf8_lossy(&got).into_owned())
+        })
+    })
+    .collect();
+    // The service keeps answering while those connections hang.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.http.get(s.url("/healthz")).send().unwrap().status(), 200);
+    for p in probes {
+        let (what, got) = p.join().unwrap();
+        if what == "idles after a request" {
+            assert!(got.starts_with("HTTP/1.1 200"), "{what}: {got}");
+        } else {
+            assert!(!got.contains(" 200 "), "{what}: answered {got}");
+        }
+    }
+}
+
 /// SIGTERM: the service finishes, records every grant it answered in the token tables
 /// and closes the database cleanly (the last connection to close a SQLite file removes
 /// its WAL; the recorder's connection closed late, or not at all, left them behind).

@@ -381,12 +381,7 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
              keyward config set issuer https://auth.example.com"
         );
     }
-    let out = axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    serve_http(listener, router(app), shutdown_signal()).await;
     ticker.abort();
     let _ = ticker.await;
     // With the last request and the ticker gone, so is the service: wait for its
@@ -402,7 +397,67 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
         tracing::warn!(error = %e, "settling the token journal failed");
     }
     kw.db().close().await;
-    out.map_err(|e| Error::Environment(format!("server error: {e}")))
+    Ok(())
+}
+
+/// How long a connection may take to send a request's head, counted from when the
+/// server starts waiting for it: a client that trickles its headers (slowloris), or a
+/// connection left idle between requests, is closed after this. Bodies and handlers
+/// are bounded by the router's request timeout.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long shutdown waits for requests in flight before closing what is left.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then lets the requests
+/// in flight finish (idle keep-alive connections close at once). Written out instead of
+/// `axum::serve`, which sets no timer: without one, hyper enforces no header read
+/// timeout, and a connection that never sends a full request stays open for good.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was
+                    // accepted: keep serving the ones open, try again shortly.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection closed");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing them");
+    }
 }
 
 /// Extracts state and peer in handlers.
