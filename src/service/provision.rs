@@ -221,12 +221,25 @@ fn scope_names(v: &[String]) -> Result<Vec<ScopeName>> {
     v.iter().map(|s| ScopeName::parse(s)).collect()
 }
 
-/// Parses a provisioning file; errors name the file, line and key.
+/// Parses a provisioning file; errors name the file, the line and column, and what is
+/// wrong there (not the parser's multi-line excerpt of the source, which flattened
+/// into one line is hard to read and, for a long line, as long as the line).
 pub fn parse(file: &str, text: &str) -> Result<EnvFile> {
-    toml::from_str::<EnvFile>(text).map_err(|e| Error::Invalid {
-        field: "provisioning file",
-        value: file.to_string(),
-        accepted: e.to_string().trim().replace('\n', " "),
+    toml::from_str::<EnvFile>(text).map_err(|e| {
+        let at = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map(|before| {
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        Error::Invalid {
+            field: "provisioning file",
+            value: file.to_string(),
+            accepted: format!("{at}{}", e.message().trim().replace('\n', " ")),
+        }
     })
 }
 

@@ -114,6 +114,18 @@ both!(bad_files_are_rejected_with_their_location, |e| {
         err.contains("typo.toml") && err.contains("colour") && err.contains("line 3"),
         "{err}"
     );
+    // A parse error names its place and stays short, however long the line.
+    let deep = format!(
+        "[[domains]]\nname = {}{}\n",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    let f = write(e, "deep.toml", &deep);
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("deep.toml") && err.contains("line 2, column ") && err.len() < 400,
+        "{err}"
+    );
     let f = write(e, "scope.toml", "[[scopes]]\nname = \"Bad Scope\"\n");
     let err = e.fails(&["apply", "-f", &f], 1);
     assert!(
