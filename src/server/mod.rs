@@ -406,6 +406,9 @@ pub async fn run(kw: Keyward, opts: ServeOptions) -> Result<()> {
 /// are bounded by the router's request timeout.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The largest request head (request line and headers) accepted, in bytes.
+pub(crate) const MAX_HEAD: usize = 32 * 1024;
+
 /// How long shutdown waits for requests in flight before closing what is left.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -421,8 +424,11 @@ async fn serve_http(
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Request heads over 32 KiB are refused (431) instead of buffered (hyper's buffer
+    // grows to ~400 KiB a connection otherwise); a bearer token takes under 2 KiB.
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEAD);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
