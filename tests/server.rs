@@ -1217,13 +1217,13 @@ both!(malformed_requests_never_fail_the_server, |env| {
             vec![],
         ),
         ("GET", "/nope", None, vec![], vec![]),
-        // A request head over 32 KiB: 431, not buffered.
+        // A request head over 64 KiB: 431, not buffered.
         (
             "GET",
             "/healthz",
             None,
             vec![],
-            vec![("x-padding", "a".repeat(40 * 1024))],
+            vec![("x-padding", "a".repeat(80 * 1024))],
         ),
     ];
     for (method, path, ct, body, headers) in cases {
