@@ -89,6 +89,14 @@ fn first_run_dashboard_says_what_to_do() {
     assert!(text.contains("no domain yet"), "{text}");
     assert!(text.contains("create a domain") && text.contains("load demo data"));
     insta::assert_snapshot!("first_run", t.backend());
+    // The demo's confirmation wraps its first line at 80 columns; the keys that answer
+    // it are still on screen (the pop-up is as tall as its wrapped text).
+    press(&mut app, KeyCode::Char('L'));
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(
+        text.contains("Load demo data") && text.contains("y confirm · n/Esc cancel"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -290,6 +290,18 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
     );
 }
 
+/// Draws a bordered pop-up `w` columns wide (at most the area's), centred, as tall as
+/// its paragraph once wrapped (counting lines would cut off the last rows, the keys to
+/// press, whenever a line wraps); returns where it went.
+fn popup(f: &mut Frame, area: Rect, w: u16, p: Paragraph) -> Rect {
+    let w = w.min(area.width.saturating_sub(2));
+    let h = p.line_count(w.saturating_sub(2)) as u16;
+    let r = centered(area, w, h);
+    f.render_widget(Clear, r);
+    f.render_widget(p, r);
+    r
+}
+
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width.saturating_sub(2));
     let h = h.min(area.height.saturating_sub(2));
@@ -361,13 +373,13 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 Line::raw(""),
                 Line::styled("any key closes", th.dim()),
             ];
-            let r = centered(area, 70, 10);
-            f.render_widget(Clear, r);
-            f.render_widget(
+            popup(
+                f,
+                area,
+                70,
                 Paragraph::new(lines)
                     .block(block(th, "Error".into(), true))
                     .wrap(Wrap { trim: false }),
-                r,
             );
         }
         Overlay::Confirm(c) => {
@@ -379,13 +391,13 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 Span::styled("n", th.key()),
                 Span::raw("/Esc cancel"),
             ]));
-            let r = centered(area, 74, lines.len() as u16 + 2);
-            f.render_widget(Clear, r);
-            f.render_widget(
+            popup(
+                f,
+                area,
+                74,
                 Paragraph::new(lines)
                     .block(block(th, c.title.clone(), true))
                     .wrap(Wrap { trim: false }),
-                r,
             );
         }
         Overlay::DomainPicker { sel } => {
@@ -431,13 +443,13 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                     th.dim(),
                 ));
             }
-            let r = centered(area, 76, lines.len() as u16 + 3);
-            f.render_widget(Clear, r);
-            f.render_widget(
+            popup(
+                f,
+                area,
+                76,
                 Paragraph::new(lines)
                     .block(block(th, "Settings · Enter edit · Esc".into(), true))
                     .wrap(Wrap { trim: false }),
-                r,
             );
         }
         Overlay::Palette(p) => {
@@ -542,13 +554,21 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         "Tab/↑↓ field · ←/→ choose · space tick · Enter save · Esc cancel",
         th.dim(),
     ));
-    let r = centered(area, 78, lines.len() as u16 + 2);
-    f.render_widget(Clear, r);
-    f.render_widget(
+    // The cursor's row counts the rows its lines above take once wrapped.
+    let cursor = cursor.map(|(row, col)| {
+        let inner = 78.min(area.width.saturating_sub(2)).saturating_sub(2);
+        let above = Paragraph::new(lines[..row.min(lines.len())].to_vec())
+            .wrap(Wrap { trim: false })
+            .line_count(inner);
+        (above, col)
+    });
+    let r = popup(
+        f,
+        area,
+        78,
         Paragraph::new(lines)
             .block(block(th, form.title.clone(), true))
             .wrap(Wrap { trim: false }),
-        r,
     );
     if let Some((row, col)) = cursor {
         let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
