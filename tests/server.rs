@@ -204,6 +204,16 @@ fn setup(env: &Env) -> Setup {
     }
 }
 
+/// The service's RFC 8414 metadata document.
+fn metadata(s: &Server) -> Value {
+    body_json(
+        s.http
+            .get(s.url("/.well-known/oauth-authorization-server"))
+            .send()
+            .unwrap(),
+    )
+}
+
 /// Verifies a JWT with `jsonwebtoken` and the published JWK Set only.
 fn verify_with_jwks(s: &Server, jwt: &str, aud: &str) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = s
@@ -218,13 +228,7 @@ fn verify_with_jwks(s: &Server, jwt: &str, aud: &str) -> Value {
     let kid = header.kid.expect("kid");
     let jwk = jwks.find(&kid).expect("the token's kid is in the JWK Set");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-    let meta: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let meta = metadata(s);
     let mut v = jsonwebtoken::Validation::new(header.alg);
     v.set_audience(&[aud]);
     v.set_issuer(&[meta["issuer"].as_str().unwrap()]);
@@ -277,12 +281,7 @@ both!(client_credentials_and_resource, |env| {
     let s = Server::start(env, None);
 
     // Discovery.
-    let meta = body_json(
-        s.http
-            .get(s.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .unwrap(),
-    );
+    let meta = metadata(&s);
     assert!(
         meta["token_endpoint"]
             .as_str()
@@ -1409,13 +1408,7 @@ fn serve_warns_while_the_issuer_is_the_default_and_not_its_address() {
 
     env.ok(&["config", "set", "issuer", "https://auth.example.com/"]);
     let s = Server::start_with(&env, None, Some(&log));
-    let meta: Value = s
-        .http
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let meta = metadata(&s);
     assert_eq!(meta["issuer"], "https://auth.example.com");
     assert_eq!(
         meta["token_endpoint"],
@@ -1592,12 +1585,7 @@ both!(authorization_code_flow, |env| {
     setup(env);
     let app = register_app(env);
     let s = Server::start(env, Some(DOMAIN));
-    let meta = body_json(
-        s.http
-            .get(s.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .unwrap(),
-    );
+    let meta = metadata(&s);
     assert!(
         meta["authorization_endpoint"]
             .as_str()

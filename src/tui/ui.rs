@@ -556,10 +556,8 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
     ));
     // The cursor's row counts the rows its lines above take once wrapped.
     let cursor = cursor.map(|(row, col)| {
-        let inner = 78.min(area.width.saturating_sub(2)).saturating_sub(2);
-        let above = Paragraph::new(lines[..row.min(lines.len())].to_vec())
-            .wrap(Wrap { trim: false })
-            .line_count(inner);
+        let above =
+            Paragraph::new(lines[..row.min(lines.len())].to_vec()).wrap(Wrap { trim: false });
         (above, col)
     });
     let r = popup(
@@ -570,9 +568,10 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
             .block(block(th, form.title.clone(), true))
             .wrap(Wrap { trim: false }),
     );
-    if let Some((row, col)) = cursor {
+    if let Some((above, col)) = cursor {
+        let row = above.line_count(r.width.saturating_sub(2)) as u16;
         let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
-        f.set_cursor_position((x, r.y + 1 + row as u16));
+        f.set_cursor_position((x, r.y + 1 + row));
     }
 }
 
