@@ -47,6 +47,18 @@ pub enum Error {
     Database(String),
 }
 
+/// Most characters of a bad value that an error message repeats.
+const ECHO_CHARS: usize = 64;
+
+/// A bad value as an error names it: whole when short, else its first characters and
+/// `…` (a 64 KiB value would otherwise come back whole in every message naming it).
+fn clip(value: String) -> String {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => value,
+        Some((end, _)) => format!("{}…", &value[..end]),
+    }
+}
+
 /// Optional trailing hint for [`Error::NotFound`].
 #[derive(Debug, Default, Clone)]
 pub struct Hint(pub Option<String>);
@@ -68,7 +80,7 @@ impl Error {
     ) -> Self {
         Error::Invalid {
             field,
-            value: value.into(),
+            value: clip(value.into()),
             accepted: accepted.into(),
         }
     }
@@ -160,5 +172,27 @@ impl From<sqlx::Error> for Error {
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::Environment(format!("database migration failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_bad_values_are_clipped_in_messages() {
+        let e = Error::invalid("name", "Bob", "1-200 characters");
+        assert_eq!(e.to_string(), r#"invalid name "Bob": 1-200 characters"#);
+        let long = "é".repeat(64);
+        assert!(
+            Error::invalid("name", long.clone(), "x")
+                .to_string()
+                .contains(&long)
+        );
+        let e = Error::invalid("name", "é".repeat(10_000), "1-200 characters");
+        assert_eq!(
+            e.to_string(),
+            format!("invalid name \"{}…\": 1-200 characters", "é".repeat(64))
+        );
     }
 }

@@ -2768,8 +2768,13 @@ fn opt(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
 
+/// A field's validation message. For a value that is invalid, what is accepted: the
+/// value is on screen just above (and, long, would fill rows if repeated).
 fn err<T>(r: keyward::Result<T>) -> Option<String> {
-    r.err().map(|e| e.to_string())
+    r.err().map(|e| match e {
+        keyward::Error::Invalid { accepted, .. } => accepted,
+        e => e.to_string(),
+    })
 }
 
 /// Inline validation with the core's own parsers; `all` also flags untouched fields.

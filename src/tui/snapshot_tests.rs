@@ -226,3 +226,79 @@ fn inspector_shows_the_verdict_header_and_claims() {
         );
     }
 }
+
+/// The rows of the screen and the terminal cursor's position.
+fn rows_and_cursor(t: &mut Terminal<TestBackend>) -> (Vec<String>, (usize, usize)) {
+    let rows = screen_text(t)
+        .lines()
+        .map(|l| l.trim_matches('"').to_string())
+        .collect();
+    let p = t.get_cursor_position().unwrap();
+    (rows, (p.x as usize, p.y as usize))
+}
+
+/// The column (in characters) of `needle` in `row`.
+fn column(row: &str, needle: &str) -> usize {
+    row[..row.find(needle).unwrap()].chars().count()
+}
+
+#[test]
+fn long_values_stay_on_one_row_with_the_cursor_at_their_end() {
+    // A form's text field: 150 characters typed into "name" scroll within its row.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('n'));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Tab);
+    for _ in 0..149 {
+        press(&mut app, KeyCode::Char('N'));
+    }
+    press(&mut app, KeyCode::Char('Z'));
+    let (rows, (x, y)) = rows_and_cursor(&mut draw(&app, 80, 24));
+    let text = rows.join("\n");
+    let named: Vec<_> = rows.iter().filter(|r| r.contains("NNNN")).collect();
+    assert_eq!(named.len(), 1, "the value takes one row: {text}");
+    let row = named[0];
+    assert!(
+        row.contains("▶ name") && row.contains("[…NNN") && row.contains("NZ ]"),
+        "{text}"
+    );
+    assert!(text.contains("Tab/↑↓ field"), "the key hint stays: {text}");
+    assert_eq!(y, rows.iter().position(|r| r == row).unwrap(), "{text}");
+    assert_eq!(x, column(row, "]") - 1, "the cursor follows the Z: {text}");
+    // Home brings the start back, the cursor on the first character.
+    press(&mut app, KeyCode::Home);
+    let (rows, (x, y)) = rows_and_cursor(&mut draw(&app, 80, 24));
+    assert!(
+        rows[y].contains("[NNNN") && !rows[y].contains('…'),
+        "{rows:?}"
+    );
+    assert_eq!(x, column(&rows[y], "[") + 1);
+
+    // The command line.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char(':'));
+    for c in "user show ".chars().chain(std::iter::repeat_n('x', 100)) {
+        press(&mut app, KeyCode::Char(c));
+    }
+    let (rows, (x, y)) = rows_and_cursor(&mut draw(&app, 80, 24));
+    assert!(rows[y].contains(":…xxx"), "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("xxxx")).count(),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(x, column(&rows[y], "xxx") + rows[y].matches('x').count());
+
+    // The list filter, with the sort and counts still beside it.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    for _ in 0..100 {
+        press(&mut app, KeyCode::Char('q'));
+    }
+    let (rows, (x, y)) = rows_and_cursor(&mut draw(&app, 80, 24));
+    assert!(
+        rows[y].contains("/…qqq") && rows[y].contains("sort email"),
+        "{rows:?}"
+    );
+    assert_eq!(x, column(&rows[y], "qqq") + rows[y].matches('q').count());
+}

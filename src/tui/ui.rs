@@ -7,6 +7,7 @@ use super::keymap;
 use super::screens::{self, SCREENS, ScreenId};
 use super::theme::Theme;
 use super::widgets::form::{FieldKind, Form};
+use super::widgets::input;
 use super::widgets::list::{ListRow, Paged};
 use super::widgets::palette::COMMANDS;
 use ratatui::Frame;
@@ -14,6 +15,7 @@ use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 pub const MIN_W: u16 = 80;
 pub const MIN_H: u16 = 24;
@@ -208,14 +210,6 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
         .as_ref()
         .map_or("all domains".to_string(), |d| d.name.clone());
     let mut left = vec![Span::styled(format!(" {} · {domain}", v.title), th.title())];
-    let ftext = safe(l.filter.value());
-    if l.editing || !ftext.is_empty() {
-        left.push(Span::raw("   "));
-        left.push(Span::styled(
-            format!("/{ftext}{}", if l.editing { "▏" } else { "" }),
-            th.key(),
-        ));
-    }
     let counts = match l.total {
         Some(t) if l.rows.is_empty() => format!("0 of {}", thousands(t)),
         Some(t) => format!("{} of {}", thousands(l.sel + 1), thousands(t)),
@@ -234,8 +228,24 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
         "   ".into()
     };
     let right = format!("sort {sort}  {counts}{spin} ");
-    let used: usize = left.iter().map(|s| s.content.chars().count()).sum();
-    let pad = (title.width as usize).saturating_sub(used + right.chars().count());
+    // The filter: on one line between the title and the sort, scrolled when longer.
+    let ftext = safe(l.filter.value());
+    if l.editing || !ftext.is_empty() {
+        let head = left[0].width() + 4;
+        let room = (title.width as usize).saturating_sub(head + right.width());
+        let w = (ftext.width() + usize::from(l.editing)).min(room.max(8));
+        let shown = if l.editing {
+            let v = input::view(&l.filter, w, true);
+            f.set_cursor_position((title.x + (head + v.cursor) as u16, title.y));
+            v.text
+        } else {
+            trunc(&ftext, w)
+        };
+        left.push(Span::raw("   "));
+        left.push(Span::styled(format!("/{shown}"), th.key()));
+    }
+    let used: usize = left.iter().map(Span::width).sum();
+    let pad = (title.width as usize).saturating_sub(used + right.width());
     left.push(Span::raw(" ".repeat(pad)));
     left.push(Span::raw(right));
     f.render_widget(Paragraph::new(Line::from(left)), title);
@@ -454,10 +464,11 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
         }
         Overlay::Palette(p) => {
             let matches = p.matches();
+            let w = area.width.saturating_sub(4).min(76);
+            let v = input::view(&p.input, w.saturating_sub(3) as usize, true);
             let mut lines = vec![Line::from(vec![
                 Span::styled(":", th.key()),
-                Span::raw(p.input.value().to_string()),
-                Span::styled("▏", th.key()),
+                Span::raw(v.text),
             ])];
             for (i, c) in matches.iter().take(12).enumerate() {
                 let text = format!("{:<11} {:<9} {}", c.name, c.arg, c.desc);
@@ -473,18 +484,13 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                     th.dim(),
                 ));
             }
-            let r = Rect::new(
-                area.x + 2,
-                area.y + 1,
-                area.width.saturating_sub(4).min(76),
-                lines.len() as u16 + 2,
-            );
+            let r = Rect::new(area.x + 2, area.y + 1, w, lines.len() as u16 + 2);
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines).block(block(th, "Command · Enter run · Esc".into(), true)),
                 r,
             );
-            f.set_cursor_position((r.x + 2 + p.input.visual_cursor() as u16, r.y + 1));
+            f.set_cursor_position((r.x + 2 + v.cursor as u16, r.y + 1));
         }
         Overlay::Form { form, .. } => form_popup(th, form, f, area),
         Overlay::Reveal(rv) => reveal_popup(th, rv, f, area),
@@ -493,7 +499,12 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
 }
 
 fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
+    const WIDTH: u16 = 78;
     let label_w = form.fields.iter().map(|x| x.label.len()).max().unwrap_or(5) + 2;
+    // A text field takes one row: as wide as its value (24 columns at least), at most
+    // what is left of the row after its label and brackets, scrolled beyond that.
+    let inner = WIDTH.min(area.width.saturating_sub(2)).saturating_sub(2) as usize;
+    let room = inner.saturating_sub(2 + label_w + 2).max(1);
     let mut lines = Vec::new();
     let mut cursor = None;
     if let Some(i) = &form.intro {
@@ -508,13 +519,14 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         )];
         match &fld.kind {
             FieldKind::Text(input) => {
-                let v = safe(input.value());
+                let wide = safe(input.value()).width() + usize::from(focus);
+                let v = input::view(input, wide.max(24).min(room), focus);
                 spans.push(Span::styled(
-                    format!("[{v:<24}]"),
+                    format!("[{}]", v.text),
                     if focus { th.selected() } else { Style::new() },
                 ));
                 if focus {
-                    cursor = Some((lines.len(), 2 + label_w + 1 + input.visual_cursor()));
+                    cursor = Some((lines.len(), 2 + label_w + 1 + v.cursor));
                 }
             }
             FieldKind::Choice { options, sel } => {
@@ -563,7 +575,7 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
     let r = popup(
         f,
         area,
-        78,
+        WIDTH,
         Paragraph::new(lines)
             .block(block(th, form.title.clone(), true))
             .wrap(Wrap { trim: false }),
