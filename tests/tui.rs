@@ -90,6 +90,38 @@ fn pty_too_small_terminal_and_resize() {
 }
 
 #[test]
+fn pty_ctrl_z_suspends_to_the_shell_and_fg_resumes() {
+    let env = pty::Env::new();
+    let mut c = env.spawn_shell(24, 80);
+    c.wait_for("$ ");
+    c.send(&format!("{}\r", env.console_command()));
+    c.wait_for("Waiting for API access (4)");
+    c.send("2");
+    c.wait_for("alice@example.com");
+    // Ctrl-Z: the shell's job control takes over, the console's screen gone.
+    c.send("\x1a");
+    let s = c.wait_for("Stopped");
+    assert!(!c.parser.lock().unwrap().screen().alternate_screen(), "{s}");
+    assert!(!s.contains("alice@example.com"), "{s}");
+    // The terminal is the shell's again: what is typed is echoed, line by line.
+    c.send("echo still-$((6*7))\r");
+    c.wait_for("still-42");
+    // `fg`: the same screen again, drawn anew, and it answers keys.
+    c.send("fg\r");
+    let s = c.wait_for("alice@example.com");
+    assert!(s.contains("EMAIL"), "{s}");
+    assert!(c.parser.lock().unwrap().screen().alternate_screen());
+    c.send("3");
+    c.wait_for("EFFECTIVE");
+    c.send("\x03");
+    c.wait("the shell's prompt", |s| {
+        s.contains("$ ") && !s.contains("EFFECTIVE")
+    });
+    c.send("exit\r");
+    assert!(c.exit(), "the shell exits with 0");
+}
+
+#[test]
 fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
     let env = pty::Env::new();
     let mut c = env.spawn(24, 80);

@@ -633,6 +633,9 @@ pub struct App {
     pub toast: Option<Toast>,
     pub writing: u32,
     pub quit: bool,
+    /// Ctrl-Z was pressed: the event loop suspends the console (job control), then
+    /// clears this.
+    pub suspend: bool,
 }
 
 /// Rows a list shows in a terminal of height `h`: the body minus tab bar, hint and
@@ -682,6 +685,7 @@ impl App {
             toast: None,
             writing: 0,
             quit: false,
+            suspend: false,
         }
     }
 
@@ -1208,10 +1212,16 @@ impl App {
     }
 
     fn key(&mut self, k: KeyEvent) -> Vec<Effect> {
-        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c' | 'C'))
-        {
-            self.quit = true;
-            return Vec::new();
+        // Terminal-level keys, whatever is open.
+        if k.modifiers.contains(KeyModifiers::CONTROL) {
+            match k.code {
+                KeyCode::Char('c' | 'C') => self.quit = true,
+                KeyCode::Char('z' | 'Z') => self.suspend = true,
+                _ => {}
+            }
+            if self.quit || self.suspend {
+                return Vec::new();
+            }
         }
         if let Some(ov) = self.overlay.take() {
             return self.overlay_key(ov, k);
@@ -1320,6 +1330,10 @@ impl App {
         match cmd {
             Cmd::Quit => {
                 self.quit = true;
+                Vec::new()
+            }
+            Cmd::Suspend => {
+                self.suspend = true;
                 Vec::new()
             }
             Cmd::Back => {

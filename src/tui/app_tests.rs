@@ -65,6 +65,22 @@ fn ctrl_c_quits_from_inside_a_form() {
 }
 
 #[test]
+fn ctrl_z_asks_to_suspend_and_keeps_what_is_open() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('n'));
+    chars(&mut app, "ab");
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('z'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(app.suspend && !app.quit);
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form stays open")
+    };
+    assert_eq!(form.value("email"), "ab", "the field did not take a 'z'");
+}
+
+#[test]
 fn list_moves_and_asks_for_details() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     assert_eq!(app.users.sel, 0);

@@ -9,6 +9,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmd {
     Quit,
+    /// Ctrl-Z: stop and hand the terminal back to the shell (`fg` resumes).
+    Suspend,
     Back,
     /// A number key: the screen registered under it.
     Jump,
@@ -629,6 +631,16 @@ pub static BINDINGS: &[Binding] = &[
         on: On::All,
         desc: "quit at once",
         cmd: Cmd::Quit,
+        need: Need::Read,
+        hint: false,
+        unavailable: None,
+    },
+    Binding {
+        keys: &[ctrl('z')],
+        label: "C-z",
+        on: On::All,
+        desc: "suspend (fg resumes)",
+        cmd: Cmd::Suspend,
         need: Need::Read,
         hint: false,
         unavailable: None,

@@ -52,16 +52,20 @@ fn setup() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
         restore();
         previous(info);
     }));
+    take_terminal()?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+/// Raw mode and a fresh alternate screen, cleared without asking the terminal for its
+/// cursor position (`Terminal::clear` would, and some terminals never answer).
+fn take_terminal() -> io::Result<()> {
     enable_raw_mode()?;
-    // A fresh alternate screen, cleared without asking the terminal for its cursor
-    // position (`Terminal::clear` would, and some terminals never answer).
     execute!(
         io::stdout(),
         EnterAlternateScreen,
         Clear(ClearType::All),
         EnableBracketedPaste
-    )?;
-    Terminal::new(CrosstermBackend::new(io::stdout()))
+    )
 }
 
 /// Runs the console until the operator quits.
@@ -70,6 +74,25 @@ pub async fn run(kw: Keyward, actor: Actor) -> io::Result<()> {
     let out = event_loop(&mut term, kw, actor).await;
     restore();
     out
+}
+
+/// Suspends the console on Ctrl-Z (which the terminal in raw mode passes on as a key
+/// instead of stopping us) as job control expects of a terminal program (`fg` resumes
+/// it): the screen cleared (nothing shown, a secret included, stays behind), the
+/// terminal restored, the process stopped with SIGTSTP; once continued, the console
+/// takes the terminal again and is drawn anew (the terminal may have been resized or
+/// written to meanwhile). Where nothing stops the process (SIGTSTP ignored) it just
+/// comes back.
+fn suspend(term: &mut Terminal<CrosstermBackend<Stdout>>) -> io::Result<()> {
+    execute!(io::stdout(), Clear(ClearType::All))?;
+    restore();
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP).map_err(io::Error::from)?;
+    take_terminal()?;
+    term.autoresize()?;
+    // An empty frame: the terminal is blank now, and the next frame, diffed against
+    // this one, draws every cell again.
+    term.draw(|_| {})?;
+    Ok(())
 }
 
 async fn event_loop(
@@ -126,6 +149,12 @@ async fn event_loop(
         }
         if app.quit {
             break;
+        }
+        if app.suspend {
+            app.suspend = false;
+            suspend(term)?;
+            dirty = true;
+            continue;
         }
         // Ticks redraw only when something animates or changes.
         dirty = !is_tick || app.busy() || toast_before != app.toast.is_some() || {

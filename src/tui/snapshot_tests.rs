@@ -302,3 +302,20 @@ fn long_values_stay_on_one_row_with_the_cursor_at_their_end() {
     );
     assert_eq!(x, column(&rows[y], "qqq") + rows[y].matches('q').count());
 }
+
+#[test]
+fn help_fits_at_80x24_on_every_screen() {
+    for s in super::screens::SCREENS.iter().map(|d| d.id) {
+        let mut app = fixture::app(s, (80, 24), OperatorRole::Admin);
+        press(&mut app, KeyCode::Char('?'));
+        let text = screen_text(&draw(&app, 80, 24));
+        // The first and the last global binding, and the foot.
+        for want in [
+            "switch screen",
+            "C-z suspend (fg resumes)",
+            "any key closes",
+        ] {
+            assert!(text.contains(want), "{s:?}: {want:?} missing:\n{text}");
+        }
+    }
+}

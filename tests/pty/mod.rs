@@ -230,6 +230,23 @@ impl Env {
         });
     }
     pub fn spawn(&self, rows: u16, cols: u16) -> Console {
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.arg("--database-url");
+        cmd.arg(self.url());
+        self.start(cmd, rows, cols)
+    }
+    /// An interactive bash (job control on, no rc files) in the terminal, with the
+    /// console's environment; `console_command` is the line that starts the console.
+    pub fn spawn_shell(&self, rows: u16, cols: u16) -> Console {
+        let mut cmd = CommandBuilder::new("bash");
+        cmd.args(["--norc", "--noprofile", "-i"]);
+        cmd.env("PS1", "$ ");
+        self.start(cmd, rows, cols)
+    }
+    pub fn console_command(&self) -> String {
+        format!("{BIN} --database-url '{}'", self.url())
+    }
+    fn start(&self, mut cmd: CommandBuilder, rows: u16, cols: u16) -> Console {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -238,9 +255,6 @@ impl Env {
                 pixel_height: 0,
             })
             .unwrap();
-        let mut cmd = CommandBuilder::new(BIN);
-        cmd.arg("--database-url");
-        cmd.arg(self.url());
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
         cmd.env_remove("KEYWARD_DATABASE_URL");
