@@ -625,6 +625,30 @@ both!(demo_fills_the_database, |e| {
     let r = e.json(&["demo", "--users", "300", "--tokens", "900"]);
     assert_eq!(r["users"], 300);
     assert_eq!(r["tokens"], 900);
+    // API keys and developer apps to look at, with tokens and consents of their own.
+    let keys = e.json(&["key", "list"]);
+    let keys = keys.as_array().unwrap();
+    assert_eq!(r["keys"].as_u64().unwrap() as usize, keys.len());
+    assert!((20..=40).contains(&keys.len()), "{}", keys.len());
+    let tokens = e.json(&["token", "list", "--limit", "10000"]);
+    let by_key = |k: &serde_json::Value| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["client_id"] == k["client_id"])
+            .count()
+    };
+    assert!(keys.iter().all(|k| by_key(k) > 0), "each key issued tokens");
+    assert!(
+        keys.iter().all(|k| k["last_used_at"].is_string()),
+        "{keys:?}"
+    );
+    let apps = e.json(&["app", "list"]);
+    assert_eq!(apps.as_array().unwrap().len(), 2);
+    assert_eq!(r["apps"], 2);
+    let consents = e.json(&["consent", "list"]);
+    assert_eq!(consents.as_array().unwrap().len(), 10);
     let all = e.json(&["user", "list"]);
     assert_eq!(all.as_array().unwrap().len(), 300);
     assert!(
@@ -644,6 +668,11 @@ both!(demo_fills_the_database, |e| {
     // A second run adds more without colliding.
     e.ok(&["demo", "--users", "10"]);
     assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 310);
+    assert_eq!(
+        e.json(&["app", "list"]).as_array().unwrap().len(),
+        2,
+        "no second app of a name"
+    );
     assert_eq!(e.json(&["audit", "verify"])["ok"], true);
 });
 

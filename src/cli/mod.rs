@@ -477,9 +477,11 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                 json(&rep);
             } else {
                 println!(
-                    "Demo data loaded: {} users, {} stations, {} token records in {}",
+                    "Demo data loaded: {} users, {} stations, {} API keys, {} developer apps, {} token records in {} (the keys' and apps' secrets are not shown: create your own to call the token service)",
                     rep.users,
                     rep.stations,
+                    rep.keys,
+                    rep.apps,
                     rep.tokens,
                     rep.domains.join(", ")
                 );

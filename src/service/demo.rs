@@ -1,10 +1,11 @@
 //! Realistic demo data, generated in batches (also the fixture for benchmarks).
 
+use super::credentials::{new_app_row, new_key_row};
 use super::directory::{insert_domain, prepare_user};
 use super::{Actor, Keyward, Need, audit_event};
 use crate::error::Result;
 use crate::model::{self, DomainName};
-use crate::store::credentials::{self as cred, TokenRecord};
+use crate::store::credentials::{self as cred, AppRow, KeyRow, TokenRecord};
 use crate::store::directory::{self as dir, NewStationRow, NewUserRow, RoleRow, ScopeRow};
 use crate::store::{Cx, Val};
 use serde::Serialize;
@@ -83,7 +84,29 @@ pub struct DemoReport {
     pub users: u64,
     pub stations: u64,
     pub tokens: u64,
+    /// API keys (their secrets are never shown: the demo's keys are to look at).
+    pub keys: u64,
+    /// Developer apps, each with a few users' consents.
+    pub apps: u64,
 }
+
+/// API keys a demo run creates at most (one each for some of its first users).
+const DEMO_KEYS: u64 = 40;
+/// Developer apps a demo run creates: name, redirect URI, scopes.
+const DEMO_APPS: &[(&str, &str, &str)] = &[
+    (
+        "Invoice Portal",
+        "https://portal.example.com/oauth/callback",
+        "read send_documents",
+    ),
+    (
+        "Logistics Dashboard",
+        "https://dash.example.net/callback",
+        "read receive_documents",
+    ),
+];
+/// Users who consent to each demo app (at most).
+const DEMO_CONSENTS: usize = 5;
 
 /// Options for `demo`.
 #[derive(Debug, Clone)]
@@ -104,7 +127,7 @@ impl Keyward {
         actor.require(Need::Global)?;
         let a = actor.clone();
         // Set-up in one transaction: domains, scopes, role.
-        let (domains, roles, kid) = self
+        let (domains, roles, kid, have_apps) = self
             .write(async move |cx| {
                 let mut ds = Vec::new();
                 for d in DOMAINS {
@@ -164,7 +187,13 @@ impl Keyward {
                     }
                 }
                 let kid = cred::active_kid(cx).await?.unwrap_or_else(|| "demo".into());
-                Ok((ds, roles, kid))
+                // A second run adds no second app of the same name.
+                let apps: Vec<String> = cred::list_apps(cx, None)
+                    .await?
+                    .into_iter()
+                    .map(|a| a.name)
+                    .collect();
+                Ok((ds, roles, kid, apps))
             })
             .await?;
         let mut report = DemoReport {
@@ -179,6 +208,8 @@ impl Keyward {
             .await? as u64;
         let mut g = Gen(0x5EED ^ start);
         let now = model::now();
+        let hash_key = self.secrets().await?;
+        let hash_key = hash_key.hash_key();
         let mut tokens_left = opts.tokens;
         let batch = 10_000u64;
         let mut done = 0u64;
@@ -188,9 +219,13 @@ impl Keyward {
             let mut stations: Vec<NewStationRow> = Vec::with_capacity(n as usize);
             let mut tokens: Vec<TokenRecord> = Vec::new();
             let mut enable: Vec<Val> = Vec::new();
+            let mut keys: Vec<KeyRow> = Vec::new();
+            // Active users of this batch: (their domain, their place in `users`).
+            let mut active: Vec<(usize, usize)> = Vec::new();
             for i in 0..n {
                 let k = start + done + i;
-                let d = &domains[(g.below(10) as usize).min(9) * domains.len() / 10];
+                let di = (g.below(10) as usize).min(9) * domains.len() / 10;
+                let d = &domains[di];
                 let (first, last, company) = (g.pick(FIRST), g.pick(LAST), g.pick(COMPANIES));
                 let email = format!(
                     "{}.{}{}@{}.example",
@@ -243,21 +278,45 @@ impl Keyward {
                 if !pending {
                     enable.push(Val::from(p.user.id.clone()));
                 }
+                // Some of the first users with API access have an API key, whose
+                // tokens these are (the others' were minted in the console). Chosen
+                // by number, not by `g`, so the rest of the data stays as it was.
+                let key = (!pending
+                    && p.user.status == "active"
+                    && k.is_multiple_of(5)
+                    && report.keys + (keys.len() as u64) < DEMO_KEYS)
+                    .then(|| {
+                        let scopes = roles[role_ix].1.split(' ').map(str::to_string).collect();
+                        let (mut key, _secret) = new_key_row(
+                            &user_view(&p.user, &d.name),
+                            "demo key",
+                            &scopes,
+                            &[],
+                            [Some(now + 90 * 86_400), Some(now + 5 * 86_400), None]
+                                [(k % 3) as usize],
+                            true,
+                            hash_key,
+                        );
+                        key.created_at = created;
+                        keys.push(key);
+                        keys.len() - 1
+                    });
                 for _ in 0..per {
                     // Issued some time between sign-up (or 120 days ago) and now.
                     let from = created.max(now - 120 * 86_400);
                     let issued = from + g.below((now - from).max(1) as u64) as i64;
                     let revoked = g.below(20) == 0;
+                    let by = key.map(|i| &keys[i]);
                     tokens.push(TokenRecord {
                         jti: model::new_id(),
                         domain_id: d.id.clone(),
                         user_id: p.user.id.clone(),
-                        key_id: None,
+                        key_id: by.map(|k| k.id.clone()),
                         app_id: None,
-                        client_id: "keyward-console".into(),
+                        client_id: by.map_or("keyward-console".into(), |k| k.client_id.clone()),
                         kid: kid.clone(),
                         scopes: roles[role_ix].1.clone(),
-                        source: "demo".into(),
+                        source: by.map_or("demo", |_| "client_credentials").into(),
                         family_id: None,
                         issued_at: issued,
                         expires_at: issued + [3600, 86_400, 30 * 86_400][g.below(3) as usize],
@@ -267,24 +326,81 @@ impl Keyward {
                     });
                 }
                 tokens_left -= per;
+                if p.user.status == "active" {
+                    active.push((di, users.len()));
+                }
                 users.push(p.user);
                 stations.push(p.station);
             }
-            let (nu, ns, nt) = (
+            // The first batch also brings the developer apps: each owned by an active
+            // user of the first domain, with the consents of a few others there.
+            let mut apps: Vec<AppRow> = Vec::new();
+            let mut consents: Vec<(String, String, String)> = Vec::new();
+            if done == 0 {
+                let local: Vec<&NewUserRow> = active
+                    .iter()
+                    .filter(|(di, _)| *di == 0)
+                    .map(|(_, u)| &users[*u])
+                    .collect();
+                for (i, (name, uri, scopes)) in DEMO_APPS.iter().enumerate() {
+                    let Some(owner) = local.get(i) else { break };
+                    if have_apps.iter().any(|a| a == name) {
+                        continue;
+                    }
+                    let scopes = scopes.split(' ').map(str::to_string).collect();
+                    let (app, _secret) = new_app_row(
+                        &user_view(owner, &domains[0].name),
+                        name,
+                        &scopes,
+                        &[uri.to_string()],
+                        hash_key,
+                    );
+                    for u in local
+                        .iter()
+                        .skip(DEMO_APPS.len() + i * DEMO_CONSENTS)
+                        .take(DEMO_CONSENTS)
+                    {
+                        consents.push((u.id.clone(), app.id.clone(), "read".into()));
+                    }
+                    apps.push(app);
+                }
+            }
+            let (nu, ns, nt, nk, na) = (
                 users.len() as u64,
                 stations.len() as u64,
                 tokens.len() as u64,
+                keys.len() as u64,
+                apps.len() as u64,
             );
             self.write(async move |cx| {
                 dir::insert_users(cx, &users).await?;
                 dir::insert_stations(cx, &stations).await?;
+                for k in &keys {
+                    cred::insert_key(cx, k).await?;
+                }
+                for a in &apps {
+                    cred::insert_app(cx, a).await?;
+                }
+                for (user, app, scopes) in &consents {
+                    cred::upsert_consent(cx, &model::new_id(), user, app, scopes, now).await?;
+                }
                 cred::insert_token_records(cx, &tokens).await?;
+                // A key was last used when it issued its latest token.
+                for k in &keys {
+                    let last = tokens.iter().filter(|t| t.key_id.as_ref() == Some(&k.id));
+                    if let Some(at) = last.map(|t| t.issued_at).max() {
+                        crate::store::grants::touch_keys(cx, std::slice::from_ref(&k.id), at)
+                            .await?;
+                    }
+                }
                 mark_enabled(cx, enable).await
             })
             .await?;
             report.users += nu;
             report.stations += ns;
             report.tokens += nt;
+            report.keys += nk;
+            report.apps += na;
             done += n;
             progress(done, opts.users);
         }
@@ -296,12 +412,32 @@ impl Keyward {
                 "demo.load",
                 "demo",
                 None,
-                json!({"users": r.users, "stations": r.stations, "tokens": r.tokens}),
+                json!({"users": r.users, "stations": r.stations, "tokens": r.tokens, "keys": r.keys, "apps": r.apps}),
             )
             .await
         })
         .await?;
         Ok(report)
+    }
+}
+
+/// A new user as the credential builders take it (they read its ids, email and domain).
+fn user_view(u: &NewUserRow, domain: &str) -> dir::UserRow {
+    dir::UserRow {
+        id: u.id.clone(),
+        domain_id: u.domain_id.clone(),
+        domain: domain.to_string(),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        status: u.status.clone(),
+        role_id: u.role_id.clone(),
+        role: String::new(),
+        api_access: u.api_access.clone(),
+        affiliate_id: u.affiliate_id.clone(),
+        has_password: u.password_hash.is_some(),
+        created_at: u.created_at,
+        updated_at: u.created_at,
+        version: 1,
     }
 }
 

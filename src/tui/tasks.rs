@@ -555,10 +555,12 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                     )
                     .await?;
                 format!(
-                    "loaded demo data: {} domains, {} users, {} stations, {} tokens",
+                    "loaded demo data: {} domains, {} users, {} stations, {} API keys, {} apps, {} tokens",
                     r.domains.len(),
                     r.users,
                     r.stations,
+                    r.keys,
+                    r.apps,
                     r.tokens
                 )
             }

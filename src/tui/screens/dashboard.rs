@@ -31,7 +31,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             ]),
             Line::from(vec![
                 Span::styled("   L ", th.key()),
-                Span::raw(" load demo data to look around (3 domains, users, tokens)"),
+                Span::raw(" load demo data to look around (3 domains, users, keys, apps, tokens)"),
             ]),
             Line::raw(""),
             Line::raw("  Then 2 opens Users, where n creates a user; ? lists every key here."),
