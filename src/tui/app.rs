@@ -638,6 +638,10 @@ pub struct App {
     pub suspend: bool,
 }
 
+/// Most characters a paste types into the console (a token pasted into the inspector
+/// is taken whole).
+pub const PASTE_MAX: usize = 2048;
+
 /// Rows a list shows in a terminal of height `h`: the body minus tab bar, hint and
 /// status lines, title and column header, and the detail pane.
 pub fn list_rows(h: u16) -> i64 {
@@ -1204,9 +1208,19 @@ impl App {
             ins.editing = true;
             return self.inspect_submit();
         }
+        // Typed in, character by character (each validates or filters as typing does),
+        // up to what any field takes: a whole file pasted by mistake would otherwise
+        // hold the console for minutes.
         let mut fx = Vec::new();
-        for c in s.chars().filter(|c| !c.is_control()) {
+        let mut chars = s.chars().filter(|c| !c.is_control());
+        for c in chars.by_ref().take(PASTE_MAX) {
             fx.extend(self.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)));
+        }
+        if chars.next().is_some() {
+            self.toast(format!(
+                "pasted text cut at {} characters",
+                super::fmt::thousands(PASTE_MAX as i64)
+            ));
         }
         fx
     }

@@ -885,3 +885,27 @@ fn revoking_among_many_consents_takes_a_typed_email() {
         })]
     );
 }
+
+#[test]
+fn a_huge_paste_is_cut_and_says_so() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('n'));
+    // A megabyte: typed in whole, it held the console for minutes (each character
+    // validated the whole value again).
+    app.update(Action::Paste("x".repeat(1 << 20)));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form stays open")
+    };
+    assert_eq!(form.value("email").len(), super::app::PASTE_MAX);
+    let toast = app
+        .toast
+        .as_ref()
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    assert!(toast.contains("cut at 2,048 characters"), "{toast}");
+    // A paste that fits says nothing.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('n'));
+    app.update(Action::Paste("new@acme.example".into()));
+    assert!(app.toast.is_none());
+}
