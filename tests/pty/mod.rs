@@ -422,7 +422,35 @@ impl Console {
 impl Drop for Console {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // The child leads the terminal's session; a console started from a shell
+            // in it is a job of its own, which killing the shell would leave behind.
+            if let Some(sid) = self.child.process_id() {
+                for pid in session_members(sid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
             let _ = self.child.kill();
         }
     }
+}
+
+/// The processes of session `sid` but its leader (Linux `/proc`).
+fn session_members(sid: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid as u32 != sid)
+        .filter(|pid| {
+            // Fields after the command's closing parenthesis: state, ppid, pgrp, session.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                st.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse::<u32>().ok())
+                    == Some(sid)
+            })
+        })
+        .collect()
 }
