@@ -208,8 +208,8 @@ impl Keyward {
             .await? as u64;
         let mut g = Gen(0x5EED ^ start);
         let now = model::now();
-        let hash_key = self.secrets().await?;
-        let hash_key = hash_key.hash_key();
+        let secrets = self.secrets().await?;
+        let hash_key = secrets.hash_key();
         let mut tokens_left = opts.tokens;
         let batch = 10_000u64;
         let mut done = 0u64;
@@ -306,7 +306,11 @@ impl Keyward {
                     let from = created.max(now - 120 * 86_400);
                     let issued = from + g.below((now - from).max(1) as u64) as i64;
                     let revoked = g.below(20) == 0;
-                    let by = key.map(|i| &keys[i]);
+                    // A key was last used when it issued its latest token.
+                    let by = key.map(|i| &mut keys[i]).map(|k| {
+                        k.last_used_at = k.last_used_at.max(Some(issued));
+                        &*k
+                    });
                     tokens.push(TokenRecord {
                         jti: model::new_id(),
                         domain_id: d.id.clone(),
@@ -335,7 +339,8 @@ impl Keyward {
             // The first batch also brings the developer apps: each owned by an active
             // user of the first domain, with the consents of a few others there.
             let mut apps: Vec<AppRow> = Vec::new();
-            let mut consents: Vec<(String, String, String)> = Vec::new();
+            // (user, app), each consenting to "read".
+            let mut consents: Vec<(String, String)> = Vec::new();
             if done == 0 {
                 let local: Vec<&NewUserRow> = active
                     .iter()
@@ -360,7 +365,7 @@ impl Keyward {
                         .skip(DEMO_APPS.len() + i * DEMO_CONSENTS)
                         .take(DEMO_CONSENTS)
                     {
-                        consents.push((u.id.clone(), app.id.clone(), "read".into()));
+                        consents.push((u.id.clone(), app.id.clone()));
                     }
                     apps.push(app);
                 }
@@ -381,14 +386,13 @@ impl Keyward {
                 for a in &apps {
                     cred::insert_app(cx, a).await?;
                 }
-                for (user, app, scopes) in &consents {
-                    cred::upsert_consent(cx, &model::new_id(), user, app, scopes, now).await?;
+                for (user, app) in &consents {
+                    cred::upsert_consent(cx, &model::new_id(), user, app, "read", now).await?;
                 }
                 cred::insert_token_records(cx, &tokens).await?;
-                // A key was last used when it issued its latest token.
+                // `insert_key` leaves `last_used_at` to the token service's marking.
                 for k in &keys {
-                    let last = tokens.iter().filter(|t| t.key_id.as_ref() == Some(&k.id));
-                    if let Some(at) = last.map(|t| t.issued_at).max() {
+                    if let Some(at) = k.last_used_at {
                         crate::store::grants::touch_keys(cx, std::slice::from_ref(&k.id), at)
                             .await?;
                     }

@@ -192,10 +192,7 @@ impl Loc<'_> {
         r: Result<T>,
     ) -> Result<T> {
         r.map_err(|e| {
-            let line = self.text[..span.start.min(self.text.len())]
-                .matches('\n')
-                .count()
-                + 1;
+            let (line, _) = position(self.text, span.start);
             Error::Invalid {
                 field: "provisioning file",
                 value: format!("{}:{line} {kind}[{i}] ({name})", self.file),
@@ -203,6 +200,18 @@ impl Loc<'_> {
             }
         })
     }
+}
+
+/// The line and column (from 1, in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 fn set(v: &[String]) -> BTreeSet<String> {
@@ -228,10 +237,8 @@ pub fn parse(file: &str, text: &str) -> Result<EnvFile> {
     toml::from_str::<EnvFile>(text).map_err(|e| {
         let at = e
             .span()
-            .and_then(|s| text.get(..s.start))
-            .map(|before| {
-                let line = before.matches('\n').count() + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            .map(|s| {
+                let (line, column) = position(text, s.start);
                 format!("line {line}, column {column}: ")
             })
             .unwrap_or_default();
