@@ -273,9 +273,10 @@ both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
         source: "test",
         family_id: Some("fam-1".into()),
     };
-    let (kw2, g2) = (kw.clone(), grant.clone());
+    let g2 = grant.clone();
+    let (secrets, settings) = (kw.secrets().await.unwrap(), kw.settings().await.unwrap());
     let first = kw
-        .write(async move |cx| kw2.issue_refresh(cx, &g2, "fam-1").await)
+        .write(async move |cx| Keyward::issue_refresh(cx, &secrets, &settings, &g2, "fam-1").await)
         .await
         .unwrap();
     use secrecy::ExposeSecret;

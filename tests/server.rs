@@ -490,6 +490,64 @@ both!(refresh_rotation_and_reuse, |env| {
         .request(&http)
         .unwrap_err();
     assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    // Asking a refresh for more than the token carries: invalid_scope (RFC 6749 §5.2).
+    let t4 = cc(&s, &k.alice_key, &["read"]);
+    let r = post_form(
+        &s,
+        "/auth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t4.refresh_token().unwrap().secret()),
+            ("client_id", &k.alice_key.0),
+            ("client_secret", &k.alice_key.1),
+            ("scope", "read write"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "invalid_scope");
+});
+
+both!(concurrent_refreshes_all_succeed, |env| {
+    // Several refreshes at once, each in its own write transaction: one used to take a
+    // second pooled connection inside its transaction, and with the pool held by the
+    // others (waiting for the write lock) all of them stalled for the 10 s busy timeout,
+    // half then failing.
+    let k = setup(env);
+    let s = Server::start(env, None);
+    let tokens: Vec<String> = (0..8)
+        .map(|_| {
+            let t = cc(&s, &k.alice_key, &[]);
+            t.refresh_token().unwrap().secret().clone()
+        })
+        .collect();
+    let start = std::sync::Barrier::new(tokens.len());
+    let answers: Vec<(u16, Value)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|rt| {
+                let (s, k, start) = (&s, &k, &start);
+                sc.spawn(move || {
+                    start.wait();
+                    let r = post_form(
+                        s,
+                        "/auth/token",
+                        &[
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", rt),
+                            ("client_id", &k.alice_key.0),
+                            ("client_secret", &k.alice_key.1),
+                        ],
+                    );
+                    (r.status().as_u16(), body_json(r))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        verify_with_jwks(&s, body["access_token"].as_str().unwrap(), DOMAIN);
+    }
 });
 
 both!(introspection_and_revocation, |env| {
@@ -834,6 +892,27 @@ both!(signup_login_renew_and_self_service, |env| {
     let v = body_json(r);
     assert_eq!(v["name"], "Dave");
     assert!(v.get("email").is_none());
+    // A user added without a name got a station named after the email: the lookup
+    // does not give it away there either.
+    env.ok(&[
+        "user",
+        "add",
+        "Nameless@free.example.com",
+        "--domain",
+        DOMAIN,
+    ]);
+    let aff = env.json(&["affiliate", "show", "nameless@free.example.com"]);
+    let r = s
+        .http
+        .get(s.url(&format!(
+            "/api/lookup?affiliateId={}",
+            aff["affiliate_id"].as_str().unwrap()
+        )))
+        .send()
+        .unwrap();
+    let v = body_json(r);
+    assert_eq!(v["stations"].as_array().unwrap().len(), 1, "{v}");
+    assert!(!v.to_string().to_lowercase().contains("nameless@"), "{v}");
     let r = s
         .http
         .get(s.url(&format!("/api/lookup?affiliateId={id}")))
@@ -1615,6 +1694,25 @@ both!(authorization_code_flow, |env| {
         !page.contains("<code>write</code>"),
         "only the requested scope"
     );
+
+    // Its answer redirects to the client, which browsers check against the page's
+    // `form-action`: the redirect URI's origin is allowed.
+    let r = s.http.get(&url).send().unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:9;"),
+        "{csp}"
+    );
+    // A native app listens on a port of its choosing: a loopback redirect URI matches
+    // whatever its port (RFC 8252 §7.3), not another path.
+    for (uri, status) in [
+        ("http://127.0.0.1:53111/callback", 200),
+        ("http://127.0.0.1:53111/elsewhere", 400),
+    ] {
+        let other = authz_client(&s, &app).set_redirect_uri(RedirectUrl::new(uri.into()).unwrap());
+        let (u, _, _) = authz_url(&other, &[]);
+        assert_eq!(s.http.get(&u).send().unwrap().status(), status, "{uri}");
+    }
 
     // Full flow: sign in, allow, exchange with the oauth2 client, call the API.
     let mut form = fields;

@@ -291,6 +291,20 @@ async fn page(app: &App, p: &Params, req: &AuthzRequest, sid: &str, step: Step<'
          <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></p>\n</form>",
     );
     let mut r = html(status, &format!("Sign in to {}", req.client.name), &b);
+    // The form's answer is a redirect to the client, which Chromium and Safari check
+    // against `form-action` too: the (registered, validated) redirect URI's origin is
+    // allowed beside this server's own.
+    if let Some(origin) = url::Url::parse(&req.redirect_uri)
+        .ok()
+        .map(|u| u.origin())
+        .filter(url::Origin::is_tuple)
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "default-src 'none'; form-action 'self' {}; frame-ancestors 'none'",
+            origin.ascii_serialization()
+        ))
+    {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     let secure = if app.svc.settings().issuer.starts_with("https://") {
         "; Secure"
     } else {

@@ -13,27 +13,41 @@ use serde_json::json;
 
 /// An RFC 6749 §5.2 error response.
 pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
+    // A failure of the service (not of the request): 503, which tells the client to
+    // try again (RFC 6749 §5.2 defines no code for it at the token endpoint).
+    let unavailable = match e {
+        GrantError::Core(
+            c @ (Error::Environment(_) | Error::MasterKey(_) | Error::Database(_)),
+        ) => {
+            tracing::error!(error = %c, "token request failed");
+            true
+        }
+        GrantError::Core(c @ Error::Conflict(_)) => {
+            tracing::warn!(error = %c, "token request collided with another write");
+            true
+        }
+        _ => false,
+    };
     let status = match e {
+        _ if unavailable => StatusCode::SERVICE_UNAVAILABLE,
         GrantError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
-        GrantError::Core(c) => match c {
-            Error::Environment(_) | Error::MasterKey(_) | Error::Database(_) => {
-                tracing::error!(error = %c, "token request failed");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            _ => StatusCode::BAD_REQUEST,
-        },
         _ => StatusCode::BAD_REQUEST,
     };
     let (code, desc) = match e {
+        _ if unavailable => ("temporarily_unavailable", e.description()),
         GrantError::Core(
             c @ (Error::Invalid { .. } | Error::NotFound { .. } | Error::Refused(_)),
         ) => ("invalid_request", c.to_string()),
-        GrantError::Core(Error::Environment(_) | Error::MasterKey(_) | Error::Database(_)) => {
-            ("temporarily_unavailable", e.description())
+        GrantError::Core(c @ (Error::PermissionDenied(_) | Error::NotOperator { .. })) => {
+            ("unauthorized_client", c.to_string())
         }
         _ => (e.code(), e.description()),
     };
     let mut r = json_response(status, json!({"error": code, "error_description": desc}));
+    if unavailable {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,

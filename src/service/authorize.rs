@@ -225,7 +225,10 @@ impl TokenService {
             .await?;
         let (client, redirect_uris, client_scopes) = found.ok_or_else(|| no("unknown client"))?;
         let ru = redirect_uri.ok_or_else(|| no("the request has no redirect_uri"))?;
-        if !redirect_uris.split_whitespace().any(|u| u == ru) {
+        if !redirect_uris
+            .split_whitespace()
+            .any(|u| super::credentials::redirect_matches(u, ru))
+        {
             return Err(no("the redirect_uri is not registered for this client"));
         }
         if response_type != Some("code") {
@@ -297,12 +300,11 @@ impl TokenService {
             Some((id, Some(h))) => (Some(id), Some(h)),
             _ => (None, None),
         };
-        let ok = tokio::task::spawn_blocking(move || match &hash {
+        let ok = super::argon2(move || match &hash {
             Some(h) => crate::secret::verify_password(&password, h),
             None => crate::secret::verify_dummy(&password),
         })
-        .await
-        .map_err(|e| Error::Database(format!("password check failed: {e}")))?;
+        .await?;
         Ok(match (ok, user_id) {
             (true, Some(id)) => Some(id),
             _ => None,
@@ -457,7 +459,6 @@ impl TokenService {
             .collect();
         let settings = self.settings();
         let ring = self.keyward().signing_ring().await?;
-        let kw = self.keyward().clone();
         let (redirect_uri, verifier) = (
             redirect_uri.map(str::to_string),
             verifier.map(str::to_string),
@@ -535,7 +536,7 @@ impl TokenService {
                 };
                 let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
                 cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
-                let refresh = kw.issue_refresh(cx, &grant, &family).await?;
+                let refresh = super::Keyward::issue_refresh(cx, &secrets, &settings, &grant, &family).await?;
                 Ok(Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",

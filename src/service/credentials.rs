@@ -43,6 +43,34 @@ pub fn validate_redirect_uri(u: &str) -> Result<String> {
     }
 }
 
+/// Whether a requested redirect URI is the `registered` one: the same string, or, for
+/// a loopback IP literal over http, the same but for the port, which a native app picks
+/// when it starts listening (RFC 8252 §7.3; `localhost` is matched exactly).
+pub fn redirect_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let (Ok(mut reg), Ok(mut req)) = (url::Url::parse(registered), url::Url::parse(requested))
+    else {
+        return false;
+    };
+    let loopback = |u: &url::Url| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    if !loopback(&reg) || !loopback(&req) {
+        return false;
+    }
+    // Both are http URLs with a host: the port can be cleared.
+    let _ = reg.set_port(None);
+    let _ = req.set_port(None);
+    reg == req
+}
+
 fn join(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(" ")
 }
@@ -599,5 +627,35 @@ mod tests {
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_loopback_redirect_may_use_any_port() {
+        let reg = "http://127.0.0.1/cb";
+        assert!(redirect_matches(reg, reg));
+        assert!(redirect_matches(reg, "http://127.0.0.1:53111/cb"));
+        assert!(redirect_matches(
+            "http://127.0.0.1:8000/cb",
+            "http://127.0.0.1:9/cb"
+        ));
+        assert!(redirect_matches("http://[::1]/cb", "http://[::1]:4000/cb"));
+        for other in [
+            "http://127.0.0.1:53111/cb2",
+            "http://127.0.0.1:53111/cb?x=1",
+            "http://127.0.0.2.evil.example:1/cb",
+            "https://127.0.0.1:53111/cb",
+            "http://[::1]:53111/cb",
+        ] {
+            assert!(!redirect_matches(reg, other), "{other}");
+        }
+        // Only loopback IP literals: a host name and https keep their port.
+        assert!(!redirect_matches(
+            "http://localhost/cb",
+            "http://localhost:1/cb"
+        ));
+        assert!(!redirect_matches(
+            "https://app.example.com/cb",
+            "https://app.example.com:8443/cb"
+        ));
     }
 }

@@ -925,7 +925,5 @@ pub fn new_user_problems(new: &NewUser) -> Vec<Error> {
 /// Checks a new password's length and hashes it (argon2id) off the async workers.
 pub async fn hash_new_password(p: SecretString) -> Result<String> {
     check_password(&p)?;
-    tokio::task::spawn_blocking(move || crate::secret::hash_password(&p))
-        .await
-        .map_err(|e| Error::Database(format!("password hashing failed: {e}")))
+    super::argon2(move || crate::secret::hash_password(&p)).await
 }

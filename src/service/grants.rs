@@ -814,6 +814,7 @@ impl TokenService {
         {
             Ok(m) => Ok(m),
             Err(Error::Refused(m)) => Err(GrantError::InvalidGrant(m)),
+            Err(e @ Error::Invalid { .. }) => Err(GrantError::InvalidScope(e.to_string())),
             Err(e) => Err(e.into()),
         }
     }
@@ -832,8 +833,8 @@ impl TokenService {
             return Err(bad());
         };
         let settings = self.settings();
+        let secrets = self.kw.secrets().await?;
         let ring = self.kw.signing_ring().await?;
-        let kw = self.kw.clone();
         let scopes = scopes.map(<[ScopeName]>::to_vec);
         let out: GResult<Minted> = self
             .kw
@@ -870,7 +871,8 @@ impl TokenService {
                 };
                 let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, model::now())?;
                 cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
-                let refresh = kw.issue_refresh(cx, &grant, &family).await?;
+                let refresh =
+                    Keyward::issue_refresh(cx, &secrets, &settings, &grant, &family).await?;
                 Ok(Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",
@@ -1035,12 +1037,17 @@ impl TokenService {
                     },
                 )
                 .await?;
+                // A station created without a name carries the owner's email, which
+                // this public answer never gives away.
+                let public_name = |name: &str| {
+                    (!name.trim().eq_ignore_ascii_case(u.email.trim())).then(|| name.to_string())
+                };
                 Ok(Some(json!({
                     "name": u.name,
                     "domain": u.domain,
                     "stations": stations.iter().map(|s| json!({
                         "id": s.id,
-                        "name": s.name,
+                        "name": public_name(&s.name),
                         "eu_vat_id": s.eu_vat_id,
                         "registration_number": s.registration_number,
                         "country_code": s.country_code,

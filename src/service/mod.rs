@@ -334,6 +334,7 @@ impl Keyward {
     where
         F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
     {
+        not_holding()?;
         commit_after(self.db.begin().await?, f).await
     }
 
@@ -371,6 +372,7 @@ impl Keyward {
     where
         F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
     {
+        not_holding()?;
         commit_after(w.begin().await?, f).await
     }
 
@@ -405,9 +407,10 @@ impl Keyward {
     where
         F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
     {
+        not_holding()?;
         let mut conn = self.db.conn().await?;
         let mut cx = conn.cx();
-        f(&mut cx).await
+        HOLDING.scope((), f(&mut cx)).await
     }
 
     /// Runs `f` on a pooled connection outside any transaction, each statement
@@ -435,10 +438,57 @@ where
 {
     let out = {
         let mut cx = tx.cx();
-        f(&mut cx).await?
+        HOLDING.scope((), f(&mut cx)).await?
     };
     tx.commit().await?;
     Ok(out)
+}
+
+/// Runs password hashing (argon2id, ~20 ms and 19 MiB each) off the async workers,
+/// as many at once as the machine has cores; the rest wait their turn, for at most
+/// 10 s. Unbounded, a burst of sign-ins spawned one blocking thread each (up to 512,
+/// ~10 GB) and starved every other request of the cores.
+pub(crate) async fn argon2<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    static GATE: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let gate = GATE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    });
+    let _turn = tokio::time::timeout(std::time::Duration::from_secs(10), gate.acquire())
+        .await
+        .map_err(|_| {
+            Error::Environment("too many password checks at once; try again shortly".into())
+        })?
+        .map_err(|e| Error::Database(format!("password check failed: {e}")))?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Database(format!("password check failed: {e}")))
+}
+
+tokio::task_local! {
+    /// Set while the closure of a [`Keyward::read`] or [`Keyward::write`] runs, which
+    /// holds a connection (and, writing on SQLite, the write lock).
+    static HOLDING: ();
+}
+
+/// Refuses a second connection to a task that already holds one (test and debug
+/// builds). Taking one there deadlocks under load: with every pooled connection held
+/// by such tasks none is left for the second, and on SQLite the second's write waits
+/// for the first's lock; both end only at the busy or acquire timeout. Whatever a
+/// closure needs from the database goes through its `Cx`, or is read before.
+fn not_holding() -> Result<()> {
+    if cfg!(debug_assertions) && HOLDING.try_with(|()| ()).is_ok() {
+        return Err(Error::Database(
+            "a second database connection was asked for inside a read or transaction \
+             (it would deadlock under load): use the closure's connection"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends an audit event for `actor` in the caller's transaction.
@@ -463,4 +513,54 @@ pub async fn audit_event(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_hashing_runs_at_most_one_per_core_at_once() {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..cores * 4)
+            .map(|_| {
+                let (now, most) = (now.clone(), most.clone());
+                tokio::spawn(super::argon2(move || {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most >= 1 && most <= cores,
+            "{most} at once on {cores} cores"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_inside_a_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::Target::sqlite_path(&dir.path().join("k.db"));
+        let target = super::Target {
+            url,
+            implicit: true,
+        };
+        let (kw, _) = super::Keyward::open_for_init(target).await.unwrap();
+        let inner = kw
+            .read(async |_| Ok(kw.read(async |_| Ok(())).await))
+            .await
+            .unwrap();
+        let e = inner.unwrap_err().to_string();
+        assert!(e.contains("second database connection"), "{e}");
+        // Outside, the same call works.
+        kw.read(async |_| Ok(())).await.unwrap();
+    }
 }

@@ -5,6 +5,7 @@ use super::credentials::{find_key, narrow_scopes, user_role_scopes};
 use super::directory::{find_user, mark_api_enabled};
 use super::keyring::{Secrets, SigningRing};
 use super::scopes::ScopeGraph;
+use super::settings::Settings;
 use super::{Actor, Keyward, Need, audit_event};
 use crate::error::{Error, Result};
 use crate::model::{self, ScopeName, Ttl};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-/// Clock-skew leeway for `exp`/`nbf`.
+/// Clock-skew leeway for `nbf` (`exp` has none: see [`crate::token::verify`]).
 pub const LEEWAY_SECS: u64 = 30;
 
 /// `client_id` of tokens minted without a key (console and CLI).
@@ -602,14 +603,15 @@ impl Keyward {
 
     /// Issues a refresh token for a grant (in the caller's transaction).
     pub async fn issue_refresh(
-        &self,
         cx: &mut Cx<'_>,
+        secrets: &Secrets,
+        settings: &Settings,
         g: &Grant,
         family_id: &str,
     ) -> Result<SecretString> {
-        let secrets = self.secrets().await?;
-        let settings = self.settings().await?;
-        let (value, row) = new_refresh(&secrets, g, family_id, model::now(), settings.refresh_ttl);
+        // The secrets and settings come from the caller: this runs inside its
+        // transaction, which must not take a second connection.
+        let (value, row) = new_refresh(secrets, g, family_id, model::now(), settings.refresh_ttl);
         cred::insert_refresh(cx, &row).await?;
         Ok(value)
     }
@@ -627,10 +629,9 @@ impl Keyward {
         let settings = self.settings().await?;
         let ring = self.signing_ring().await?;
         let hashes = refresh_hashes(&secrets, refresh);
-        let this = self.clone();
         let client = client_id.map(str::to_string);
         let scopes = scopes.map(<[ScopeName]>::to_vec);
-        let outcome: Result<std::result::Result<Minted, String>> = self
+        let outcome: Result<std::result::Result<Minted, Error>> = self
             .write(async move |cx| {
                 let mut row = None;
                 for h in &hashes {
@@ -640,31 +641,33 @@ impl Keyward {
                     }
                 }
                 let Some(r) = row else {
-                    return Ok(Err("unknown refresh token".to_string()));
+                    return Ok(Err(Error::Refused("unknown refresh token".into())));
                 };
                 if client.as_deref().is_some_and(|c| c != r.client_id) {
-                    return Ok(Err("refresh token was issued to another client".to_string()));
+                    return Ok(Err(Error::Refused(
+                        "refresh token was issued to another client".into(),
+                    )));
                 }
                 let now = model::now();
                 if r.revoked_at.is_some() {
-                    return Ok(Err("refresh token was revoked".to_string()));
+                    return Ok(Err(Error::Refused("refresh token was revoked".into())));
                 }
                 if r.used_at.is_some() || !cred::spend_refresh(cx, &r.token_hash, now).await? {
                     // Reuse of a spent token: assume theft, revoke the family.
                     cred::revoke_family(cx, &r.family_id, now, "revoked").await?;
-                    return Ok(Err(
-                        "refresh token was already used; its family has been revoked".to_string(),
-                    ));
+                    return Ok(Err(Error::Refused(
+                        "refresh token was already used; its family has been revoked".into(),
+                    )));
                 }
                 if r.expires_at <= now {
-                    return Ok(Err("refresh token has expired".to_string()));
+                    return Ok(Err(Error::Refused("refresh token has expired".into())));
                 }
                 let locked = dir::lock_user_status(cx, &r.user_id).await?;
                 let user = dir::user_by_id(cx, &r.user_id)
                     .await?
                     .filter(|_| locked.as_deref() == Some("active"));
                 let Some(user) = user.filter(|u| u.status == "active") else {
-                    return Ok(Err("the user is disabled".to_string()));
+                    return Ok(Err(Error::Refused("the user is disabled".into())));
                 };
                 if let Some(kid) = &r.key_id
                     && !cred::key_scopes(cx, cred::Holders::User(&user.id))
@@ -672,12 +675,12 @@ impl Keyward {
                         .iter()
                         .any(|(id, _)| id == kid)
                 {
-                    return Ok(Err("the key was deleted".to_string()));
+                    return Ok(Err(Error::Refused("the key was deleted".into())));
                 }
                 if let Some(app) = &r.app_id
                     && cred::consent(cx, &user.id, app).await?.is_none()
                 {
-                    return Ok(Err("the consent was revoked".to_string()));
+                    return Ok(Err(Error::Refused("the consent was revoked".into())));
                 }
                 let g = ScopeGraph::load(cx).await?;
                 let role = user_role_scopes(cx, &user.role_id).await?;
@@ -690,7 +693,12 @@ impl Keyward {
                 let granted = match narrow_scopes(&g, scopes.as_deref(), &had, "the refresh token")
                 {
                     Ok(s) => s,
-                    Err(e) => return Ok(Err(e.to_string())),
+                    // `invalid_scope` at the token endpoint, not `invalid_grant`.
+                    Err(e) => {
+                        let asked: Vec<&str> =
+                            scopes.iter().flatten().map(ScopeName::as_str).collect();
+                        return Ok(Err(Error::invalid("scope", asked.join(" "), e.to_string())));
+                    }
                 };
                 let grant = Grant {
                     domain_id: r.domain_id.clone(),
@@ -709,7 +717,8 @@ impl Keyward {
                 };
                 let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
                 cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
-                let next = this.issue_refresh(cx, &grant, &r.family_id).await?;
+                let next =
+                    Keyward::issue_refresh(cx, &secrets, &settings, &grant, &r.family_id).await?;
                 Ok(Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",
@@ -722,7 +731,7 @@ impl Keyward {
             .await;
         match outcome? {
             Ok(m) => Ok(m),
-            Err(why) => Err(Error::Refused(why)),
+            Err(why) => Err(why),
         }
     }
 }

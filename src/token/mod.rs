@@ -364,8 +364,10 @@ fn reason_from_jwt_error(kind: &ErrorKind) -> Reason {
 /// `application/at+jwt` (case-insensitive) → `invalid_type`; `kid` present and known to
 /// `lookup` → `unknown_key`; header `alg` is exactly the key's algorithm (so `none` and
 /// HS256-with-a-public-key are refused) and the signature verifies → `bad_signature`;
-/// claims are a valid [`AccessClaims`] → `malformed`; then against `now` with
-/// `leeway_secs`: `exp` → `expired`, `nbf` → `not_yet_valid`; `iss == expected_iss` →
+/// claims are a valid [`AccessClaims`] → `malformed`; then against `now`: `exp` →
+/// `expired` (no leeway: `exp` is Keyward's own, and a token past it must not be called
+/// active), `nbf` with `leeway_secs` of clock skew (a token minted by another host
+/// whose clock runs ahead) → `not_yet_valid`; `iss == expected_iss` →
 /// `invalid_issuer`; `aud_ok(aud)` → `invalid_audience`.
 ///
 /// `lookup` may return the key by value, by reference or as an `Arc`.
@@ -401,7 +403,7 @@ pub fn verify<K: Borrow<VerifyKey>>(
             .claims;
 
     let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
-    if now.saturating_sub(leeway) >= claims.exp {
+    if now >= claims.exp {
         return Err(Reason::Expired);
     }
     if claims.nbf > now.saturating_add(leeway) {
