@@ -13,6 +13,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = cli::parse_args();
     let js = cli.json;
+    if cli
+        .command
+        .as_ref()
+        .is_some_and(|c| !matches!(c, cli::args::Command::Serve { .. }))
+    {
+        // A command's output piped into `head` ends quietly when the reader goes, as
+        // with any Unix tool, instead of panicking on the broken pipe (Rust ignores
+        // SIGPIPE by default). The token service keeps ignoring it: a client closing
+        // its connection must not stop the server.
+        // SAFETY: no other thread exists yet, and SIG_DFL installs no handler.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

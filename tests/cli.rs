@@ -9,6 +9,7 @@ mod tokens;
 #[path = "cli/provision.rs"]
 mod provision;
 use serde_json::Value;
+use std::process::Stdio;
 
 fn emails(v: &Value) -> Vec<String> {
     v.as_array()
@@ -863,4 +864,35 @@ fn usage_errors_exit_2_and_are_json_with_json() {
     assert!(o.stdout.is_empty());
     let o = e.run(&["token", "revoke", "x", "--user", "y"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `keyward audit | head -1`: the reader goes first. Rust ignores SIGPIPE, so the
+    // write failed and `println!` panicked (exit 101, a panic message on stderr).
+    let e = Env::sqlite();
+    e.ok(&["init", "--domain", "free.example.com"]);
+    for i in 0..3 {
+        e.ok(&[
+            "user",
+            "add",
+            &format!("u{i}@free.example.com"),
+            "--domain",
+            "free.example.com",
+        ]);
+    }
+    for _ in 0..5 {
+        let mut child = e
+            .cmd(&["audit"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_ne!(out.status.code(), Some(101), "{err}");
+    }
 }
