@@ -227,7 +227,7 @@ fn pty_create_an_app_and_grant_and_revoke_a_consent() {
     c.wait_for("Grant consent");
     c.send("bob@example.com\r");
     c.wait_for("bob@example.com consented to ERP Bridge");
-    c.wait_for("consented: bob@example.com");
+    c.wait_for("consented bob@example.com");
     c.send("-");
     c.wait_for("Revoke consent");
     c.send("\r");

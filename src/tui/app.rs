@@ -506,6 +506,10 @@ pub enum Overlay {
     },
     Confirm(Confirm),
     Error(String),
+    /// `Enter` on a list: every detail of the selected row, `scroll` rows down.
+    Detail {
+        scroll: usize,
+    },
     /// A secret shown once; closing drops (and so wipes) it.
     Reveal(Box<Reveal>),
     Inspect(Box<Inspector>),
@@ -1422,6 +1426,12 @@ impl App {
             }
             Cmd::SortReverse => self.on_list(|l| l.reverse()),
             Cmd::Open => self.open(),
+            Cmd::Details => {
+                if super::screens::detail(self).is_some_and(|d| !d.is_empty()) {
+                    self.overlay = Some(Overlay::Detail { scroll: 0 });
+                }
+                Vec::new()
+            }
             Cmd::New => self.new_form(),
             Cmd::Delete => self.delete(),
             Cmd::ToggleStatus => self.toggle_status(),
@@ -2425,9 +2435,39 @@ impl App {
         Vec::new()
     }
 
+    /// Keys of the detail pop-up: arrows scroll it; `Esc`, `q`, `Enter` close it; any
+    /// other key closes it and does what it does on the screen, so `r` on a token's
+    /// details revokes that token (after the screen's confirmation).
+    fn detail_key(&mut self, scroll: usize, k: KeyEvent) -> Vec<Effect> {
+        let (w, visible) = super::widgets::detail::popup_size(self.size.0, self.size.1);
+        let lines = super::screens::detail(self).map_or(0, |d| {
+            d.full_lines(&self.theme, w.saturating_sub(2) as usize)
+                .len()
+        });
+        let max = super::widgets::detail::max_scroll(lines, visible);
+        let page = visible.saturating_sub(1).max(1) as usize;
+        let scroll = match k.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Backspace | KeyCode::Char('q') => {
+                return Vec::new();
+            }
+            KeyCode::Down | KeyCode::Char('j') => scroll.min(max) + 1,
+            KeyCode::Up | KeyCode::Char('k') => scroll.min(max).saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => scroll.min(max) + page,
+            KeyCode::PageUp => scroll.min(max).saturating_sub(page),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => max,
+            _ => return self.key(k),
+        };
+        self.overlay = Some(Overlay::Detail {
+            scroll: scroll.min(max),
+        });
+        Vec::new()
+    }
+
     fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
         match ov {
             Overlay::Help | Overlay::Error(_) => Vec::new(),
+            Overlay::Detail { scroll } => self.detail_key(scroll, k),
             Overlay::Inspect(ins) => self.inspector_key(ins, k),
             // Any other key closes it; dropping the overlay wipes the secret.
             Overlay::Reveal(mut rv) => match k.code {

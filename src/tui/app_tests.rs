@@ -909,3 +909,46 @@ fn a_huge_paste_is_cut_and_says_so() {
     app.update(Action::Paste("new@acme.example".into()));
     assert!(app.toast.is_none());
 }
+
+#[test]
+fn enter_shows_a_rows_details_and_the_screens_keys_still_act() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 0 })));
+    // Everything fits at 80×24: nothing to scroll.
+    key(&mut app, KeyCode::Char('j'));
+    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 0 })));
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none());
+    assert_eq!(app.screen, ScreenId::Tokens, "Esc closes the details only");
+    // A key of the screen closes the details and acts on the row shown.
+    key(&mut app, KeyCode::Down);
+    let shown = app.tokens.selected().unwrap().jti.clone();
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('r'));
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Form { kind: super::app::FormKind::TokenRevoke { jti }, .. }) if *jti == shown),
+        "r revokes the token shown"
+    );
+    // Not on the Dashboard, whose Enter starts the support flow.
+    let mut dash = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    key(&mut dash, KeyCode::Enter);
+    assert!(!matches!(dash.overlay, Some(Overlay::Detail { .. })));
+}
+
+#[test]
+fn details_taller_than_the_terminal_scroll_within_bounds() {
+    // 80×12: six rows of text, the token's seven fields.
+    let mut app = fixture::app(ScreenId::Tokens, (80, 12), OperatorRole::Admin);
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('j'));
+    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 1 })));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::PageDown);
+    assert!(
+        matches!(app.overlay, Some(Overlay::Detail { scroll: 1 })),
+        "at most the last row"
+    );
+    key(&mut app, KeyCode::Char('g'));
+    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 0 })));
+}

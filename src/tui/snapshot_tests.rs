@@ -68,6 +68,24 @@ fn snapshots_of_overlays() {
 }
 
 #[test]
+fn details_cut_in_the_pane_are_whole_in_the_popup() {
+    let mut app = fixture::app(ScreenId::Audit, (80, 24), OperatorRole::Admin);
+    let event = app.audit.selected().unwrap().clone();
+    let pane = screen_text(&draw(&app, 80, 24));
+    assert!(pane.contains("Enter shows all"), "{pane}");
+    assert!(
+        !pane.contains(&event.hash),
+        "the pane has no room for the hash: {pane}"
+    );
+    press(&mut app, KeyCode::Enter);
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert!(text.contains(&event.hash), "{text}");
+    assert!(text.contains("Esc close"), "{text}");
+    insta::assert_snapshot!("detail_audit_80x24", t.backend());
+}
+
+#[test]
 fn first_run_dashboard_says_what_to_do() {
     let mut app = App::new(
         fixture::actor(OperatorRole::Admin),

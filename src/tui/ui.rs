@@ -6,6 +6,7 @@ use super::fmt::{safe, thousands, trunc};
 use super::keymap;
 use super::screens::{self, SCREENS, ScreenId};
 use super::theme::Theme;
+use super::widgets::detail::{self, Detail};
 use super::widgets::form::{FieldKind, Form};
 use super::widgets::input;
 use super::widgets::list::{ListRow, Paged};
@@ -189,8 +190,7 @@ pub struct ListView<'a, R> {
     pub list: &'a Paged<R>,
     pub columns: &'a [(&'a str, Constraint)],
     pub cells: &'a dyn Fn(&R) -> Vec<String>,
-    pub detail_title: String,
-    pub detail: Vec<Line<'a>>,
+    pub detail: Detail,
     pub empty: &'a str,
 }
 
@@ -291,13 +291,19 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
             table,
         );
     }
-    // Detail.
-    f.render_widget(
-        Paragraph::new(v.detail)
-            .block(block(th, v.detail_title, false))
-            .wrap(Wrap { trim: false }),
-        detail,
-    );
+    detail_pane(app, f, detail, &v.detail);
+}
+
+/// The pane under a list: the selected row's details, as many lines as fit; when they
+/// do not all fit, its bottom border says `Enter` shows them all.
+pub fn detail_pane(app: &App, f: &mut Frame, area: Rect, d: &Detail) {
+    let th = &app.theme;
+    let p = Paragraph::new(d.pane_lines()).wrap(Wrap { trim: false });
+    let mut b = block(th, d.title.clone(), false);
+    if p.line_count(area.width.saturating_sub(2)) > area.height.saturating_sub(2) as usize {
+        b = b.title_bottom(Line::styled(" … Enter shows all ", th.key()).right_aligned());
+    }
+    f.render_widget(p.block(b), area);
 }
 
 /// Draws a bordered pop-up `w` columns wide (at most the area's), centred, as tall as
@@ -374,6 +380,41 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
             f.render_widget(Paragraph::new(cells), lc);
             f.render_widget(Paragraph::new(right), rc);
             f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), foot_area);
+        }
+        Overlay::Detail { scroll } => {
+            let Some(d) = screens::detail(app) else {
+                return;
+            };
+            let (w, visible) = detail::popup_size(area.width, area.height);
+            let all = d.full_lines(th, w.saturating_sub(2) as usize);
+            let top = (*scroll).min(detail::max_scroll(all.len(), visible));
+            let mut lines: Vec<Line> = all
+                .iter()
+                .skip(top)
+                .take(visible as usize)
+                .cloned()
+                .collect();
+            lines.push(Line::raw(""));
+            lines.push(Line::from(vec![
+                Span::styled("↑↓", th.key()),
+                Span::raw(" scroll · "),
+                Span::styled("Esc", th.key()),
+                Span::raw(" close · the screen's keys act on this row"),
+            ]));
+            let mut b = block(th, d.title, true);
+            if all.len() > visible as usize {
+                let last = (top + visible as usize).min(all.len());
+                b = b.title_bottom(
+                    Line::styled(format!(" {}–{last} of {} ", top + 1, all.len()), th.dim())
+                        .right_aligned(),
+                );
+            }
+            popup(
+                f,
+                area,
+                w,
+                Paragraph::new(lines).block(b).wrap(Wrap { trim: false }),
+            );
         }
         Overlay::Error(msg) => {
             let lines = vec![

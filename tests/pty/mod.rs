@@ -346,14 +346,24 @@ impl Console {
     pub fn contents(&self) -> String {
         self.parser.lock().unwrap().screen().contents()
     }
-    /// Waits until the screen satisfies `f`; fails with the screen if it never does.
+    /// Waits until the screen satisfies `f` and has settled (two reads 40 ms apart
+    /// agree: a frame read half-way through being written could satisfy `f` with the
+    /// rest of the screen still the last frame's); fails with the screen if it never
+    /// does.
     pub fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last: Option<String> = None;
         loop {
             let c = self.contents();
             if f(&c) {
-                return c;
+                if last.as_deref() == Some(c.as_str()) {
+                    return c;
+                }
+                last = Some(c);
+                std::thread::sleep(Duration::from_millis(40));
+                continue;
             }
+            last = None;
             if Instant::now() > deadline {
                 panic!("timed out waiting for {what}; screen:\n{c}");
             }

@@ -2,11 +2,11 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe};
-use super::super::ui::block;
+use super::super::ui::{block, detail_pane};
+use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row, Table};
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
@@ -64,45 +64,46 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )),
         list,
     );
-    let (title, lines) = match apps.items.get(apps.sel) {
-        Some(a) => {
-            let users: Vec<String> = app
-                .consents
-                .iter()
-                .filter(|c| c.app_id == a.id)
-                .map(|c| format!("{} ({})", safe(&c.user_email), safe(&c.scopes)))
-                .collect();
-            (
-                format!("app {}", safe(&a.client_id)),
-                vec![
-                    Line::raw(format!(
-                        "scopes {} · domain {} · redirect {}",
-                        safe(&a.scopes),
-                        a.domain,
-                        safe(&a.redirect_uris)
-                    )),
-                    Line::raw(match consents_of(&a.id) {
-                        0 => "no user has consented yet".to_string(),
-                        n if n as usize > users.len() => format!(
-                            "{} consented, among them: {}",
-                            super::super::fmt::thousands(n),
-                            users.join(", ")
-                        ),
-                        _ => format!("consented: {}", users.join(", ")),
-                    }),
-                ],
-            )
+    detail_pane(app, f, detail, &self::detail(app));
+}
+
+/// The selected app's details, with the consents loaded for it.
+pub fn detail(app: &App) -> Detail {
+    let apps = &app.apps;
+    let Some(a) = apps.items.get(apps.sel) else {
+        if apps.loaded {
+            return Detail::new("no developer app")
+                .line(vec![text("Press n to create one (admins).")]);
         }
-        None if apps.loaded => (
-            "no developer app".into(),
-            vec![Line::raw("Press n to create one (admins).")],
-        ),
-        None => ("developer apps".into(), vec![]),
+        return Detail::new("developer apps");
     };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block(th, title, false))
-            .wrap(Wrap { trim: false }),
-        detail,
-    );
+    let users: Vec<String> = app
+        .consents
+        .iter()
+        .filter(|c| c.app_id == a.id)
+        .map(|c| format!("{} ({})", safe(&c.user_email), safe(&c.scopes)))
+        .collect();
+    let count = app.consent_counts.get(&a.id).copied().unwrap_or(0);
+    Detail::new(format!("app {}", safe(&a.client_id)))
+        .line(vec![
+            field("scopes", safe(&a.scopes)),
+            field("domain", &a.domain),
+            field("redirect", safe(&a.redirect_uris)),
+        ])
+        .line(vec![match count {
+            0 => text("no user has consented yet"),
+            n if n as usize > users.len() => field(
+                "consented",
+                format!(
+                    "{}, among them: {}",
+                    super::super::fmt::thousands(n),
+                    users.join(", ")
+                ),
+            ),
+            _ => field("consented", users.join(", ")),
+        }])
+        .line(vec![
+            field("name", safe(&a.name)),
+            field("owner", safe(&a.owner_email)),
+        ])
 }

@@ -3,10 +3,10 @@
 use super::super::app::App;
 use super::super::fmt::{datetime, safe};
 use super::super::ui::{ListView, list_screen};
+use super::super::widgets::detail::{Detail, field};
 use keyward::store::audit::AuditRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let cols = [
@@ -25,22 +25,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             safe(&e.target),
         ]
     };
-    let (title, detail) = match app.audit.selected() {
-        Some(e) => (
-            format!("event {} · {}", e.seq, safe(&e.action)),
-            vec![
-                Line::raw(format!(
-                    "{} by {} from {}",
-                    datetime(e.at),
-                    safe(&e.actor),
-                    safe(&e.origin)
-                )),
-                Line::raw(format!("target {}", safe(&e.target))),
-                Line::raw(format!("details {}", safe(&e.details))),
-            ],
-        ),
-        None => ("no event selected".into(), vec![]),
-    };
     list_screen(
         app,
         f,
@@ -50,9 +34,24 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             list: &app.audit,
             columns: &cols,
             cells: &cells,
-            detail_title: title,
-            detail,
+            detail: detail(app),
             empty: "no events match",
         },
     );
+}
+
+/// The selected event, its details in full.
+pub fn detail(app: &App) -> Detail {
+    let Some(e) = app.audit.selected() else {
+        return Detail::new("no event selected");
+    };
+    Detail::new(format!("event {} · {}", e.seq, safe(&e.action)))
+        .line(vec![
+            field("at", format!("{} UTC", datetime(e.at))),
+            field("by", safe(&e.actor)),
+            field("from", safe(&e.origin)),
+        ])
+        .line(vec![field("target", safe(&e.target))])
+        .line(vec![field("details", safe(&e.details))])
+        .line(vec![field("hash", &e.hash)])
 }

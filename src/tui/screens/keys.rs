@@ -4,10 +4,10 @@
 use super::super::app::App;
 use super::super::fmt::{date, datetime, safe, span};
 use super::super::ui::{ListView, list_screen};
+use super::super::widgets::detail::{Detail, field, text};
 use keyward::store::credentials::KeyRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let now = app.now;
@@ -31,33 +31,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             k.last_used_at.map_or("never".to_string(), date),
         ]
     };
-    let (title, detail) = match app.keys.selected() {
-        Some(k) => (
-            format!("key {}", safe(&k.client_id)),
-            vec![
-                Line::raw(format!(
-                    "name {} · owner {} · domain {}",
-                    safe(&k.name),
-                    safe(&k.user_email),
-                    k.domain
-                )),
-                Line::raw(format!(
-                    "scopes {} · created {} · expires {} · last used {}",
-                    safe(&k.scopes),
-                    date(k.created_at),
-                    k.expires_at.map_or("never".to_string(), date),
-                    k.last_used_at.map_or("never".to_string(), datetime)
-                )),
-            ],
-        ),
-        None if app.keys.loaded && app.keys.filter.value().is_empty() => (
-            "no API key".into(),
-            vec![Line::raw(
-                "Press n to create one, or enable API access for a user (Users, a).",
-            )],
-        ),
-        None => ("no key selected".into(), vec![]),
-    };
     list_screen(
         app,
         f,
@@ -67,9 +40,49 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             list: &app.keys,
             columns: &cols,
             cells: &cells,
-            detail_title: title,
-            detail,
+            detail: detail(app),
             empty: "no API key matches",
         },
     );
+}
+
+/// The selected key's details.
+pub fn detail(app: &App) -> Detail {
+    let Some(k) = app.keys.selected() else {
+        if app.keys.loaded && app.keys.filter.value().is_empty() {
+            return Detail::new("no API key").line(vec![text(
+                "Press n to create one, or enable API access for a user (Users, a).",
+            )]);
+        }
+        return Detail::new("no key selected");
+    };
+    Detail::new(format!("key {}", safe(&k.client_id)))
+        .line(vec![
+            field("name", safe(&k.name)),
+            field("owner", safe(&k.user_email)),
+            field("domain", &k.domain),
+        ])
+        .line(vec![
+            field("scopes", safe(&k.scopes)),
+            field("created", date(k.created_at)),
+            field("expires", k.expires_at.map_or("never".to_string(), date)),
+            field(
+                "last used",
+                k.last_used_at.map_or("never".to_string(), datetime),
+            ),
+        ])
+        .line(vec![
+            field(
+                "refresh tokens",
+                if k.issue_refresh {
+                    "issued"
+                } else {
+                    "not issued"
+                },
+            ),
+            field(
+                "rate limit",
+                if k.rate_exempt { "exempt" } else { "applies" },
+            ),
+        ])
 }

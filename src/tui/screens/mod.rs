@@ -11,6 +11,22 @@ pub mod stations;
 pub mod tokens;
 pub mod users;
 
+/// The selected row's details on the current screen (`None` on the Dashboard).
+pub fn detail(app: &super::app::App) -> Option<super::widgets::detail::Detail> {
+    Some(match app.screen {
+        ScreenId::Dashboard => return None,
+        ScreenId::Users => users::detail(app),
+        ScreenId::Roles => roles::detail(app),
+        ScreenId::Stations => stations::detail(app),
+        ScreenId::Keys => keys::detail(app),
+        ScreenId::Apps => apps::detail(app),
+        ScreenId::Tokens => tokens::detail(app),
+        ScreenId::SigningKeys => signing::detail(app),
+        ScreenId::Operators => operators::detail(app),
+        ScreenId::Audit => audit::detail(app),
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScreenId {
     Dashboard,

@@ -2,11 +2,11 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe};
-use super::super::ui::block;
+use super::super::ui::{block, detail_pane};
+use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row, Table};
 
 fn can(role: &str) -> &'static str {
     match role {
@@ -67,24 +67,18 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )),
         list,
     );
-    let (title, lines) = match app.operators.items.get(app.operators.sel) {
-        Some(o) => (
-            format!("operator {}", safe(&o.account)),
-            vec![
-                Line::raw(format!("{} may: {}", o.role, can(&o.role))),
-                Line::raw(if o.account == app.actor.account {
-                    "this is you".to_string()
-                } else {
-                    String::new()
-                }),
-            ],
-        ),
-        None => ("no operator".into(), vec![]),
+    detail_pane(app, f, detail, &self::detail(app));
+}
+
+/// The selected operator: what its role may do.
+pub fn detail(app: &App) -> Detail {
+    let Some(o) = app.operators.items.get(app.operators.sel) else {
+        return Detail::new("no operator");
     };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block(th, title, false))
-            .wrap(Wrap { trim: false }),
-        detail,
-    );
+    let mut d = Detail::new(format!("operator {}", safe(&o.account)))
+        .line(vec![field("role", &o.role), field("may", can(&o.role))]);
+    if o.account == app.actor.account {
+        d = d.line(vec![text("this is you")]);
+    }
+    d
 }

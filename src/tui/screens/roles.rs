@@ -2,11 +2,11 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{safe, thousands};
-use super::super::ui::block;
+use super::super::ui::{block, detail_pane};
+use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row, Table};
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
@@ -99,59 +99,52 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )),
         right,
     );
-    let (title, lines) = if app.pane == 0 {
-        match app.roles.items.get(app.roles.sel) {
-            Some(r) => (
-                format!("role {}", safe(&r.name)),
-                vec![
-                    Line::raw(safe(&r.description)),
-                    Line::raw(format!(
-                        "granted {} · effective {}",
-                        if r.all_scopes {
-                            "every scope".to_string()
-                        } else {
-                            r.scopes.join(" ")
-                        },
-                        r.effective_scopes.join(" ")
-                    )),
-                    Line::raw(format!(
-                        "{} user(s){}{}",
-                        thousands(r.users),
-                        if r.default {
-                            " · default role of new sign-ups"
-                        } else {
-                            ""
-                        },
-                        if r.builtin { " · built in" } else { "" }
-                    )),
-                ],
-            ),
-            None => ("no role".into(), vec![]),
+    detail_pane(app, f, detail, &self::detail(app));
+}
+
+/// The selected role or scope, whichever pane has the focus.
+pub fn detail(app: &App) -> Detail {
+    if app.pane == 0 {
+        let Some(r) = app.roles.items.get(app.roles.sel) else {
+            return Detail::new("no role");
+        };
+        let mut users = vec![field("users", thousands(r.users))];
+        if r.default {
+            users.push(text("default role of new sign-ups"));
         }
-    } else {
-        match app.scopes.get(app.scope_sel) {
-            Some(s) => (
-                format!("scope {}", safe(&s.name)),
-                vec![
-                    Line::raw(safe(&s.description)),
-                    Line::raw(format!(
-                        "implies {}{}",
-                        if s.implies.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            s.implies.join(" ")
-                        },
-                        if s.builtin { " · built in" } else { "" }
-                    )),
-                ],
-            ),
-            None => ("no scope".into(), vec![]),
+        if r.builtin {
+            users.push(text("built in"));
         }
+        return Detail::new(format!("role {}", safe(&r.name)))
+            .line(vec![text(safe(&r.description))])
+            .line(vec![
+                field(
+                    "granted",
+                    if r.all_scopes {
+                        "every scope".to_string()
+                    } else {
+                        r.scopes.join(" ")
+                    },
+                ),
+                field("effective", r.effective_scopes.join(" ")),
+            ])
+            .line(users);
+    }
+    let Some(s) = app.scopes.get(app.scope_sel) else {
+        return Detail::new("no scope");
     };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block(th, title, false))
-            .wrap(Wrap { trim: false }),
-        detail,
-    );
+    let mut implies = vec![field(
+        "implies",
+        if s.implies.is_empty() {
+            "nothing".to_string()
+        } else {
+            s.implies.join(" ")
+        },
+    )];
+    if s.builtin {
+        implies.push(text("built in"));
+    }
+    Detail::new(format!("scope {}", safe(&s.name)))
+        .line(vec![text(safe(&s.description))])
+        .line(implies)
 }

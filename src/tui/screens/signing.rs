@@ -3,11 +3,11 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe, thousands};
-use super::super::ui::block;
+use super::super::ui::{block, detail_pane};
+use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row, Table};
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
@@ -67,34 +67,29 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )),
         list,
     );
-    let (title, lines) = match ks.items.get(ks.sel) {
-        Some(k) => (
-            format!("signing key {}", safe(&k.kid)),
-            vec![
-                Line::raw(format!(
-                    "{} · {} · {} · signs {} live token(s)",
-                    k.alg,
-                    k.status,
-                    if k.published {
-                        "in the JWK Set"
-                    } else {
-                        "never published (shared secret)"
-                    },
-                    thousands(k.live_tokens)
-                )),
-                Line::raw(if k.status == "active" {
-                    "New tokens are signed with it. n rotates to a new key."
-                } else {
-                    "Verify-only: x retires it (refused while it signs live tokens, unless they are revoked)."
-                }),
-            ],
-        ),
-        None => ("signing keys".into(), vec![]),
+    detail_pane(app, f, detail, &self::detail(app));
+}
+
+/// The selected signing key's details.
+pub fn detail(app: &App) -> Detail {
+    let ks = &app.signing;
+    let Some(k) = ks.items.get(ks.sel) else {
+        return Detail::new("signing keys");
     };
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block(th, title, false))
-            .wrap(Wrap { trim: false }),
-        detail,
-    );
+    Detail::new(format!("signing key {}", safe(&k.kid)))
+        .line(vec![
+            field("alg", &k.alg),
+            field("status", &k.status),
+            text(if k.published {
+                "in the JWK Set"
+            } else {
+                "never published (shared secret)"
+            }),
+            field("signs", format!("{} live token(s)", thousands(k.live_tokens))),
+        ])
+        .line(vec![text(if k.status == "active" {
+            "New tokens are signed with it. n rotates to a new key."
+        } else {
+            "Verify-only: x retires it (refused while it signs live tokens, unless they are revoked)."
+        })])
 }

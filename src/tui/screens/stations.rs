@@ -3,10 +3,10 @@
 use super::super::app::App;
 use super::super::fmt::{date, safe};
 use super::super::ui::{ListView, list_screen};
+use super::super::widgets::detail::{Detail, field};
 use keyward::store::directory::StationRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
 
 fn reg(s: &StationRow) -> String {
     match (&s.country_code, &s.registration_number) {
@@ -32,31 +32,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             date(s.created_at),
         ]
     };
-    let (title, detail) = match app.stations.selected() {
-        Some(s) => (
-            safe(&s.name),
-            vec![
-                Line::raw(format!(
-                    "owner {} · domain {}",
-                    safe(&s.user_email),
-                    s.domain
-                )),
-                Line::raw(format!(
-                    "EU VAT {} · registration {} · created {}",
-                    s.eu_vat_id
-                        .as_deref()
-                        .map(safe)
-                        .unwrap_or_else(|| "—".into()),
-                    Some(reg(s))
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "—".into()),
-                    date(s.created_at)
-                )),
-                Line::raw(format!("id {}", s.id)),
-            ],
-        ),
-        None => ("no station selected".into(), vec![]),
-    };
     list_screen(
         app,
         f,
@@ -66,9 +41,37 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             list: &app.stations,
             columns: &cols,
             cells: &cells,
-            detail_title: title,
-            detail,
+            detail: detail(app),
             empty: "no stations match",
         },
     );
+}
+
+/// The selected station's details.
+pub fn detail(app: &App) -> Detail {
+    let Some(s) = app.stations.selected() else {
+        return Detail::new("no station selected");
+    };
+    Detail::new(safe(&s.name))
+        .line(vec![
+            field("owner", safe(&s.user_email)),
+            field("domain", &s.domain),
+        ])
+        .line(vec![
+            field(
+                "EU VAT",
+                s.eu_vat_id
+                    .as_deref()
+                    .map(safe)
+                    .unwrap_or_else(|| "—".into()),
+            ),
+            field(
+                "registration",
+                Some(reg(s))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "—".into()),
+            ),
+            field("created", date(s.created_at)),
+        ])
+        .line(vec![field("id", &s.id)])
 }

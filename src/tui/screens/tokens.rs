@@ -4,10 +4,10 @@
 use super::super::app::App;
 use super::super::fmt::{datetime, safe, span, trunc};
 use super::super::ui::{ListView, list_screen};
+use super::super::widgets::detail::{Detail, field};
 use keyward::store::console::TokenRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
 
 pub fn state(t: &TokenRow, now: i64) -> String {
     match t.revoked_at {
@@ -37,27 +37,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             state(t, now),
         ]
     };
-    let (title, detail) = match app.tokens.selected() {
-        Some(t) => (
-            format!("token {}", safe(&t.jti)),
-            vec![
-                Line::raw(format!(
-                    "user {} · domain {} · client {}",
-                    safe(&t.user_email),
-                    t.domain,
-                    safe(&t.client_id)
-                )),
-                Line::raw(format!("scope {}", safe(&t.scopes))),
-                Line::raw(format!(
-                    "issued {} UTC · expires {} UTC · {}",
-                    datetime(t.issued_at),
-                    datetime(t.expires_at),
-                    state(t, now)
-                )),
-            ],
-        ),
-        None => ("no token selected".into(), vec![]),
-    };
     list_screen(
         app,
         f,
@@ -67,9 +46,33 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             list: &app.tokens,
             columns: &cols,
             cells: &cells,
-            detail_title: title,
-            detail,
+            detail: detail(app),
             empty: "no token records match",
         },
     );
+}
+
+/// The selected token's details.
+pub fn detail(app: &App) -> Detail {
+    let Some(t) = app.tokens.selected() else {
+        return Detail::new("no token selected");
+    };
+    Detail::new(format!("token {}", safe(&t.jti)))
+        .line(vec![
+            field("user", safe(&t.user_email)),
+            field("domain", &t.domain),
+            field("client", safe(&t.client_id)),
+        ])
+        .line(vec![field("scope", safe(&t.scopes))])
+        .line(vec![
+            field("issued", format!("{} UTC", datetime(t.issued_at))),
+            field("expires", format!("{} UTC", datetime(t.expires_at))),
+            field(
+                "state",
+                match t.revoked_at {
+                    Some(r) => format!("✗ revoked {} UTC", datetime(r)),
+                    None => state(t, app.now),
+                },
+            ),
+        ])
 }

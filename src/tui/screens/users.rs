@@ -3,10 +3,10 @@
 use super::super::app::App;
 use super::super::fmt::{date, safe, thousands};
 use super::super::ui::{ListView, list_screen};
+use super::super::widgets::detail::{Detail, field, text};
 use keyward::store::directory::UserRow;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let wide = area.width >= 110;
@@ -38,42 +38,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ]);
         c
     };
-    let (title, detail) = match (app.users.selected(), app.selected_detail()) {
-        (Some(u), Some(d)) => (
-            safe(&u.email),
-            vec![
-                Line::raw(format!(
-                    "role {} ({}) · {} · {} station(s) · {} key(s) · {} app(s) · {} active token(s)",
-                    safe(&u.role),
-                    d.effective_scopes.join(" "),
-                    u.status,
-                    d.stations.len(),
-                    d.keys,
-                    d.apps,
-                    thousands(d.active_tokens)
-                )),
-                Line::raw(format!(
-                    "name {} · domain {} · API access {} · password {}",
-                    safe(&u.name),
-                    u.domain,
-                    u.api_access,
-                    if u.has_password { "set" } else { "none" }
-                )),
-                Line::raw(format!(
-                    "created {} · affiliate {} · stations: {}",
-                    date(u.created_at),
-                    u.affiliate_id,
-                    d.stations
-                        .iter()
-                        .map(|s| safe(&s.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            ],
-        ),
-        (Some(u), None) => (safe(&u.email), vec![Line::raw("…")]),
-        _ => ("no user selected".into(), vec![]),
-    };
     list_screen(
         app,
         f,
@@ -83,9 +47,51 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             list: &app.users,
             columns: &cols,
             cells: &cells,
-            detail_title: title,
-            detail,
+            detail: detail(app),
             empty: "no users match; n creates one",
         },
     );
+}
+
+/// The selected user's details (what the list row does not hold comes with the
+/// selection, a moment later).
+pub fn detail(app: &App) -> Detail {
+    let (u, d) = match (app.users.selected(), app.selected_detail()) {
+        (Some(u), Some(d)) => (u, d),
+        (Some(u), None) => return Detail::new(safe(&u.email)).line(vec![text("…")]),
+        _ => return Detail::new("no user selected"),
+    };
+    Detail::new(safe(&u.email))
+        .line(vec![
+            field(
+                "role",
+                format!("{} ({})", safe(&u.role), d.effective_scopes.join(" ")),
+            ),
+            field("status", &u.status),
+            field("keys", d.keys.to_string()),
+            field("apps", d.apps.to_string()),
+            field("active tokens", thousands(d.active_tokens)),
+        ])
+        .line(vec![
+            field("name", safe(&u.name)),
+            field("domain", &u.domain),
+            field("API access", &u.api_access),
+            field("password", if u.has_password { "set" } else { "none" }),
+        ])
+        .line(vec![
+            field("created", date(u.created_at)),
+            field("affiliate", &u.affiliate_id),
+            field(
+                "stations",
+                match d.stations.len() {
+                    0 => "none".to_string(),
+                    _ => d
+                        .stations
+                        .iter()
+                        .map(|s| safe(&s.name))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+            ),
+        ])
 }
