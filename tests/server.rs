@@ -43,12 +43,22 @@ impl Server {
 
     /// With `log`, the service logs at `trace` into that file (else warnings to stderr).
     fn start_with(env: &Env, domain: Option<&str>, log: Option<&std::path::Path>) -> Server {
+        Server::start_full(env, domain, log, &[])
+    }
+
+    fn start_full(
+        env: &Env,
+        domain: Option<&str>,
+        log: Option<&std::path::Path>,
+        extra: &[&str],
+    ) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut args = vec!["serve", "--listen", &listen];
         if let Some(d) = domain {
             args.extend(["--domain", d]);
         }
+        args.extend(extra);
         let mut cmd = env.cmd(&args);
         match log {
             Some(path) => cmd
@@ -505,6 +515,30 @@ both!(refresh_rotation_and_reuse, |env| {
     );
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "invalid_scope");
+    // Without client authentication, an API key's refresh token is the client's
+    // failure, not the grant's (and the token stays usable by its client).
+    let r = post_form(
+        &s,
+        "/auth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t4.refresh_token().unwrap().secret()),
+        ],
+    );
+    assert_eq!(r.status(), 401);
+    let e = body_json(r);
+    assert_eq!(e["error"], "invalid_client");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("must authenticate"),
+        "{e}"
+    );
+    client
+        .exchange_refresh_token(t4.refresh_token().unwrap())
+        .request(&http)
+        .expect("still usable by its own client");
 });
 
 both!(concurrent_refreshes_all_succeed, |env| {
@@ -1009,6 +1043,46 @@ both!(rate_limits, |env| {
     for _ in 0..8 {
         assert_eq!(grant(&exempt).status(), 200, "exempt keys skip the limits");
     }
+});
+
+both!(behind_a_trusted_proxy, |env| {
+    let k = setup(env);
+    env.ok(&["config", "set", "rate_limit_per_client", "0"]);
+    env.ok(&["config", "set", "rate_limit_per_address", "2"]);
+    let s = Server::start_full(env, Some(DOMAIN), None, &["--trust-proxy"]);
+    // The proxy names the domain.
+    let r = s
+        .http
+        .post(s.url("/signup"))
+        .header("x-forwarded-host", OTHER)
+        .json(&json!({"email": "hal@other.example.org", "password": "s3cret-enough"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        env.json(&["user", "show", "hal@other.example.org"])["domain"],
+        OTHER
+    );
+    // The client address is the entry the proxy appended, the last one: what the
+    // client put before it does not buy it a fresh limit.
+    let grant = |key: &(String, String), xff: &str| {
+        s.http
+            .post(s.url("/auth/token"))
+            .basic_auth(&key.0, Some(&key.1))
+            .header("x-forwarded-for", xff)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(grant(&k.alice_key, "198.51.100.1, 203.0.113.5"), 200);
+    assert_eq!(grant(&k.bob_key, "198.51.100.2, 203.0.113.5"), 200);
+    assert_eq!(
+        grant(&k.alice_key, "198.51.100.3, 203.0.113.5"),
+        429,
+        "a spoofed first entry must not reset the per-address limit"
+    );
+    assert_eq!(grant(&k.bob_key, "203.0.113.6"), 200, "another address");
 });
 
 /// (method, path, content type, body, extra headers)
@@ -1854,6 +1928,15 @@ both!(authorization_code_flow, |env| {
         "{page}"
     );
     assert_eq!(page.matches(" selected>").count(), 1);
+    // Another user's station is refused, without a code.
+    let bobs = env.json(&["station", "add", "Bob's", "--user", "bob@free.example.com"]);
+    let mut forged = fields.clone();
+    forged.push(("station".into(), bobs["id"].as_str().unwrap().into()));
+    forged.push(("action".into(), "allow".into()));
+    let r = post_authz(&s, &forged);
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().unwrap().contains("not one of this account"));
     let mut form = fields;
     form.push(("station".into(), branch_id.clone()));
     form.push(("action".into(), "allow".into()));

@@ -459,45 +459,51 @@ pub(crate) async fn authorize_post(
     };
     let h = hint(&p);
     let station = p.get("station");
-    if station.is_none() {
-        let stations = match app.svc.user_stations(&user_id).await {
-            Ok(s) => s,
+    let stations = match app.svc.user_stations(&user_id).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Some(chosen) = station
+        && !stations.iter().any(|s| s.id == chosen)
+    {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "the chosen station is not one of this account's stations; start again from the application",
+        );
+    }
+    if station.is_none() && stations.len() > 1 {
+        let pre = stations.iter().position(|s| h.matches(s));
+        let opts: Vec<(String, String, bool)> = stations
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut label = s.name.clone();
+                if let Some(v) = &s.eu_vat_id {
+                    label.push_str(&format!(" ({v})"));
+                }
+                (s.id.clone(), label, Some(i) == pre)
+            })
+            .collect();
+        let ticket = match app
+            .svc
+            .csrf_token(&ticket_binding(&req, &sid, &user_id))
+            .await
+        {
+            Ok(t) => t,
             Err(e) => return fail(e),
         };
-        if stations.len() > 1 {
-            let pre = stations.iter().position(|s| h.matches(s));
-            let opts: Vec<(String, String, bool)> = stations
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let mut label = s.name.clone();
-                    if let Some(v) = &s.eu_vat_id {
-                        label.push_str(&format!(" ({v})"));
-                    }
-                    (s.id.clone(), label, Some(i) == pre)
-                })
-                .collect();
-            let ticket = match app
-                .svc
-                .csrf_token(&ticket_binding(&req, &sid, &user_id))
-                .await
-            {
-                Ok(t) => t,
-                Err(e) => return fail(e),
-            };
-            return page(
-                &app,
-                &p,
-                &req,
-                &sid,
-                Step::Station {
-                    user_id: &user_id,
-                    ticket: &ticket,
-                    stations: &opts,
-                },
-            )
-            .await;
-        }
+        return page(
+            &app,
+            &p,
+            &req,
+            &sid,
+            Step::Station {
+                user_id: &user_id,
+                ticket: &ticket,
+                stations: &opts,
+            },
+        )
+        .await;
     }
     let origin = app.address(&headers, peer).to_string();
     match app

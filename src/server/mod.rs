@@ -83,11 +83,17 @@ impl Inner {
         self.svc.domain_id(d).map(|id| (d.clone(), id))
     }
 
-    /// The client's address (the first `X-Forwarded-For` entry behind a trusted proxy).
+    /// The client's address: behind a trusted proxy, the last `X-Forwarded-For` entry,
+    /// the one the proxy itself appended (entries before it came from the client and
+    /// are whatever it chose to send, so a rate limit keyed on them could be dodged).
     pub fn address(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         if self.opts.trust_proxy
-            && let Some(ip) = header_str(headers, "x-forwarded-for")
-                .and_then(|v| v.split(',').next())
+            && let Some(ip) = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse().ok())
         {
             return ip;

@@ -359,7 +359,9 @@ impl TokenService {
                 )
                 .await?;
                 let station_id = match &station {
-                    Some(s) => stations.iter().find(|x| &x.id == s),
+                    Some(s) => Some(stations.iter().find(|x| &x.id == s).ok_or_else(|| {
+                        Error::invalid("station", s.clone(), "one of the user's own stations")
+                    })?),
                     None => stations
                         .iter()
                         .find(|x| hint.matches(x))

@@ -814,6 +814,7 @@ impl TokenService {
         {
             Ok(m) => Ok(m),
             Err(Error::Refused(m)) => Err(GrantError::InvalidGrant(m)),
+            Err(Error::PermissionDenied(m)) => Err(GrantError::InvalidClient(m)),
             Err(e @ Error::Invalid { .. }) => Err(GrantError::InvalidScope(e.to_string())),
             Err(e) => Err(e.into()),
         }

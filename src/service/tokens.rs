@@ -643,6 +643,16 @@ impl Keyward {
                 let Some(r) = row else {
                     return Ok(Err(Error::Refused("unknown refresh token".into())));
                 };
+                if client.as_deref() == Some(LOGIN_CLIENT) && r.client_id != LOGIN_CLIENT {
+                    // Presented without client authentication (the sign-in's public
+                    // client), but issued to an API key or app: that client must
+                    // authenticate (RFC 6749 §6).
+                    return Ok(Err(Error::PermissionDenied(format!(
+                        "this refresh token was issued to {}, which must authenticate \
+                         (HTTP Basic or client_id and client_secret)",
+                        r.client_id
+                    ))));
+                }
                 if client.as_deref().is_some_and(|c| c != r.client_id) {
                     return Ok(Err(Error::Refused(
                         "refresh token was issued to another client".into(),
@@ -652,12 +662,15 @@ impl Keyward {
                 if r.revoked_at.is_some() {
                     return Ok(Err(Error::Refused("refresh token was revoked".into())));
                 }
-                if r.used_at.is_some() || !cred::spend_refresh(cx, &r.token_hash, now).await? {
-                    // Reuse of a spent token: assume theft, revoke the family.
+                // Reuse of a spent token: assume theft, revoke the family.
+                let reused = async |cx: &mut Cx<'_>| -> Result<std::result::Result<Minted, Error>> {
                     cred::revoke_family(cx, &r.family_id, now, "revoked").await?;
-                    return Ok(Err(Error::Refused(
+                    Ok(Err(Error::Refused(
                         "refresh token was already used; its family has been revoked".into(),
-                    )));
+                    )))
+                };
+                if r.used_at.is_some() {
+                    return reused(cx).await;
                 }
                 if r.expires_at <= now {
                     return Ok(Err(Error::Refused("refresh token has expired".into())));
@@ -700,6 +713,13 @@ impl Keyward {
                         return Ok(Err(Error::invalid("scope", asked.join(" "), e.to_string())));
                     }
                 };
+                // Spent only now that the exchange will succeed: a refused request
+                // (a wider scope, say) leaves the token usable, and a retry is not
+                // mistaken for theft. The update is conditional, so of two
+                // concurrent redemptions one wins and the other is a reuse.
+                if !cred::spend_refresh(cx, &r.token_hash, now).await? {
+                    return reused(cx).await;
+                }
                 let grant = Grant {
                     domain_id: r.domain_id.clone(),
                     domain: dir::domain_by_id(cx, &r.domain_id)
