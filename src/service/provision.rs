@@ -107,6 +107,10 @@ pub struct KeyEntry {
     /// Expiry of a key created by this file (e.g. "90d"); existing keys keep theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+    /// Expiry of a key created by this file as an RFC 3339 time (what `export`
+    /// writes for a key that expires); existing keys keep theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// `false`: grants of a key created by this file return no refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<bool>,
@@ -224,6 +228,30 @@ fn words(s: &str) -> BTreeSet<String> {
 
 fn join(s: &BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// When a key created from `k` expires: `expires_in` from now, or `expires_at`.
+fn key_expiry(k: &KeyEntry) -> Result<Option<i64>> {
+    match (&k.expires_in, &k.expires_at) {
+        (Some(_), Some(at)) => Err(Error::invalid(
+            "expires_at",
+            at.clone(),
+            "either expires_in or expires_at, not both",
+        )),
+        (Some(ttl), None) => Ok(Some(model::now() + Ttl::parse("expires_in", ttl)?.secs())),
+        (None, Some(at)) => {
+            time::OffsetDateTime::parse(at.trim(), &time::format_description::well_known::Rfc3339)
+                .map(|t| Some(t.unix_timestamp()))
+                .map_err(|_| {
+                    Error::invalid(
+                        "expires_at",
+                        at.clone(),
+                        "an RFC 3339 time such as 2027-06-30T00:00:00Z",
+                    )
+                })
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn scope_names(v: &[String]) -> Result<Vec<ScopeName>> {
@@ -450,6 +478,7 @@ impl Keyward {
                                     k.scopes.split_whitespace().map(str::to_string).collect(),
                                 ),
                                 expires_in: None,
+                                expires_at: k.expires_at.map(model::rfc3339),
                                 refresh: (!k.issue_refresh).then_some(false),
                                 rate_exempt: k.rate_exempt.then_some(true),
                             },
@@ -1057,24 +1086,23 @@ async fn apply_all(
             &allowed,
             &format!("role {}", u.role)
         ))?;
+        // Names need not be unique (a user may have two keys called "api key"): an
+        // entry matches the first of that user's keys of its name that no earlier
+        // entry matched, in creation order, as export lists them. So two entries
+        // are two keys, and nothing a file names is mistaken for a key to prune.
         let existing = cred::keys_of_user(cx, &u.id)
             .await?
             .into_iter()
-            .find(|x| x.name == name.as_str());
+            .find(|x| x.name == name.as_str() && !listed_keys.contains(&x.id));
         match existing {
             None => {
-                let ttl = here!(
-                    k.expires_in
-                        .as_deref()
-                        .map(|t| Ttl::parse("expires_in", t))
-                        .transpose()
-                )?;
+                let expires_at = here!(key_expiry(k))?;
                 let (mut row, secret) = super::credentials::new_key_row(
                     &u,
                     name.as_str(),
                     &granted,
                     &[],
-                    ttl.map(|t| model::now() + t.secs()),
+                    expires_at,
                     k.refresh.unwrap_or(true),
                     ap.secrets_key.as_ref().expect("loaded for keys").hash_key(),
                 );
@@ -1155,10 +1183,13 @@ async fn apply_all(
         let rows = here!(super::scopes::find_scopes(cx, &names).await)?;
         let g = ScopeGraph::load(cx).await?;
         let scopes = g.closure(rows.iter().map(|r| r.name.as_str()));
+        // As with keys, an entry matches an app of its name that no earlier entry
+        // matched, the owner's own first.
         let existing = cred::list_apps(cx, Some(std::slice::from_ref(&owner.domain_id)))
             .await?
             .into_iter()
-            .find(|x| x.name == name.as_str());
+            .filter(|x| x.name == name.as_str() && !listed_apps.contains(&x.id))
+            .min_by_key(|x| x.owner_id != owner.id);
         match existing {
             None => {
                 let (row, secret) = super::credentials::new_app_row(

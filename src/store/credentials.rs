@@ -670,7 +670,9 @@ pub async fn revoke_family(
 
 /// Keys of a user, by name (for provisioning).
 pub async fn keys_of_user(cx: &mut Cx<'_>, user_id: &str) -> Result<Vec<KeyRow>> {
-    let sql = AssertSqlSafe(format!("{KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.name"));
+    let sql = AssertSqlSafe(format!(
+        "{KEY_SELECT} WHERE k.user_id = $1 ORDER BY k.name, k.created_at, k.id"
+    ));
     Ok(on!(cx, c => sqlx::query_as(sql).bind(user_id).fetch_all(&mut *c).await?))
 }
 
@@ -689,7 +691,7 @@ pub async fn update_app(
 /// Every key of a domain (for export), ordered by owner and name.
 pub async fn keys_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<KeyRow>> {
     let sql = AssertSqlSafe(format!(
-        "{KEY_SELECT} WHERE k.domain_id = $1 ORDER BY u.email_norm, k.name"
+        "{KEY_SELECT} WHERE k.domain_id = $1 ORDER BY u.email_norm, k.name, k.created_at, k.id"
     ));
     Ok(on!(cx, c => sqlx::query_as(sql).bind(domain_id).fetch_all(&mut *c).await?))
 }

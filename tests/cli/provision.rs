@@ -148,6 +148,26 @@ both!(bad_files_are_rejected_with_their_location, |e| {
         "[[scopes]]\nname = \"read\"\nimplies = [\"admin\"]\n",
     );
     assert!(e.fails(&["apply", "-f", &f], 1).contains("cycle"));
+    let keyed = |extra: &str| {
+        format!(
+            "[[domains]]\nname = \"a.example\"\n[[users]]\nemail = \"x@a.example\"\ndomain = \"a.example\"\n[[keys]]\nuser = \"x@a.example\"\ndomain = \"a.example\"\nname = \"k\"\n{extra}"
+        )
+    };
+    let f = write(e, "when.toml", &keyed("expires_at = \"next tuesday\"\n"));
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("when.toml:6 keys[0]")
+            && err.contains("next tuesday")
+            && err.contains("RFC 3339"),
+        "{err}"
+    );
+    let f = write(
+        e,
+        "both.toml",
+        &keyed("expires_in = \"90d\"\nexpires_at = \"2030-01-01T00:00:00Z\"\n"),
+    );
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(err.contains("not both"), "{err}");
     let f = write(e, "syntax.toml", "[[domains]\nname = 1\n");
     assert!(e.fails(&["apply", "-f", &f], 1).contains("syntax.toml"));
     assert!(e.json(&["domain", "list"]).as_array().unwrap().is_empty());
@@ -199,8 +219,25 @@ both!(export_then_apply_reproduces_the_state, |e| {
     e.ok(&["init"]);
     let f = write(e, "env.toml", EXAMPLE);
     apply(e, &f, &[]);
+    // Names are not unique: two keys under the default name, one that expires, and
+    // an app of the same name as another in its domain all come back as themselves.
+    for extra in [&[][..], &[][..], &["--expires-in", "90d"][..]] {
+        let mut args = vec!["key", "create", "--user", "bob@globex.example"];
+        args.extend(extra);
+        e.ok(&args);
+    }
+    e.ok(&[
+        "app",
+        "create",
+        "Ledger Connect",
+        "--owner",
+        "bob@globex.example",
+        "--redirect-uri",
+        "https://globex.example/cb",
+    ]);
     e.ok(&["user", "disable", "bob@globex.example"]);
     let exported = e.ok(&["export"]);
+    assert!(exported.contains("expires_at = \""), "{exported}");
     assert!(
         !exported.contains("kws_")
             && !exported.contains("kwa_")
@@ -215,6 +252,25 @@ both!(export_then_apply_reproduces_the_state, |e| {
     // Applying the export to the same database changes nothing.
     let x = write(e, "export.toml", &exported);
     assert!(apply(e, &x, &[])["changes"].as_array().unwrap().is_empty());
+    // Nor with pruning: every key and app the export names is matched, none removed.
+    let pruned = write(
+        e,
+        "pruned.toml",
+        &format!("{exported}\n[prune]\nkeys = true\napps = true\n"),
+    );
+    assert!(
+        apply(e, &pruned, &[])["changes"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "prune removed what the export names"
+    );
+    let bobs: Vec<Value> = e
+        .json(&["key", "list", "--user", "bob@globex.example"])
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(bobs.len(), 3, "{bobs:?}");
     // Applying it to an empty database reproduces the state.
     let other = if e.engine == "sqlite" {
         Env::sqlite()
