@@ -67,6 +67,64 @@ both!(
     }
 );
 
+#[test]
+fn another_programs_sqlite_file_is_refused_and_left_unchanged() {
+    use sqlx::Connection;
+    let e = Env::sqlite();
+    let other = e.path("app.db");
+    let url = format!("sqlite://{}", other.display());
+    common::rt().block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&other)
+            .create_if_missing(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let before = std::fs::read(&other).unwrap();
+    for args in [&["init"][..], &["user", "list"][..]] {
+        let mut full = vec!["--database-url", url.as_str()];
+        full.extend(args);
+        let err = e.fails(&full, 3);
+        assert!(
+            err.contains("another program's database") && err.contains("invoices"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&other).unwrap(),
+        before,
+        "the file was changed"
+    );
+    let siblings: Vec<_> = std::fs::read_dir(other.parent().unwrap())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("app.db"))
+        .collect();
+    assert_eq!(siblings, ["app.db"], "files left beside it");
+    // Not SQLite at all.
+    let text = e.path("notes.txt");
+    std::fs::write(&text, "dear diary, today I was opened as a database").unwrap();
+    let url = format!("sqlite://{}", text.display());
+    let err = e.fails(&["--database-url", &url, "init"], 3);
+    assert!(err.contains("is not a SQLite database"), "{err}");
+    // An empty file is fine: init makes it Keyward's.
+    let empty = e.path("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let url = format!("sqlite://{}", empty.display());
+    e.ok(&[
+        "--database-url",
+        &url,
+        "init",
+        "--domain",
+        "free.example.com",
+    ]);
+    e.ok(&["--database-url", &url, "user", "list"]);
+}
+
 both!(signup_creates_user_and_station_but_no_token, |e| {
     e.init();
     let u = e.json(&[

@@ -322,6 +322,59 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+/// Refuses a file that is not a SQLite database, or is one with tables of its own and
+/// not Keyward's (an empty file or an empty database is fine: `init` fills it). Opens it
+/// read-only, so the file is left exactly as it was.
+async fn check_foreign_sqlite(path: &std::path::Path, url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut head = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| Error::Environment(format!("cannot open {}: {e}", path.display())))?;
+        f.read(&mut head)
+            .map_err(|e| Error::Environment(format!("cannot read {}: {e}", path.display())))?
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    if n < head.len() || &head != b"SQLite format 3\0" {
+        return Err(Error::Environment(format!(
+            "{} is not a SQLite database; give Keyward a file of its own (a new path is created by `keyward init`)",
+            path.display()
+        )));
+    }
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid("database URL", url, format!("sqlite://PATH ({e})")))?
+        .read_only(true)
+        .create_if_missing(false);
+    let mut c = SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(|e| Error::Environment(format!("cannot open {url}: {e}")))?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut c)
+    .await
+    .map_err(|e| Error::Environment(format!("cannot read {}: {e}", path.display())))?;
+    let _ = c.close().await;
+    let ours = ["_sqlx_migrations", "settings"]
+        .iter()
+        .all(|t| tables.iter().any(|x| x == t));
+    if tables.is_empty() || ours {
+        return Ok(());
+    }
+    let mut shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    if tables.len() > shown.len() {
+        shown.push("…");
+    }
+    Err(Error::Environment(format!(
+        "{} is another program's database (tables: {}), not Keyward's; it was left unchanged. Give Keyward a file of its own",
+        path.display(),
+        shown.join(", ")
+    )))
+}
+
 impl Db {
     /// Opens the database. With `create` a missing SQLite file is created (mode 0600).
     pub async fn open(target: &Target, create: bool) -> Result<Db> {
@@ -343,6 +396,14 @@ impl Db {
                         })?;
                     }
                     create_private_file(&path)?;
+                }
+                if let Some(path) = target.sqlite_file()
+                    && !journal_file(&path).exists()
+                {
+                    // Never opened by Keyward (no token journal beside it): make sure
+                    // it is not another program's database before switching it to WAL
+                    // and adding tables to it.
+                    check_foreign_sqlite(&path, &target.url).await?;
                 }
                 let opts = SqliteConnectOptions::from_str(&target.url)
                     .map_err(|e| {
