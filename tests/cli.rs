@@ -283,6 +283,14 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
             vec!["config", "set", "default_ttl", "forever"],
             "a duration such as",
         ),
+        (
+            vec!["config", "set", "max_ttl", "1h"],
+            "invalid max_ttl \"1h\": at least default_ttl (1d)",
+        ),
+        (
+            vec!["config", "set", "default_ttl", "400d"],
+            "invalid default_ttl \"400d\": at most max_ttl (365d)",
+        ),
         (vec!["config", "set", "issuer", "ftp://x"], "http(s) URL"),
         (vec!["config", "set", "colour", "blue"], "one of: issuer"),
         (

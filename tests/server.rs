@@ -337,6 +337,22 @@ both!(client_credentials_and_resource, |env| {
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "invalid_scope");
 
+    // A key that expires in 10 minutes grants tokens that end with it, not in an hour;
+    // its refresh tokens do too.
+    let brief = key(env, "alice@free.example.com", &["--expires-in", "10m"]);
+    let key_exp = keyward::model::now() + 600;
+    let t = cc(&s, &brief, &[]);
+    let lasts = t.expires_in().unwrap().as_secs();
+    assert!(lasts <= 600 && lasts >= 590, "expires_in {lasts}");
+    let claims = verify_with_jwks(&s, t.access_token().secret(), DOMAIN);
+    assert!(claims["exp"].as_i64().unwrap() <= key_exp, "{claims}");
+    let t = s
+        .oauth(&brief.0, &brief.1)
+        .exchange_refresh_token(t.refresh_token().unwrap())
+        .request(&http_client("127.0.0.1"))
+        .unwrap();
+    assert!(t.expires_in().unwrap().as_secs() <= 600);
+
     // JSON bodies work too, and the token response is not cacheable.
     let r = s
         .http

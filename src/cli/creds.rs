@@ -257,12 +257,7 @@ pub async fn consent(kw: &Keyward, a: &Actor, js: bool, c: ConsentCmd) -> R {
 
 fn human_delta(secs: i64) -> String {
     let a = secs.unsigned_abs();
-    let d = humantime::format_duration(std::time::Duration::from_secs(if a > 3600 {
-        a / 60 * 60
-    } else {
-        a
-    }))
-    .to_string();
+    let d = Ttl::from_secs(if a > 3600 { a / 60 * 60 } else { a }).to_string();
     if secs >= 0 {
         format!("in {d}")
     } else {
@@ -299,7 +294,7 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                     "jti {} · scope {} · expires in {}",
                     m.jti,
                     m.scope,
-                    humantime::format_duration(std::time::Duration::from_secs(m.expires_in as u64))
+                    Ttl::from_secs(m.expires_in.max(0) as u64)
                 );
             }
         }

@@ -360,9 +360,30 @@ impl Ttl {
     }
 }
 
+/// In days, hours, minutes and seconds (`400d`, `1d 12h`), which `parse` reads back.
+/// Not humantime's format: it counts months of 30.44 days and years of 365.25, so a
+/// `400d` typed by an operator came back as `1year 1month 4days 7h 26m 24s`.
 impl fmt::Display for Ttl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&humantime::format_duration(self.0).to_string())
+        let secs = self.0.as_secs();
+        let parts = [
+            (secs / 86_400, "d"),
+            (secs % 86_400 / 3_600, "h"),
+            (secs % 3_600 / 60, "m"),
+            (secs % 60, "s"),
+        ];
+        let mut first = true;
+        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
+            if !first {
+                f.write_str(" ")?;
+            }
+            write!(f, "{n}{unit}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("0s")?;
+        }
+        Ok(())
     }
 }
 
@@ -455,6 +476,22 @@ pub fn ser_opt_ts<S: serde::Serializer>(
 #[allow(clippy::items_after_test_module)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttls_display_as_typed_and_read_back() {
+        for (typed, shown) in [
+            ("400d", "400d"),
+            ("366d", "366d"),
+            ("36h", "1d 12h"),
+            ("90m", "1h 30m"),
+            ("1d 1s", "1d 1s"),
+            ("15m", "15m"),
+        ] {
+            let t = Ttl::parse("ttl", typed).unwrap();
+            assert_eq!(t.to_string(), shown);
+            assert_eq!(Ttl::parse("ttl", shown).unwrap(), t);
+        }
+    }
 
     #[test]
     fn domain_names() {

@@ -440,13 +440,13 @@ impl TokenService {
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
     ) -> GResult<Minted> {
-        // (client_id, app id, key id and owner, the key's allowed scopes).
+        // (client_id, app id, key id, owner and row, the key's allowed scopes).
         let (cid, app_id, key, key_allowed) = match self.authenticate(client_id, secret).await? {
             super::grants::Client::App(a) => (a.client_id.clone(), Some(a.id.clone()), None, None),
             super::grants::Client::Key(k) => (
                 k.key.client_id.clone(),
                 None,
-                Some((k.key.id.clone(), k.key.user_id.clone())),
+                Some((k.key.id.clone(), k.key.user_id.clone(), k.key.clone())),
                 Some(k.allowed.clone()),
             ),
         };
@@ -514,7 +514,7 @@ impl TokenService {
                     (None, Some(a)) => a.clone(),
                     (None, None) => BTreeSet::new(),
                 };
-                if key.as_ref().is_some_and(|(_, owner)| *owner != u.id) {
+                if key.as_ref().is_some_and(|(_, owner, _)| *owner != u.id) {
                     return Ok(Err(bad("the code was issued to another user")));
                 }
                 let role = user_role_scopes(cx, &u.role_id).await?;
@@ -528,11 +528,14 @@ impl TokenService {
                     domain_id: u.domain_id.clone(),
                     domain: u.domain.clone(),
                     user_id: u.id.clone(),
-                    key_id: key.as_ref().map(|(id, _)| id.clone()),
+                    key_id: key.as_ref().map(|(id, _, _)| id.clone()),
                     app_id: app_id.clone(),
                     client_id: cid.clone(),
                     scopes,
-                    ttl: settings.grant_ttl.secs(),
+                    ttl: match &key {
+                        Some((_, _, k)) => k.ttl_within(settings.grant_ttl.secs(), now),
+                        None => settings.grant_ttl.secs(),
+                    },
                     source: "authorization_code",
                     family_id: Some(family.clone()),
                 };

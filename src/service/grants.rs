@@ -748,6 +748,7 @@ impl TokenService {
             let ring = self.kw.signing_ring().await?;
             let k = &entry.key;
             let family = k.issue_refresh.then(model::new_id);
+            let now = model::now();
             let grant = Grant {
                 domain_id: k.domain_id.clone(),
                 domain: k.domain.clone(),
@@ -756,11 +757,10 @@ impl TokenService {
                 app_id: None,
                 client_id: k.client_id.clone(),
                 scopes: granted,
-                ttl: settings.grant_ttl.secs(),
+                ttl: k.ttl_within(settings.grant_ttl.secs(), now),
                 source: "client_credentials",
                 family_id: family.clone(),
             };
-            let now = model::now();
             let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
             let (refresh_value, refresh_row) = match &family {
                 Some(f) => {

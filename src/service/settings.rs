@@ -164,11 +164,23 @@ impl Keyward {
                 _ => {}
             }
             if s.default_ttl > s.max_ttl {
-                return Err(Error::invalid(
-                    "default_ttl",
-                    s.default_ttl.to_string(),
-                    format!("at most max_ttl ({})", s.max_ttl),
-                ));
+                // Name the setting being changed, with the value as typed.
+                return Err(if key == "max_ttl" {
+                    Error::invalid(
+                        "max_ttl",
+                        value,
+                        format!(
+                            "at least default_ttl ({}); lower default_ttl first",
+                            s.default_ttl
+                        ),
+                    )
+                } else {
+                    Error::invalid(
+                        "default_ttl",
+                        value,
+                        format!("at most max_ttl ({})", s.max_ttl),
+                    )
+                });
             }
             if cur.value != v {
                 if !dir::update_setting(cx, &key, &v, cur.version, model::now()).await? {

@@ -322,6 +322,19 @@ impl Keyward {
                     if key.expires_at.is_some_and(|e| e <= model::now()) {
                         return Err(Error::Refused(format!("key {} has expired", key.client_id)));
                     }
+                    if let Some(e) = key.expires_at
+                        && key.ttl_within(ttl.secs(), model::now()) < ttl.secs()
+                    {
+                        return Err(Error::invalid(
+                            "ttl",
+                            ttl.to_string(),
+                            format!(
+                                "a lifetime ending by {}, when key {} expires",
+                                model::rfc3339(e),
+                                key.client_id
+                            ),
+                        ));
+                    }
                     let key_scopes: BTreeSet<String> = g.closure(key.scopes.split_whitespace());
                     let allowed: BTreeSet<String> = key_scopes.intersection(&role_scopes).cloned().collect();
                     (Some(key), allowed, format!("role {} with key {}", u.role, k))
@@ -682,13 +695,18 @@ impl Keyward {
                 let Some(user) = user.filter(|u| u.status == "active") else {
                     return Ok(Err(Error::Refused("the user is disabled".into())));
                 };
-                if let Some(kid) = &r.key_id
-                    && !cred::key_scopes(cx, cred::Holders::User(&user.id))
+                let mut ttl = settings.grant_ttl.secs();
+                if let Some(kid) = &r.key_id {
+                    let key = cred::key_by_client_id(cx, &r.client_id)
                         .await?
-                        .iter()
-                        .any(|(id, _)| id == kid)
-                {
-                    return Ok(Err(Error::Refused("the key was deleted".into())));
+                        .filter(|k| &k.id == kid && k.user_id == user.id);
+                    let Some(key) = key else {
+                        return Ok(Err(Error::Refused("the key was deleted".into())));
+                    };
+                    if key.expires_at.is_some_and(|e| e <= now) {
+                        return Ok(Err(Error::Refused("the API key has expired".into())));
+                    }
+                    ttl = key.ttl_within(ttl, now);
                 }
                 if let Some(app) = &r.app_id
                     && cred::consent(cx, &user.id, app).await?.is_none()
@@ -731,7 +749,7 @@ impl Keyward {
                     app_id: r.app_id.clone(),
                     client_id: r.client_id.clone(),
                     scopes: granted,
-                    ttl: settings.grant_ttl.secs(),
+                    ttl,
                     source: "refresh",
                     family_id: Some(r.family_id.clone()),
                 };

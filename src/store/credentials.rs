@@ -221,6 +221,17 @@ pub struct KeyRow {
     pub version: i64,
 }
 
+impl KeyRow {
+    /// A token lifetime of `ttl` seconds from `now`, cut so that it ends when the key
+    /// does: what a key grants must not outlive it.
+    pub fn ttl_within(&self, ttl: i64, now: i64) -> i64 {
+        match self.expires_at {
+            Some(e) => ttl.min(e - now).max(0),
+            None => ttl,
+        }
+    }
+}
+
 const KEY_SELECT: &str = "SELECT k.id, k.domain_id, d.name AS domain, k.user_id, u.email AS user_email, k.client_id, k.name, \
      k.secret_hash, k.scopes, k.redirect_uris, k.expires_at, k.issue_refresh, k.rate_exempt, k.last_used_at, k.created_at, k.version \
      FROM api_keys k JOIN domains d ON d.id = k.domain_id JOIN users u ON u.id = k.user_id";

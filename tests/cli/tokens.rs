@@ -114,6 +114,47 @@ both!(support_flow_key_then_token, |e| {
         err.contains("write") && err.contains("allowed: read"),
         "{err}"
     );
+    // A token minted through a key may not outlive the key.
+    let brief = e.json(&[
+        "key",
+        "create",
+        "--user",
+        "alice@example.com",
+        "--scopes",
+        "read",
+        "--expires-in",
+        "2h",
+    ]);
+    let brief_id = brief["client_id"].as_str().unwrap();
+    let err = e.fails(
+        &[
+            "token",
+            "mint",
+            "--user",
+            "alice@example.com",
+            "--key",
+            brief_id,
+            "--ttl",
+            "1d",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("ttl") && err.contains("when key") && err.contains(brief_id),
+        "{err}"
+    );
+    let t = mint(
+        e,
+        &[
+            "--user",
+            "alice@example.com",
+            "--key",
+            brief_id,
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert_eq!(t["expires_in"], 3600);
     let t = mint(e, &["--user", "alice@example.com", "--key", &client_id]);
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["scope"], "read");
