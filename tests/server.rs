@@ -648,7 +648,21 @@ both!(introspection_and_revocation, |env| {
     // A refresh token is revoked with its family.
     let t2 = cc(&s, &k.alice_key, &[]);
     let rt = t2.refresh_token().unwrap().secret().clone();
+    // Introspected by its own client, a live refresh token is active (RFC 7662
+    // token_type refresh_token); to any other client it is not.
+    let v = body_json(intro(&k.alice_key, &rt));
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["client_id"], json!(k.alice_key.0));
+    assert_eq!(v["scope"], "read write");
+    assert_eq!(v["aud"], DOMAIN);
+    assert!(v["exp"].as_i64().unwrap() > v["iat"].as_i64().unwrap());
+    assert_eq!(body_json(intro(&k.bob_key, &rt)), json!({"active": false}));
     assert_eq!(revoke(&k.alice_key, &rt).status(), 200);
+    assert_eq!(
+        body_json(intro(&k.alice_key, &rt)),
+        json!({"active": false})
+    );
     let err = s
         .oauth(&k.alice_key.0, &k.alice_key.1)
         .exchange_refresh_token(&RefreshToken::new(rt))

@@ -358,7 +358,7 @@ pub(crate) async fn introspect(
                 "jti": i.jti,
                 "iss": i.iss,
                 "aud": i.aud,
-                "token_type": "Bearer",
+                "token_type": if i.refresh { "refresh_token" } else { "Bearer" },
             }),
         )),
         Ok(_) => no_store(json_response(StatusCode::OK, json!({"active": false}))),

@@ -889,12 +889,60 @@ impl TokenService {
 
     // ------------------------------------------------------------ clients' tokens
 
-    /// RFC 7662 for a client: DB-checked; tokens of other domains are inactive.
+    /// RFC 7662 for a client: DB-checked; tokens of other domains are inactive. A
+    /// refresh token is active only to the client it was issued to (nobody else has
+    /// any business holding it), while unspent, unrevoked, unexpired and its user active.
     pub async fn introspect(&self, client: &Client, token: &str) -> Result<Introspection> {
+        let token = token.trim();
+        if token.starts_with("kwr_") && token.len() <= 200 {
+            return self.introspect_refresh(client, token).await;
+        }
         let mut i = self.kw.introspect(None, token).await?;
         if i.active && i.aud.as_deref() != Some(client.domain()) {
             i.active = false;
             i.reason = Some(crate::token::Reason::InvalidAudience);
+        }
+        Ok(i)
+    }
+
+    async fn introspect_refresh(&self, client: &Client, token: &str) -> Result<Introspection> {
+        let secrets = self.kw.secrets().await?;
+        let hashes = refresh_hashes(&secrets, token);
+        let client_id = client.client_id().to_string();
+        let found = self
+            .kw
+            .read_tokens(async move |cx| {
+                for h in &hashes {
+                    if let Some(r) = cred::refresh_by_hash(cx, h).await? {
+                        let user = dir::user_by_id(cx, &r.user_id).await?;
+                        let domain = dir::domain_by_id(cx, &r.domain_id).await?;
+                        return Ok(Some((r, user, domain)));
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        let now = model::now();
+        let mut i = Introspection::inactive(crate::token::Reason::Malformed);
+        i.refresh = true;
+        let Some((r, user, domain)) = found else {
+            return Ok(i);
+        };
+        let active = r.client_id == client_id
+            && r.used_at.is_none()
+            && r.revoked_at.is_none()
+            && r.expires_at > now
+            && user.is_some_and(|u| u.status == "active");
+        if active {
+            i.active = true;
+            i.reason = None;
+            i.sub = Some(r.user_id);
+            i.scope = Some(r.scopes);
+            i.client_id = Some(r.client_id);
+            i.exp = Some(r.expires_at);
+            i.iat = Some(r.issued_at);
+            i.iss = Some(self.settings().issuer.clone());
+            i.aud = domain.map(|d| d.name);
         }
         Ok(i)
     }

@@ -219,10 +219,13 @@ pub struct Introspection {
     /// The token's record, when one exists (who revoked it, when, why).
     #[serde(skip)]
     pub record: Option<TokenRecord>,
+    /// A refresh token (RFC 7662 `token_type` `refresh_token`), not an access token.
+    #[serde(skip)]
+    pub refresh: bool,
 }
 
 impl Introspection {
-    fn inactive(reason: Reason) -> Self {
+    pub(crate) fn inactive(reason: Reason) -> Self {
         Introspection {
             active: false,
             sub: None,
@@ -237,6 +240,7 @@ impl Introspection {
             header: None,
             claims: None,
             record: None,
+            refresh: false,
         }
     }
     fn fill(&mut self, c: &AccessClaims) {
