@@ -1068,6 +1068,21 @@ both!(rate_limits, |env| {
     let r = grant(&k.bob_key);
     assert_eq!(r.status(), 429, "per address");
     assert!(r.headers().contains_key("retry-after"));
+    // The JSON API's endpoints answer in their own shape, not OAuth's, and a sign-in
+    // answer is never cached, even an error.
+    let r = s
+        .http
+        .post(s.url("/consumer/login"))
+        .header("host", DOMAIN)
+        .json(&json!({"username": "alice@free.example.com", "password": "nope"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v = body_json(r);
+    assert_eq!(v["status"], "error", "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("retry in"), "{v}");
     // A key created with --rate-exempt (by an admin) passes both limits.
     let exempt = key(env, "alice@free.example.com", &["--rate-exempt"]);
     for _ in 0..8 {
@@ -1421,12 +1436,52 @@ both!(malformed_requests_never_fail_the_server, |env| {
         }
         let r = rb.send().unwrap();
         let st = r.status();
+        let html = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+        let text = r.text().unwrap_or_default();
         assert!(
             st.is_client_error(),
-            "{method} {path} {ct:?} {:?} {headers:?}: {st} {}",
+            "{method} {path} {ct:?} {:?} {headers:?}: {st} {text}",
             String::from_utf8_lossy(&body),
-            r.text().unwrap_or_default()
         );
+        // Every error has a body a client can parse, in its endpoint's shape (the
+        // consent page's are HTML pages; a 431 is hyper's, before any request exists).
+        if !html && st != 431 {
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{method} {path}: {st} not JSON: {text:?}"));
+            let oauth = path.starts_with("/auth/token") || path.starts_with("/oauth/");
+            if oauth {
+                assert!(v["error"].is_string(), "{method} {path}: {v}");
+            } else {
+                assert_eq!(v["status"], "error", "{method} {path}: {v}");
+            }
+        }
+    }
+    // Wrong methods: 405 with Allow and a JSON body of the endpoint's shape.
+    let r = s.http.get(s.url("/auth/token")).send().unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("POST"));
+    assert_eq!(body_json(r)["error"], "invalid_request");
+    let r = s.http.delete(s.url("/signup")).send().unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(body_json(r)["status"], "error");
+    // A Host that is missing, doubled, or contradicted by the request target is
+    // ambiguous about the domain: 400, before any endpoint runs.
+    for head in [
+        "GET /healthz HTTP/1.1\r\n".to_string(),
+        format!("GET /healthz HTTP/1.1\r\nHost: {DOMAIN}\r\nHost: {OTHER}\r\n"),
+        format!("GET http://{OTHER}/healthz HTTP/1.1\r\nHost: {DOMAIN}\r\n"),
+    ] {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(c, "{head}Connection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{head:?}: {out}");
+        assert!(out.contains("\"status\":\"error\""), "{head:?}: {out}");
     }
     // A huge body is refused from its Content-Length, before it is read (raw TCP, so
     // the client cannot trip over the early answer while still sending).
@@ -1454,6 +1509,7 @@ both!(malformed_requests_never_fail_the_server, |env| {
         .send();
     if let Ok(r) = r {
         assert_eq!(r.status(), 413);
+        assert_eq!(body_json(r)["status"], "error");
     }
     // The server is still fine (on a new connection: the server closes one whose body
     // it refused, and a pooled client may not have noticed yet).

@@ -1,7 +1,7 @@
 //! The JSON API: sign-in and renewal (the seeds' shapes), sign-up, the demo protected
 //! resource, self-service personal tokens and the public affiliate lookup.
 
-use super::oauth::rate_limit;
+use super::oauth;
 use super::params::{self, Params};
 use super::{App, Peer, St, api_error, core_error, field_name, json_response, no_store};
 use axum::body::Bytes;
@@ -27,6 +27,32 @@ fn body(headers: &HeaderMap, b: &[u8]) -> Result<Params, Response> {
     })
 }
 
+/// The token endpoints' limits, answered in the API's error shape (`Retry-After` kept).
+async fn rate_limit(
+    app: &App,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+) -> Result<(), Response> {
+    oauth::rate_limit(app, headers, peer, None)
+        .await
+        .map_err(|limited| {
+            let wait = limited.headers().get(header::RETRY_AFTER).cloned();
+            let secs = wait
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("1")
+                .to_string();
+            let mut r = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many requests; retry in {secs} s"),
+            );
+            if let Some(w) = wait {
+                r.headers_mut().insert(header::RETRY_AFTER, w);
+            }
+            r
+        })
+}
+
 fn login_reply(m: Minted) -> Response {
     no_store(json_response(
         StatusCode::OK,
@@ -41,13 +67,18 @@ fn login_reply(m: Minted) -> Response {
 }
 
 /// `POST /consumer/login`: `{"username","password"}` → `{"token","expires_in","refresh_token"}`.
-pub(crate) async fn login(
+/// Every answer, errors too, is `no-store`, as the token endpoint's are.
+pub(crate) async fn login(st: St, peer: Peer, headers: HeaderMap, b: Bytes) -> Response {
+    no_store(login_inner(st, peer, headers, b).await)
+}
+
+async fn login_inner(
     axum::extract::State(app): St,
     axum::extract::ConnectInfo(peer): Peer,
     headers: HeaderMap,
     b: Bytes,
 ) -> Response {
-    if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+    if let Err(r) = rate_limit(&app, &headers, peer).await {
         return r;
     }
     let p = match body(&headers, &b) {
@@ -77,14 +108,18 @@ pub(crate) async fn login(
     }
 }
 
-/// `POST /api/auth/renew`: `{"refresh_token"}` → a new pair (rotation).
-pub(crate) async fn renew(
+/// `POST /api/auth/renew`: `{"refresh_token"}` → a new pair (rotation); `no-store`.
+pub(crate) async fn renew(st: St, peer: Peer, headers: HeaderMap, b: Bytes) -> Response {
+    no_store(renew_inner(st, peer, headers, b).await)
+}
+
+async fn renew_inner(
     axum::extract::State(app): St,
     axum::extract::ConnectInfo(peer): Peer,
     headers: HeaderMap,
     b: Bytes,
 ) -> Response {
-    if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+    if let Err(r) = rate_limit(&app, &headers, peer).await {
         return r;
     }
     let p = match body(&headers, &b) {
@@ -109,7 +144,7 @@ pub(crate) async fn signup(
     headers: HeaderMap,
     b: Bytes,
 ) -> Response {
-    if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+    if let Err(r) = rate_limit(&app, &headers, peer).await {
         return r;
     }
     let p = match body(&headers, &b) {
@@ -391,7 +426,7 @@ pub(crate) async fn lookup(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+    if let Err(r) = rate_limit(&app, &headers, peer).await {
         return r;
     }
     let Some(id) = q.get("affiliateId").filter(|v| !v.is_empty()) else {

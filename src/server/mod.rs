@@ -206,6 +206,38 @@ pub(crate) fn no_store(mut r: Response) -> Response {
     r
 }
 
+/// Gives an error response without a JSON or HTML body one in the endpoint's shape,
+/// keeping its status and headers (`Allow`, `Retry-After`, …).
+fn json_error_body(path: &str, res: Response) -> Response {
+    let typed = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if typed {
+        return res;
+    }
+    let status = res.status();
+    let msg = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this endpoint does not accept that method (see Allow)".to_string()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {BODY_LIMIT} bytes")
+        }
+        StatusCode::REQUEST_TIMEOUT => "the request took too long".to_string(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let (mut parts, _) = res.into_parts();
+    let fresh = error_for(path, status, &msg);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh_parts, body) = fresh.into_parts();
+    for (k, v) in fresh_parts.headers.iter() {
+        parts.headers.insert(k.clone(), v.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
 async fn healthz() -> Response {
     json_response(StatusCode::OK, json!({"status": "ok"}))
 }
@@ -214,8 +246,58 @@ async fn not_found() -> Response {
     api_error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-/// One structured log line per request: method, path (never the query: it may carry
-/// codes or ids), status, latency, peer. No headers, no bodies, so no secrets.
+/// The token endpoint and its aliases, introspection and revocation: their errors
+/// take RFC 6749's shape (`error`, `error_description`); the rest the API's.
+fn oauth_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/auth/token"
+            | "/api/auth/token"
+            | "/authorization/token"
+            | "/oauth/introspect"
+            | "/oauth/revoke"
+    )
+}
+
+/// An error of `status` in the shape of the endpoint at `path`.
+fn error_for(path: &str, status: StatusCode, msg: &str) -> Response {
+    if oauth_path(path) {
+        let code = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request"
+        };
+        json_response(status, json!({"error": code, "error_description": msg}))
+    } else {
+        api_error(status, msg)
+    }
+}
+
+/// The `Host` of a request, as RFC 9112 §3.2 has it: exactly one, and the same as the
+/// request target's authority when the target is in absolute form. Anything else is
+/// ambiguous about which domain the request is for, so it is refused.
+fn host_problem(req: &Request) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some("more than one Host header");
+    }
+    match (host, req.uri().authority()) {
+        (None, None) if req.version() == axum::http::Version::HTTP_11 => {
+            Some("the Host header is missing")
+        }
+        (Some(h), Some(a)) if !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) => {
+            Some("the Host header and the request target name different hosts")
+        }
+        _ => None,
+    }
+}
+
+/// The outermost layer. One structured log line per request: method, path (never the
+/// query: it may carry codes or ids), status, latency, peer; no headers, no bodies,
+/// so no secrets. Refuses an ambiguous `Host`, and gives the bare errors of the layers
+/// and of routing (405, 408, 413, …) a JSON body in the endpoint's shape, so a client
+/// never has to parse plain text.
 async fn log_requests(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
@@ -224,7 +306,15 @@ async fn log_requests(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let res = next.run(req).await;
+    let res = match host_problem(&req) {
+        Some(why) => error_for(&path, StatusCode::BAD_REQUEST, why),
+        None => next.run(req).await,
+    };
+    let res = if res.status().is_client_error() || res.status().is_server_error() {
+        json_error_body(&path, res)
+    } else {
+        res
+    };
     tracing::info!(
         target: "keyward::access",
         %method,
@@ -266,13 +356,13 @@ pub(crate) fn router(app: App) -> Router {
         .route("/api/v1/tokens/{jti}", delete(api::token_revoke))
         .route("/api/lookup", get(api::lookup))
         .fallback(not_found)
-        .layer(middleware::from_fn(log_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(15),
         ))
+        .layer(middleware::from_fn(log_requests))
         .with_state(app)
 }
 
