@@ -489,7 +489,7 @@ both!(stations_belong_to_their_users_domain, |e| {
     assert!(
         e.fails(
             &["station", "add", "X", "--user", "a@x.example", "--rn", "1"],
-            1
+            2
         )
         .contains("--country")
     );

@@ -436,6 +436,21 @@ both!(client_credentials_and_resource, |env| {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(body_json(r)["station"]["euVatId"], "DE123456789");
+    // A registration number needs its country; the error speaks the API's names.
+    let r = s
+        .http
+        .post(s.url("/api/v1/stations"))
+        .bearer_auth(t.access_token().secret())
+        .json(&json!({"name": "Alice KG", "rn": "HRB 1"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v = body_json(r);
+    assert!(!v.to_string().contains("--"), "{v}");
+    assert!(
+        v["errors"]["rn"].as_str().unwrap().contains("country code"),
+        "{v}"
+    );
     // read-only token: 403 insufficient_scope.
     let r = s
         .http
@@ -852,6 +867,21 @@ both!(signup_login_renew_and_self_service, |env| {
         .send()
         .unwrap();
     assert_eq!(r.status(), 422, "beyond the role");
+    // Errors speak the API's names, not the CLI's flags.
+    let r = s
+        .http
+        .post(s.url("/api/v1/tokens"))
+        .bearer_auth(&tok)
+        .json(&json!({"scope": "read", "ttl": "400d"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v = body_json(r);
+    assert!(
+        v["errors"]["ttl"].as_str().unwrap().contains("max_ttl"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("--"), "{v}");
     let list = body_json(
         s.http
             .get(s.url("/api/v1/tokens"))

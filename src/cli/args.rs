@@ -305,10 +305,10 @@ pub enum StationCmd {
         #[arg(long)]
         eu_vat_id: Option<String>,
         /// Registration number (with --country).
-        #[arg(long)]
+        #[arg(long, requires = "country")]
         rn: Option<String>,
         /// ISO 3166-1 alpha-2 country code (with --rn).
-        #[arg(long)]
+        #[arg(long, requires = "rn")]
         country: Option<String>,
     },
     /// List stations.

@@ -519,6 +519,14 @@ pub async fn signing_key(kw: &Keyward, a: &Actor, js: bool, c: SigningKeyCmd) ->
             let alg: Alg = alg.parse().map_err(|e: keyward::token::TokenError| {
                 Failure::Core(Error::invalid("--alg", alg.clone(), e.to_string()))
             })?;
+            // The core says it in its own words; here the flags are the words.
+            if (alg == Alg::HS256) != shared_secret {
+                return Err(Failure::Core(Error::invalid(
+                    "--alg",
+                    alg.as_str(),
+                    "HS256 together with --shared-secret (its key is a shared secret, never published), and --shared-secret only with HS256; otherwise ES256, EdDSA or RS256",
+                )));
+            }
             let k = kw.signing_key_rotate(a, alg, shared_secret).await?;
             if js {
                 json(&k)

@@ -193,7 +193,6 @@ pub(crate) fn field_name(f: &str) -> &str {
         "EU VAT id" => "euVatId",
         "registration number" => "rn",
         "country code" => "countryCode",
-        "--ttl" => "ttl",
         f => f,
     }
 }

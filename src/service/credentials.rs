@@ -227,7 +227,7 @@ impl Keyward {
         let ttl = spec
             .expires_in
             .as_deref()
-            .map(|t| Ttl::parse("--expires-in", t))
+            .map(|t| Ttl::parse("expires_in", t))
             .transpose()?;
         let name = DisplayName::parse(spec.name.as_deref().unwrap_or("api key"))?;
         let uris: Vec<String> = spec

@@ -596,7 +596,7 @@ impl Keyward {
             return Err(Error::invalid(
                 "registration number",
                 rn.map(|r| r.to_string()).unwrap_or_default(),
-                "--rn and --country together (a registration number is only unique within its country)",
+                "a registration number together with its country code (a registration number is only unique within its country)",
             ));
         }
         let (a, user, domain) = (actor.clone(), user.to_string(), domain.map(str::to_string));

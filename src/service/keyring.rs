@@ -337,16 +337,16 @@ impl Keyward {
         actor.require(Need::Global)?;
         if alg == Alg::HS256 && !shared_secret {
             return Err(Error::invalid(
-                "--alg",
+                "algorithm",
                 "HS256",
-                "HS256 only together with --shared-secret (its key is a shared secret, never published); otherwise ES256, EdDSA or RS256",
+                "HS256 only as a shared secret (its key is never published); otherwise ES256, EdDSA or RS256",
             ));
         }
         if alg != Alg::HS256 && shared_secret {
             return Err(Error::invalid(
-                "--shared-secret",
+                "shared secret",
                 alg.as_str(),
-                "--shared-secret only with --alg HS256",
+                "a shared secret only with the HS256 algorithm",
             ));
         }
         let secrets = self.secrets().await?;

@@ -296,14 +296,14 @@ impl Keyward {
         let ttl = spec
             .ttl
             .as_deref()
-            .map(|t| Ttl::parse("--ttl", t))
+            .map(|t| Ttl::parse("ttl", t))
             .transpose()?;
         let settings = self.settings().await?;
         let ttl = ttl.unwrap_or(settings.default_ttl);
         if ttl > settings.max_ttl {
             return Err(Error::invalid(
-                "--ttl",
-                ttl.to_string(),
+                "ttl",
+                spec.ttl.clone().unwrap_or_else(|| ttl.to_string()),
                 format!("at most max_ttl ({})", settings.max_ttl),
             ));
         }
