@@ -343,7 +343,7 @@ both!(client_credentials_and_resource, |env| {
     let key_exp = keyward::model::now() + 600;
     let t = cc(&s, &brief, &[]);
     let lasts = t.expires_in().unwrap().as_secs();
-    assert!(lasts <= 600 && lasts >= 590, "expires_in {lasts}");
+    assert!((590..=600).contains(&lasts), "expires_in {lasts}");
     let claims = verify_with_jwks(&s, t.access_token().secret(), DOMAIN);
     assert!(claims["exp"].as_i64().unwrap() <= key_exp, "{claims}");
     let t = s

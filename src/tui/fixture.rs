@@ -412,6 +412,7 @@ pub fn introspection(active: bool) -> keyward::service::tokens::Introspection {
             "iat": NOW - 3600,
             "exp": NOW + 3 * 3600,
         })),
+        refresh: false,
         record: Some(keyward::store::credentials::TokenRecord {
             jti: jti.into(),
             domain_id: "d1".into(),
