@@ -478,7 +478,8 @@ pub enum TokenCmd {
         /// Only tokens expiring within this long (e.g. 7d).
         #[arg(long)]
         expiring_within: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// Maximum rows to print (0 = all, paged from the database).
+        #[arg(long, default_value_t = 0)]
         limit: u64,
     },
     /// Revoke tokens by jti, of a user, or minted through a key.

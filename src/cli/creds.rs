@@ -1,7 +1,7 @@
 //! CLI commands for credentials and tokens.
 
 use super::args::*;
-use super::output::{datetime, fields, json, table};
+use super::output::{self, datetime, fields, json, table};
 use super::{Failure, R};
 use keyward::model::{self, Ttl};
 use keyward::service::credentials::KeySpec;
@@ -255,6 +255,14 @@ pub async fn consent(kw: &Keyward, a: &Actor, js: bool, c: ConsentCmd) -> R {
     Ok(())
 }
 
+/// A token record as `token list --json` prints it: with `id` (the jti) beside it.
+#[derive(serde::Serialize)]
+struct TokenOut {
+    #[serde(flatten)]
+    rec: keyward::store::credentials::TokenRecord,
+    id: String,
+}
+
 fn human_delta(secs: i64) -> String {
     let a = secs.unsigned_abs();
     let d = Ttl::from_secs(if a > 3600 { a / 60 * 60 } else { a }).to_string();
@@ -308,43 +316,47 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
             q.active = active;
             q.expiring_before =
                 within(expiring_within.as_deref(), "--expiring-within")?.map(|s| q.now + s);
-            q.limit = limit.clamp(1, 10_000) as i64;
-            let rows = kw.token_list(a, q).await?;
-            if js {
-                let v: Vec<serde_json::Value> = rows
-                    .iter()
-                    .map(|r| {
-                        let mut v = serde_json::to_value(r).expect("serialisable");
-                        v["id"] = j!(r.jti);
-                        v
+            let fetch = async |want: i64| -> R<Vec<TokenOut>> {
+                q.limit = want;
+                let page = kw.token_list(a, q.clone()).await?;
+                if let Some(l) = page.last() {
+                    q.before = Some((l.issued_at, l.jti.clone()));
+                }
+                Ok(page
+                    .into_iter()
+                    .map(|r| TokenOut {
+                        id: r.jti.clone(),
+                        rec: r,
                     })
-                    .collect();
-                json(&v);
-            } else {
-                let now = model::now();
-                table(
-                    &["JTI", "CLIENT_ID", "SCOPES", "ISSUED", "EXPIRES", "STATE"],
-                    rows.iter()
-                        .map(|r| {
-                            let state = if r.revoked_at.is_some() {
-                                "revoked"
-                            } else if r.expires_at <= now {
-                                "expired"
-                            } else {
-                                "active"
-                            };
-                            vec![
-                                r.jti.clone(),
-                                r.client_id.clone(),
-                                r.scopes.clone(),
-                                datetime(r.issued_at),
-                                datetime(r.expires_at),
-                                state.into(),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+                    .collect())
+            };
+            let now = model::now();
+            output::paged(
+                js,
+                limit,
+                &["JTI", "CLIENT_ID", "SCOPES", "ISSUED", "EXPIRES", "STATE"],
+                "No tokens match.",
+                fetch,
+                |t| {
+                    let r = &t.rec;
+                    let state = if r.revoked_at.is_some() {
+                        "revoked"
+                    } else if r.expires_at <= now {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    vec![
+                        r.jti.clone(),
+                        r.client_id.clone(),
+                        r.scopes.clone(),
+                        datetime(r.issued_at),
+                        datetime(r.expires_at),
+                        state.into(),
+                    ]
+                },
+            )
+            .await?;
         }
         TokenCmd::Revoke {
             jti,

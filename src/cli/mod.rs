@@ -737,59 +737,19 @@ async fn set_status(kw: &Keyward, a: &Actor, js: bool, user: &str, s: UserStatus
 /// Streams users page by page (keyset paging), so any number of rows prints in
 /// constant memory.
 async fn page_users(kw: &Keyward, a: &Actor, js: bool, mut q: UserQuery, limit: u64) -> R {
-    let mut printed = 0u64;
-    let mut first = true;
-    if js {
-        print!("[");
-    }
-    let mut rows_for_table = Vec::new();
-    loop {
-        let want = if limit == 0 {
-            1000
-        } else {
-            (limit - printed).min(1000)
-        } as i64;
-        if want == 0 {
-            break;
-        }
+    let fetch = async |want: i64| -> R<Vec<keyward::store::directory::UserRow>> {
         q.limit = want;
         let page = kw.user_list(a, q.clone()).await?;
-        let n = page.len() as i64;
-        for u in &page {
-            if js {
-                print!(
-                    "{}\n  {}",
-                    if first { "" } else { "," },
-                    serde_json::to_string(u).expect("serialisable")
-                );
-                first = false;
-            } else {
-                rows_for_table.push(user_row(u));
-                if rows_for_table.len() >= 1000 {
-                    table(USER_HEADERS, std::mem::take(&mut rows_for_table));
-                }
-            }
+        if let Some(last) = page.last() {
+            let key = match q.sort {
+                UserSort::Email => Val::from(last.email.to_lowercase()),
+                UserSort::Created => Val::from(last.created_at),
+            };
+            q.after = Some((key, last.id.clone()));
         }
-        printed += n as u64;
-        match page.last() {
-            Some(last) if n == want => {
-                let key = match q.sort {
-                    UserSort::Email => Val::from(last.email.to_lowercase()),
-                    UserSort::Created => Val::from(last.created_at),
-                };
-                q.after = Some((key, last.id.clone()));
-            }
-            _ => break,
-        }
-    }
-    if js {
-        println!("{}]", if first { "" } else { "\n" });
-    } else if printed == 0 {
-        println!("No users match.");
-    } else {
-        table(USER_HEADERS, rows_for_table);
-    }
-    Ok(())
+        Ok(page)
+    };
+    output::paged(js, limit, USER_HEADERS, "No users match.", fetch, user_row).await
 }
 
 async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
@@ -1006,55 +966,35 @@ async fn station(kw: &Keyward, a: &Actor, js: bool, c: StationCmd) -> R {
             let mut q = kw
                 .station_query(a, domain.as_deref(), user.as_deref())
                 .await?;
-            let mut all = Vec::new();
-            loop {
-                let want = if limit == 0 {
-                    1000
-                } else {
-                    (limit - all.len() as u64).min(1000)
-                } as i64;
-                if want == 0 {
-                    break;
-                }
+            let fetch = async |want: i64| -> R<Vec<keyward::store::directory::StationRow>> {
                 q.limit = want;
                 let page = kw.station_list(a, q.clone()).await?;
-                let n = page.len() as i64;
                 if let Some(l) = page.last() {
                     q.after = Some((l.created_at, l.id.clone()));
                 }
-                all.extend(page);
-                if n < want {
-                    break;
-                }
-            }
-            if js {
-                json(&all);
-            } else {
-                table(
-                    &[
-                        "STATION",
-                        "ID",
-                        "USER",
-                        "DOMAIN",
-                        "EU VAT ID",
-                        "REG. NO",
-                        "COUNTRY",
-                    ],
-                    all.iter()
-                        .map(|s| {
-                            vec![
-                                s.name.clone(),
-                                s.id.clone(),
-                                s.user_email.clone(),
-                                s.domain.clone(),
-                                s.eu_vat_id.clone().unwrap_or_default(),
-                                s.registration_number.clone().unwrap_or_default(),
-                                s.country_code.clone().unwrap_or_default(),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+                Ok(page)
+            };
+            let headers = [
+                "STATION",
+                "ID",
+                "USER",
+                "DOMAIN",
+                "EU VAT ID",
+                "REG. NO",
+                "COUNTRY",
+            ];
+            output::paged(js, limit, &headers, "No stations match.", fetch, |s| {
+                vec![
+                    s.name.clone(),
+                    s.id.clone(),
+                    s.user_email.clone(),
+                    s.domain.clone(),
+                    s.eu_vat_id.clone().unwrap_or_default(),
+                    s.registration_number.clone().unwrap_or_default(),
+                    s.country_code.clone().unwrap_or_default(),
+                ]
+            })
+            .await?;
         }
         StationCmd::Rm { id } => {
             let s = kw.station_rm(a, &id).await?;

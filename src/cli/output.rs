@@ -3,6 +3,65 @@
 use keyward::text::inert;
 use serde::Serialize;
 
+/// Rows fetched per page by [`paged`].
+const PAGE: u64 = 1000;
+
+/// Prints up to `limit` rows (0: all) fetched page by page (keyset paging: `fetch`
+/// gets how many rows it may return and keeps its own cursor), in constant memory:
+/// a JSON array streamed row by row, or tables of at most a page each; `none` when
+/// nothing matches.
+pub async fn paged<T: Serialize>(
+    js: bool,
+    limit: u64,
+    headers: &[&str],
+    none: &str,
+    mut fetch: impl AsyncFnMut(i64) -> super::R<Vec<T>>,
+    row: impl Fn(&T) -> Vec<String>,
+) -> super::R {
+    let mut printed = 0u64;
+    let mut rows = Vec::new();
+    if js {
+        print!("[");
+    }
+    loop {
+        let want = if limit == 0 {
+            PAGE
+        } else {
+            (limit - printed).min(PAGE)
+        };
+        if want == 0 {
+            break;
+        }
+        let page = fetch(want as i64).await?;
+        for item in &page {
+            if js {
+                print!(
+                    "{}\n  {}",
+                    if printed == 0 { "" } else { "," },
+                    serde_json::to_string(item).expect("serialisable")
+                );
+            } else {
+                rows.push(row(item));
+                if rows.len() as u64 >= PAGE {
+                    table(headers, std::mem::take(&mut rows));
+                }
+            }
+            printed += 1;
+        }
+        if (page.len() as u64) < want {
+            break;
+        }
+    }
+    if js {
+        println!("{}]", if printed == 0 { "" } else { "\n" });
+    } else if printed == 0 {
+        println!("{none}");
+    } else if !rows.is_empty() {
+        table(headers, rows);
+    }
+    Ok(())
+}
+
 /// Prints rows as an aligned table with a header.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let rows: Vec<Vec<String>> = rows

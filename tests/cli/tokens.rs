@@ -679,3 +679,47 @@ fn secrets_never_reach_a_postgres_dump() {
         "the dump holds a private key in base64 DER"
     );
 }
+
+both!(token_list_prints_every_row_unless_limited, |e| {
+    e.ok(&["init"]);
+    // 600 users with two token records each: more than one page of 1000.
+    e.ok(&["demo", "--users", "600"]);
+    let all = e.json(&["token", "list"]);
+    let jtis: std::collections::BTreeSet<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["jti"].as_str().unwrap())
+        .collect();
+    assert_eq!(all.as_array().unwrap().len(), 1200);
+    assert_eq!(jtis.len(), 1200, "a row printed twice across pages");
+    assert_eq!(all[0]["id"], all[0]["jti"]);
+    let some = e.json(&["token", "list", "--limit", "1100"]);
+    assert_eq!(some.as_array().unwrap().len(), 1100);
+    // Newest first, across the page boundary too.
+    let issued: Vec<&str> = some
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["issued_at"].as_str().unwrap())
+        .collect();
+    assert!(issued.windows(2).all(|w| w[0] >= w[1]));
+    let text = e.ok(&["token", "list", "--limit", "3"]);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    e.ok(&[
+        "user",
+        "add",
+        "idle@free.example.com",
+        "--domain",
+        "free.example.com",
+    ]);
+    assert_eq!(
+        e.ok(&["token", "list", "--user", "idle@free.example.com"])
+            .trim(),
+        "No tokens match."
+    );
+    assert_eq!(
+        e.json(&["token", "list", "--user", "idle@free.example.com"]),
+        json!([])
+    );
+});
