@@ -1120,6 +1120,45 @@ both!(rate_limits, |env| {
     }
 });
 
+both!(a_key_that_grants_nothing_is_refused, |env| {
+    setup(env);
+    env.ok(&["role", "add", "Bare", "--scopes", "read"]);
+    env.ok(&[
+        "user",
+        "add",
+        "dee@free.example.com",
+        "--domain",
+        DOMAIN,
+        "--role",
+        "Bare",
+    ]);
+    let k = key(env, "dee@free.example.com", &[]);
+    let s = Server::start(env, None);
+    cc(&s, &k, &[]);
+    // The role loses its last scope: the key now grants nothing, and says so
+    // instead of handing out a token with an empty scope.
+    env.ok(&["role", "revoke", "Bare", "read"]);
+    let r = post_form(
+        &s,
+        "/auth/token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &k.0),
+            ("client_secret", &k.1),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_scope", "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("allows no scope"),
+        "{v}"
+    );
+});
+
 both!(behind_a_trusted_proxy, |env| {
     let k = setup(env);
     env.ok(&["config", "set", "rate_limit_per_client", "0"]);

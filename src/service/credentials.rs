@@ -77,6 +77,23 @@ fn join(set: &BTreeSet<String>) -> String {
 
 /// Checks requested scopes against what is allowed; returns the effective (closed) set.
 /// Without a request, the allowed set is granted.
+/// [`narrow_scopes`] for issuing a token: a token with no scope at all would be
+/// accepted nowhere, so it is refused instead, saying why.
+pub fn token_scopes(
+    g: &ScopeGraph,
+    requested: Option<&[ScopeName]>,
+    allowed: &BTreeSet<String>,
+    what: &str,
+) -> Result<BTreeSet<String>> {
+    let granted = narrow_scopes(g, requested, allowed, what)?;
+    if granted.is_empty() {
+        return Err(Error::Refused(format!(
+            "{what} allows no scope, so a token would grant nothing; give it scopes first"
+        )));
+    }
+    Ok(granted)
+}
+
 pub fn narrow_scopes(
     g: &ScopeGraph,
     requested: Option<&[ScopeName]>,
@@ -245,7 +262,7 @@ impl Keyward {
             }
             let g = ScopeGraph::load(cx).await?;
             let allowed = user_role_scopes(cx, &u.role_id).await?;
-            let granted = narrow_scopes(&g, scopes.as_deref(), &allowed, &format!("role {}", u.role))?;
+            let granted = token_scopes(&g, scopes.as_deref(), &allowed, &format!("role {}", u.role))?;
             let (mut key, secret) = new_key_row(
                 &u,
                 name.as_str(),

@@ -16,7 +16,7 @@
 //! active and unchanged, so a stale cache entry can never mint a token: such requests
 //! are retried once with a fresh entry.
 
-use super::credentials::{narrow_scopes, user_role_scopes};
+use super::credentials::{narrow_scopes, token_scopes, user_role_scopes};
 use super::scopes::ScopeGraph;
 use super::settings::Settings;
 use super::tokens::{
@@ -737,7 +737,7 @@ impl TokenService {
                     "the key's owner is disabled".into(),
                 ));
             }
-            let granted = narrow_scopes(
+            let granted = token_scopes(
                 &entry.graph,
                 scopes,
                 &entry.allowed,

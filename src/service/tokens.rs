@@ -1,7 +1,7 @@
 //! Access tokens: mint (sign + record), list, revoke, introspect, purge; refresh-token
 //! families; and the long-running [`Verifier`] with an in-memory revocation view.
 
-use super::credentials::{find_key, narrow_scopes, user_role_scopes};
+use super::credentials::{find_key, narrow_scopes, token_scopes, user_role_scopes};
 use super::directory::{find_user, mark_api_enabled};
 use super::keyring::{Secrets, SigningRing};
 use super::scopes::ScopeGraph;
@@ -345,7 +345,7 @@ impl Keyward {
                 }
                 None => (None, role_scopes, format!("role {}", u.role)),
             };
-            let granted = narrow_scopes(&g, scopes.as_deref(), &allowed, &what)?;
+            let granted = token_scopes(&g, scopes.as_deref(), &allowed, &what)?;
             let grant = Grant {
                 domain_id: u.domain_id.clone(),
                 domain: u.domain.clone(),
