@@ -71,6 +71,24 @@ impl MasterKey {
                 }
             }
         })?;
+        // As OpenSSH does with private keys: a key any account can read is refused
+        // rather than used (group access is left to the administrator's choice).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = file
+                .metadata()
+                .map_err(|source| SecretError::MasterKeyUnreadable {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_file() && mode & 0o007 != 0 {
+                return Err(SecretError::MasterKeyExposed {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+        }
         let mut text = Zeroizing::new(Vec::with_capacity(64));
         file.take(MAX_FILE_LEN + 1)
             .read_to_end(&mut text)
@@ -485,6 +503,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_every_account_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir();
+        let path = dir.path().join("master.key");
+        MasterKey::create_file(&path).unwrap();
+        MasterKey::load(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = MasterKey::load(&path).unwrap_err();
+        assert!(
+            matches!(err, SecretError::MasterKeyExposed { mode: 0o644, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        MasterKey::load(&path).unwrap();
+    }
+
+    #[test]
     fn load_reports_missing_and_malformed_files_by_path() {
         let dir = tempdir();
         let missing = dir.path().join("nope.key");
@@ -508,6 +544,8 @@ mod tests {
             huge.as_str(),
         ] {
             std::fs::write(&path, content).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
             let err = MasterKey::load(&path).unwrap_err();
             assert!(
                 matches!(err, SecretError::MasterKeyMalformed { .. }),

@@ -49,6 +49,19 @@ pub enum SecretError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The master key file may be read by any account on the host.
+    #[error(
+        "master key file {} is readable by every account on this host (mode {mode:04o}); \
+         make it private first: chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    MasterKeyExposed {
+        /// The path that was read.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The master key file does not hold a valid key.
     #[error(
         "master key file {} is malformed ({detail}): it must hold exactly 32 bytes encoded as \

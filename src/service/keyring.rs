@@ -106,10 +106,19 @@ fn unseal(path: &Path, rows: &[KeyringRow]) -> Result<Secrets> {
             "the database has no keyring yet; run `keyward init`".into(),
         ));
     };
-    let master = MasterKey::load(path).map_err(|e| {
-        Error::MasterKey(format!(
-            "{e}. The database's keys are sealed with a master key; point KEYWARD_MASTER_KEY_FILE at the right file"
-        ))
+    let master = MasterKey::load(path).map_err(|e| match e {
+        // This database already has a keyring: `init` cannot make another key for it,
+        // so the only way forward is the original file.
+        crate::secret::SecretError::MasterKeyMissing { .. } => Error::MasterKey(format!(
+            "master key file {} does not exist, and this database was initialised with a master key \
+             (its signing keys and secret hashes are sealed with it). Restore that file, from a backup \
+             or the host where `keyward init` ran, to this path, or point KEYWARD_MASTER_KEY_FILE at it; \
+             a new key cannot open this database",
+            path.display()
+        )),
+        e => Error::MasterKey(format!(
+            "{e}. The database's keys are sealed with its master key; point KEYWARD_MASTER_KEY_FILE at that file"
+        )),
     })?;
     if !master.matches_check_value(&latest.check_value) {
         return Err(Error::MasterKey(format!(
