@@ -810,6 +810,47 @@ fn implicit_default_database_is_created_on_first_use() {
 }
 
 #[test]
+fn processes_opening_a_new_database_at_once_all_succeed() {
+    // Eight first uses of the implicit default database at the same moment: each
+    // must find (or make) one complete schema, not trip over another's migration.
+    let e = Env::sqlite();
+    let start = std::sync::Barrier::new(8);
+    let outs: Vec<std::process::Output> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut c = std::process::Command::new(common::BIN);
+                    c.args(["--json", "domain", "list"])
+                        .env("XDG_DATA_HOME", e.path("data"))
+                        .env("XDG_CONFIG_HOME", e.path("config"))
+                        .env_remove("KEYWARD_DATABASE_URL")
+                        .env_remove("KEYWARD_MASTER_KEY_FILE");
+                    start.wait();
+                    c.output().unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    }
+    // And init with an explicit URL beside commands on the same new file.
+    let url = format!("sqlite://{}", e.path("shared.db").display());
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| sc.spawn(|| e.run(&["--database-url", &url, "init"])))
+            .collect();
+        for h in hs {
+            let o = h.join().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    });
+    e.ok(&["--database-url", &url, "audit", "verify"]);
+}
+
+#[test]
 fn password_in_argv_url_is_warned_about() {
     let e = Env::sqlite();
     let o = e

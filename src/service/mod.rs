@@ -58,9 +58,10 @@ impl Keyward {
     pub async fn open(target: Target, os: &OsIdentity) -> Result<Keyward> {
         let db = Db::open(&target, target.implicit).await?;
         let kw = Keyward::assemble(db, target);
+        let _schema = store::schema_lock(&kw.target)?;
         if !kw.db.has_schema().await? {
             if kw.target.implicit {
-                kw.init(os, &InitOptions::default()).await?;
+                kw.init_locked(os, &InitOptions::default()).await?;
             } else {
                 return Err(Error::Environment(format!(
                     "the database at {} is not initialised; run `keyward init --database-url {}` first",
@@ -122,8 +123,15 @@ impl Keyward {
         }
     }
 
-    /// Sets up whatever is missing; reports what it did. Idempotent.
+    /// Sets up whatever is missing; reports what it did. Idempotent, and safe to run
+    /// beside other processes opening the same database.
     pub async fn init(&self, os: &OsIdentity, opts: &InitOptions) -> Result<InitReport> {
+        let _schema = store::schema_lock(&self.target)?;
+        self.init_locked(os, opts).await
+    }
+
+    /// [`Keyward::init`] with the schema lock already held.
+    async fn init_locked(&self, os: &OsIdentity, opts: &InitOptions) -> Result<InitReport> {
         let mut report = InitReport::default();
         let had_schema = self.db.has_schema().await?;
         self.db.migrate().await?;

@@ -375,6 +375,26 @@ async fn check_foreign_sqlite(path: &std::path::Path, url: &str) -> Result<()> {
     )))
 }
 
+/// Held while a process checks and migrates the schema (see [`schema_lock`]).
+pub struct SchemaLock(#[allow(dead_code)] Option<nix::fcntl::Flock<std::fs::File>>);
+
+/// Serialises schema work between processes. PostgreSQL's migrations take an advisory
+/// lock of their own, but sqlx's SQLite migrator takes none: two processes opening a
+/// new database at once (two shells' first `keyward`, or `init` beside a running
+/// console) both ran migration 1 and one failed with "table already exists". An
+/// exclusive `flock` on the database file (independent of SQLite's own `fcntl` locks)
+/// makes the second wait for the first and then find the schema in place.
+pub fn schema_lock(target: &Target) -> Result<SchemaLock> {
+    let Some(path) = target.sqlite_file() else {
+        return Ok(SchemaLock(None));
+    };
+    let file = std::fs::File::open(&path)
+        .map_err(|e| Error::Environment(format!("cannot open {}: {e}", path.display())))?;
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::Environment(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(SchemaLock(Some(lock)))
+}
+
 impl Db {
     /// Opens the database. With `create` a missing SQLite file is created (mode 0600).
     pub async fn open(target: &Target, create: bool) -> Result<Db> {
@@ -624,5 +644,10 @@ fn create_private_file(path: &std::path::Path) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map(|_| ())
+        .or_else(|e| match e.kind() {
+            // Another process created it a moment ago: theirs is as good.
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
         .map_err(|e| Error::Environment(format!("cannot create {}: {e}", path.display())))
 }
