@@ -292,6 +292,14 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
             "invalid default_ttl \"400d\": at most max_ttl (365d)",
         ),
         (vec!["config", "set", "issuer", "ftp://x"], "http(s) URL"),
+        (
+            vec!["demo", "--users", "0"],
+            "invalid users \"0\": from 1 to 1000000",
+        ),
+        (
+            vec!["demo", "--users", "5000000"],
+            "invalid users \"5000000\"",
+        ),
         (vec!["config", "set", "colour", "blue"], "one of: issuer"),
         (
             vec!["operator", "add", "bob", "--role", "root"],
@@ -692,6 +700,21 @@ both!(demo_fills_the_database, |e| {
     let r = e.json(&["demo", "--users", "300", "--tokens", "900"]);
     assert_eq!(r["users"], 300);
     assert_eq!(r["tokens"], 900);
+    // Audited batch by batch: the events add up to what was loaded.
+    let events = e.json(&["audit", "--limit", "10000"]);
+    let loads: Vec<serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ev| ev["action"] == "demo.load")
+        .map(|ev| match &ev["details"] {
+            serde_json::Value::String(s) => serde_json::from_str(s).unwrap(),
+            v => v.clone(),
+        })
+        .collect();
+    assert!(!loads.is_empty());
+    let users: u64 = loads.iter().map(|d| d["users"].as_u64().unwrap()).sum();
+    assert_eq!(users, 300);
     // API keys and developer apps to look at, with tokens and consents of their own.
     let keys = e.json(&["key", "list"]);
     let keys = keys.as_array().unwrap();

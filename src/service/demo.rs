@@ -3,7 +3,7 @@
 use super::credentials::{new_app_row, new_key_row};
 use super::directory::{insert_domain, prepare_user};
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{self, DomainName};
 use crate::store::credentials::{self as cred, AppRow, KeyRow, TokenRecord};
 use crate::store::directory::{self as dir, NewStationRow, NewUserRow, RoleRow, ScopeRow};
@@ -108,6 +108,11 @@ const DEMO_APPS: &[(&str, &str, &str)] = &[
 /// Users who consent to each demo app (at most).
 const DEMO_CONSENTS: usize = 5;
 
+/// The most users `demo` creates.
+pub const MAX_DEMO_USERS: u64 = 1_000_000;
+/// The most token records `demo` creates.
+pub const MAX_DEMO_TOKENS: u64 = 10_000_000;
+
 /// Options for `demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -125,6 +130,22 @@ impl Keyward {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<DemoReport> {
         actor.require(Need::Global)?;
+        // Demo data is for looking around and for load tests, not for filling a disk:
+        // a million users (about 1 GB of SQLite with their tokens) is the most.
+        if !(1..=MAX_DEMO_USERS).contains(&opts.users) {
+            return Err(Error::invalid(
+                "users",
+                opts.users.to_string(),
+                format!("from 1 to {MAX_DEMO_USERS}"),
+            ));
+        }
+        if opts.tokens > MAX_DEMO_TOKENS {
+            return Err(Error::invalid(
+                "tokens",
+                opts.tokens.to_string(),
+                format!("at most {MAX_DEMO_TOKENS}"),
+            ));
+        }
         let a = actor.clone();
         // Set-up in one transaction: domains, scopes, role.
         let (domains, roles, kid, have_apps) = self
@@ -377,7 +398,19 @@ impl Keyward {
                 keys.len() as u64,
                 apps.len() as u64,
             );
+            // Each batch is audited in its own transaction, so an interrupted load
+            // leaves an audit trail of exactly what it did commit.
+            let a = actor.clone();
             self.write(async move |cx| {
+                audit_event(
+                    cx,
+                    &a,
+                    "demo.load",
+                    "demo",
+                    None,
+                    json!({"users": nu, "stations": ns, "tokens": nt, "keys": nk, "apps": na}),
+                )
+                .await?;
                 dir::insert_users(cx, &users).await?;
                 dir::insert_stations(cx, &stations).await?;
                 for k in &keys {
@@ -408,19 +441,6 @@ impl Keyward {
             done += n;
             progress(done, opts.users);
         }
-        let (a, r) = (actor.clone(), report.clone());
-        self.write(async move |cx| {
-            audit_event(
-                cx,
-                &a,
-                "demo.load",
-                "demo",
-                None,
-                json!({"users": r.users, "stations": r.stations, "tokens": r.tokens, "keys": r.keys, "apps": r.apps}),
-            )
-            .await
-        })
-        .await?;
         Ok(report)
     }
 }
