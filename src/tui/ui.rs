@@ -304,6 +304,18 @@ pub fn detail_pane(app: &App, f: &mut Frame, area: Rect, d: &Detail) {
         b = b.title_bottom(Line::styled(" … Enter shows all ", th.key()).right_aligned());
     }
     f.render_widget(p.block(b), area);
+    // The no-break spaces that kept labels with their values while wrapping go out as
+    // plain spaces: what the terminal shows, and what a mouse copies, is ordinary text.
+    let buf = f.buffer_mut();
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            if let Some(c) = buf.cell_mut((x, y))
+                && c.symbol() == "\u{a0}"
+            {
+                c.set_symbol(" ");
+            }
+        }
+    }
 }
 
 /// Draws a bordered pop-up `w` columns wide (at most the area's), centred, as tall as

@@ -35,6 +35,9 @@ pub struct Detail {
     pub lines: Vec<Vec<Field>>,
 }
 
+/// Values at most this wide stay on the row of their label in the pane.
+const KEEP_TOGETHER: usize = 16;
+
 /// Rows the pop-up keeps for its border, the blank row and its key hint.
 pub const CHROME: u16 = 4;
 
@@ -57,16 +60,27 @@ impl Detail {
         self.lines.iter().all(Vec::is_empty)
     }
 
-    /// The pane's lines: `label value · label value`.
+    /// The pane's lines: `label value · label value`. A short value is bound to its
+    /// label with a no-break space, so wrapping never leaves `password` at the end of
+    /// one row and its `none` alone on the next.
     pub fn pane_lines(&self) -> Vec<Line<'static>> {
         self.lines
             .iter()
             .map(|fields| {
                 let parts: Vec<String> = fields
                     .iter()
-                    .map(|f| match f.label {
-                        "" => f.value.clone(),
-                        l => format!("{l} {}", f.value),
+                    .map(|f| {
+                        // A label of several words never breaks either.
+                        let l = f.label.replace(' ', "\u{a0}");
+                        match f.label {
+                            "" => f.value.clone(),
+                            _ if unicode_width::UnicodeWidthStr::width(f.value.as_str())
+                                <= KEEP_TOGETHER =>
+                            {
+                                format!("{l}\u{a0}{}", f.value)
+                            }
+                            _ => format!("{l} {}", f.value),
+                        }
                     })
                     .collect();
                 Line::raw(parts.join(" · "))
