@@ -51,8 +51,12 @@ fn main() {
 async fn console(url: Option<&str>, js: bool) -> i32 {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("error: the console needs a terminal; see `keyward --help` for the CLI");
-        return 2;
+        return cli::report(
+            &cli::Failure::Usage(
+                "the console needs a terminal; see `keyward --help` for the CLI".into(),
+            ),
+            js,
+        );
     }
     let (kw, actor) = match cli::open(url).await {
         Ok(v) => v,

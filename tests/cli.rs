@@ -874,6 +874,40 @@ fn processes_opening_a_new_database_at_once_all_succeed() {
 }
 
 #[test]
+fn environment_problems_are_reported_at_once_and_in_the_asked_format() {
+    let e = Env::sqlite();
+    // Nothing listens on port 1: the cause, at once, not a pool timeout 10 s later.
+    let o = e
+        .cmd(&["user", "list"])
+        .env("KEYWARD_DATABASE_URL", "postgres://kw@127.0.0.1:1/db")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Connection refused"), "{err}");
+    // The console without a terminal, with --json: the error is JSON too.
+    let o = e.cmd(&["--json"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(v["error"], "usage");
+    assert!(v["message"].as_str().unwrap().contains("needs a terminal"));
+    // A bad revocation reason is called a reason.
+    e.init();
+    let err = e.fails(
+        &[
+            "token",
+            "revoke",
+            "--user",
+            "nobody@x.example",
+            "--reason",
+            "a\u{1b}b",
+        ],
+        1,
+    );
+    assert!(err.contains("invalid reason"), "{err}");
+}
+
+#[test]
 fn password_in_argv_url_is_warned_about() {
     let e = Env::sqlite();
     let o = e

@@ -233,7 +233,11 @@ string_newtype!(
 );
 impl Description {
     pub fn parse(s: &str) -> Result<Self> {
-        Ok(Self(check_text("description", s, 0, 500)?))
+        Self::parse_as("description", s)
+    }
+    /// The same rules for a text called otherwise (a revocation's reason).
+    pub fn parse_as(field: &'static str, s: &str) -> Result<Self> {
+        Ok(Self(check_text(field, s, 0, 500)?))
     }
 }
 

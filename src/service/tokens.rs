@@ -424,7 +424,9 @@ impl Keyward {
         reason: Option<&str>,
     ) -> Result<u64> {
         actor.require(Need::Support)?;
-        let reason = reason.map(crate::model::Description::parse).transpose()?;
+        let reason = reason
+            .map(|r| crate::model::Description::parse_as("reason", r))
+            .transpose()?;
         let a = actor.clone();
         self.write(async move |cx| {
             let now = model::now();

@@ -472,17 +472,29 @@ impl Db {
                         format!("postgres://USER@HOST/DB ({e})"),
                     )
                 })?;
+                // The pool retries a refused connection until its acquire timeout and
+                // then reports only "pool timed out": one direct connection first says
+                // at once what is wrong (refused, unknown host, authentication, no such
+                // database). It costs one extra handshake per process start (sqlx cannot
+                // hand a connection to a pool), a few milliseconds on a local server.
+                let cannot = |e: &dyn std::fmt::Display| {
+                    Error::Environment(format!(
+                        "cannot connect to {}: {e}",
+                        redact_url(&target.url)
+                    ))
+                };
+                let first = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    <PgConnection as sqlx::Connection>::connect_with(&opts),
+                )
+                .await
+                .map_err(|_| cannot(&"no answer within 10 s"))?
+                .map_err(|e: sqlx::Error| cannot(&e))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(opts)
-                    .await
-                    .map_err(|e| {
-                        Error::Environment(format!(
-                            "cannot connect to {}: {e}",
-                            redact_url(&target.url)
-                        ))
-                    })?;
+                    .connect_lazy_with(opts);
+                let _ = sqlx::Connection::close(first).await;
                 Ok(Db::Postgres(pool))
             }
         }
