@@ -93,12 +93,14 @@ pub async fn find_user(
             "name a user by email or id; `keyward user list --search TEXT` finds them",
         )),
         1 => Ok(found.into_iter().next().expect("one")),
+        // Every command that names a user accepts its id, so the ids are the way out
+        // (not every command has a --domain to narrow with).
         _ => Err(Error::Refused(format!(
-            "{user} exists in {} domains ({}); add --domain DOMAIN or name the user by id",
+            "{user} exists in {} domains: {}; name the user by id instead",
             found.len(),
             found
                 .iter()
-                .map(|u| u.domain.as_str())
+                .map(|u| format!("{} (id {})", u.domain, u.id))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
