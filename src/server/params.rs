@@ -147,8 +147,8 @@ fn parse_json(body: &[u8]) -> Result<Params, ParamError> {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => continue,
-            serde_json::Value::Array(items) => {
-                // Lists of strings (e.g. scopes) are joined with spaces.
+            // A list of strings is a list of scopes, joined as `scope` is written.
+            serde_json::Value::Array(items) if k == "scope" || k == "scopes" => {
                 let mut parts = Vec::new();
                 for i in items {
                     match i {
@@ -162,9 +162,10 @@ fn parse_json(body: &[u8]) -> Result<Params, ParamError> {
                 }
                 parts.join(" ")
             }
-            serde_json::Value::Object(_) => {
-                return Err(ParamError::Malformed(format!("{k} must be a string")));
-            }
+            // Every other parameter Keyward reads is a string: a list or an object is
+            // nothing it knows, so it is ignored, as RFC 6749 §3.1 asks of unknown
+            // parameters (a known one given so is then missing, and said to be).
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => continue,
         };
         p.insert(k, s)?;
     }
@@ -244,6 +245,16 @@ mod tests {
             Err(ParamError::Duplicate(_))
         ));
         assert!(parse_json(b"[1]").is_err());
-        assert!(parse_json(br#"{"a":{"b":1}}"#).is_err());
+        // Unknown structured parameters are ignored (RFC 6749 §3.1), and a known one
+        // given as a list or an object is missing, not coerced into "a b".
+        let p = parse_json(
+            br#"{"grant_type":"password","meta":{"b":1},"username":["a","b"],"password":{"$ne":""}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.get("grant_type"), Some("password"));
+        assert_eq!(p.get("meta"), None);
+        assert_eq!(p.get("username"), None);
+        assert_eq!(p.get("password"), None);
+        assert!(parse_json(br#"{"scope":["read",1]}"#).is_err());
     }
 }
