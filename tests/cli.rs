@@ -592,6 +592,14 @@ both!(every_change_is_audited_with_the_os_account, |e| {
         e.json(&["audit", "--limit", "1"])[0]["origin"],
         "ssh:203.0.113.7"
     );
+    // Anything but an address there is not an SSH origin.
+    let o = e
+        .cmd(&["domain", "add", "forged.example.net"])
+        .env("SSH_CONNECTION", "\u{1b}[2Jtrusted-host 1 2 3")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(e.json(&["audit", "--limit", "1"])[0]["origin"], "local");
 });
 
 fn nix_account() -> String {
@@ -691,7 +699,20 @@ both!(role_changes_report_and_enforce, |e| {
 
 both!(operators_are_managed_by_admins, |e| {
     e.init();
-    e.ok(&["operator", "add", "viewer1", "--role", "viewer"]);
+    // An account this host does not have is added (the database may be shared), with
+    // a warning; one it has is added quietly.
+    let o = e.run(&["operator", "add", "viewer1", "--role", "viewer"]);
+    assert!(o.status.success());
+    let warned = String::from_utf8_lossy(&o.stderr);
+    assert!(warned.contains("no OS account \"viewer1\""), "{warned}");
+    let o = e.run(&["operator", "add", "daemon", "--role", "viewer"]);
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    e.ok(&["operator", "rm", "daemon"]);
     let err = e.fails(&["operator", "add", "viewer1", "--role", "admin"], 1);
     assert!(err.contains("already an operator"), "{err}");
     let me = nix_account();

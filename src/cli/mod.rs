@@ -303,6 +303,13 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                 domains,
             } => {
                 let o = kw.operator_add(a, &os_account, &role, &domains).await?;
+                // Likely a typo, unless the database is shared with other hosts.
+                if matches!(nix::unistd::User::from_name(&o.account), Ok(None)) {
+                    eprintln!(
+                        "warning: there is no OS account {:?} on this host; the operator can only act where that account runs keyward",
+                        o.account
+                    );
+                }
                 if js {
                     json(&o);
                 } else {

@@ -28,9 +28,17 @@ impl OsIdentity {
             .map(|h| h.split('.').next().unwrap_or(&h).to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_string());
+        // sshd sets SSH_CONNECTION to "client-ip client-port server-ip server-port";
+        // anything else (the variable is the process's to set) is not an SSH origin,
+        // and only a parsed address reaches the audit log.
         let origin = std::env::var("SSH_CONNECTION")
             .ok()
-            .and_then(|v| v.split_whitespace().next().map(|ip| format!("ssh:{ip}")))
+            .and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            })
+            .map(|ip| format!("ssh:{ip}"))
             .unwrap_or_else(|| "local".to_string());
         Ok(OsIdentity {
             account,
