@@ -414,7 +414,10 @@ pub(crate) async fn token_revoke(
     };
     let origin = format!("{} for {}", app.address(&headers, peer), c.sub);
     match app.svc.revoke_my_token(&c.sub, &jti, &origin).await {
-        Ok(n) => json_response(StatusCode::OK, json!({"status": "ok", "revoked": n})),
+        Ok(n) => {
+            app.revocations_changed().await;
+            json_response(StatusCode::OK, json!({"status": "ok", "revoked": n}))
+        }
         Err(e) => core_error(e),
     }
 }

@@ -101,6 +101,15 @@ impl Inner {
         peer.ip()
     }
 
+    /// After a revocation made through this service: pulls it into the verifier now,
+    /// so this process refuses the token from its very next request instead of at the
+    /// next tick (other processes' revocations still arrive with the tick).
+    pub async fn revocations_changed(&self) {
+        if let Err(e) = self.verifier.refresh().await {
+            tracing::warn!(error = %e, "reloading revocations failed; the tick will retry");
+        }
+    }
+
     /// Verifies a bearer token in memory; reloads the signing keys (at most once a
     /// second) when it names an unknown key.
     pub async fn verify(

@@ -385,7 +385,10 @@ pub(crate) async fn revoke(
     };
     let origin = app.address(&headers, peer).to_string();
     match app.svc.revoke(&client, tok, &origin).await {
-        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Ok(()) => {
+            app.revocations_changed().await;
+            no_store(StatusCode::OK.into_response())
+        }
         Err(e) => oauth_error(&GrantError::Core(e), false),
     }
 }
