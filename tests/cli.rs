@@ -507,6 +507,22 @@ both!(stations_belong_to_their_users_domain, |e| {
         )
         .contains("--country")
     );
+    // user add gives the initial station its identifiers too.
+    let u = e.json(&[
+        "user",
+        "add",
+        "ids@x.example",
+        "--domain",
+        "free.example.com",
+        "--eu-vat-id",
+        "ATU 1234 5678",
+        "--rn",
+        "FN 1",
+        "--country",
+        "at",
+    ]);
+    assert_eq!(u["stations"][0]["eu_vat_id"], "ATU12345678");
+    assert_eq!(u["stations"][0]["country_code"], "AT");
     let list = e.json(&["station", "list", "--user", "a@x.example"]);
     assert_eq!(list.as_array().unwrap().len(), 2);
     let id = s["id"].as_str().unwrap();

@@ -778,6 +778,37 @@ both!(signup_login_renew_and_self_service, |env| {
         (e["email"].as_str(), e["password"].as_str()),
         (Some("required"), Some("required"))
     );
+    // The initial station may carry its identifiers (normalised), so a participant is
+    // recognised from the first sign-in; bad ones are named like any field.
+    let r = signup(
+        DOMAIN,
+        json!({"email": "vat@free.example.com", "password": "s3cret-enough",
+               "euVatId": "de 123 456 789", "rn": "HRB 42", "countryCode": "de"}),
+    );
+    assert_eq!(r.status(), 201);
+    let st = &env.json(&["user", "show", "vat@free.example.com"])["stations"][0];
+    assert_eq!(
+        (
+            &st["eu_vat_id"],
+            &st["registration_number"],
+            &st["country_code"]
+        ),
+        (&json!("DE123456789"), &json!("HRB 42"), &json!("DE")),
+        "{st}"
+    );
+    let r = signup(
+        DOMAIN,
+        json!({"email": "ids@free.example.com", "password": "s3cret-enough",
+               "euVatId": "nonsense!", "rn": "HRB 43"}),
+    );
+    assert_eq!(r.status(), 422);
+    let b = body_json(r);
+    assert!(b["errors"]["euVatId"].is_string(), "{b}");
+    assert!(
+        b["errors"]["rn"].as_str().unwrap().contains("country code"),
+        "{b}"
+    );
+    assert!(!b.to_string().contains("--"), "{b}");
     // Every bad field is named at once, and nothing is created.
     let r = signup(
         DOMAIN,

@@ -166,6 +166,15 @@ pub enum UserCmd {
         /// Name of the initial station (default: the display name or email).
         #[arg(long)]
         station: Option<String>,
+        /// EU VAT id of the initial station.
+        #[arg(long)]
+        eu_vat_id: Option<String>,
+        /// Registration number of the initial station (with --country).
+        #[arg(long, requires = "country")]
+        rn: Option<String>,
+        /// ISO 3166-1 alpha-2 country code of the registration number (with --rn).
+        #[arg(long, requires = "rn")]
+        country: Option<String>,
         /// Read a password from standard input (first line; never echoed).
         #[arg(long)]
         password_stdin: bool,

@@ -537,6 +537,9 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
             name,
             role,
             station,
+            eu_vat_id,
+            rn,
+            country,
             password_stdin,
         } => {
             let password = if password_stdin {
@@ -554,6 +557,11 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
                         role,
                         password,
                         station,
+                        station_ids: keyward::service::directory::StationIds {
+                            eu_vat_id,
+                            rn,
+                            country,
+                        },
                     },
                 )
                 .await?;

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use keyward::service::directory::{NewUser, new_user_problems};
+use keyward::service::directory::{NewUser, StationIds, new_user_problems};
 use keyward::service::grants::GrantError;
 use keyward::service::tokens::{LOGIN_CLIENT, Minted};
 use keyward::store::directory::{StationQuery, StationRow};
@@ -164,6 +164,11 @@ pub(crate) async fn signup(
         role: None,
         password: p.get("password").map(|s| SecretString::from(s.to_string())),
         station: p.get("station").map(str::to_string),
+        station_ids: StationIds {
+            eu_vat_id: p.get("euVatId").map(str::to_string),
+            rn: p.get("rn").map(str::to_string),
+            country: p.get("countryCode").map(str::to_string),
+        },
     };
     // Every field's problem at once (a form shows them beside their fields).
     let mut errors = serde_json::Map::new();

@@ -117,6 +117,56 @@ pub struct NewUser {
     pub password: Option<SecretString>,
     /// Name of the initial station (defaults to the display name or the email).
     pub station: Option<String>,
+    /// Identifiers of the initial station (EU VAT id; registration number with its
+    /// country), so that a participant is recognised from the first sign-in.
+    pub station_ids: StationIds,
+}
+
+/// A station's identifiers as given (validated by [`new_user_problems`]).
+#[derive(Debug, Clone, Default)]
+pub struct StationIds {
+    pub eu_vat_id: Option<String>,
+    pub rn: Option<String>,
+    pub country: Option<String>,
+}
+
+impl StationIds {
+    /// Parsed and normalised: (EU VAT id, registration number, country code).
+    #[allow(clippy::type_complexity)]
+    fn parse(
+        &self,
+    ) -> Result<(
+        Option<EuVatId>,
+        Option<RegistrationNumber>,
+        Option<CountryCode>,
+    )> {
+        let vat = self.eu_vat_id.as_deref().map(EuVatId::parse).transpose()?;
+        let rn = self
+            .rn
+            .as_deref()
+            .map(RegistrationNumber::parse)
+            .transpose()?;
+        let cc = self
+            .country
+            .as_deref()
+            .map(CountryCode::parse)
+            .transpose()?;
+        if rn.is_some() != cc.is_some() {
+            return Err(rn_without_country(
+                rn.map(|r| r.to_string()).unwrap_or_default(),
+            ));
+        }
+        Ok((vat, rn, cc))
+    }
+}
+
+/// A registration number without its country, or a country without a number.
+fn rn_without_country(rn: String) -> Error {
+    Error::invalid(
+        "registration number",
+        rn,
+        "a registration number together with its country code (a registration number is only unique within its country)",
+    )
 }
 
 /// A user with what the console and `user show` need.
@@ -275,7 +325,7 @@ impl Keyward {
                         .ok_or_else(|| Error::Refused("no default role is set; run `keyward role default ROLE`".into()))?,
                 };
                 check_assignable(cx, &actor, &role).await?;
-                let p = prepare_user(
+                let mut p = prepare_user(
                     &d.id,
                     &role.id,
                     &new.email,
@@ -284,6 +334,10 @@ impl Keyward {
                     new.station.as_deref(),
                     model::now(),
                 )?;
+                let (vat, rn, cc) = new.station_ids.parse()?;
+                p.station.eu_vat_id = vat.map(|v| v.to_string());
+                p.station.registration_number = rn.map(|v| v.to_string());
+                p.station.country_code = cc.map(|v| v.to_string());
                 if !dir::users_by_email(cx, &p.user.email_norm, Some(&d.id)).await?.is_empty() {
                     return Err(Error::Conflict(format!(
                         "a user with email {} already exists in {} (emails are case-insensitive)",
@@ -595,10 +649,8 @@ impl Keyward {
         let rn = rn.map(RegistrationNumber::parse).transpose()?;
         let cc = country.map(CountryCode::parse).transpose()?;
         if rn.is_some() != cc.is_some() {
-            return Err(Error::invalid(
-                "registration number",
+            return Err(rn_without_country(
                 rn.map(|r| r.to_string()).unwrap_or_default(),
-                "a registration number together with its country code (a registration number is only unique within its country)",
             ));
         }
         let (a, user, domain) = (actor.clone(), user.to_string(), domain.map(str::to_string));
@@ -920,6 +972,23 @@ pub fn new_user_problems(new: &NewUser) -> Vec<Error> {
         .map(|s| DisplayName::parse_required("station name", s))
     {
         out.push(e);
+    }
+    // Each identifier on its own, so every bad one is named at once.
+    let ids = &new.station_ids;
+    if let Some(Err(e)) = ids.eu_vat_id.as_deref().map(EuVatId::parse) {
+        out.push(e);
+    }
+    match ids.rn.as_deref().map(RegistrationNumber::parse) {
+        Some(Err(e)) => out.push(e),
+        Some(Ok(_)) if ids.country.is_none() => {
+            out.push(rn_without_country(ids.rn.clone().unwrap_or_default()))
+        }
+        _ => {}
+    }
+    match ids.country.as_deref().map(CountryCode::parse) {
+        Some(Err(e)) => out.push(e),
+        Some(Ok(_)) if ids.rn.is_none() => out.push(rn_without_country(String::new())),
+        _ => {}
     }
     out
 }
