@@ -29,11 +29,20 @@ fn is_root() -> bool {
 }
 
 /// Makes the scratch environment usable by other accounts (the test is about
-/// Keyward's operator checks, not file permissions).
-fn share(e: &Env) {
+/// Keyward's operator checks, not file permissions). The master key is shared with
+/// the accounts' group only: Keyward refuses a key file every account can read.
+fn share(e: &Env, gid: u32) {
     for entry in walk(e.dir.path()) {
         use std::os::unix::fs::PermissionsExt;
-        let mode = if entry.is_dir() { 0o777 } else { 0o666 };
+        let key = entry.file_name().is_some_and(|n| n == "master.key");
+        if key {
+            std::os::unix::fs::chown(&entry, None, Some(gid)).unwrap();
+        }
+        let mode = match (entry.is_dir(), key) {
+            (true, _) => 0o777,
+            (false, true) => 0o640,
+            (false, false) => 0o666,
+        };
         let _ = std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode));
     }
 }
@@ -56,7 +65,7 @@ struct As<'a> {
 
 impl As<'_> {
     fn run(&self, args: &[&str]) -> std::process::Output {
-        share(self.e);
+        share(self.e, self.gid);
         let mut c = self.e.cmd(args);
         c.uid(self.uid).gid(self.gid);
         c.output().unwrap()

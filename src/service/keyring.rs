@@ -116,6 +116,8 @@ fn unseal(path: &Path, rows: &[KeyringRow]) -> Result<Secrets> {
              a new key cannot open this database",
             path.display()
         )),
+        // Says what to do itself.
+        e @ crate::secret::SecretError::MasterKeyExposed { .. } => Error::MasterKey(e.to_string()),
         e => Error::MasterKey(format!(
             "{e}. The database's keys are sealed with its master key; point KEYWARD_MASTER_KEY_FILE at that file"
         )),
