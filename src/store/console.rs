@@ -37,6 +37,12 @@ pub struct TokenRow {
     pub issued_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// How it was issued (`client_credentials`, `console`, `refresh`, …).
+    pub source: String,
+    /// The signing key's id.
+    pub kid: String,
+    pub revoked_by: Option<String>,
+    pub revoke_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,7 +78,7 @@ pub struct TokenQuery {
 }
 
 const TOKEN_SELECT: &str = "SELECT t.jti, t.domain_id, d.name AS domain, t.user_id, COALESCE(u.email, '') AS user_email, \
-     t.client_id, t.scopes, t.issued_at, t.expires_at, t.revoked_at \
+     t.client_id, t.scopes, t.issued_at, t.expires_at, t.revoked_at, t.source, t.kid, t.revoked_by, t.revoke_reason \
      FROM tokens t JOIN domains d ON d.id = t.domain_id LEFT JOIN users u ON u.id = t.user_id";
 
 /// A token search names a user (email prefix, or email/name substring from three

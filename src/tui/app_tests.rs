@@ -938,7 +938,7 @@ fn enter_shows_a_rows_details_and_the_screens_keys_still_act() {
 
 #[test]
 fn details_taller_than_the_terminal_scroll_within_bounds() {
-    // 80×12: six rows of text, the token's seven fields.
+    // 80×12: six rows of text, the token's nine fields.
     let mut app = fixture::app(ScreenId::Tokens, (80, 12), OperatorRole::Admin);
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Char('j'));
@@ -946,9 +946,38 @@ fn details_taller_than_the_terminal_scroll_within_bounds() {
     key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::PageDown);
     assert!(
-        matches!(app.overlay, Some(Overlay::Detail { scroll: 1 })),
+        matches!(app.overlay, Some(Overlay::Detail { scroll: 3 })),
         "at most the last row"
     );
+    key(&mut app, KeyCode::Char('j'));
+    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 3 })));
     key(&mut app, KeyCode::Char('g'));
     assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 0 })));
+}
+
+#[test]
+fn a_revoked_tokens_details_say_who_revoked_it_and_why() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Admin);
+    // The fixture's fifth token is revoked.
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Down);
+    }
+    assert!(app.tokens.selected().unwrap().revoked_at.is_some());
+    let d = super::screens::detail(&app).expect("a list screen");
+    let all: Vec<(&str, &str)> = d
+        .lines
+        .iter()
+        .flatten()
+        .map(|f| (f.label, f.value.as_str()))
+        .collect();
+    assert!(all.contains(&("revoked by", "ana@bastion")), "{all:?}");
+    assert!(all.contains(&("reason", "key leaked in a log")), "{all:?}");
+    assert!(
+        all.contains(&("issued by", "client_credentials")),
+        "{all:?}"
+    );
+    // An unrevoked one has no such line.
+    key(&mut app, KeyCode::Char('g'));
+    let d = super::screens::detail(&app).expect("a list screen");
+    assert!(d.lines.iter().flatten().all(|f| f.label != "revoked by"));
 }

@@ -123,6 +123,10 @@ pub fn token(i: usize) -> TokenRow {
         issued_at: NOW - 3_600 * (i as i64 + 1),
         expires_at: NOW + 86_400 * (i as i64 % 9) - 3_600,
         revoked_at: (i % 5 == 4).then_some(NOW - 60),
+        source: "client_credentials".into(),
+        kid: "kid-es256-1".into(),
+        revoked_by: (i % 5 == 4).then(|| "ana@bastion".into()),
+        revoke_reason: (i % 5 == 4).then(|| "key leaked in a log".into()),
     }
 }
 

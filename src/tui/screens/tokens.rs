@@ -57,7 +57,7 @@ pub fn detail(app: &App) -> Detail {
     let Some(t) = app.tokens.selected() else {
         return Detail::new("no token selected");
     };
-    Detail::new(format!("token {}", safe(&t.jti)))
+    let mut d = Detail::new(format!("token {}", safe(&t.jti)))
         .line(vec![
             field("user", safe(&t.user_email)),
             field("domain", &t.domain),
@@ -74,5 +74,15 @@ pub fn detail(app: &App) -> Detail {
                     None => state(t, app.now),
                 },
             ),
-        ])
+        ]);
+    if t.revoked_by.is_some() || t.revoke_reason.is_some() {
+        d = d.line(vec![
+            field("revoked by", safe(t.revoked_by.as_deref().unwrap_or("?"))),
+            field("reason", safe(t.revoke_reason.as_deref().unwrap_or(""))),
+        ]);
+    }
+    d.line(vec![
+        field("issued by", safe(&t.source)),
+        field("signing key", safe(&t.kid)),
+    ])
 }
