@@ -166,15 +166,9 @@ pub enum UserCmd {
         /// Name of the initial station (default: the display name or email).
         #[arg(long)]
         station: Option<String>,
-        /// EU VAT id of the initial station.
-        #[arg(long)]
-        eu_vat_id: Option<String>,
-        /// Registration number of the initial station (with --country).
-        #[arg(long, requires = "country")]
-        rn: Option<String>,
-        /// ISO 3166-1 alpha-2 country code of the registration number (with --rn).
-        #[arg(long, requires = "rn")]
-        country: Option<String>,
+        /// Identifiers of the initial station.
+        #[command(flatten)]
+        ids: StationIdArgs,
         /// Read a password from standard input (first line; never echoed).
         #[arg(long)]
         password_stdin: bool,
@@ -311,14 +305,8 @@ pub enum StationCmd {
         user: String,
         #[arg(long)]
         domain: Option<String>,
-        #[arg(long)]
-        eu_vat_id: Option<String>,
-        /// Registration number (with --country).
-        #[arg(long, requires = "country")]
-        rn: Option<String>,
-        /// ISO 3166-1 alpha-2 country code (with --rn).
-        #[arg(long, requires = "rn")]
-        country: Option<String>,
+        #[command(flatten)]
+        ids: StationIdArgs,
     },
     /// List stations.
     List {
@@ -574,4 +562,18 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// A station's identifiers (`station add`, and `user add` for the initial station).
+#[derive(Debug, Args)]
+pub struct StationIdArgs {
+    /// EU VAT id.
+    #[arg(long)]
+    pub eu_vat_id: Option<String>,
+    /// Registration number (with --country).
+    #[arg(long, requires = "country")]
+    pub rn: Option<String>,
+    /// ISO 3166-1 alpha-2 country code of the registration number (with --rn).
+    #[arg(long, requires = "rn")]
+    pub country: Option<String>,
 }

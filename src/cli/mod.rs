@@ -537,9 +537,7 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
             name,
             role,
             station,
-            eu_vat_id,
-            rn,
-            country,
+            ids,
             password_stdin,
         } => {
             let password = if password_stdin {
@@ -558,9 +556,9 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
                         password,
                         station,
                         station_ids: keyward::service::directory::StationIds {
-                            eu_vat_id,
-                            rn,
-                            country,
+                            eu_vat_id: ids.eu_vat_id,
+                            rn: ids.rn,
+                            country: ids.country,
                         },
                     },
                 )
@@ -952,9 +950,12 @@ async fn station(kw: &Keyward, a: &Actor, js: bool, c: StationCmd) -> R {
             name,
             user,
             domain,
-            eu_vat_id,
-            rn,
-            country,
+            ids:
+                StationIdArgs {
+                    eu_vat_id,
+                    rn,
+                    country,
+                },
         } => {
             let s = kw
                 .station_add(
