@@ -33,24 +33,11 @@ async fn rate_limit(
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
 ) -> Result<(), Response> {
-    oauth::rate_limit(app, headers, peer, None)
-        .await
-        .map_err(|limited| {
-            let wait = limited.headers().get(header::RETRY_AFTER).cloned();
-            let secs = wait
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("1")
-                .to_string();
-            let mut r = api_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("too many requests; retry in {secs} s"),
-            );
-            if let Some(w) = wait {
-                r.headers_mut().insert(header::RETRY_AFTER, w);
-            }
-            r
+    oauth::limited(app, headers, peer, None).await.map_err(|wait| {
+        oauth::too_many_with(wait, |secs| {
+            json!({"status": "error", "msg": format!("too many requests; retry in {secs} s")})
         })
+    })
 }
 
 fn login_reply(m: Minted) -> Response {

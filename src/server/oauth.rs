@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use keyward::Error;
 use keyward::service::grants::{Client, GrantError, parse_scope_param};
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// An RFC 6749 §5.2 error response.
 pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
@@ -61,17 +61,22 @@ pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
     no_store(r)
 }
 
-fn too_many(wait: std::time::Duration) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut r = json_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        json!({"error": "rate_limited", "error_description": format!("too many requests; retry in {} s", secs.max(1))}),
-    );
+/// `429` with `Retry-After` (whole seconds, at least 1) and `body(seconds)`.
+pub(crate) fn too_many_with(wait: std::time::Duration, body: impl Fn(u64) -> Value) -> Response {
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, body(secs));
     r.headers_mut().insert(
         header::RETRY_AFTER,
-        HeaderValue::from_str(&secs.max(1).to_string()).expect("digits"),
+        HeaderValue::from_str(&secs.to_string()).expect("digits"),
     );
     r
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    too_many_with(
+        wait,
+        |secs| json!({"error": "rate_limited", "error_description": format!("too many requests; retry in {secs} s")}),
+    )
 }
 
 /// Client credentials from HTTP Basic or the body; at most one method.
@@ -123,13 +128,23 @@ pub(crate) fn creds(headers: &HeaderMap, p: &Params) -> Result<Creds, GrantError
     }
 }
 
-/// Applies the rate limits; exempt keys skip them.
+/// Applies the rate limits; exempt keys skip them. Past a limit: an OAuth `429`.
 pub(crate) async fn rate_limit(
     app: &App,
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
     client: Option<&str>,
 ) -> Result<(), Response> {
+    limited(app, headers, peer, client).await.map_err(too_many)
+}
+
+/// The rate limits' verdict: how long to wait when past one.
+pub(crate) async fn limited(
+    app: &App,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    client: Option<&str>,
+) -> Result<(), std::time::Duration> {
     if let Some(c) = client
         && c.starts_with("kw_")
         && let Ok(Some(e)) = app.svc.key_entry(c).await
@@ -139,7 +154,7 @@ pub(crate) async fn rate_limit(
     }
     let addr = app.address(headers, peer);
     let limits = app.limits.read().expect("lock").clone();
-    limits.check(client, addr).map_err(too_many)
+    limits.check(client, addr)
 }
 
 /// `POST /auth/token` (and aliases).

@@ -912,14 +912,12 @@ impl TokenService {
         let found = self
             .kw
             .read_tokens(async move |cx| {
-                for h in &hashes {
-                    if let Some(r) = cred::refresh_by_hash(cx, h).await? {
-                        let user = dir::user_by_id(cx, &r.user_id).await?;
-                        let domain = dir::domain_by_id(cx, &r.domain_id).await?;
-                        return Ok(Some((r, user, domain)));
-                    }
-                }
-                Ok(None)
+                let Some(r) = cred::refresh_by_any_hash(cx, &hashes).await? else {
+                    return Ok(None);
+                };
+                let user = dir::user_by_id(cx, &r.user_id).await?;
+                let domain = dir::domain_by_id(cx, &r.domain_id).await?;
+                Ok(Some((r, user, domain)))
             })
             .await?;
         let now = model::now();
@@ -976,24 +974,22 @@ impl TokenService {
         let client_id = client.client_id().to_string();
         self.kw
             .write(async move |cx| {
-                for h in &hashes {
-                    if let Some(r) = cred::refresh_by_hash(cx, h).await? {
-                        if r.client_id != client_id || r.revoked_at.is_some() {
-                            return Ok(());
-                        }
-                        let n = cred::revoke_family(cx, &r.family_id, model::now(), "revoked").await?;
-                        audit_event(
-                            cx,
-                            &actor,
-                            "token.revoke",
-                            &format!("refresh family {}", r.family_id),
-                            Some(&r.domain_id),
-                            json!({"revoked": n, "reason": format!("refresh token revoked by client {client_id}")}),
-                        )
-                        .await?;
-                        return Ok(());
-                    }
+                let Some(r) = cred::refresh_by_any_hash(cx, &hashes).await? else {
+                    return Ok(());
+                };
+                if r.client_id != client_id || r.revoked_at.is_some() {
+                    return Ok(());
                 }
+                let n = cred::revoke_family(cx, &r.family_id, model::now(), "revoked").await?;
+                audit_event(
+                    cx,
+                    &actor,
+                    "token.revoke",
+                    &format!("refresh family {}", r.family_id),
+                    Some(&r.domain_id),
+                    json!({"revoked": n, "reason": format!("refresh token revoked by client {client_id}")}),
+                )
+                .await?;
                 Ok(())
             })
             .await

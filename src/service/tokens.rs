@@ -652,14 +652,7 @@ impl Keyward {
         let scopes = scopes.map(<[ScopeName]>::to_vec);
         let outcome: Result<std::result::Result<Minted, Error>> = self
             .write(async move |cx| {
-                let mut row = None;
-                for h in &hashes {
-                    if let Some(r) = cred::refresh_by_hash(cx, h).await? {
-                        row = Some(r);
-                        break;
-                    }
-                }
-                let Some(r) = row else {
+                let Some(r) = cred::refresh_by_any_hash(cx, &hashes).await? else {
                     return Ok(Err(Error::Refused("unknown refresh token".into())));
                 };
                 if client.as_deref() == Some(LOGIN_CLIENT) && r.client_id != LOGIN_CLIENT {

@@ -656,6 +656,16 @@ pub async fn refresh_by_hash(cx: &mut Cx<'_>, hash: &str) -> Result<Option<Refre
     Ok(on!(cx, c => sqlx::query_as(sql).bind(hash).fetch_optional(&mut *c).await?))
 }
 
+/// The refresh token stored under any of `hashes` (one per hash key version).
+pub async fn refresh_by_any_hash(cx: &mut Cx<'_>, hashes: &[String]) -> Result<Option<RefreshRow>> {
+    for h in hashes {
+        if let Some(r) = refresh_by_hash(cx, h).await? {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
 /// Marks a refresh token used if it was unused; false when someone used it first.
 pub async fn spend_refresh(cx: &mut Cx<'_>, token_hash: &str, now: i64) -> Result<bool> {
     let sql = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL";
