@@ -689,7 +689,7 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
     use keyward::service::credentials::KeySpec;
     use keyward::service::grants::{GrantError, TokenService};
     use keyward::store::credentials::TokenRecord;
-    use keyward::store::grants::{Issued, record_grants};
+    use keyward::store::grants::{Issued, IssuedRefresh, record_grants};
     use secrecy::ExposeSecret;
     let (kw, admin) = open(e).await;
     let domain = "free.example.com";
@@ -770,6 +770,100 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
     );
     let seen = listed().await;
     assert!(ok.iter().all(|i| seen.contains(&i.rec.jti)), "{seen:?}");
+    // Clients interleaved in one batch, grants differing in scopes, signing key, issue
+    // time and refresh token: every token record and refresh token keeps its own
+    // columns (a refresh token's are taken from its grant's record).
+    let mixed = || {
+        let mut mixed = [
+            issued(&ea, now),
+            issued(&eb, now),
+            issued(&ea, now + 1),
+            issued(&ec, now),
+            issued(&eb, now + 2),
+            issued(&ea, now),
+        ];
+        mixed[1].rec.scopes = "read write".into();
+        mixed[2].rec.kid = "k2".into();
+        mixed[5].rec.scopes = "write".into();
+        for (n, i) in mixed.iter_mut().enumerate().filter(|(n, _)| n % 2 == 0) {
+            i.rec.family_id = Some(keyward::model::new_id());
+            i.refresh = Some(IssuedRefresh {
+                token_hash: format!("h{n}.{}", i.rec.jti),
+                expires_at: now + 1000 + n as i64,
+            });
+        }
+        mixed
+    };
+    let columns = |t: &TokenRecord| {
+        format!(
+            "{} {} {:?} {:?} {} {} {} {} {:?} {} {}",
+            t.domain_id,
+            t.user_id,
+            t.key_id,
+            t.app_id,
+            t.client_id,
+            t.kid,
+            t.scopes,
+            t.source,
+            t.family_id,
+            t.issued_at,
+            t.expires_at
+        )
+    };
+    type RefreshCols = (String, String, String, String, String, i64, i64);
+    let refresh_columns = |i: &Issued| {
+        let (t, r) = (&i.rec, i.refresh.as_ref()?);
+        Some((
+            r.token_hash.clone(),
+            t.family_id.clone()?,
+            t.user_id.clone(),
+            t.client_id.clone(),
+            t.scopes.clone(),
+            t.issued_at,
+            r.expires_at,
+        ))
+    };
+    // In one statement (the batch's keys are live) and grant by grant (the path taken
+    // when a key changed meanwhile).
+    let (whole, by_grant) = (mixed(), mixed());
+    let mut want: std::collections::BTreeMap<String, String> = whole
+        .iter()
+        .chain(&by_grant)
+        .map(|i| (i.rec.jti.clone(), columns(&i.rec)))
+        .collect();
+    let mut want_refresh: Vec<RefreshCols> = whole
+        .iter()
+        .chain(&by_grant)
+        .filter_map(refresh_columns)
+        .collect();
+    want_refresh.sort();
+    assert!(record_grants(&mut w, &whole).await.unwrap());
+    let ok = kw
+        .write_on(&mut w, async |cx| {
+            keyward::store::grants::record_batch(cx, Vec::from(by_grant), now).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok, vec![true; 6]);
+    for user in ["a@x.example", "b@x.example"] {
+        let q = kw.token_query(&admin, Some(user)).await.unwrap();
+        for t in kw.token_list(&admin, q).await.unwrap() {
+            if let Some(c) = want.remove(&t.jti) {
+                assert_eq!(columns(&t), c);
+            }
+        }
+    }
+    assert!(want.is_empty(), "not recorded: {want:?}");
+    let refresh: Vec<RefreshCols> = kw
+        .read(async |cx| {
+            keyward::on!(cx, c => Ok(sqlx::query_as(
+                "SELECT token_hash, family_id, user_id, client_id, scopes, issued_at, expires_at \
+                 FROM refresh_tokens ORDER BY token_hash"
+            ).fetch_all(&mut *c).await?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(refresh, want_refresh);
     // A grant issued after its key expired spoils its batch: nothing is recorded.
     let expiry = kc.key.expires_at.expect("the key expires");
     let late = [issued(&ea, now), issued(&ec, expiry + 1)];
@@ -782,7 +876,7 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
     assert!(!record_grants(&mut w, &stale).await.unwrap());
     assert_eq!(
         (count("a@x.example").await, count("b@x.example").await),
-        (2, 1)
+        (10, 5)
     );
     let seen = listed().await;
     assert!(
@@ -805,7 +899,7 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
         .unwrap();
     assert_eq!(
         (count("a@x.example").await, count("b@x.example").await),
-        (3, 1)
+        (11, 5)
     );
 });
 

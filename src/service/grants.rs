@@ -20,16 +20,14 @@ use super::credentials::{narrow_scopes, token_scopes, user_role_scopes};
 use super::scopes::ScopeGraph;
 use super::settings::Settings;
 use super::tokens::{
-    Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, new_refresh, refresh_hashes,
-    sign_grant,
+    Grant, Introspection, LOGIN_CLIENT, MintSpec, Minted, RevokeWhat, new_refresh_value,
+    refresh_hashes, sign_grant,
 };
 use super::{Actor, Keyward, audit_event};
 use crate::error::{Error, Result};
 use crate::model::{self, ScopeName};
 use crate::store::Writer;
-use crate::store::credentials::{
-    self as cred, AppRow, KeyRow, RefreshRow, TokenQuery, TokenRecord,
-};
+use crate::store::credentials::{self as cred, AppRow, KeyRow, TokenQuery, TokenRecord};
 use crate::store::directory as dir;
 use crate::store::grants as gs;
 use secrecy::{ExposeSecret, SecretString};
@@ -278,7 +276,7 @@ impl Recorder {
         &self,
         mut prepared: Preparing,
         rec: TokenRecord,
-        refresh: Option<RefreshRow>,
+        refresh: Option<gs::IssuedRefresh>,
         check: Option<(i64, i64)>,
     ) -> Result<bool> {
         let (reply, rx) = oneshot::channel();
@@ -763,9 +761,13 @@ impl TokenService {
             };
             let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
             let (refresh_value, refresh_row) = match &family {
-                Some(f) => {
+                Some(_) => {
                     let secrets = self.kw.secrets().await?;
-                    let (v, r) = new_refresh(&secrets, &grant, f, now, settings.refresh_ttl);
+                    let (v, token_hash) = new_refresh_value(&secrets);
+                    let r = gs::IssuedRefresh {
+                        token_hash,
+                        expires_at: now + settings.refresh_ttl.secs(),
+                    };
                     (Some(v.expose_secret().to_string()), Some(r))
                 }
                 None => (None, None),

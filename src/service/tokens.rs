@@ -94,14 +94,10 @@ pub(crate) fn new_refresh(
     now: i64,
     ttl: Ttl,
 ) -> (SecretString, RefreshRow) {
-    let order = format!("{:0width$x}", refresh_order(), width = REFRESH_ORDER_DIGITS);
-    let value = generate_secret(&format!("kwr_{order}."));
+    let (value, token_hash) = new_refresh_value(secrets);
     let row = RefreshRow {
         family_id: family_id.to_string(),
-        token_hash: format!(
-            "{order}.{}",
-            secrets.hash_key().keyed_hash(value.expose_secret())
-        ),
+        token_hash,
         domain_id: g.domain_id.clone(),
         user_id: g.user_id.clone(),
         key_id: g.key_id.clone(),
@@ -114,6 +110,18 @@ pub(crate) fn new_refresh(
         revoked_at: None,
     };
     (value, row)
+}
+
+/// A new refresh token's value and its stored hash (keyed, prefixed with its issue
+/// order: see [`refresh_order`]).
+pub(crate) fn new_refresh_value(secrets: &Secrets) -> (SecretString, String) {
+    let order = format!("{:0width$x}", refresh_order(), width = REFRESH_ORDER_DIGITS);
+    let value = generate_secret(&format!("kwr_{order}."));
+    let hash = format!(
+        "{order}.{}",
+        secrets.hash_key().keyed_hash(value.expose_secret())
+    );
+    (value, hash)
 }
 
 /// The stored hashes a presented refresh token can have: under every hash key

@@ -12,9 +12,39 @@ use sqlx::AssertSqlSafe;
 #[derive(Debug)]
 pub struct Issued {
     pub rec: TokenRecord,
-    pub refresh: Option<RefreshRow>,
+    /// The refresh token's stored hash and expiry; its other columns are the token
+    /// record's (same family, owner, client, scopes and issue time).
+    pub refresh: Option<IssuedRefresh>,
     /// `(key version, user version)`, checked against the key named by `rec.key_id`.
     pub check: Option<(i64, i64)>,
+}
+
+/// The refresh token of an [`Issued`] grant.
+#[derive(Debug)]
+pub struct IssuedRefresh {
+    pub token_hash: String,
+    pub expires_at: i64,
+}
+
+impl Issued {
+    /// The refresh token's row, when the grant has one.
+    fn refresh_row(&self) -> Option<RefreshRow> {
+        let (t, r) = (&self.rec, self.refresh.as_ref()?);
+        Some(RefreshRow {
+            family_id: t.family_id.clone()?,
+            token_hash: r.token_hash.clone(),
+            domain_id: t.domain_id.clone(),
+            user_id: t.user_id.clone(),
+            key_id: t.key_id.clone(),
+            app_id: t.app_id.clone(),
+            client_id: t.client_id.clone(),
+            scopes: t.scopes.clone(),
+            issued_at: t.issued_at,
+            expires_at: r.expires_at,
+            used_at: None,
+            revoked_at: None,
+        })
+    }
 }
 
 /// The state of an API key that a cached grant relied on.
@@ -298,8 +328,8 @@ pub async fn record_batch(cx: &mut Cx<'_>, items: Vec<Issued>, now: i64) -> Resu
     let mut refresh = Vec::with_capacity(items.len());
     for (i, ok) in items.into_iter().zip(&ok) {
         if *ok {
+            refresh.extend(i.refresh_row());
             tokens.push(i.rec);
-            refresh.extend(i.refresh);
         }
     }
     super::credentials::insert_token_records(cx, &tokens).await?;
