@@ -81,12 +81,7 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A new refresh token for a grant and its row. The value is `kwr_`, its issue time
-/// ([`refresh_order`], 16 hex digits), `.` and 256 random bits; the stored keyed hash
-/// of the whole value is prefixed with the same digits. So the index on stored hashes
-/// grows at its end, like the other token indexes. (With a prefix in seconds, the
-/// thousands of tokens of one second went to random places in that second's range: a
-/// page of the index to write for nearly every grant.)
+/// A new refresh token for a grant and its row (see [`new_refresh_value`]).
 pub(crate) fn new_refresh(
     secrets: &Secrets,
     g: &Grant,
@@ -112,8 +107,12 @@ pub(crate) fn new_refresh(
     (value, row)
 }
 
-/// A new refresh token's value and its stored hash (keyed, prefixed with its issue
-/// order: see [`refresh_order`]).
+/// A new refresh token's value and its stored hash. The value is `kwr_`, its issue time
+/// ([`refresh_order`], 16 hex digits), `.` and 256 random bits; the stored keyed hash
+/// of the whole value is prefixed with the same digits. So the index on stored hashes
+/// grows at its end, like the other token indexes. (With a prefix in seconds, the
+/// thousands of tokens of one second went to random places in that second's range: a
+/// page of the index to write for nearly every grant.)
 pub(crate) fn new_refresh_value(secrets: &Secrets) -> (SecretString, String) {
     let order = format!("{:0width$x}", refresh_order(), width = REFRESH_ORDER_DIGITS);
     let value = generate_secret(&format!("kwr_{order}."));
@@ -125,7 +124,7 @@ pub(crate) fn new_refresh_value(secrets: &Secrets) -> (SecretString, String) {
 }
 
 /// The stored hashes a presented refresh token can have: under every hash key
-/// version, current first, with the prefix its value begins with ([`new_refresh`], or
+/// version, current first, with the prefix its value begins with ([`new_refresh_value`], or
 /// the older seconds form) and in the plain form of tokens issued before either.
 pub(crate) fn refresh_hashes(secrets: &Secrets, value: &str) -> Vec<String> {
     let rest = value.strip_prefix("kwr_").unwrap_or_default();
