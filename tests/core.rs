@@ -306,6 +306,10 @@ both_async!(refresh_tokens_rotate_and_reuse_revokes_the_family, |e| {
     assert!(kw.redeem_refresh(&r2, None, None).await.is_err());
     let i = kw.introspect(None, &m1.access_token).await.unwrap();
     assert!(!i.active);
+    // The record says why: theft detection, told apart from an administrator's revocation.
+    let rec = i.record.expect("the token's record");
+    assert_eq!(rec.revoke_reason.as_deref(), Some("refresh token reused"));
+    assert_eq!(rec.revoked_by.as_deref(), Some("keyward"));
     // Refresh tokens are stored only as keyed hashes, after the issue time (microseconds,
     // 16 hex digits) their value begins with; later tokens sort after earlier ones.
     let stored: Vec<String> = kw.read(async |cx| {

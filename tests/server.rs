@@ -685,6 +685,17 @@ both!(introspection_and_revocation, |env| {
         .request(&http_client("127.0.0.1"))
         .unwrap_err();
     assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+    // The family's access token went with it, recorded as the client's doing.
+    let t2 = t2.access_token().secret().clone();
+    assert_eq!(
+        body_json(intro(&k.alice_key, &t2)),
+        json!({"active": false})
+    );
+    let why = env.ok(&["token", "inspect", &t2]);
+    assert!(
+        why.contains("INACTIVE") && why.contains(&format!("revoked by client {}", k.alice_key.0)),
+        "{why}"
+    );
     // Revocations are audited.
     let audit = env.json(&["audit", "--since", "1h"]);
     assert!(

@@ -484,7 +484,7 @@ impl TokenService {
                 let now = model::now();
                 let family = code_family(&row.code_hash);
                 if row.used_at.is_some() || !gs::spend_auth_code(cx, &row.code_hash, now).await? {
-                    cred::revoke_family(cx, &family, now, "authorization code reused").await?;
+                    cred::revoke_family(cx, &family, now, "keyward", "authorization code reused").await?;
                     return Ok(Err(bad(
                         "the authorization code was already used; tokens issued from it are revoked",
                     )));

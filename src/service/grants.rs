@@ -982,7 +982,10 @@ impl TokenService {
                 if r.client_id != client_id || r.revoked_at.is_some() {
                     return Ok(());
                 }
-                let n = cred::revoke_family(cx, &r.family_id, model::now(), "revoked").await?;
+                // Recorded as the access-token branch above records it.
+                let why = format!("revoked by client {client_id}");
+                let (by, now) = (actor.label(), model::now());
+                let n = cred::revoke_family(cx, &r.family_id, now, &by, &why).await?;
                 audit_event(
                     cx,
                     &actor,

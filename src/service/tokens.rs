@@ -683,7 +683,8 @@ impl Keyward {
                 }
                 // Reuse of a spent token: assume theft, revoke the family.
                 let reused = async |cx: &mut Cx<'_>| -> Result<std::result::Result<Minted, Error>> {
-                    cred::revoke_family(cx, &r.family_id, now, "revoked").await?;
+                    cred::revoke_family(cx, &r.family_id, now, "keyward", "refresh token reused")
+                        .await?;
                     Ok(Err(Error::Refused(
                         "refresh token was already used; its family has been revoked".into(),
                     )))

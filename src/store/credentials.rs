@@ -675,17 +675,19 @@ pub async fn spend_refresh(cx: &mut Cx<'_>, token_hash: &str, now: i64) -> Resul
     )
 }
 
-/// Revokes a whole refresh family and the access tokens minted from it.
+/// Revokes a whole refresh family and the access tokens minted from it, recording who
+/// revoked them (`keyward` itself when it detects reuse, else the revoking client) and why.
 pub async fn revoke_family(
     cx: &mut Cx<'_>,
     family_id: &str,
     now: i64,
+    by: &str,
     reason: &str,
 ) -> Result<u64> {
     Ok(on!(cx, c => {
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL").bind(now).bind(family_id).execute(&mut *c).await?;
-        sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_by = 'keyward', revoke_reason = $2 WHERE family_id = $3 AND revoked_at IS NULL AND expires_at > $1")
-            .bind(now).bind(reason).bind(family_id).execute(&mut *c).await?.rows_affected()
+        sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_by = $2, revoke_reason = $3 WHERE family_id = $4 AND revoked_at IS NULL AND expires_at > $1")
+            .bind(now).bind(by).bind(reason).bind(family_id).execute(&mut *c).await?.rows_affected()
     }))
 }
 
