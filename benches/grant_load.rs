@@ -10,7 +10,9 @@
 //! It drives each in turn with the same keep-alive load generator (hyper, one HTTP/1.1
 //! connection per task, identical request bodies) and prints a Markdown table: requests
 //! per second (median of the rounds), server CPU time per request, and the ratio to the
-//! sign-only route, with the load average before and after.
+//! sign-only route (each round's rate over the sign-only rate of the same round; the
+//! median, lowest and highest of those), with the load average before and after. Every
+//! other round runs the targets in reverse order.
 //!
 //! Options after `run`: `--seconds N` (measured seconds per target and round, 10),
 //! `--warmup N` (1), `--rounds N` (3), `--connections N` (32), `--threads N`
@@ -495,7 +497,15 @@ fn harness(o: &Opts) {
     );
     let mut samples: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 1..=o.rounds {
-        for (i, (name, url, body, pid)) in targets.iter().enumerate() {
+        // Every other round runs the targets in reverse order, so that a machine that
+        // speeds up or slows down over the run does not favour a target by its place.
+        let order: Vec<usize> = if round % 2 == 1 {
+            (0..targets.len()).collect()
+        } else {
+            (0..targets.len()).rev().collect()
+        };
+        for i in order {
+            let (name, url, body, pid) = &targets[i];
             let s = drive(
                 url,
                 body,
@@ -526,21 +536,35 @@ fn harness(o: &Opts) {
             .fold((0.0, 0u64), |(c, n), s| (c + s.server_cpu, n + s.ok));
         cpu * 1e6 / n.max(1) as f64
     };
-    let sign_rate = median(&samples[1]);
+    // Each round's rate over the sign-only rate of the same round (measured next to it),
+    // then the median of those: steadier on a machine whose speed drifts than the ratio
+    // of the two medians, which may come from rounds minutes apart.
+    let ratios = |v: &[Sample]| -> Vec<f64> {
+        let mut r: Vec<f64> = v
+            .iter()
+            .zip(&samples[1])
+            .map(|(s, sign)| s.rate() / sign.rate().max(1.0))
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r
+    };
     println!();
     println!(
-        "| target ({engine}, {} connections, {} × {} s) | req/s (median) | rounds | ÷ sign-only | server CPU µs/req | sign-only CPU ÷ this CPU | failed |",
+        "| target ({engine}, {} connections, {} × {} s) | req/s (median) | rounds | ÷ sign-only (median of rounds; lowest, highest) | server CPU µs/req | sign-only CPU ÷ this CPU | failed |",
         o.connections, o.rounds, o.seconds
     );
     println!("|---|---|---|---|---|---|---|");
     let sign_cpu = cpu_per_req(&samples[1]);
     for ((name, ..), v) in targets.iter().zip(&samples) {
         let rounds: Vec<String> = v.iter().map(|s| format!("{:.0}", s.rate())).collect();
+        let r = ratios(v);
         println!(
-            "| {name} | {:.0} | {} | {:.2} | {:.0} | {:.2} | {} |",
+            "| {name} | {:.0} | {} | {:.2} ({:.2}, {:.2}) | {:.0} | {:.2} | {} |",
             median(v),
             rounds.join(" / "),
-            median(v) / sign_rate,
+            r[r.len() / 2],
+            r[0],
+            r[r.len() - 1],
             cpu_per_req(v),
             sign_cpu / cpu_per_req(v),
             v.iter().map(|s| s.failed).sum::<u64>()
