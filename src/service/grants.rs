@@ -10,7 +10,7 @@
 //! token is never handed out before its record exists (it can always be listed,
 //! introspected and revoked), while the database sees one transaction per batch rather
 //! than per grant. On SQLite the recorder holds a batch open for a moment while other
-//! grants are still being signed (see [`gather`]), so that under load a commit carries
+//! grants are still being signed (see `gather`), so that under load a commit carries
 //! several grants. The same transaction re-checks that the keys the batch relied on
 //! still exist, are unexpired, unchanged (`version`) and that their users are still
 //! active and unchanged, so a stale cache entry can never mint a token: such requests

@@ -1,6 +1,6 @@
 //! Storage: the only module that contains SQL. One enum over the two native sqlx pools
 //! (SQLite, PostgreSQL); each query is written once and monomorphised per engine by
-//! the [`on!`] macro, so both engines run the same statements with their real types.
+//! the [`on!`](crate::on) macro, so both engines run the same statements with their real types.
 
 use crate::error::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -578,7 +578,7 @@ impl Db {
     /// beside the [`Writer`] (nothing to do on PostgreSQL). A passive checkpoint blocks
     /// no one, but under a steady stream of commits it never catches up with the last
     /// of them, and the WAL only grows. So when a WAL holds more than
-    /// [`WAL_RESTART_FRAMES`], a restart checkpoint follows, tried without waiting for
+    /// `WAL_RESTART_FRAMES`, a restart checkpoint follows, tried without waiting for
     /// locks (a few times, between commits): it holds writers back only while it copies
     /// what the passive one left, and the next commit starts that WAL over. Waiting for
     /// the locks instead would hold the writers back behind any long reader.
