@@ -525,6 +525,10 @@ both!(refresh_rotation_and_reuse, |env| {
         .unwrap_err();
     assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
     assert!(until_refused(&s, t3.access_token().secret(), Duration::from_secs(2)).is_some());
+    // Recorded as theft detection, not as an administrator's revocation.
+    let v = env.json(&["token", "inspect", t3.access_token().secret()]);
+    assert_eq!(v["revoke_reason"], "refresh token reused", "{v}");
+    assert_eq!(v["revoked_by"], "keyward", "{v}");
     // Unknown refresh token.
     let err = client
         .exchange_refresh_token(&RefreshToken::new("kwr_nope".into()))
@@ -692,10 +696,22 @@ both!(introspection_and_revocation, |env| {
         json!({"active": false})
     );
     let why = env.ok(&["token", "inspect", &t2]);
-    assert!(
-        why.contains("INACTIVE") && why.contains(&format!("revoked by client {}", k.alice_key.0)),
-        "{why}"
+    let reason = format!("revoked by client {}", k.alice_key.0);
+    assert!(why.contains("INACTIVE") && why.contains(&reason), "{why}");
+    let v = env.json(&["token", "inspect", &t2]);
+    assert_eq!(
+        (&v["active"], &v["reason"]),
+        (&json!(false), &json!("revoked"))
     );
+    assert_eq!(v["revoke_reason"], json!(reason), "{v}");
+    assert!(
+        v["revoked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("keyward-serve@"),
+        "{v}"
+    );
+    assert!(v["revoked_at"].as_str().unwrap().ends_with('Z'), "{v}");
     // Revocations are audited.
     let audit = env.json(&["audit", "--since", "1h"]);
     assert!(

@@ -388,6 +388,13 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                 let mut v = serde_json::to_value(&i).expect("serialisable");
                 v["header"] = i.header.clone().unwrap_or(serde_json::Value::Null);
                 v["claims"] = i.claims.clone().unwrap_or(serde_json::Value::Null);
+                // When, by whom and why it was revoked, as `token list --json` says it.
+                if let Some(r) = i.record.as_ref().filter(|r| r.revoked_at.is_some()) {
+                    let r = serde_json::to_value(r).expect("serialisable");
+                    for k in ["revoked_at", "revoked_by", "revoke_reason"] {
+                        v[k] = r[k].clone();
+                    }
+                }
                 json(&v);
             } else {
                 let now = model::now();
