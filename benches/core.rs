@@ -38,6 +38,7 @@ async fn fresh_db() -> (tempfile::TempDir, Keyward, Actor) {
     let target = Target {
         url: format!("sqlite://{}/k.db", dir.path().display()),
         implicit: false,
+        single_connection: false,
     };
     let os = OsIdentity::current().expect("OS identity");
     let (kw, _) = Keyward::open_for_init(target).await.expect("open");

@@ -24,6 +24,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         let target = Target {
             url: format!("sqlite://{}/k.db", dir.path().display()),
             implicit: false,
+            single_connection: false,
         };
         let (kw, _) = Keyward::open_for_init(target).await.unwrap();
         let kw = kw.with_master_key_path(dir.path().join("master.key"));

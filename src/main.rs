@@ -58,7 +58,7 @@ async fn console(url: Option<&str>, js: bool) -> i32 {
             js,
         );
     }
-    let (kw, actor) = match cli::open(url).await {
+    let (kw, actor) = match cli::open(url, false).await {
         Ok(v) => v,
         Err(f) => return cli::report(&f, js),
     };

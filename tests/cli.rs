@@ -54,6 +54,58 @@ both!(init_is_idempotent_and_reports, |e| {
     assert_eq!(ops[0]["role"], "admin");
 });
 
+/// A CLI command makes one PostgreSQL connection and reuses it: sqlx pings a connection
+/// before it is idle again, and a pool of several opened another one for a statement
+/// that came meanwhile (three handshakes a command with the connection check; with TLS
+/// on loopback each cost ~95 ms).
+#[test]
+fn a_command_makes_one_postgres_connection() {
+    let Some(e) = Env::pg() else { return };
+    e.init();
+    let before = e.pg_sessions().unwrap();
+    e.ok(&[
+        "user",
+        "add",
+        "a@free.example.com",
+        "--domain",
+        "free.example.com",
+    ]);
+    e.ok(&["user", "list"]);
+    e.json(&["key", "create", "--user", "a@free.example.com"]);
+    assert_eq!(
+        e.pg_sessions().unwrap() - before,
+        3,
+        "one session per command"
+    );
+}
+
+/// What is wrong with a PostgreSQL URL is said at once, named, with the password hidden.
+#[test]
+fn an_unreachable_postgres_is_named() {
+    let e = Env::sqlite();
+    let url = "postgres://kw:s3cret@127.0.0.1:1/nowhere";
+    let err = e.fails(&["--database-url", url, "user", "list"], 3);
+    assert!(
+        err.contains("cannot connect to postgres://kw:***@127.0.0.1:1/nowhere")
+            && err.contains("refused")
+            && !err.contains("s3cret"),
+        "{err}"
+    );
+    if let Some(pg) = Env::pg() {
+        let mut wrong = reqwest::Url::parse(&pg.url).unwrap();
+        wrong.set_password(Some("wrong-password")).unwrap();
+        let wrong = wrong.to_string();
+        let err = e.fails(&["--database-url", &wrong, "user", "list"], 3);
+        assert!(
+            err.contains("cannot connect to") && err.contains("password authentication failed"),
+            "{err}"
+        );
+        let missing = format!("{}_missing", pg.url);
+        let err = e.fails(&["--database-url", &missing, "user", "list"], 3);
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}
+
 both!(
     explicit_url_to_missing_database_is_an_environment_error,
     |e| {

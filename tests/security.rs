@@ -265,7 +265,7 @@ fn check_invariants(e: &Env) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let t = keyward::store::Target { url: e.url.clone(), implicit: false };
+        let t = keyward::store::Target { url: e.url.clone(), implicit: false, single_connection: false };
         let db = keyward::store::Db::open(&t, false).await.unwrap();
         let mut conn = db.conn().await.unwrap();
         let mut cx = conn.cx();

@@ -84,6 +84,7 @@ pub fn target(url: Option<&str>) -> R<Target> {
             Ok(Target {
                 url: u.to_string(),
                 implicit: false,
+                single_connection: false,
             })
         }
         None => {
@@ -97,15 +98,20 @@ pub fn target(url: Option<&str>) -> R<Target> {
             Ok(Target {
                 url: Target::sqlite_path(&path),
                 implicit: true,
+                single_connection: false,
             })
         }
     }
 }
 
-/// Opens the database and resolves the acting operator.
-pub async fn open(url: Option<&str>) -> R<(Keyward, Actor)> {
+/// Opens the database and resolves the acting operator. `one_command`: the process runs
+/// one command (one PostgreSQL connection is enough; see [`Target::single_connection`]).
+pub async fn open(url: Option<&str>, one_command: bool) -> R<(Keyward, Actor)> {
     let os = OsIdentity::current()?;
-    let t = target(url)?;
+    let t = Target {
+        single_connection: one_command,
+        ..target(url)?
+    };
     let first_use = t.implicit && t.sqlite_file().is_some_and(|p| !p.exists());
     let kw = Keyward::open(t, &os).await?;
     if first_use {
@@ -156,7 +162,7 @@ pub async fn run(cli: Cli) -> R {
             Ok(crate::server::run(kw, opts).await?)
         }
         cmd => {
-            let (kw, actor) = open(url).await?;
+            let (kw, actor) = open(url, true).await?;
             let out = dispatch(&kw, &actor, js, cmd).await;
             kw.db().close().await;
             out
@@ -166,7 +172,10 @@ pub async fn run(cli: Cli) -> R {
 
 async fn init(url: Option<&str>, js: bool, domain: Option<String>, issuer: Option<String>) -> R {
     let os = OsIdentity::current()?;
-    let t = target(url)?;
+    let t = Target {
+        single_connection: true,
+        ..target(url)?
+    };
     let (kw, _fresh) = Keyward::open_for_init(t).await?;
     let rep = kw
         .init(&os, &keyward::service::InitOptions { domain, issuer })

@@ -560,6 +560,7 @@ mod gate_tests {
         let target = super::Target {
             url,
             implicit: true,
+            single_connection: false,
         };
         let (kw, _) = super::Keyward::open_for_init(target).await.unwrap();
         let inner = kw

@@ -52,6 +52,10 @@ pub enum Tx<'c> {
 /// of SQLite's default 1000): only a safety net for when [`Db::checkpoint`] is not
 /// called. A checkpoint on the writer's connection stalls every grant waiting on it for
 /// the copy and two `fsync`s (tens of milliseconds under load, with the cores idle).
+/// How long [`Db::open`] waits for PostgreSQL's first pooled connection before it asks
+/// a direct connection what is wrong.
+const FIRST_CONNECTION: Duration = Duration::from_secs(1);
+
 const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 65536";
 
 /// WAL frames after which [`Db::checkpoint`] also restarts the WAL (about 16 MiB).
@@ -274,6 +278,11 @@ pub struct Target {
     pub url: String,
     /// True for the embedded default: create the file and initialise implicitly.
     pub implicit: bool,
+    /// A process that runs one command (the CLI's): on PostgreSQL it keeps a single
+    /// connection and reuses it statement after statement. sqlx pings a connection
+    /// before it is idle again, and a larger pool opens a new connection for a statement
+    /// that comes meanwhile: a whole handshake, ~95 ms with TLS on loopback here.
+    pub single_connection: bool,
 }
 
 impl Target {
@@ -472,29 +481,36 @@ impl Db {
                         format!("postgres://USER@HOST/DB ({e})"),
                     )
                 })?;
-                // The pool retries a refused connection until its acquire timeout and
-                // then reports only "pool timed out": one direct connection first says
-                // at once what is wrong (refused, unknown host, authentication, no such
-                // database). It costs one extra handshake per process start (sqlx cannot
-                // hand a connection to a pool), a few milliseconds on a local server.
                 let cannot = |e: &dyn std::fmt::Display| {
                     Error::Environment(format!(
                         "cannot connect to {}: {e}",
                         redact_url(&target.url)
                     ))
                 };
-                let first = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    <PgConnection as sqlx::Connection>::connect_with(&opts),
-                )
-                .await
-                .map_err(|_| cannot(&"no answer within 10 s"))?
-                .map_err(|e: sqlx::Error| cannot(&e))?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(if target.single_connection { 1 } else { 8 })
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_lazy_with(opts);
-                let _ = sqlx::Connection::close(first).await;
+                    .connect_lazy_with(opts.clone());
+                // The pool's first connection is made now, so that what is wrong
+                // (authentication, no such database, unknown host) is said at once. But
+                // the pool retries a refused connection until its acquire timeout and
+                // then reports only "pool timed out": when the first connection takes
+                // long, one direct connection says why (the pool cannot be handed a
+                // connection, so doing that every time would cost a handshake more).
+                match tokio::time::timeout(FIRST_CONNECTION, pool.acquire()).await {
+                    Ok(Ok(first)) => drop(first),
+                    Ok(Err(e)) => return Err(cannot(&e)),
+                    Err(_) => {
+                        let direct = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            <PgConnection as sqlx::Connection>::connect_with(&opts),
+                        )
+                        .await
+                        .map_err(|_| cannot(&"no answer within 10 s"))?
+                        .map_err(|e: sqlx::Error| cannot(&e))?;
+                        let _ = sqlx::Connection::close(direct).await;
+                    }
+                }
                 Ok(Db::Postgres(pool))
             }
         }

@@ -123,6 +123,26 @@ impl Env {
         String::from_utf8(o.stderr).expect("utf-8")
     }
 
+    /// PostgreSQL: how many sessions have been opened to this database so far, once the
+    /// count has stopped changing (a backend's statistics reach the counters as it
+    /// exits). None on SQLite.
+    #[allow(dead_code)]
+    pub fn pg_sessions(&self) -> Option<i64> {
+        let (base, name) = self.pg_admin.as_ref()?;
+        let sql = format!("SELECT sessions FROM pg_stat_database WHERE datname = '{name}'");
+        let read = || psql(base, &sql).parse::<i64>().expect("a count");
+        let mut last = read();
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = read();
+            if now == last {
+                return Some(now);
+            }
+            last = now;
+        }
+        panic!("the session count of {name} kept changing");
+    }
+
     /// `init --domain free.example.com` and a second domain.
     pub fn init(&self) {
         self.ok(&["init", "--domain", "free.example.com"]);
@@ -174,6 +194,7 @@ pub async fn open(e: &Env) -> (keyward::Keyward, keyward::Actor) {
     let target = keyward::store::Target {
         url: e.url.clone(),
         implicit: false,
+        single_connection: false,
     };
     let (kw, _) = keyward::Keyward::open_for_init(target).await.unwrap();
     let kw = kw.with_master_key_path(e.path("master.key"));
@@ -194,7 +215,7 @@ pub async fn open(e: &Env) -> (keyward::Keyward, keyward::Actor) {
     (kw, actor)
 }
 
-fn psql(url: &str, sql: &str) {
+fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .arg(url)
         .arg("-qAtc")
@@ -206,6 +227,7 @@ fn psql(url: &str, sql: &str) {
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Defines a test that runs on SQLite and (when configured) on PostgreSQL.
