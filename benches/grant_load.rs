@@ -525,9 +525,12 @@ fn harness(o: &Opts) {
         }
     }
     let load_after = loadavg();
-    let median = |v: &[Sample]| -> f64 {
-        let mut r: Vec<f64> = v.iter().map(Sample::rate).collect();
+    let sorted = |mut r: Vec<f64>| -> Vec<f64> {
         r.sort_by(f64::total_cmp);
+        r
+    };
+    let median = |v: &[Sample]| -> f64 {
+        let r = sorted(v.iter().map(Sample::rate).collect());
         r[r.len() / 2]
     };
     let cpu_per_req = |v: &[Sample]| -> f64 {
@@ -540,13 +543,12 @@ fn harness(o: &Opts) {
     // then the median of those: steadier on a machine whose speed drifts than the ratio
     // of the two medians, which may come from rounds minutes apart.
     let ratios = |v: &[Sample]| -> Vec<f64> {
-        let mut r: Vec<f64> = v
-            .iter()
-            .zip(&samples[1])
-            .map(|(s, sign)| s.rate() / sign.rate().max(1.0))
-            .collect();
-        r.sort_by(f64::total_cmp);
-        r
+        sorted(
+            v.iter()
+                .zip(&samples[1])
+                .map(|(s, sign)| s.rate() / sign.rate().max(1.0))
+                .collect(),
+        )
     };
     println!();
     println!(

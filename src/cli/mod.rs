@@ -70,7 +70,9 @@ pub fn report(f: &Failure, as_json: bool) -> i32 {
 }
 
 /// Resolves which database to use: the URL given, or the embedded default.
-pub fn target(url: Option<&str>) -> R<Target> {
+/// `one_command`: the process runs one command (one PostgreSQL connection is enough;
+/// see [`Target::single_connection`]).
+pub fn target(url: Option<&str>, one_command: bool) -> R<Target> {
     match url {
         Some(u) => {
             let given_in_argv =
@@ -84,7 +86,7 @@ pub fn target(url: Option<&str>) -> R<Target> {
             Ok(Target {
                 url: u.to_string(),
                 implicit: false,
-                single_connection: false,
+                single_connection: one_command,
             })
         }
         None => {
@@ -98,20 +100,16 @@ pub fn target(url: Option<&str>) -> R<Target> {
             Ok(Target {
                 url: Target::sqlite_path(&path),
                 implicit: true,
-                single_connection: false,
+                single_connection: one_command,
             })
         }
     }
 }
 
-/// Opens the database and resolves the acting operator. `one_command`: the process runs
-/// one command (one PostgreSQL connection is enough; see [`Target::single_connection`]).
+/// Opens the database and resolves the acting operator (`one_command` as for [`target`]).
 pub async fn open(url: Option<&str>, one_command: bool) -> R<(Keyward, Actor)> {
     let os = OsIdentity::current()?;
-    let t = Target {
-        single_connection: one_command,
-        ..target(url)?
-    };
+    let t = target(url, one_command)?;
     let first_use = t.implicit && t.sqlite_file().is_some_and(|p| !p.exists());
     let kw = Keyward::open(t, &os).await?;
     if first_use {
@@ -150,7 +148,7 @@ pub async fn run(cli: Cli) -> R {
             trust_proxy,
         } => {
             // The service acts as itself (`keyward-serve`), not as an operator.
-            let kw = Keyward::open(target(url)?, &OsIdentity::current()?).await?;
+            let kw = Keyward::open(target(url, false)?, &OsIdentity::current()?).await?;
             let domain = domain
                 .map(|d| model::DomainName::parse(&d).map(|d| d.to_string()))
                 .transpose()?;
@@ -172,10 +170,7 @@ pub async fn run(cli: Cli) -> R {
 
 async fn init(url: Option<&str>, js: bool, domain: Option<String>, issuer: Option<String>) -> R {
     let os = OsIdentity::current()?;
-    let t = Target {
-        single_connection: true,
-        ..target(url)?
-    };
+    let t = target(url, true)?;
     let (kw, _fresh) = Keyward::open_for_init(t).await?;
     let rep = kw
         .init(&os, &keyward::service::InitOptions { domain, issuer })

@@ -52,11 +52,11 @@ pub enum Tx<'c> {
 /// of SQLite's default 1000): only a safety net for when [`Db::checkpoint`] is not
 /// called. A checkpoint on the writer's connection stalls every grant waiting on it for
 /// the copy and two `fsync`s (tens of milliseconds under load, with the cores idle).
+const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 65536";
+
 /// How long [`Db::open`] waits for PostgreSQL's first pooled connection before it asks
 /// a direct connection what is wrong.
 const FIRST_CONNECTION: Duration = Duration::from_secs(1);
-
-const WRITER_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 65536";
 
 /// WAL frames after which [`Db::checkpoint`] also restarts the WAL (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4096;
