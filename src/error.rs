@@ -28,6 +28,10 @@ pub enum Error {
     /// The change is refused by a rule of the domain model.
     #[error("{0}")]
     Refused(String),
+    /// A single-use credential (a refresh token, an authorization code) was presented
+    /// again: what it issued has been revoked, as it may have been stolen.
+    #[error("{0}")]
+    Reused(String),
     /// The acting operator may not do this.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
@@ -118,6 +122,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Refused(_) => "refused",
+            Error::Reused(_) => "reused",
             Error::PermissionDenied(_) | Error::NotOperator { .. } => "permission_denied",
             Error::Environment(_) => "environment",
             Error::MasterKey(_) => "master_key",

@@ -119,7 +119,13 @@ async fn renew_inner(
     match app.svc.refresh(rt, None, None).await {
         Ok(m) => login_reply(m),
         Err(GrantError::Core(e)) => core_error(e),
-        Err(_) => api_error(StatusCode::UNAUTHORIZED, "Invalid refresh token"),
+        Err(e) => {
+            if matches!(e, GrantError::Reused(_)) {
+                // The family was just revoked: its access tokens stop here now.
+                app.revocations_changed().await;
+            }
+            api_error(StatusCode::UNAUTHORIZED, "Invalid refresh token")
+        }
     }
 }
 

@@ -181,7 +181,7 @@ pub(crate) fn core_error(e: Error) -> Response {
         ),
         Error::NotFound { .. } => api_error(StatusCode::NOT_FOUND, &e.to_string()),
         Error::Conflict(m) => api_error(StatusCode::CONFLICT, m),
-        Error::Refused(m) => api_error(StatusCode::UNPROCESSABLE_ENTITY, m),
+        Error::Refused(m) | Error::Reused(m) => api_error(StatusCode::UNPROCESSABLE_ENTITY, m),
         Error::PermissionDenied(_) | Error::NotOperator { .. } => {
             api_error(StatusCode::FORBIDDEN, "permission denied")
         }

@@ -187,7 +187,14 @@ pub(crate) async fn token(
     }
     match grant(&app, &headers, &p, &c).await {
         Ok(m) => no_store((StatusCode::OK, axum::Json(m)).into_response()),
-        Err(e) => oauth_error(&e, basic),
+        Err(e) => {
+            if matches!(e, GrantError::Reused(_)) {
+                // What the reused token or code issued was just revoked: this process
+                // refuses those access tokens from the answer on, not at the next tick.
+                app.revocations_changed().await;
+            }
+            oauth_error(&e, basic)
+        }
     }
 }
 

@@ -484,16 +484,20 @@ impl TokenService {
                 let now = model::now();
                 let family = code_family(&row.code_hash);
                 if row.used_at.is_some() || !gs::spend_auth_code(cx, &row.code_hash, now).await? {
-                    cred::revoke_family(cx, &family, now, "keyward", "authorization code reused").await?;
-                    return Ok(Err(bad(
-                        "the authorization code was already used; tokens issued from it are revoked",
+                    cred::revoke_family(cx, &family, now, "keyward", "authorization code reused")
+                        .await?;
+                    return Ok(Err(GrantError::Reused(
+                        "the authorization code was already used; tokens issued from it are revoked"
+                            .into(),
                     )));
                 }
                 if row.expires_at <= now {
                     return Ok(Err(bad("the authorization code has expired")));
                 }
                 if redirect_uri.as_deref() != Some(row.redirect_uri.as_str()) {
-                    return Ok(Err(bad("redirect_uri differs from the authorization request")));
+                    return Ok(Err(bad(
+                        "redirect_uri differs from the authorization request",
+                    )));
                 }
                 match verifier.as_deref() {
                     Some(v) if valid_pkce(v) && s256(v) == row.code_challenge => {}
@@ -541,7 +545,8 @@ impl TokenService {
                 };
                 let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
                 cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
-                let refresh = super::Keyward::issue_refresh(cx, &secrets, &settings, &grant, &family).await?;
+                let refresh =
+                    super::Keyward::issue_refresh(cx, &secrets, &settings, &grant, &family).await?;
                 Ok(Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",

@@ -61,6 +61,10 @@ pub enum GrantError {
     UnauthorizedClient(String),
     UnsupportedGrantType(String),
     InvalidScope(String),
+    /// `invalid_grant` for a refresh token or authorization code presented a second
+    /// time: the tokens it issued have just been revoked (a front-end that verifies
+    /// tokens in memory should take the revocation in before it answers).
+    Reused(String),
     Core(Error),
 }
 
@@ -76,7 +80,7 @@ impl GrantError {
         match self {
             GrantError::InvalidRequest(_) => "invalid_request",
             GrantError::InvalidClient(_) => "invalid_client",
-            GrantError::InvalidGrant(_) => "invalid_grant",
+            GrantError::InvalidGrant(_) | GrantError::Reused(_) => "invalid_grant",
             GrantError::UnauthorizedClient(_) => "unauthorized_client",
             GrantError::UnsupportedGrantType(_) => "unsupported_grant_type",
             GrantError::InvalidScope(_) => "invalid_scope",
@@ -91,7 +95,8 @@ impl GrantError {
             | GrantError::InvalidGrant(m)
             | GrantError::UnauthorizedClient(m)
             | GrantError::UnsupportedGrantType(m)
-            | GrantError::InvalidScope(m) => m.clone(),
+            | GrantError::InvalidScope(m)
+            | GrantError::Reused(m) => m.clone(),
             GrantError::Core(_) => "the token service failed; try again later".into(),
         }
     }
@@ -816,6 +821,7 @@ impl TokenService {
         {
             Ok(m) => Ok(m),
             Err(Error::Refused(m)) => Err(GrantError::InvalidGrant(m)),
+            Err(Error::Reused(m)) => Err(GrantError::Reused(m)),
             Err(Error::PermissionDenied(m)) => Err(GrantError::InvalidClient(m)),
             Err(e @ Error::Invalid { .. }) => Err(GrantError::InvalidScope(e.to_string())),
             Err(e) => Err(e.into()),

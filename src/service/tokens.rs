@@ -685,7 +685,7 @@ impl Keyward {
                 let reused = async |cx: &mut Cx<'_>| -> Result<std::result::Result<Minted, Error>> {
                     cred::revoke_family(cx, &r.family_id, now, "keyward", "refresh token reused")
                         .await?;
-                    Ok(Err(Error::Refused(
+                    Ok(Err(Error::Reused(
                         "refresh token was already used; its family has been revoked".into(),
                     )))
                 };
