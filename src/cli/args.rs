@@ -115,7 +115,10 @@ pub enum Command {
         tokens: Option<u64>,
     },
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to print completions for.
+        shell: clap_complete::Shell,
+    },
     /// Run the token service (OAuth 2.0 token endpoint, sign-in, demo API).
     Serve {
         /// Address to listen on.
@@ -135,26 +138,42 @@ pub enum ConfigCmd {
     /// Every setting with its value.
     List,
     /// One setting.
-    Get { key: String },
+    Get {
+        /// The setting's name (`config list` shows them).
+        key: String,
+    },
     /// Change a setting.
-    Set { key: String, value: String },
+    Set {
+        /// The setting's name (`config list` shows them).
+        key: String,
+        /// Its new value.
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DomainCmd {
     /// Add a domain.
-    Add { name: String },
+    Add {
+        /// A host name, such as free.example.com.
+        name: String,
+    },
     /// List domains.
     List,
     /// Remove an empty domain.
-    Rm { name: String },
+    Rm {
+        /// The domain's host name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCmd {
     /// Create a user with its initial station and the default role (no token is issued).
     Add {
+        /// The user's email address (their sign-in name, unique in the domain).
         email: String,
+        /// The domain the user belongs to.
         #[arg(long)]
         domain: String,
         /// Display name.
@@ -175,7 +194,9 @@ pub enum UserCmd {
     },
     /// Bulk sign-ups from CSV (email,name[,role][,station]); invalid rows are reported.
     Import {
+        /// The CSV file: one row per user, email,name[,role][,station].
         file: std::path::PathBuf,
+        /// The domain the users join.
         #[arg(long)]
         domain: String,
         /// Role for rows that name none (default: the default role).
@@ -189,28 +210,45 @@ pub enum UserCmd {
     List(UserListArgs),
     /// Show one user (by email or id).
     Show {
+        /// The user's email or id.
         user: String,
+        /// The user's domain, when the email is registered in several.
         #[arg(long)]
         domain: Option<String>,
     },
     /// Disable a user and revoke their tokens.
-    Disable { user: String },
+    Disable {
+        /// The user's email or id.
+        user: String,
+    },
     /// Enable a disabled user.
-    Enable { user: String },
+    Enable {
+        /// The user's email or id.
+        user: String,
+    },
     /// Delete a user with their stations and credentials.
     Rm {
+        /// The user's email or id.
         user: String,
+        /// The user's domain, when the email is registered in several.
         #[arg(long)]
         domain: Option<String>,
     },
     /// Move a user to another role (credentials beyond it are revoked or trimmed).
-    SetRole { user: String, role: String },
+    SetRole {
+        /// The user's email or id.
+        user: String,
+        /// The role to move them to.
+        role: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct UserListArgs {
+    /// Only users of this domain.
     #[arg(long)]
     pub domain: Option<String>,
+    /// Only users holding this role.
     #[arg(long)]
     pub role: Option<String>,
     /// active or disabled.
@@ -237,44 +275,60 @@ pub struct UserListArgs {
 pub enum RoleCmd {
     /// Create a role.
     Add {
+        /// The role's name, such as Partner.
         name: String,
         /// Comma-separated scopes.
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// What the role is for, in a few words.
         #[arg(long)]
         description: Option<String>,
     },
     /// List roles with their effective scopes.
     List,
     /// Show one role.
-    Show { role: String },
+    Show {
+        /// The role's name.
+        role: String,
+    },
     /// Remove a role; users holding it need --reassign-to.
     Rm {
+        /// The role's name.
         role: String,
+        /// Move the role's users to this role (needed when anyone holds it).
         #[arg(long)]
         reassign_to: Option<String>,
     },
     /// Grant scopes to a role.
     Grant {
+        /// The role's name.
         role: String,
+        /// Scopes to grant (several arguments, or comma-separated).
         #[arg(required = true, value_delimiter = ',')]
         scopes: Vec<String>,
     },
     /// Revoke scopes from a role (tokens and keys beyond it are revoked or trimmed).
     Revoke {
+        /// The role's name.
         role: String,
+        /// Scopes to revoke (several arguments, or comma-separated).
         #[arg(required = true, value_delimiter = ',')]
         scopes: Vec<String>,
     },
     /// Make a role the default for new users.
-    Default { role: String },
+    Default {
+        /// The role's name.
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScopeCmd {
     /// Create a scope.
     Add {
+        /// The scope's name: a lower-case letter, then letters, digits, '_', '.', ':' or '-'.
         name: String,
+        /// What the scope allows, in plain words (shown on the consent page).
         #[arg(long)]
         description: Option<String>,
         /// Comma-separated scopes this one implies.
@@ -283,7 +337,9 @@ pub enum ScopeCmd {
     },
     /// Change a scope's description or implied scopes (cycles are rejected).
     Edit {
+        /// The scope's name.
         name: String,
+        /// What the scope allows, in plain words (shown on the consent page).
         #[arg(long)]
         description: Option<String>,
         /// Comma-separated scopes this one implies (replaces the current list; "" for none).
@@ -293,16 +349,22 @@ pub enum ScopeCmd {
     /// List scopes.
     List,
     /// Remove a custom scope that no role grants.
-    Rm { name: String },
+    Rm {
+        /// The scope's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StationCmd {
     /// Add a station to a user.
     Add {
+        /// The station's name.
         name: String,
+        /// The owner's email or id.
         #[arg(long)]
         user: String,
+        /// The owner's domain, when the email is registered in several.
         #[arg(long)]
         domain: Option<String>,
         #[command(flatten)]
@@ -310,21 +372,28 @@ pub enum StationCmd {
     },
     /// List stations.
     List {
+        /// Only stations of this domain.
         #[arg(long)]
         domain: Option<String>,
+        /// Only stations of this user (email or id).
         #[arg(long)]
         user: Option<String>,
+        /// Maximum rows to print (0 = all, paged from the database).
         #[arg(long, default_value_t = 0)]
         limit: u64,
     },
     /// Remove a station by id.
-    Rm { id: String },
+    Rm {
+        /// The station's id (`station list` shows them).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCmd {
     /// Allow an OS account to administer Keyward.
     Add {
+        /// The OS account's user name.
         os_account: String,
         /// viewer, support or admin.
         #[arg(long)]
@@ -336,7 +405,10 @@ pub enum OperatorCmd {
     /// List operators.
     List,
     /// Remove an operator.
-    Rm { os_account: String },
+    Rm {
+        /// The OS account's user name.
+        os_account: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -366,19 +438,28 @@ pub enum AuditSub {
 #[derive(Debug, Subcommand)]
 pub enum AffiliateCmd {
     /// Show a user's affiliate id.
-    Show { user: String },
+    Show {
+        /// The user's email or id.
+        user: String,
+    },
     /// Replace a user's affiliate id.
-    Rotate { user: String },
+    Rotate {
+        /// The user's email or id.
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
     /// Create an API key; the secret is shown once.
     Create {
+        /// The key's owner (email or id).
         #[arg(long)]
         user: String,
+        /// The owner's domain, when the email is registered in several.
         #[arg(long)]
         domain: Option<String>,
+        /// A label for the key, such as erp-sync.
         #[arg(long)]
         name: Option<String>,
         /// Comma-separated scopes (default: the role's effective scopes).
@@ -399,6 +480,7 @@ pub enum KeyCmd {
     },
     /// List API keys.
     List {
+        /// Only keys of this user (email or id).
         #[arg(long)]
         user: Option<String>,
         /// Only keys unused for this long (e.g. 90d).
@@ -409,53 +491,75 @@ pub enum KeyCmd {
         expiring_within: Option<String>,
     },
     /// Delete a key; revokes every token minted through it.
-    Rm { client_id: String },
+    Rm {
+        /// The key's client_id (`key list` shows them).
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AppCmd {
     /// Register a developer app; the secret is shown once.
     Create {
+        /// The app's name, shown to users on the consent page.
         name: String,
+        /// The developer who owns the app (email or id).
         #[arg(long)]
         owner: String,
+        /// A redirect URI the app may use (repeat for several): https, or http on loopback.
         #[arg(long = "redirect-uri", required = true)]
         redirect_uri: Vec<String>,
+        /// Comma-separated scopes the app may ask for (default: read).
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
     },
     /// List apps.
     List,
     /// Remove an app with its consents; revokes its tokens.
-    Rm { client_id: String },
+    Rm {
+        /// The app's client_id (`app list` shows them).
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConsentCmd {
     /// Record a user's consent to an app.
     Grant {
+        /// The user's email or id.
         user: String,
+        /// The app's client_id.
         app: String,
+        /// Comma-separated scopes the user grants the app.
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
     },
     /// List consents.
     List {
+        /// Only this user's consents (email or id).
         #[arg(long)]
         user: Option<String>,
     },
     /// Withdraw a consent; revokes the app's tokens for the user.
-    Revoke { user: String, app: String },
+    Revoke {
+        /// The user's email or id.
+        user: String,
+        /// The app's client_id.
+        app: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Mint an access token for a user (within the role, and the key with --key).
     Mint {
+        /// The token's user (email or id).
         #[arg(long)]
         user: String,
+        /// The user's domain, when the email is registered in several.
         #[arg(long)]
         domain: Option<String>,
+        /// Comma-separated scopes (default: all that the role, and the key with --key, allow).
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
         /// Lifetime, such as 24h (default: the default_ttl setting).
@@ -467,6 +571,7 @@ pub enum TokenCmd {
     },
     /// List token records, newest first.
     List {
+        /// Only this user's tokens (email or id).
         #[arg(long)]
         user: Option<String>,
         /// Only unrevoked, unexpired tokens.
@@ -481,24 +586,34 @@ pub enum TokenCmd {
     },
     /// Revoke tokens by jti, of a user, or minted through a key.
     Revoke {
+        /// Token ids (`token list` shows them).
         jti: Vec<String>,
+        /// Revoke every active token of this user (email or id).
         #[arg(long, conflicts_with_all = ["jti", "key"])]
         user: Option<String>,
+        /// Revoke every active token minted through this API key (client_id).
         #[arg(long, conflicts_with_all = ["jti", "user"])]
         key: Option<String>,
+        /// Why, kept in the audit log and shown by `token inspect`.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Decode and explain a token: header, claims, signature, revoked?, expired? (`-` reads stdin)
-    Inspect { token: String },
+    Inspect {
+        /// The token (a JWT), or `-` to read it from standard input.
+        token: String,
+    },
     /// Exit 0 if the token is valid (and holds the scopes), 1 otherwise (`-` reads stdin).
     Verify {
+        /// The token (a JWT), or `-` to read it from standard input.
         token: String,
+        /// Fail unless the token holds this scope (repeat for several).
         #[arg(long = "require-scope")]
         require_scope: Vec<String>,
     },
     /// Drop records of tokens that expired longer ago than this (e.g. 30d).
     Purge {
+        /// How long ago the tokens expired, such as 30d.
         #[arg(long)]
         expired_before: String,
     },
@@ -561,6 +676,26 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_is_explained() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "keyward", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
     }
 }
 
