@@ -113,7 +113,13 @@ pub fn station(i: usize) -> StationRow {
 
 pub fn token(i: usize) -> TokenRow {
     TokenRow {
-        jti: format!("01a2{i:04}-0000-7000-8000-000000000000"),
+        // UUIDv7-like: the head is the issue time, shared by neighbours; the tail differs.
+        jti: format!(
+            "019ad8f2-{:04x}-7{:03x}-8000-{:012x}",
+            0x6500 + i,
+            i,
+            (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
+        ),
         domain_id: "d1".into(),
         domain: "free.example.com".into(),
         user_id: "u0000".into(),

@@ -60,6 +60,21 @@ pub fn trunc(s: &str, w: usize) -> String {
     out
 }
 
+/// Keeps the last `w` columns of `s`, marking the cut with `…` (for ids whose head is
+/// shared, as UUIDv7 token ids begin with their issue time).
+pub fn tail(s: &str, w: usize) -> String {
+    let n = s.chars().count();
+    if n <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out = String::from('…');
+    out.extend(s.chars().skip(n - (w - 1)));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +87,9 @@ mod tests {
         assert_eq!(span(7200), "2h");
         assert_eq!(span(3 * 86400 + 5), "3d");
         assert_eq!(trunc("abcdef", 4), "abc…");
+        assert_eq!(tail("abcdef", 4), "…def");
+        assert_eq!(tail("abc", 4), "abc");
+        assert_eq!(tail("abc", 0), "");
         assert_eq!(safe("a\u{1b}[2Jb"), "a\\e[2Jb");
     }
 }

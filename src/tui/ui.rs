@@ -606,10 +606,19 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
                 }
             }
         }
+        // A note that does not fit after the value goes on a row of its own, under it.
+        let mut note_row = None;
         if let Some(n) = &fld.note {
-            spans.push(Span::styled(format!(" {n}"), th.dim()));
+            let used: usize = spans.iter().map(|s| s.content.width()).sum();
+            if used + 1 + n.width() <= inner {
+                spans.push(Span::styled(format!(" {n}"), th.dim()));
+            } else {
+                let indent = " ".repeat(2 + label_w + 1);
+                note_row = Some(Line::styled(format!("{indent}{n}"), th.dim()));
+            }
         }
         lines.push(Line::from(spans));
+        lines.extend(note_row);
         if let Some(e) = &fld.error {
             lines.push(Line::styled(format!("    ✗ {}", safe(e)), th.bad()));
         }

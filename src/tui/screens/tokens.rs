@@ -1,8 +1,8 @@
-//! Tokens: the record of every access token minted (read-only until the token
-//! service's revoke/inspect arrive).
+//! Tokens: the record of every access token minted; revoke one, or inspect a token
+//! pasted in.
 
 use super::super::app::App;
-use super::super::fmt::{datetime, safe, span, trunc};
+use super::super::fmt::{datetime, safe, span, tail};
 use super::super::ui::{ListView, list_screen};
 use super::super::widgets::detail::{Detail, field};
 use keyward::store::console::TokenRow;
@@ -29,7 +29,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     ];
     let cells = move |t: &TokenRow| {
         vec![
-            trunc(&safe(&t.jti), 12),
+            // A token id's head is its issue time, shared by its neighbours; its tail
+            // tells them apart (the details show it whole).
+            tail(&safe(&t.jti), 12),
             safe(&t.user_email),
             safe(&t.client_id),
             safe(&t.scopes),
