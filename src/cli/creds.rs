@@ -409,7 +409,10 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                             r.revoked_by.clone().unwrap_or_default(),
                             r.revoke_reason.clone().unwrap_or_default()
                         ),
-                        _ => format!("✗ INACTIVE — {why}"),
+                        _ => match i.reason {
+                            Some(r) => format!("✗ INACTIVE — {why}: {}", r.explain()),
+                            None => format!("✗ INACTIVE — {why}"),
+                        },
                     }
                 };
                 let h = i.header.clone().unwrap_or_default();

@@ -192,6 +192,29 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// What the reason means, in words, for a person reading a verdict.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Reason::Malformed => "not a JWT (base64url header.claims.signature, JSON, ≤ 16 KiB)",
+            Reason::UnknownKey => "its kid is missing or names no signing key of this Keyward",
+            Reason::BadSignature => {
+                "its signature does not verify with its kid's key: altered or forged"
+            }
+            Reason::InvalidType => "its typ header is not at+jwt",
+            Reason::InvalidIssuer => "its iss is not this Keyward's issuer setting",
+            Reason::InvalidAudience => "its aud is not a domain it may be used for",
+            Reason::NotYetValid => "its nbf is still in the future",
+            Reason::Expired => "its exp has passed",
+            Reason::Revoked => "it was revoked",
+            Reason::UserDisabled => "its user is disabled",
+            Reason::KeyDeleted => "the API key it was minted through was deleted",
+            Reason::ConsentRevoked => "the user withdrew the consent the app's token relied on",
+            Reason::InsufficientScope => "it lacks a scope that was required",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

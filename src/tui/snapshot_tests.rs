@@ -209,6 +209,26 @@ fn snapshots_of_the_support_flow() {
 }
 
 #[test]
+fn inspector_explains_a_verdict_that_is_not_a_revocation() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);
+    press(&mut app, KeyCode::Char('i'));
+    app.update(Action::Paste("aaa.bbb.ccc".into()));
+    let mut i = fixture::introspection(false);
+    i.reason = Some(keyward::token::Reason::BadSignature);
+    i.record = None;
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "aaa.bbb.ccc".into(),
+        result: Ok(Box::new(i)),
+    }));
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(text.contains("✗ INACTIVE — bad signature"), "{text}");
+    assert!(
+        text.contains("its signature does not verify with its kid's key: altered or forged"),
+        "{text}"
+    );
+}
+
+#[test]
 fn inspector_shows_the_verdict_header_and_claims() {
     for active in [false, true] {
         let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Support);

@@ -778,6 +778,12 @@ fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
                     label(""),
                     Span::raw(format!("reason {:?}", safe(why))),
                 ]));
+            } else if let Some(reason) = i.reason.filter(|_| !i.active) {
+                // What the verdict means, for the reasons that are not a revocation.
+                lines.push(Line::from(vec![
+                    label(""),
+                    Span::styled(trunc(reason.explain(), inner_w.saturating_sub(9)), th.dim()),
+                ]));
             }
             let h = |k: &str| {
                 i.header

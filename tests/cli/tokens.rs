@@ -306,6 +306,18 @@ both!(hostile_tokens_are_rejected_with_the_right_reason, |e| {
     assert_eq!(v["reason"], "bad_signature");
     assert_eq!(v["claims"]["scope"], "read write admin");
     assert_eq!(v["header"]["typ"], "at+jwt");
+    // The human verdict says what the reason means.
+    let o = e.run_stdin(&["token", "inspect", "-"], &tampered);
+    let human = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        human.contains("✗ INACTIVE — bad_signature: its signature does not verify"),
+        "{human}"
+    );
+    let o = e.run_stdin(&["token", "inspect", "-"], "not.a.token");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("malformed: not a JWT"),
+        "{o:?}"
+    );
     // verify exits 1 for invalid tokens, 0 for valid ones.
     assert_eq!(
         e.run_stdin(&["token", "verify", "-"], &tampered)
