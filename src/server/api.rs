@@ -120,10 +120,7 @@ async fn renew_inner(
         Ok(m) => login_reply(m),
         Err(GrantError::Core(e)) => core_error(e),
         Err(e) => {
-            if matches!(e, GrantError::Reused(_)) {
-                // The family was just revoked: its access tokens stop here now.
-                app.revocations_changed().await;
-            }
+            app.grant_failed(&e).await;
             api_error(StatusCode::UNAUTHORIZED, "Invalid refresh token")
         }
     }

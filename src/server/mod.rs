@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use keyward::service::grants::TokenService;
+use keyward::service::grants::{GrantError, TokenService};
 use keyward::service::settings::DEFAULT_ISSUER;
 use keyward::service::tokens::Verifier;
 use keyward::{Error, Keyward, Result};
@@ -107,6 +107,15 @@ impl Inner {
     pub async fn revocations_changed(&self) {
         if let Err(e) = self.verifier.refresh().await {
             tracing::warn!(error = %e, "reloading revocations failed; the tick will retry");
+        }
+    }
+
+    /// After a failed grant: a reused refresh token or authorization code has just had
+    /// its family revoked, which this process takes in before it answers (as after
+    /// [`App::revocations_changed`]), so the family's access tokens stop at once.
+    pub async fn grant_failed(&self, e: &GrantError) {
+        if matches!(e, GrantError::Reused(_)) {
+            self.revocations_changed().await;
         }
     }
 

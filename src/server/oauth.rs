@@ -188,11 +188,7 @@ pub(crate) async fn token(
     match grant(&app, &headers, &p, &c).await {
         Ok(m) => no_store((StatusCode::OK, axum::Json(m)).into_response()),
         Err(e) => {
-            if matches!(e, GrantError::Reused(_)) {
-                // What the reused token or code issued was just revoked: this process
-                // refuses those access tokens from the answer on, not at the next tick.
-                app.revocations_changed().await;
-            }
+            app.grant_failed(&e).await;
             oauth_error(&e, basic)
         }
     }

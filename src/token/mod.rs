@@ -190,9 +190,7 @@ impl Reason {
             Reason::InsufficientScope => "insufficient_scope",
         }
     }
-}
 
-impl Reason {
     /// What the reason means, in words, for a person reading a verdict.
     pub fn explain(self) -> &'static str {
         match self {
