@@ -540,6 +540,19 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     // A jti prefix finds exactly that token.
     let (rows, n) = search(&a1[..30]).await;
     assert_eq!((n, rows), (1, vec!["alice.meyer@acme.example".to_string()]));
+    // So does the end of its jti, as the console's list shows it ("…" and the last 11
+    // characters), typed bare or in capitals; a jti's end that no token has finds none.
+    let tail = &a1[a1.len() - 11..];
+    for s in [format!("…{tail}"), tail.to_string(), tail.to_uppercase()] {
+        let (rows, n) = search(&s).await;
+        assert_eq!(
+            (n, rows),
+            (1, vec!["alice.meyer@acme.example".to_string()]),
+            "{s}"
+        );
+    }
+    let (rows, n) = search("0000-0000ffff").await;
+    assert_eq!((rows.len(), n), (0, 0), "{rows:?}");
     // The client id of an API key finds what it minted.
     let (rows, n) = search(&key.key.client_id).await;
     assert_eq!((n, rows), (1, vec!["carol@other.example".to_string()]));

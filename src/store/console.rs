@@ -89,16 +89,33 @@ const TOKEN_SELECT: &str = "SELECT t.jti, t.domain_id, d.name AS domain, t.user_
 /// key and sorted; more are found by walking the sort index and probing each row
 /// (`+` keeps the planner from gathering them all). PostgreSQL's planner makes that
 /// choice itself from its statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A search that matches nothing that way but looks like the end of a jti, as lists
+/// show it (`…` and the jti's last characters), matches the jti's end instead: no
+/// index serves that, so the sort index is walked and each jti compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Plan {
     Gather,
     Walk,
+    Tail(String),
+}
+
+/// The end of a jti, lowercased, when `s` can be one: four to 36 hex digits and
+/// dashes, perhaps after the `…` (or `...`) that lists put before it.
+fn jti_tail(s: &str) -> Option<String> {
+    let t = s
+        .strip_prefix('…')
+        .or_else(|| s.strip_prefix("..."))
+        .unwrap_or(s)
+        .trim();
+    ((4..=36).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .then(|| t.to_ascii_lowercase())
 }
 
 /// Matches a search may gather and sort; beyond it, pages walk the sort index.
 const GATHER_MAX: i64 = 5_000;
 
-fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
+fn token_filters(q: &mut Sql, f: &TokenQuery, plan: &Plan) {
     let search = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let sqlite = q.engine() == super::Engine::Sqlite;
     match (search, plan) {
@@ -106,8 +123,11 @@ fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
         (Some(_), Plan::Gather) if sqlite => domain_filter(q, "+t.domain_id", &f.domains),
         _ => domain_filter(q, "t.domain_id", &f.domains),
     }
-    if let Some(s) = search {
-        let user = if plan == Plan::Walk && sqlite {
+    if let Plan::Tail(tail) = plan {
+        // Hex digits and dashes only: nothing to escape.
+        q.push(" AND t.jti LIKE ").bind(format!("%{tail}"));
+    } else if let Some(s) = search {
+        let user = if *plan == Plan::Walk && sqlite {
             "+t.user_id"
         } else {
             "t.user_id"
@@ -133,22 +153,30 @@ fn token_filters(q: &mut Sql, f: &TokenQuery, plan: Plan) {
     }
 }
 
-/// Probes (on SQLite) how many tokens a search matches, up to [`GATHER_MAX`] + 1.
+/// Probes how many tokens a search matches: on SQLite up to [`GATHER_MAX`] + 1, to
+/// choose between gathering and walking; on PostgreSQL, whether any does when the
+/// search could be a jti's end ([`Plan::Tail`]).
 async fn token_plan(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Plan> {
-    let searching = f.search.as_deref().is_some_and(|s| !s.trim().is_empty());
-    if !searching || cx.engine() != super::Engine::Sqlite {
+    let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(Plan::Gather);
+    };
+    let sqlite = cx.engine() == super::Engine::Sqlite;
+    let tail = jti_tail(search);
+    if !sqlite && tail.is_none() {
         return Ok(Plan::Gather);
     }
     let mut q = Sql::new(
         cx.engine(),
         "SELECT COUNT(*) FROM (SELECT 1 FROM tokens t WHERE 1 = 1",
     );
-    token_filters(&mut q, f, Plan::Gather);
-    q.push(" LIMIT ").bind(GATHER_MAX + 1).push(")");
-    Ok(if scalar(cx, q).await? > GATHER_MAX {
-        Plan::Walk
-    } else {
-        Plan::Gather
+    token_filters(&mut q, f, &Plan::Gather);
+    let probe = if sqlite { GATHER_MAX + 1 } else { 1 };
+    q.push(" LIMIT ").bind(probe).push(") AS probe");
+    let found = scalar(cx, q).await?;
+    Ok(match tail {
+        Some(tail) if found == 0 => Plan::Tail(tail),
+        _ if found > GATHER_MAX => Plan::Walk,
+        _ => Plan::Gather,
     })
 }
 
@@ -156,7 +184,7 @@ pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow
     let plan = token_plan(cx, f).await?;
     let mut q = Sql::new(cx.engine(), TOKEN_SELECT);
     q.push(" WHERE 1 = 1");
-    token_filters(&mut q, f, plan);
+    token_filters(&mut q, f, &plan);
     let col = f.sort.col();
     let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some((v, id)) = &f.after {
@@ -172,10 +200,15 @@ pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }
 
-/// Counts matching tokens; a search is counted through its indexes.
+/// Counts matching tokens; a search is counted through its indexes (a jti's end
+/// by a scan: see [`Plan::Tail`]).
 pub async fn count_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<i64> {
+    let plan = match token_plan(cx, f).await? {
+        Plan::Walk => Plan::Gather,
+        p => p,
+    };
     let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM tokens t WHERE 1 = 1");
-    token_filters(&mut q, f, Plan::Gather);
+    token_filters(&mut q, f, &plan);
     scalar(cx, q).await
 }
 
