@@ -143,6 +143,16 @@ fn pty_support_flow_reveals_a_key_once_and_leaves_no_trace() {
     let s = c.wait("the reveal to close", |s| !s.contains("Shown only now"));
     assert!(!s.contains("kws_"), "gone from the screen: {s}");
     c.wait_for("Waiting for API access (3)");
+    // A sign-up that arrives meanwhile shows up by itself, no key pressed.
+    env.cli(&[
+        "user",
+        "add",
+        "dave@example.com",
+        "--domain",
+        "free.example.com",
+    ]);
+    let s = c.wait_for("Waiting for API access (4)");
+    assert!(s.contains("dave@example.com"), "{s}");
     c.send("q");
     assert!(c.exit(), "exit status 0");
     let p = c.parser.lock().unwrap();

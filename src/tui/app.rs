@@ -28,6 +28,9 @@ pub const TICK_MS: u64 = 50;
 pub const DEBOUNCE_TICKS: u64 = 1;
 /// How long a toast stays (ticks).
 const TOAST_TICKS: u64 = 80;
+/// How often the Dashboard reloads itself while it is shown and nothing is open over
+/// it (ticks: 5 s), so that support staff who keep it open see sign-ups arrive.
+pub const DASH_REFRESH_TICKS: u64 = 5_000 / TICK_MS;
 /// Rows of the dashboard's short lists.
 pub const DASH_LIST: i64 = 20;
 /// Keys the API keys screen lists.
@@ -969,6 +972,14 @@ impl App {
                     let spec = self.list_mut(s).and_then(|l| l.tick(t));
                     fx.extend(self.page(s, spec));
                 }
+                if t.is_multiple_of(DASH_REFRESH_TICKS)
+                    && self.screen == ScreenId::Dashboard
+                    && self.overlay.is_none()
+                    && !self.dash_loading
+                    && self.writing == 0
+                {
+                    fx.extend(self.load(ScreenId::Dashboard));
+                }
                 fx
             }
             Action::Loaded(l) => self.loaded_data(l),
@@ -1011,7 +1022,15 @@ impl App {
                 self.dash_loading = false;
                 match result {
                     Ok(d) => {
-                        self.dash_sel = self.dash_sel.min(d.pending_users.len().saturating_sub(1));
+                        // The selection stays on its sign-up when others arrive or go.
+                        let selected = self
+                            .dash
+                            .as_ref()
+                            .and_then(|old| old.pending_users.get(self.dash_sel))
+                            .and_then(|u| d.pending_users.iter().position(|n| n.id == u.id));
+                        self.dash_sel = selected
+                            .unwrap_or(self.dash_sel)
+                            .min(d.pending_users.len().saturating_sub(1));
                         self.dash = Some(*d);
                     }
                     Err(e) => self.fail(e),

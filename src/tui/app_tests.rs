@@ -330,6 +330,47 @@ fn enter_on_a_waiting_signup_opens_the_user_for_a_viewer() {
     assert_eq!(page_requests(&fx)[0].1, "bob@example.com");
 }
 
+/// Support staff keep the Dashboard open: it reloads itself every few seconds (not
+/// while a dialog is open over it, nor on other screens), and a sign-up that arrives
+/// does not move the selection off the one chosen.
+#[test]
+fn dashboard_reloads_itself_and_keeps_the_selected_signup() {
+    let dash_loads = |fx: &[Effect]| {
+        fx.iter()
+            .filter(|e| matches!(e, Effect::Load(Request::Dashboard { .. })))
+            .count()
+    };
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    let period = super::app::DASH_REFRESH_TICKS as usize;
+    assert_eq!(dash_loads(&ticks(&mut app, period)), 1);
+    // Not again while that load is out.
+    assert_eq!(dash_loads(&ticks(&mut app, period)), 0);
+    key(&mut app, KeyCode::Char('j'));
+    let bob = fixture::dashboard().pending_users[1].clone();
+    let mut newer = fixture::dashboard();
+    let mut carol = newer.pending_users[0].clone();
+    carol.id = "newcomer".into();
+    carol.email = "newcomer@example.com".into();
+    newer.pending_users.insert(0, carol);
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation: app.dash_generation,
+        result: Ok(Box::new(newer)),
+    }));
+    assert_eq!(app.dash.as_ref().unwrap().pending_users.len(), 3);
+    assert_eq!(
+        app.dash.as_ref().unwrap().pending_users[app.dash_sel].id,
+        bob.id,
+        "still on bob"
+    );
+    // A dialog open over it, or another screen: no reloads.
+    key(&mut app, KeyCode::Enter);
+    assert!(app.overlay.is_some());
+    assert_eq!(dash_loads(&ticks(&mut app, 2 * period)), 0);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(dash_loads(&ticks(&mut app, 2 * period)), 0);
+}
+
 /// The support flow from the Dashboard: select the sign-up, Enter, Enter.
 #[test]
 fn support_flow_reaches_the_reveal_dialog_within_ten_keys() {
