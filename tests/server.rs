@@ -1131,6 +1131,40 @@ both!(domain_fallback, |env| {
         env.json(&["user", "show", "gina@free.example.com"])["domain"],
         DOMAIN
     );
+    // A JSON member that Keyward reads, sent as a list or an object, is named as such
+    // (not called missing), and nothing is created.
+    let r = s
+        .http
+        .post(s.url("/signup"))
+        .json(&json!({"email": "hank@free.example.com", "password": "s3cret-enough", "name": {"first": "Hank"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v = body_json(r);
+    assert_eq!(v["errors"]["name"], "a string", "{v}");
+    assert_eq!(v["msg"], "name must be a string, not an object", "{v}");
+    env.fails(&["user", "show", "hank@free.example.com"], 1);
+    let r = s
+        .http
+        .post(s.url("/consumer/login"))
+        .json(&json!({"username": ["frank@free.example.com"], "password": "s3cret-enough"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["msg"], "username must be a string, not a list");
+    let r = s
+        .http
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": {"client_credentials": true}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_request", "{v}");
+    assert_eq!(
+        v["error_description"],
+        "grant_type must be a string, not an object"
+    );
 });
 
 both!(rate_limits, |env| {

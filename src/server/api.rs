@@ -78,11 +78,9 @@ async fn login_inner(
             "the request does not name a known domain",
         );
     };
-    let (Some(u), Some(pw)) = (p.get("username"), p.get("password")) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "username and password are required",
-        );
+    let (u, pw) = match (p.require("username"), p.require("password")) {
+        (Ok(u), Ok(pw)) => (u, pw),
+        (Err(m), _) | (_, Err(m)) => return api_error(StatusCode::BAD_REQUEST, &m),
     };
     match app
         .svc
@@ -113,8 +111,9 @@ async fn renew_inner(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let Some(rt) = p.get("refresh_token") else {
-        return api_error(StatusCode::BAD_REQUEST, "refresh_token is required");
+    let rt = match p.require("refresh_token") {
+        Ok(rt) => rt,
+        Err(m) => return api_error(StatusCode::BAD_REQUEST, &m),
     };
     match app.svc.refresh(rt, None, None).await {
         Ok(m) => login_reply(m),
@@ -125,6 +124,17 @@ async fn renew_inner(
         }
     }
 }
+
+/// The members of a sign-up's body that Keyward reads.
+const SIGNUP_FIELDS: [&str; 7] = [
+    "email",
+    "password",
+    "name",
+    "station",
+    "euVatId",
+    "rn",
+    "countryCode",
+];
 
 /// `POST /signup`: user + initial station in the request's domain, no token. The
 /// answer is the same whether or not the email was already registered.
@@ -163,11 +173,17 @@ pub(crate) async fn signup(
     // Every field's problem at once (a form shows them beside their fields).
     let mut errors = serde_json::Map::new();
     let mut msgs = Vec::new();
+    for field in SIGNUP_FIELDS {
+        if let Some(m) = p.not_a_string(field) {
+            errors.insert(field.into(), json!("a string"));
+            msgs.push(m);
+        }
+    }
     for (field, given) in [
         ("email", p.get("email").is_some()),
         ("password", new.password.is_some()),
     ] {
-        if !given {
+        if !given && !errors.contains_key(field) {
             errors.insert(field.into(), json!("required"));
             msgs.push(format!("{field} is required"));
         }

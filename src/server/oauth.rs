@@ -202,8 +202,8 @@ async fn grant(
 ) -> Result<keyward::service::tokens::Minted, GrantError> {
     let scopes = parse_scope_param(p.get("scope"))?;
     let gt = p
-        .get("grant_type")
-        .ok_or_else(|| GrantError::InvalidRequest("grant_type is required".into()))?;
+        .require("grant_type")
+        .map_err(GrantError::InvalidRequest)?;
     match gt {
         "client_credentials" => {
             let Creds::Given {
@@ -233,9 +233,7 @@ async fn grant(
                         .into(),
                 ));
             };
-            let code = p
-                .get("code")
-                .ok_or_else(|| GrantError::InvalidRequest("code is required".into()))?;
+            let code = p.require("code").map_err(GrantError::InvalidRequest)?;
             // The other grants are boxed so that the future of every token request
             // stays the size of `client_credentials`' (moved per request).
             Box::pin(app.svc.authorization_code(
@@ -249,8 +247,8 @@ async fn grant(
         }
         "refresh_token" => {
             let rt = p
-                .get("refresh_token")
-                .ok_or_else(|| GrantError::InvalidRequest("refresh_token is required".into()))?;
+                .require("refresh_token")
+                .map_err(GrantError::InvalidRequest)?;
             Box::pin(async {
                 let client = authenticate_optional(app, c).await?;
                 app.svc
@@ -266,11 +264,8 @@ async fn grant(
                 ));
             }
             Box::pin(authenticate_optional(app, c)).await?;
-            let (Some(u), Some(pw)) = (p.get("username"), p.get("password")) else {
-                return Err(GrantError::InvalidRequest(
-                    "username and password are required".into(),
-                ));
-            };
+            let u = p.require("username").map_err(GrantError::InvalidRequest)?;
+            let pw = p.require("password").map_err(GrantError::InvalidRequest)?;
             let Some((_, domain_id)) = app.domain(headers) else {
                 return Err(GrantError::InvalidRequest(
                     "the request does not name a known domain (Host header)".into(),
@@ -357,11 +352,9 @@ pub(crate) async fn introspect(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(tok) = p.get("token") else {
-        return oauth_error(
-            &GrantError::InvalidRequest("token is required".into()),
-            false,
-        );
+    let tok = match p.require("token") {
+        Ok(t) => t,
+        Err(m) => return oauth_error(&GrantError::InvalidRequest(m), false),
     };
     match app.svc.introspect(&client, tok).await {
         Ok(i) if i.active => no_store(json_response(
@@ -395,11 +388,9 @@ pub(crate) async fn revoke(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(tok) = p.get("token") else {
-        return oauth_error(
-            &GrantError::InvalidRequest("token is required".into()),
-            false,
-        );
+    let tok = match p.require("token") {
+        Ok(t) => t,
+        Err(m) => return oauth_error(&GrantError::InvalidRequest(m), false),
     };
     let origin = app.address(&headers, peer).to_string();
     match app.svc.revoke(&client, tok, &origin).await {

@@ -29,17 +29,39 @@ impl ParamError {
 
 /// Named string parameters.
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    values: HashMap<String, String>,
+    /// Members of a JSON body set aside as no parameter (a list or an object), by
+    /// what they were.
+    set_aside: HashMap<String, &'static str>,
+}
 
 impl Params {
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+    /// `k`'s value, or why there is none, for an `invalid_request`: it is missing, or
+    /// it came as a JSON list or object, which no parameter Keyward reads takes.
+    pub fn require(&self, k: &str) -> Result<&str, String> {
+        self.get(k).ok_or_else(|| match self.not_a_string(k) {
+            Some(m) => m,
+            None => format!("{k} is required"),
+        })
+    }
+    /// Says so when `k` came as a JSON list or object rather than a string.
+    pub fn not_a_string(&self, k: &str) -> Option<String> {
+        self.set_aside
+            .get(k)
+            .map(|what| format!("{k} must be a string, not {what}"))
     }
     fn insert(&mut self, k: String, v: String) -> Result<(), ParamError> {
-        if self.0.contains_key(&k) {
+        if self.values.contains_key(&k) || self.set_aside.contains_key(&k) {
             return Err(ParamError::Duplicate(k));
         }
-        self.0.insert(k, v);
+        self.values.insert(k, v);
         Ok(())
     }
 }
@@ -163,9 +185,16 @@ fn parse_json(body: &[u8]) -> Result<Params, ParamError> {
                 parts.join(" ")
             }
             // Every other parameter Keyward reads is a string: a list or an object is
-            // nothing it knows, so it is ignored, as RFC 6749 §3.1 asks of unknown
-            // parameters (a known one given so is then missing, and said to be).
-            serde_json::Value::Array(_) | serde_json::Value::Object(_) => continue,
+            // nothing it knows, so it is set aside, as RFC 6749 §3.1 asks of unknown
+            // parameters (a known one given so is then missing, and said to be a
+            // list or an object: see [`Params::require`]).
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                let what = if v.is_array() { "a list" } else { "an object" };
+                if p.values.contains_key(&k) || p.set_aside.insert(k.clone(), what).is_some() {
+                    return Err(ParamError::Duplicate(k));
+                }
+                continue;
+            }
         };
         p.insert(k, s)?;
     }
@@ -255,6 +284,30 @@ mod tests {
         assert_eq!(p.get("meta"), None);
         assert_eq!(p.get("username"), None);
         assert_eq!(p.get("password"), None);
+        // ... and said to be, where it is required.
+        assert_eq!(p.require("grant_type"), Ok("password"));
+        assert_eq!(
+            p.require("username"),
+            Err("username must be a string, not a list".to_string())
+        );
+        assert_eq!(
+            p.require("password"),
+            Err("password must be a string, not an object".to_string())
+        );
+        assert_eq!(p.require("code"), Err("code is required".to_string()));
+        assert_eq!(p.not_a_string("grant_type"), None);
+        // Given twice, once so: still a duplicate.
+        for body in [
+            &br#"{"username":"a","username":["a"]}"#[..],
+            br#"{"username":["a"],"username":"a"}"#,
+            br#"{"username":{},"username":[]}"#,
+        ] {
+            assert!(
+                matches!(parse_json(body), Err(ParamError::Duplicate(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         assert!(parse_json(br#"{"scope":["read",1]}"#).is_err());
     }
 }
