@@ -579,6 +579,15 @@ impl<T> Default for Small<T> {
 }
 
 impl<T> Small<T> {
+    /// How many there are, for a title: `…` until the first answer (not a `0` that
+    /// would say there are none).
+    pub fn count(&self) -> String {
+        if self.loaded {
+            self.items.len().to_string()
+        } else {
+            "…".into()
+        }
+    }
     fn restart(&mut self) -> u64 {
         self.generation += 1;
         self.loading = true;

@@ -357,3 +357,30 @@ fn help_fits_at_80x24_on_every_screen() {
         }
     }
 }
+
+/// Until its first answer a small list says it is counting, not that it is empty.
+#[test]
+fn small_lists_do_not_say_zero_before_they_are_loaded() {
+    let mut app = App::new(
+        fixture::actor(OperatorRole::Admin),
+        Info {
+            database: "sqlite /data/keyward.db".into(),
+        },
+        NOW,
+        (80, 24),
+    );
+    let _ = app.start();
+    for (key, title) in [
+        ('3', "Roles (…)"),
+        ('6', "Developer apps (…)"),
+        ('8', "Signing keys (…)"),
+        ('9', "Operators (…)"),
+    ] {
+        press(&mut app, KeyCode::Char(key));
+        let text = screen_text(&draw(&app, 80, 24));
+        assert!(text.contains(title), "{title} missing:\n{text}");
+    }
+    let app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Admin);
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(!text.contains("Signing keys (…)"), "{text}");
+}

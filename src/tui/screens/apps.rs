@@ -59,7 +59,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )
         .block(block(
             th,
-            format!("Developer apps ({})", apps.items.len()),
+            format!("Developer apps ({})", apps.count()),
             true,
         )),
         list,

@@ -62,7 +62,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         .header(Row::new(vec!["", "ACCOUNT", "ROLE", "DOMAINS", "SINCE"]).style(th.header()))
         .block(block(
             th,
-            format!("Operators ({})", app.operators.items.len()),
+            format!("Operators ({})", app.operators.count()),
             true,
         )),
         list,

@@ -59,7 +59,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         .header(Row::new(vec!["", "ROLE", "USERS", "EFFECTIVE"]).style(th.header()))
         .block(block(
             th,
-            format!("Roles ({}) · ★ default", app.roles.items.len()),
+            format!("Roles ({}) · ★ default", app.roles.count()),
             app.pane == 0,
         )),
         left,

@@ -60,11 +60,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             ])
             .style(th.header()),
         )
-        .block(block(
-            th,
-            format!("Signing keys ({})", ks.items.len()),
-            true,
-        )),
+        .block(block(th, format!("Signing keys ({})", ks.count()), true)),
         list,
     );
     detail_pane(app, f, detail, &self::detail(app));
