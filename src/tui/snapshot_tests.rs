@@ -85,8 +85,8 @@ fn details_cut_in_the_pane_are_whole_in_the_popup() {
     insta::assert_snapshot!("detail_audit_80x24", t.backend());
 }
 
-#[test]
-fn first_run_dashboard_says_what_to_do() {
+/// An admin's console at 80×24 that has asked for its data and got no answer yet.
+fn unanswered() -> App {
     let mut app = App::new(
         fixture::actor(OperatorRole::Admin),
         Info {
@@ -97,6 +97,12 @@ fn first_run_dashboard_says_what_to_do() {
     );
     app.theme = super::theme::Theme::mono();
     let _ = app.start();
+    app
+}
+
+#[test]
+fn first_run_dashboard_says_what_to_do() {
+    let mut app = unanswered();
     let generation = app.dash_generation;
     app.update(Action::Loaded(Loaded::Dashboard {
         generation,
@@ -361,15 +367,7 @@ fn help_fits_at_80x24_on_every_screen() {
 /// Until its first answer a small list says it is counting, not that it is empty.
 #[test]
 fn small_lists_do_not_say_zero_before_they_are_loaded() {
-    let mut app = App::new(
-        fixture::actor(OperatorRole::Admin),
-        Info {
-            database: "sqlite /data/keyward.db".into(),
-        },
-        NOW,
-        (80, 24),
-    );
-    let _ = app.start();
+    let mut app = unanswered();
     for (key, title) in [
         ('3', "Roles (…)"),
         ('6', "Developer apps (…)"),
