@@ -201,7 +201,7 @@ pub async fn list_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<Vec<TokenRow
 }
 
 /// Counts matching tokens; a search is counted through its indexes (a jti's end
-/// by a scan: see [`Plan::Tail`]).
+/// by a scan, when nothing else matches).
 pub async fn count_tokens(cx: &mut Cx<'_>, f: &TokenQuery) -> Result<i64> {
     let plan = match token_plan(cx, f).await? {
         Plan::Walk => Plan::Gather,
