@@ -28,6 +28,10 @@ pub enum Error {
     /// The change is refused by a rule of the domain model.
     #[error("{0}")]
     Refused(String),
+    /// Refused by a rule of the domain model until the operator takes another step
+    /// first (same code and exit code as [`Error::Refused`]).
+    #[error("{reason}; {step}")]
+    Blocked { reason: String, step: Step },
     /// A single-use credential (a refresh token, an authorization code) was presented
     /// again: what it issued has been revoked, as it may have been stolen.
     #[error("{0}")]
@@ -63,16 +67,94 @@ fn clip(value: String) -> String {
     }
 }
 
-/// Optional trailing hint for [`Error::NotFound`].
+/// What an operator can do next about an [`Error`]: the core names the step, each
+/// front-end says it in its own terms (the CLI as a command, the console as the keys
+/// that do it, the HTTP API not at all: its callers are not operators).
+/// `Display` is the CLI's wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Add the missing scope.
+    AddScope,
+    /// Revoke `scope` from the roles that grant it.
+    RevokeScope { scope: String },
+    /// Change the scopes that imply this one.
+    EditImplying,
+    /// Make a role the default for new users (`other`: another than the one named).
+    SetDefaultRole { other: bool },
+    /// Rotate the signing key (creates a new active one).
+    RotateSigningKey,
+    /// Add a domain.
+    AddDomain,
+    /// Find the user by a search of the users.
+    SearchUsers,
+    /// List the entities of this kind to find the right name.
+    List(Listing),
+}
+
+/// The listings a [`Step::List`] points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Stations,
+    Keys,
+    Apps,
+    Tokens,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::AddScope => f.write_str("add one with `keyward scope add NAME`"),
+            Step::RevokeScope { scope } => {
+                write!(f, "revoke it first with `keyward role revoke ROLE {scope}`")
+            }
+            Step::EditImplying => f.write_str("change those with `keyward scope edit` first"),
+            Step::SetDefaultRole { other } => write!(
+                f,
+                "make {} role the default first with `keyward role default ROLE`",
+                if *other { "another" } else { "a" }
+            ),
+            Step::RotateSigningKey => f.write_str("run `keyward signing-key rotate` first"),
+            Step::AddDomain => f.write_str("add one with `keyward domain add NAME`"),
+            Step::SearchUsers => f.write_str("`keyward user list --search TEXT` finds them"),
+            Step::List(l) => write!(
+                f,
+                "`keyward {} list` shows them",
+                match l {
+                    Listing::Stations => "station",
+                    Listing::Keys => "key",
+                    Listing::Apps => "app",
+                    Listing::Tokens => "token",
+                }
+            ),
+        }
+    }
+}
+
+/// Optional trailing hint for [`Error::NotFound`]: what there is, and a next step.
 #[derive(Debug, Default, Clone)]
-pub struct Hint(pub Option<String>);
+pub struct Hint {
+    pub text: Option<String>,
+    pub step: Option<Step>,
+}
+
+impl Hint {
+    /// `; TEXT; STEP`, with the step said by `say` (left out when it says nothing).
+    fn render(&self, say: &dyn Fn(&Step) -> Option<String>) -> String {
+        let mut out = String::new();
+        for part in [self.text.clone(), self.step.as_ref().and_then(say)]
+            .into_iter()
+            .flatten()
+        {
+            out.push_str("; ");
+            out.push_str(&part);
+        }
+        out
+    }
+}
 
 impl fmt::Display for Hint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(h) => write!(f, "; {h}"),
-            None => Ok(()),
-        }
+        f.write_str(&self.render(&|s| Some(s.to_string())))
     }
 }
 
@@ -93,7 +175,7 @@ impl Error {
         Error::NotFound {
             kind,
             name: name.into(),
-            hint: Hint(None),
+            hint: Hint::default(),
         }
     }
 
@@ -105,8 +187,56 @@ impl Error {
         Error::NotFound {
             kind,
             name: name.into(),
-            hint: Hint(Some(hint.into())),
+            hint: Hint {
+                text: Some(hint.into()),
+                step: None,
+            },
         }
+    }
+
+    /// Not found, with a next step (and, if any, what there is).
+    pub fn not_found_step(
+        kind: &'static str,
+        name: impl Into<String>,
+        text: Option<String>,
+        step: Step,
+    ) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.into(),
+            hint: Hint {
+                text,
+                step: Some(step),
+            },
+        }
+    }
+
+    /// Refused until `step` is taken.
+    pub fn blocked(reason: impl Into<String>, step: Step) -> Self {
+        Error::Blocked {
+            reason: reason.into(),
+            step,
+        }
+    }
+
+    /// The message with its next step, if any, said by `say` (`None`: left out).
+    /// `to_string()` is this with the CLI's wording.
+    pub fn render(&self, say: impl Fn(&Step) -> Option<String>) -> String {
+        match self {
+            Error::NotFound { kind, name, hint } => {
+                format!("{kind} {name:?} not found{}", hint.render(&say))
+            }
+            Error::Blocked { reason, step } => match say(step) {
+                Some(s) => format!("{reason}; {s}"),
+                None => reason.clone(),
+            },
+            e => e.to_string(),
+        }
+    }
+
+    /// The message for callers who are not operators (the HTTP API): no next step.
+    pub fn without_step(&self) -> String {
+        self.render(|_| None)
     }
 
     pub fn stale(kind: &'static str, name: &str) -> Self {
@@ -121,7 +251,7 @@ impl Error {
             Error::Invalid { .. } => "invalid",
             Error::NotFound { .. } => "not_found",
             Error::Conflict(_) => "conflict",
-            Error::Refused(_) => "refused",
+            Error::Refused(_) | Error::Blocked { .. } => "refused",
             Error::Reused(_) => "reused",
             Error::PermissionDenied(_) | Error::NotOperator { .. } => "permission_denied",
             Error::Environment(_) => "environment",
@@ -183,6 +313,48 @@ impl From<sqlx::migrate::MigrateError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_steps_are_said_by_the_front_end() {
+        let e = Error::blocked(
+            "role Consumer is the default for new users",
+            Step::SetDefaultRole { other: true },
+        );
+        assert_eq!(
+            e.to_string(),
+            "role Consumer is the default for new users; make another role the default \
+             first with `keyward role default ROLE`"
+        );
+        assert_eq!(
+            e.without_step(),
+            "role Consumer is the default for new users"
+        );
+        assert_eq!(
+            e.render(|_| Some("press d".into())),
+            "role Consumer is the default for new users; press d"
+        );
+        assert_eq!((e.code(), e.exit_code()), ("refused", 1));
+        let e = Error::not_found_step(
+            "scope",
+            "bulk",
+            Some("known scopes: read, write".into()),
+            Step::AddScope,
+        );
+        assert_eq!(
+            e.to_string(),
+            "scope \"bulk\" not found; known scopes: read, write; add one with `keyward scope add NAME`"
+        );
+        assert_eq!(
+            e.without_step(),
+            "scope \"bulk\" not found; known scopes: read, write"
+        );
+        let e = Error::not_found_step("user", "x", None, Step::SearchUsers);
+        assert_eq!(e.without_step(), "user \"x\" not found");
+        assert_eq!(
+            e.render(|_| Some("press /".into())),
+            "user \"x\" not found; press /"
+        );
+    }
 
     #[test]
     fn long_bad_values_are_clipped_in_messages() {

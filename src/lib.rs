@@ -16,5 +16,5 @@ pub mod store;
 pub mod text;
 pub mod token;
 
-pub use error::{Error, Result};
+pub use error::{Error, Listing, Result, Step};
 pub use service::{Actor, Keyward, OsIdentity};

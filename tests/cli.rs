@@ -414,12 +414,19 @@ both!(
             .unwrap();
         assert_eq!(read["implies"], serde_json::json!([]));
         // A scope granted by a role cannot be removed; built-ins never.
-        assert!(e.fails(&["scope", "rm", "bulk_send"], 1).contains("Sender"));
+        // The CLI says the way out as a command.
+        let err = e.fails(&["scope", "rm", "bulk_send"], 1);
+        assert!(
+            err.contains("granted by role(s) Sender")
+                && err.contains("`keyward role revoke ROLE bulk_send`"),
+            "{err}"
+        );
         assert!(e.fails(&["scope", "rm", "read"], 1).contains("built in"));
         e.ok(&["role", "revoke", "Sender", "bulk_send"]);
+        let err = e.fails(&["scope", "rm", "send_documents"], 1);
         assert!(
-            e.fails(&["scope", "rm", "send_documents"], 1)
-                .contains("implied by bulk_send")
+            err.contains("implied by bulk_send") && err.contains("`keyward scope edit`"),
+            "{err}"
         );
         e.ok(&["scope", "rm", "bulk_send"]);
     }

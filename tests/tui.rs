@@ -262,6 +262,62 @@ fn pty_create_an_app_and_grant_and_revoke_a_consent() {
     }
 }
 
+/// The screen's text with box borders dropped and runs of blanks made one space, so a
+/// message wrapped inside a popup reads as one line.
+fn flat(screen: &str) -> String {
+    screen
+        .replace(['│', '┌', '┐', '└', '┘', '─'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn pty_a_refusal_says_which_keys_take_the_next_step() {
+    let env = pty::Env::new();
+    env.cli(&["scope", "add", "bulk_send", "--description", "Bulk sending"]);
+    env.cli(&["role", "add", "Reseller", "--scopes", "bulk_send"]);
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access");
+    c.send("3");
+    c.wait_for("Reseller");
+    // Scopes pane, second row (admin, bulk_send, ...), remove it.
+    c.send("lj");
+    c.wait_for("scope bulk_send");
+    c.send("x");
+    c.wait_for("Remove scope bulk_send");
+    c.send("y");
+    let s = flat(&c.wait_for("That did not work"));
+    assert!(
+        s.contains(
+            "scope bulk_send is granted by role(s) Reseller; revoke it from each first: \
+             on Roles & scopes (3), select the role and press -"
+        ),
+        "{s}"
+    );
+    assert!(
+        !s.contains("keyward role"),
+        "a CLI command in the console: {s}"
+    );
+    // Taking that step does let it through.
+    c.send(" ");
+    c.wait("the popup to close", |s| !s.contains("That did not work"));
+    c.send("hG");
+    c.wait_for("Reseller");
+    c.send("-");
+    c.wait_for("Revoke scopes from Reseller");
+    c.send("\r"); // bulk_send, highlighted in the scopes pane, comes ticked
+    c.wait_for("Revoke bulk_send from Reseller");
+    c.send("\r");
+    c.wait_for("granted (none) · effective (none)");
+    c.send("l"); // back to the scopes pane, still on bulk_send
+    c.wait_for("scope bulk_send");
+    c.send("xy");
+    c.wait("the scope to go", |s| !s.contains("bulk_send"));
+    c.send("\x03");
+    assert!(c.exit());
+}
+
 #[test]
 fn pty_import_users_from_a_csv_file() {
     let env = pty::Env::new();

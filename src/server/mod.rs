@@ -188,9 +188,10 @@ pub(crate) fn core_error(e: Error) -> Response {
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"status": "error", "msg": e.to_string(), "errors": {field_name(field): accepted}}),
         ),
-        Error::NotFound { .. } => api_error(StatusCode::NOT_FOUND, &e.to_string()),
+        Error::NotFound { .. } => api_error(StatusCode::NOT_FOUND, &e.without_step()),
         Error::Conflict(m) => api_error(StatusCode::CONFLICT, m),
         Error::Refused(m) | Error::Reused(m) => api_error(StatusCode::UNPROCESSABLE_ENTITY, m),
+        Error::Blocked { .. } => api_error(StatusCode::UNPROCESSABLE_ENTITY, &e.without_step()),
         Error::PermissionDenied(_) | Error::NotOperator { .. } => {
             api_error(StatusCode::FORBIDDEN, "permission denied")
         }

@@ -36,8 +36,11 @@ pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
     let (code, desc) = match e {
         _ if unavailable => ("temporarily_unavailable", e.description()),
         GrantError::Core(
-            c @ (Error::Invalid { .. } | Error::NotFound { .. } | Error::Refused(_)),
-        ) => ("invalid_request", c.to_string()),
+            c @ (Error::Invalid { .. }
+            | Error::NotFound { .. }
+            | Error::Refused(_)
+            | Error::Blocked { .. }),
+        ) => ("invalid_request", c.without_step()),
         GrantError::Core(c @ (Error::PermissionDenied(_) | Error::NotOperator { .. })) => {
             ("unauthorized_client", c.to_string())
         }

@@ -3,7 +3,7 @@
 use super::directory::{find_user, mark_api_enabled};
 use super::scopes::{ScopeGraph, effective_scopes, find_scopes};
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Listing, Result, Step};
 use crate::model::{self, DisplayName, ScopeName, Ttl};
 use crate::secret::{generate_id, generate_secret};
 use crate::store::Cx;
@@ -598,10 +598,11 @@ pub(crate) async fn find_key(cx: &mut Cx<'_>, a: &Actor, client_id: &str) -> Res
         .await?
         .filter(|k| a.can_see(&k.domain_id))
         .ok_or_else(|| {
-            Error::not_found_hint(
+            Error::not_found_step(
                 "API key",
                 client_id,
-                "keys are named by client_id; `keyward key list` shows them",
+                Some("keys are named by client_id".into()),
+                Step::List(Listing::Keys),
             )
         })
 }
@@ -611,10 +612,11 @@ pub(crate) async fn find_app(cx: &mut Cx<'_>, a: &Actor, client_id: &str) -> Res
         .await?
         .filter(|k| a.can_see(&k.domain_id))
         .ok_or_else(|| {
-            Error::not_found_hint(
+            Error::not_found_step(
                 "app",
                 client_id,
-                "apps are named by client_id; `keyward app list` shows them",
+                Some("apps are named by client_id".into()),
+                Step::List(Listing::Apps),
             )
         })
 }

@@ -2,7 +2,7 @@
 
 use super::scopes::{self, Narrowing, enforce_scopes, find_role};
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Listing, Result, Step};
 use crate::model::{
     self, ApiAccess, CountryCode, DisplayName, DomainName, Email, EuVatId, OperatorRole, OsAccount,
     RegistrationNumber, UserStatus,
@@ -51,12 +51,16 @@ pub async fn find_domain(cx: &mut Cx<'_>, actor: &Actor, name: &str) -> Result<D
             .filter(|d| actor.can_see(&d.id))
             .map(|d| d.name)
             .collect();
-        let hint = if known.is_empty() {
-            "no domains yet; add one with `keyward domain add NAME`".to_string()
+        return Err(if known.is_empty() {
+            Error::not_found_step(
+                "domain",
+                name,
+                Some("no domains yet".into()),
+                Step::AddDomain,
+            )
         } else {
-            format!("domains are: {}", known.join(", "))
-        };
-        return Err(Error::not_found_hint("domain", name, hint));
+            Error::not_found_hint("domain", name, format!("domains are: {}", known.join(", ")))
+        });
     };
     Ok(row)
 }
@@ -87,10 +91,11 @@ pub async fn find_user(
             .filter(|u| actor.can_see(&u.domain_id))
             .collect();
     match found.len() {
-        0 => Err(Error::not_found_hint(
+        0 => Err(Error::not_found_step(
             "user",
             user,
-            "name a user by email or id; `keyward user list --search TEXT` finds them",
+            Some("name a user by email or id".into()),
+            Step::SearchUsers,
         )),
         1 => Ok(found.into_iter().next().expect("one")),
         // Every command that names a user accepts its id, so the ids are the way out
@@ -322,7 +327,7 @@ impl Keyward {
                     Some(r) => find_role(cx, r).await?,
                     None => dir::default_role(cx)
                         .await?
-                        .ok_or_else(|| Error::Refused("no default role is set; run `keyward role default ROLE`".into()))?,
+                        .ok_or_else(|| Error::blocked("no default role is set", Step::SetDefaultRole { other: false }))?,
                 };
                 check_assignable(cx, &actor, &role).await?;
                 let mut p = prepare_user(
@@ -735,10 +740,11 @@ impl Keyward {
                 .await?
                 .filter(|s| a.can_see(&s.domain_id))
                 .ok_or_else(|| {
-                    Error::not_found_hint(
+                    Error::not_found_step(
                         "station",
                         &id,
-                        "stations are named by id; `keyward station list` shows them",
+                        Some("stations are named by id".into()),
+                        Step::List(Listing::Stations),
                     )
                 })?;
             if dir::user_station_count(cx, &s.user_id).await? <= 1 {

@@ -108,8 +108,8 @@ type GResult<T> = std::result::Result<T, GrantError>;
 fn scope_err(e: Error) -> GrantError {
     match e {
         Error::Refused(m) => GrantError::InvalidScope(m),
-        e @ (Error::NotFound { .. } | Error::Invalid { .. }) => {
-            GrantError::InvalidScope(e.to_string())
+        e @ (Error::NotFound { .. } | Error::Invalid { .. } | Error::Blocked { .. }) => {
+            GrantError::InvalidScope(e.without_step())
         }
         e => GrantError::Core(e),
     }

@@ -2,7 +2,7 @@
 //! signing keys: rotation, retirement, the JWK Set. Loaded keys are cached per process.
 
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::model;
 use crate::secret::{HashKey, MasterKey, SecretError};
 use crate::store::Cx;
@@ -414,10 +414,10 @@ impl Keyward {
                     return Err(Error::not_found_hint("signing key", &kid, format!("keys are: {}", known.join(", "))));
                 };
                 if k.status == "active" {
-                    return Err(Error::Refused(format!(
-                        "{} is the active signing key; run `keyward signing-key rotate` first",
-                        k.kid
-                    )));
+                    return Err(Error::blocked(
+                        format!("{} is the active signing key", k.kid),
+                        Step::RotateSigningKey,
+                    ));
                 }
                 let now = model::now();
                 let live = ks::live_tokens_of_kid(cx, &k.kid, now).await?;

@@ -1,7 +1,7 @@
 //! Scopes (with implication) and roles (named scope sets, one default).
 
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::model::{self, Description, RoleName, ScopeName};
 use crate::store::Cx;
 use crate::store::credentials as cred;
@@ -196,13 +196,11 @@ pub async fn find_scopes(cx: &mut Cx<'_>, names: &[ScopeName]) -> Result<Vec<Sco
     }
     if !missing.is_empty() {
         let known: Vec<String> = dir::scopes(cx).await?.into_iter().map(|s| s.name).collect();
-        return Err(Error::not_found_hint(
+        return Err(Error::not_found_step(
             "scope",
             missing.join(", "),
-            format!(
-                "known scopes: {} (add one with `keyward scope add`)",
-                known.join(", ")
-            ),
+            Some(format!("known scopes: {}", known.join(", "))),
+            Step::AddScope,
         ));
     }
     Ok(out)
@@ -388,28 +386,47 @@ impl Keyward {
         let name = ScopeName::parse(name)?;
         let actor = actor.clone();
         self.write(async move |cx| {
-            let row = dir::scope_by_name(cx, name.as_str()).await?.ok_or_else(|| Error::not_found("scope", name.as_str()))?;
+            let row = dir::scope_by_name(cx, name.as_str())
+                .await?
+                .ok_or_else(|| Error::not_found("scope", name.as_str()))?;
             if row.builtin {
-                return Err(Error::Refused(format!("scope {name} is built in and cannot be removed")));
+                return Err(Error::Refused(format!(
+                    "scope {name} is built in and cannot be removed"
+                )));
             }
             let (roles, implied_by) = dir::scope_usage(cx, &row.id).await?;
             if !roles.is_empty() {
-                return Err(Error::Refused(format!(
-                    "scope {name} is granted by role(s) {}; revoke it first with `keyward role revoke ROLE {name}`",
-                    roles.join(", ")
-                )));
+                return Err(Error::blocked(
+                    format!("scope {name} is granted by role(s) {}", roles.join(", ")),
+                    Step::RevokeScope {
+                        scope: name.to_string(),
+                    },
+                ));
             }
             if !implied_by.is_empty() {
-                return Err(Error::Refused(format!(
-                    "scope {name} is implied by {}; change those with `keyward scope edit` first",
-                    implied_by.join(", ")
-                )));
+                return Err(Error::blocked(
+                    format!("scope {name} is implied by {}", implied_by.join(", ")),
+                    Step::EditImplying,
+                ));
             }
             // Credentials that named the scope lose it: it no longer exists.
-            let all: BTreeSet<String> = ScopeGraph::load(cx).await?.all.into_iter().filter(|s| s != name.as_str()).collect();
+            let all: BTreeSet<String> = ScopeGraph::load(cx)
+                .await?
+                .all
+                .into_iter()
+                .filter(|s| s != name.as_str())
+                .collect();
             let n = enforce_scopes(cx, &actor, cred::Holders::All, &all, "scope removed").await?;
             dir::delete_scope(cx, &row.id).await?;
-            audit_event(cx, &actor, "scope.rm", name.as_str(), None, json!({"revoked_tokens": n.revoked_tokens, "trimmed_keys": n.trimmed_keys})).await?;
+            audit_event(
+                cx,
+                &actor,
+                "scope.rm",
+                name.as_str(),
+                None,
+                json!({"revoked_tokens": n.revoked_tokens, "trimmed_keys": n.trimmed_keys}),
+            )
+            .await?;
             Ok(())
         })
         .await
@@ -629,10 +646,10 @@ impl Keyward {
                 return Err(Error::Refused(format!("role {} is built in and cannot be removed", r.name)));
             }
             if r.is_default {
-                return Err(Error::Refused(format!(
-                    "role {} is the default for new users; make another role the default first (`keyward role default ROLE`)",
-                    r.name
-                )));
+                return Err(Error::blocked(
+                    format!("role {} is the default for new users", r.name),
+                    Step::SetDefaultRole { other: true },
+                ));
             }
             let users = dir::role_user_count(cx, &r.id).await?;
             let mut moved = 0;

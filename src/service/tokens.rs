@@ -7,7 +7,7 @@ use super::keyring::{Secrets, SigningRing};
 use super::scopes::ScopeGraph;
 use super::settings::Settings;
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Listing, Result, Step};
 use crate::model::{self, ScopeName, Ttl};
 use crate::secret::generate_secret;
 use crate::store::Cx;
@@ -451,10 +451,11 @@ impl Keyward {
                             .await?
                             .filter(|r| a.can_see(&r.domain_id))
                             .ok_or_else(|| {
-                                Error::not_found_hint(
+                                Error::not_found_step(
                                     "token",
                                     j.trim(),
-                                    "tokens are named by jti; `keyward token list` shows them",
+                                    Some("tokens are named by jti".into()),
+                                    Step::List(Listing::Tokens),
                                 )
                             })?;
                         domain = Some(rec.domain_id.clone());

@@ -2032,15 +2032,24 @@ impl App {
             ));
             return Vec::new();
         }
-        let options: Vec<(String, bool)> = if grant {
+        // The scope highlighted in the scopes pane comes ticked (after a refusal that
+        // named it, it is the one to revoke), else a lone choice does.
+        let highlighted = self.scopes.get(self.scope_sel).map(|s| s.name.as_str());
+        let mut options: Vec<(String, bool)> = if grant {
             self.scopes
                 .iter()
                 .filter(|s| !r.scopes.contains(&s.name))
-                .map(|s| (s.name.clone(), false))
+                .map(|s| (s.name.clone(), Some(s.name.as_str()) == highlighted))
                 .collect()
         } else {
-            r.scopes.iter().map(|s| (s.clone(), false)).collect()
+            r.scopes
+                .iter()
+                .map(|s| (s.clone(), Some(s.as_str()) == highlighted))
+                .collect()
         };
+        if let [(_, ticked)] = options.as_mut_slice() {
+            *ticked = true;
+        }
         if options.is_empty() {
             self.toast(if grant {
                 "the role already has every scope"
@@ -2277,6 +2286,30 @@ impl App {
         Vec::new()
     }
 
+    /// Why the highlighted role or scope cannot be removed whatever the answer to a
+    /// confirmation would be (the core refuses the same; asking first would waste a key).
+    fn never_removable(&self) -> Option<String> {
+        if self.screen != ScreenId::Roles {
+            return None;
+        }
+        if self.pane == 0 {
+            let r = self.roles.items.get(self.roles.sel)?;
+            if r.builtin {
+                return Some(format!("role {} is built in and cannot be removed", r.name));
+            }
+            r.default.then(|| {
+                super::tasks::msg(keyward::Error::blocked(
+                    format!("role {} is the default for new users", r.name),
+                    keyward::Step::SetDefaultRole { other: true },
+                ))
+            })
+        } else {
+            let s = self.scopes.get(self.scope_sel)?;
+            s.builtin
+                .then(|| format!("scope {} is built in and cannot be removed", s.name))
+        }
+    }
+
     /// Retiring a signing key: refused for the active one; with live tokens, the
     /// choice between waiting for them to expire and revoking them.
     fn retire_signing_key(&mut self) {
@@ -2363,6 +2396,10 @@ impl App {
                 None => Vec::new(),
             };
         }
+        if let Some(why) = self.never_removable() {
+            self.fail(why);
+            return Vec::new();
+        }
         let confirm = match self.screen {
             ScreenId::Stations => self.stations.selected().map(|s| Confirm {
                 title: format!("Remove station {}", super::fmt::safe(&s.name)),
@@ -2386,7 +2423,7 @@ impl App {
                 if r.users > 0 {
                     lines.push(match &to {
                         Some(t) => format!("They move to the default role {t}; tokens and keys beyond it are revoked and trimmed."),
-                        None => "It is the default role: make another role the default first.".into(),
+                        None => "No role is the default: make one the default first, for them to move to.".into(),
                     });
                 }
                 Confirm {
@@ -2869,7 +2906,7 @@ fn opt(s: String) -> Option<String> {
 fn err<T>(r: keyward::Result<T>) -> Option<String> {
     r.err().map(|e| match e {
         keyward::Error::Invalid { accepted, .. } => accepted,
-        e => e.to_string(),
+        e => super::tasks::msg(e),
     })
 }
 

@@ -254,8 +254,11 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
     let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('j')); // Consumer
     key(&mut app, KeyCode::Char('-'));
+    // Consumer's one scope comes ticked; unticked, Enter is refused inline.
+    key(&mut app, KeyCode::Char(' '));
     let fx = key(&mut app, KeyCode::Enter);
     assert!(fx.is_empty(), "nothing ticked: refused inline");
+    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
     key(&mut app, KeyCode::Char(' '));
     let fx = key(&mut app, KeyCode::Enter);
     assert!(fx.is_empty());
@@ -269,6 +272,61 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
         vec![Effect::Write(WriteOp::RoleRevoke {
             role: "Consumer".into(),
             scopes: vec!["read".into()]
+        })]
+    );
+}
+
+#[test]
+fn removing_a_built_in_or_default_role_is_refused_before_asking() {
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
+    let error = |app: &super::app::App| match &app.overlay {
+        Some(Overlay::Error(m)) => m.clone(),
+        _ => String::new(),
+    };
+    key(&mut app, KeyCode::Char('x')); // Administrator: built in
+    assert_eq!(
+        error(&app),
+        "role Administrator is built in and cannot be removed"
+    );
+    key(&mut app, KeyCode::Esc);
+    // Partner, made the default: the way out is said in keys.
+    app.roles.items[2].default = true;
+    app.roles.items[1].default = false;
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    assert!(key(&mut app, KeyCode::Char('x')).is_empty());
+    let m = error(&app);
+    assert!(
+        m.starts_with("role Partner is the default for new users; make another role")
+            && m.contains("press d"),
+        "{m}"
+    );
+    key(&mut app, KeyCode::Esc);
+    app.roles.items[2].default = false;
+    key(&mut app, KeyCode::Char('x'));
+    assert!(matches!(&app.overlay, Some(Overlay::Confirm(c)) if c.title == "Remove role Partner"));
+    key(&mut app, KeyCode::Esc);
+    // A built-in scope.
+    key(&mut app, KeyCode::Char('l'));
+    key(&mut app, KeyCode::Char('x'));
+    assert_eq!(error(&app), "scope admin is built in and cannot be removed");
+}
+
+#[test]
+fn granting_ticks_the_scope_highlighted_in_the_scopes_pane() {
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('j')); // Consumer: read; lacks admin and write
+    key(&mut app, KeyCode::Char('l'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j')); // write
+    key(&mut app, KeyCode::Char('h'));
+    key(&mut app, KeyCode::Char('+'));
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::Write(WriteOp::RoleGrant {
+            role: "Consumer".into(),
+            scopes: vec!["write".into()]
         })]
     );
 }

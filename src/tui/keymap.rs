@@ -3,6 +3,7 @@
 
 use super::screens::ScreenId;
 use keyward::service::Need;
+use keyward::{Listing, Step};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks for.
@@ -698,6 +699,69 @@ pub fn for_screen(screen: ScreenId) -> impl Iterator<Item = &'static Binding> {
     BINDINGS.iter().filter(move |b| b.on.covers(screen))
 }
 
+/// `on Roles & scopes (3)`: a screen as the tab bar and its number key name it.
+fn on(screen: ScreenId) -> String {
+    let d = screen.def();
+    format!("on {} ({})", d.title, d.key)
+}
+
+/// The key that does `cmd` on `screen`, as help writes it.
+fn key_for(screen: ScreenId, cmd: Cmd) -> &'static str {
+    for_screen(screen)
+        .find(|b| b.cmd == cmd)
+        .map_or("?", |b| b.label)
+}
+
+/// A core error's next step in the console's terms: the screen and the key that take
+/// it (the core's own wording names CLI commands).
+pub fn step(s: &Step) -> Option<String> {
+    let roles = on(S::Roles);
+    Some(match s {
+        Step::AddScope => format!(
+            "add it first: {roles}, in the scopes pane press {}",
+            key_for(S::Roles, Cmd::New)
+        ),
+        Step::RevokeScope { .. } => format!(
+            "revoke it from each first: {roles}, select the role and press {}",
+            key_for(S::Roles, Cmd::RevokeScopes)
+        ),
+        Step::EditImplying => format!(
+            "change those first: {roles}, select each in the scopes pane and press {}",
+            key_for(S::Roles, Cmd::Edit)
+        ),
+        Step::SetDefaultRole { other } => format!(
+            "make {} role the default first: {roles}, select it and press {}",
+            if *other { "another" } else { "a" },
+            key_for(S::Roles, Cmd::SetDefault)
+        ),
+        Step::RotateSigningKey => format!(
+            "rotate first: {}, press {}",
+            on(S::SigningKeys),
+            key_for(S::SigningKeys, Cmd::New)
+        ),
+        Step::AddDomain => format!(
+            "add one first: {}, press {}",
+            on(S::Dashboard),
+            key_for(S::Dashboard, Cmd::New)
+        ),
+        Step::SearchUsers => format!(
+            "{}, press {} to search them",
+            on(S::Users),
+            key_for(S::Users, Cmd::Filter)
+        ),
+        Step::List(l) => {
+            let screen = match l {
+                Listing::Stations => S::Stations,
+                Listing::Keys => S::Keys,
+                Listing::Apps => S::Apps,
+                Listing::Tokens => S::Tokens,
+            };
+            let d = screen.def();
+            format!("{} ({}) lists them", d.title, d.key)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,6 +792,52 @@ mod tests {
         assert_eq!(
             lookup(S::Tokens, &key(KeyCode::Char('r'))).unwrap().cmd,
             Cmd::Revoke
+        );
+    }
+
+    #[test]
+    fn next_steps_name_the_console_keys_not_cli_commands() {
+        let cases = [
+            (
+                Step::AddScope,
+                "on Roles & scopes (3), in the scopes pane press n",
+            ),
+            (
+                Step::RevokeScope {
+                    scope: "bulk".into(),
+                },
+                "select the role and press -",
+            ),
+            (Step::EditImplying, "in the scopes pane and press e"),
+            (
+                Step::SetDefaultRole { other: true },
+                "make another role the default first: on Roles & scopes (3), select it and press d",
+            ),
+            (Step::RotateSigningKey, "on Signing keys (8), press n"),
+            (Step::AddDomain, "on Dashboard (1), press n"),
+            (Step::SearchUsers, "on Users (2), press / to search"),
+            (Step::List(Listing::Stations), "Stations (4) lists them"),
+            (Step::List(Listing::Keys), "API keys (5) lists them"),
+            (Step::List(Listing::Apps), "Developer apps (6) lists them"),
+            (Step::List(Listing::Tokens), "Tokens (7) lists them"),
+        ];
+        for (s, want) in cases {
+            let said = step(&s).unwrap();
+            assert!(said.contains(want), "{s:?}: {said}");
+            assert!(!said.contains("keyward") && !said.contains('`'), "{said}");
+            // The CLI's wording of the same step is a command.
+            assert!(s.to_string().contains("`keyward "), "{s}");
+        }
+        let e = keyward::Error::blocked(
+            "scope bulk is granted by role(s) Partner",
+            Step::RevokeScope {
+                scope: "bulk".into(),
+            },
+        );
+        assert_eq!(
+            super::super::tasks::msg(e),
+            "scope bulk is granted by role(s) Partner; revoke it from each first: \
+             on Roles & scopes (3), select the role and press -"
         );
     }
 

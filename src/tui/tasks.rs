@@ -35,8 +35,9 @@ pub fn spawn(kw: &Keyward, actor: &Actor, effect: Effect, tx: &UnboundedSender<A
     });
 }
 
-fn msg(e: keyward::Error) -> String {
-    e.to_string()
+/// A core error as the console says it: next steps name keys, not CLI commands.
+pub fn msg(e: keyward::Error) -> String {
+    e.render(super::keymap::step)
 }
 
 fn opt(s: &str) -> Option<String> {

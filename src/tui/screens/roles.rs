@@ -36,7 +36,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                 Cell::from(if r.all_scopes {
                     "(all)".to_string()
                 } else {
-                    r.effective_scopes.join(" ")
+                    names(&r.effective_scopes)
                 }),
             ]);
             if on && app.pane == 0 {
@@ -123,10 +123,10 @@ pub fn detail(app: &App) -> Detail {
                     if r.all_scopes {
                         "every scope".to_string()
                     } else {
-                        r.scopes.join(" ")
+                        names(&r.scopes)
                     },
                 ),
-                field("effective", r.effective_scopes.join(" ")),
+                field("effective", names(&r.effective_scopes)),
             ])
             .line(users);
     }
@@ -147,4 +147,13 @@ pub fn detail(app: &App) -> Detail {
     Detail::new(format!("scope {}", safe(&s.name)))
         .line(vec![text(safe(&s.description))])
         .line(implies)
+}
+
+/// Scope names, space-separated; a role without any says so.
+fn names(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        "(none)".into()
+    } else {
+        scopes.join(" ")
+    }
 }
