@@ -382,3 +382,40 @@ fn small_lists_do_not_say_zero_before_they_are_loaded() {
     let text = screen_text(&draw(&app, 80, 24));
     assert!(!text.contains("Signing keys (…)"), "{text}");
 }
+
+#[test]
+fn a_long_note_wraps_under_itself_and_an_error_saying_the_same_replaces_it() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    app.run_command("config", "");
+    app.update(Action::Loaded(Loaded::Settings(Ok(vec![
+        keyward::store::directory::SettingRow {
+            key: "issuer".into(),
+            value: "http://127.0.0.1:8080".into(),
+            updated_at: NOW,
+            version: 1,
+        },
+    ]))));
+    press(&mut app, KeyCode::Enter);
+    let note = keyward::service::settings::describe("issuer");
+    let rows: Vec<String> = screen_text(&draw(&app, 80, 24))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // The note's second row starts where its first does, not at the popup's edge.
+    let first = rows.iter().position(|r| r.contains("the `iss`")).unwrap();
+    let start = column(&rows[first], "the `iss`");
+    let tail = note.rsplit(' ').next().unwrap();
+    assert_eq!(column(&rows[first + 1], tail), start, "{rows:#?}");
+    for _ in 0.."http://127.0.0.1:8080".len() {
+        press(&mut app, KeyCode::Backspace);
+    }
+    for c in "ftp://x y".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Enter);
+    let t = draw(&app, 80, 24);
+    let text = screen_text(&t);
+    assert_eq!(text.matches("the `iss`").count(), 1, "said once: {text}");
+    assert!(text.contains("✗ the `iss`"), "{text}");
+    insta::assert_snapshot!("form_setting_invalid", t.backend());
+}

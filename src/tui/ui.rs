@@ -606,21 +606,21 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
                 }
             }
         }
-        // A note that does not fit after the value goes on a row of its own, under it.
-        let mut note_row = None;
-        if let Some(n) = &fld.note {
+        // A note that does not fit after the value goes under it, wrapped under
+        // itself. An error that says what the note says takes its place.
+        let mut note_rows = Vec::new();
+        if let Some(n) = fld.note.as_ref().filter(|n| fld.error.as_ref() != Some(n)) {
             let used: usize = spans.iter().map(|s| s.content.width()).sum();
             if used + 1 + n.width() <= inner {
                 spans.push(Span::styled(format!(" {n}"), th.dim()));
             } else {
-                let indent = " ".repeat(2 + label_w + 1);
-                note_row = Some(Line::styled(format!("{indent}{n}"), th.dim()));
+                note_rows = hanging(n, 2 + label_w + 1, inner, "", th.dim());
             }
         }
         lines.push(Line::from(spans));
-        lines.extend(note_row);
+        lines.extend(note_rows);
         if let Some(e) = &fld.error {
-            lines.push(Line::styled(format!("    ✗ {}", safe(e)), th.bad()));
+            lines.extend(hanging(&safe(e), 4, inner, "✗ ", th.bad()));
         }
     }
     lines.push(Line::raw(""));
@@ -647,6 +647,27 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
         let x = (r.x + 1 + col as u16).min(r.x + r.width.saturating_sub(2));
         f.set_cursor_position((x, r.y + 1 + row));
     }
+}
+
+/// `text` wrapped to `width` columns, every row `indent` columns in, the first after
+/// `mark` and the others under its text.
+fn hanging(
+    text: &str,
+    indent: usize,
+    width: usize,
+    mark: &str,
+    style: Style,
+) -> Vec<Line<'static>> {
+    let pad = " ".repeat(indent);
+    let first = format!("{pad}{mark}");
+    let rest = " ".repeat(indent + mark.width());
+    let opts = textwrap::Options::new(width.max(indent + mark.width() + 12))
+        .initial_indent(&first)
+        .subsequent_indent(&rest);
+    textwrap::wrap(text, opts)
+        .into_iter()
+        .map(|l| Line::styled(l.into_owned(), style))
+        .collect()
 }
 
 /// The once-only secret: the full value, wrapped, with how to keep it.
