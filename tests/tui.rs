@@ -319,6 +319,33 @@ fn pty_a_refusal_says_which_keys_take_the_next_step() {
 }
 
 #[test]
+fn pty_a_refused_form_comes_back_to_be_corrected() {
+    let env = pty::Env::new();
+    let mut c = env.spawn(24, 80);
+    c.wait_for("Waiting for API access");
+    c.send("4");
+    c.wait_for("EU VAT");
+    c.send("n");
+    c.wait_for("New station");
+    c.send("nobody@example.com\tDepot North\r");
+    let s = flat(&c.wait_for("Not saved"));
+    assert!(
+        s.contains("✗ Not saved: user \"nobody@example.com\" not found")
+            && s.contains("[Depot North"),
+        "the form, as typed, with the reason: {s}"
+    );
+    // Back to the owner, corrected; the rest is still there.
+    c.send("\x1b[Z");
+    c.send(&"\x7f".repeat("nobody@example.com".len()));
+    c.send("carol@example.com\r");
+    c.wait("the form to close", |s| !s.contains("New station"));
+    let s = c.wait_for("Depot North");
+    assert!(s.contains("carol@example.com"), "{s}");
+    c.send("\x03");
+    assert!(c.exit());
+}
+
+#[test]
 fn pty_import_users_from_a_csv_file() {
     let env = pty::Env::new();
     let csv = env.root().join("signups.csv");

@@ -648,6 +648,9 @@ pub struct App {
     pub overlay: Option<Overlay>,
     pub toast: Option<Toast>,
     pub writing: u32,
+    /// The form whose write is under way: a refusal brings it back, as it was typed,
+    /// saying why, instead of leaving the operator to type it all again.
+    resubmit: Option<(FormKind, Form)>,
     pub quit: bool,
     /// Ctrl-Z was pressed: the event loop suspends the console (job control), then
     /// clears this.
@@ -704,6 +707,7 @@ impl App {
             overlay: None,
             toast: None,
             writing: 0,
+            resubmit: None,
             quit: false,
             suspend: false,
         }
@@ -742,6 +746,20 @@ impl App {
             text: text.into(),
             until: self.tick + TOAST_TICKS,
         });
+    }
+
+    /// A write failed: the form it came from comes back with the reason, if that
+    /// write was the only one under way and nothing else has been opened since;
+    /// else the reason pops up.
+    fn refused(&mut self, e: String) -> Vec<Effect> {
+        match self.resubmit.take() {
+            Some((kind, mut form)) if self.writing == 0 && self.overlay.is_none() => {
+                form.failed = Some(e);
+                self.overlay = Some(Overlay::Form { kind, form });
+            }
+            _ => self.fail(e),
+        }
+        Vec::new()
     }
 
     /// The one path by which errors reach the user.
@@ -996,26 +1014,22 @@ impl App {
                 self.writing = self.writing.saturating_sub(1);
                 match r {
                     Ok(rv) => {
+                        self.resubmit = None;
                         self.overlay = Some(Overlay::Reveal(rv));
                         self.reload_all()
                     }
-                    Err(e) => {
-                        self.fail(e);
-                        Vec::new()
-                    }
+                    Err(e) => self.refused(e),
                 }
             }
             Action::Wrote(r) => {
                 self.writing = self.writing.saturating_sub(1);
                 match r {
                     Ok(msg) => {
+                        self.resubmit = None;
                         self.toast(msg);
                         self.reload_all()
                     }
-                    Err(e) => {
-                        self.fail(e);
-                        Vec::new()
-                    }
+                    Err(e) => self.refused(e),
                 }
             }
         }
@@ -2654,26 +2668,27 @@ impl App {
                         self.overlay = Some(Overlay::Form { kind, form });
                         return Vec::new();
                     }
-                    match submit(&kind, &form, self.domain.as_ref()) {
-                        Submit::Issue(op) => {
-                            self.writing += 1;
-                            vec![Effect::Issue(op)]
-                        }
-                        Submit::IssueApp(op) => {
-                            self.writing += 1;
-                            vec![Effect::IssueApp(op)]
-                        }
-                        Submit::Write(op) => {
-                            self.writing += 1;
-                            vec![Effect::Write(op)]
-                        }
+                    let effect = match submit(&kind, &form, self.domain.as_ref()) {
+                        Submit::Issue(op) => Effect::Issue(op),
+                        Submit::IssueApp(op) => Effect::IssueApp(op),
+                        Submit::Write(op) => Effect::Write(op),
                         Submit::Confirm(c) => {
                             self.overlay = Some(Overlay::Confirm(c));
-                            Vec::new()
+                            return Vec::new();
                         }
-                    }
+                    };
+                    self.writing += 1;
+                    form.failed = None;
+                    self.resubmit = Some((kind, form));
+                    vec![effect]
                 }
-                FormEvent::Edited | FormEvent::Moved | FormEvent::Ignored => {
+                FormEvent::Edited => {
+                    form.failed = None;
+                    validate(&kind, &mut form, &self.roles.items, false);
+                    self.overlay = Some(Overlay::Form { kind, form });
+                    Vec::new()
+                }
+                FormEvent::Moved | FormEvent::Ignored => {
                     validate(&kind, &mut form, &self.roles.items, false);
                     self.overlay = Some(Overlay::Form { kind, form });
                     Vec::new()

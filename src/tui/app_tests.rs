@@ -1080,3 +1080,51 @@ fn a_revoked_tokens_details_say_who_revoked_it_and_why() {
     let d = super::screens::detail(&app).expect("a list screen");
     assert!(d.lines.iter().flatten().all(|f| f.label != "revoked by"));
 }
+
+#[test]
+fn a_refused_form_comes_back_as_typed_saying_why() {
+    let mut app = fixture::app(ScreenId::Stations, (80, 24), OperatorRole::Admin);
+    let open_and_submit = |app: &mut super::app::App, owner: &str| {
+        key(app, KeyCode::Char('n'));
+        chars(app, owner);
+        key(app, KeyCode::Tab);
+        chars(app, "Main office");
+        key(app, KeyCode::Enter)
+    };
+    let fx = open_and_submit(&mut app, "nobody@example.com");
+    assert!(
+        matches!(&fx[..], [Effect::Write(WriteOp::StationAdd { user, .. })] if user == "nobody@example.com"),
+        "{fx:?}"
+    );
+    assert!(app.overlay.is_none());
+    let why = "user \"nobody@example.com\" not found; name a user by email or id";
+    app.update(Action::Wrote(Err(why.into())));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form again: {:?}", app.overlay)
+    };
+    assert_eq!(form.value("owner"), "nobody@example.com");
+    assert_eq!(form.value("name"), "Main office");
+    assert_eq!(form.failed.as_deref(), Some(why));
+    // Drawn under the fields; the next edit clears it.
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| super::ui::render(&app, f)).unwrap();
+    assert!(t.backend().to_string().contains("✗ Not saved: user"));
+    key(&mut app, KeyCode::Backspace);
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("form")
+    };
+    assert!(form.failed.is_none());
+    // Submitted again and saved: nothing comes back.
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(fx.len(), 1);
+    app.update(Action::Wrote(Ok("station added".into())));
+    assert!(app.overlay.is_none());
+    app.update(Action::Wrote(Err("late".into())));
+    assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m == "late"));
+    key(&mut app, KeyCode::Esc);
+    // With another write under way, which one failed is unknown: the reason pops up.
+    open_and_submit(&mut app, "a@example.com");
+    app.writing += 1;
+    app.update(Action::Wrote(Err("refused".into())));
+    assert!(matches!(&app.overlay, Some(Overlay::Error(m)) if m == "refused"));
+}

@@ -623,6 +623,16 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
             lines.extend(hanging(&safe(e), 4, inner, "✗ ", th.bad()));
         }
     }
+    if let Some(why) = &form.failed {
+        lines.push(Line::raw(""));
+        lines.extend(hanging(
+            &format!("Not saved: {}", safe(why)),
+            0,
+            inner,
+            "✗ ",
+            th.bad(),
+        ));
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         "Tab/↑↓ field · ←/→ choose · space tick · Enter save · Esc cancel",

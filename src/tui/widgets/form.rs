@@ -94,6 +94,9 @@ pub struct Form {
     pub focus: usize,
     /// A line above the fields (what the form does).
     pub intro: Option<String>,
+    /// Why the last submission was refused (the form came back for a correction);
+    /// cleared by the next edit.
+    pub failed: Option<String>,
 }
 
 /// What a key did to a form.
@@ -113,6 +116,7 @@ impl Form {
             fields,
             focus: 0,
             intro: None,
+            failed: None,
         }
     }
 
