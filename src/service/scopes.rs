@@ -171,6 +171,28 @@ pub async fn role_view(cx: &mut Cx<'_>, r: RoleRow) -> Result<RoleView> {
     })
 }
 
+/// Why a role cannot be removed whatever its users: built in, or the default for new
+/// users. (The console asks before it offers a confirmation.)
+pub fn role_removal_refused(name: &str, builtin: bool, default: bool) -> Option<Error> {
+    if builtin {
+        Some(Error::Refused(format!(
+            "role {name} is built in and cannot be removed"
+        )))
+    } else {
+        default.then(|| {
+            Error::blocked(
+                format!("role {name} is the default for new users"),
+                Step::SetDefaultRole { other: true },
+            )
+        })
+    }
+}
+
+/// Why a scope cannot be removed whatever uses it: built in.
+pub fn scope_removal_refused(name: &str, builtin: bool) -> Option<Error> {
+    builtin.then(|| Error::Refused(format!("scope {name} is built in and cannot be removed")))
+}
+
 pub async fn find_role(cx: &mut Cx<'_>, name: &str) -> Result<RoleRow> {
     match dir::role_by_name(cx, name.trim()).await? {
         Some(r) => Ok(r),
@@ -389,10 +411,8 @@ impl Keyward {
             let row = dir::scope_by_name(cx, name.as_str())
                 .await?
                 .ok_or_else(|| Error::not_found("scope", name.as_str()))?;
-            if row.builtin {
-                return Err(Error::Refused(format!(
-                    "scope {name} is built in and cannot be removed"
-                )));
+            if let Some(e) = scope_removal_refused(name.as_str(), row.builtin) {
+                return Err(e);
             }
             let (roles, implied_by) = dir::scope_usage(cx, &row.id).await?;
             if !roles.is_empty() {
@@ -642,14 +662,8 @@ impl Keyward {
         );
         self.write(async move |cx| {
             let r = find_role(cx, &role).await?;
-            if r.builtin {
-                return Err(Error::Refused(format!("role {} is built in and cannot be removed", r.name)));
-            }
-            if r.is_default {
-                return Err(Error::blocked(
-                    format!("role {} is the default for new users", r.name),
-                    Step::SetDefaultRole { other: true },
-                ));
+            if let Some(e) = role_removal_refused(&r.name, r.builtin, r.is_default) {
+                return Err(e);
             }
             let users = dir::role_user_count(cx, &r.id).await?;
             let mut moved = 0;

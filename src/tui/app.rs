@@ -2301,27 +2301,20 @@ impl App {
     }
 
     /// Why the highlighted role or scope cannot be removed whatever the answer to a
-    /// confirmation would be (the core refuses the same; asking first would waste a key).
+    /// confirmation would be (the core's own rule; asking first would waste a key).
     fn never_removable(&self) -> Option<String> {
+        use keyward::service::scopes::{role_removal_refused, scope_removal_refused};
         if self.screen != ScreenId::Roles {
             return None;
         }
-        if self.pane == 0 {
+        let refused = if self.pane == 0 {
             let r = self.roles.items.get(self.roles.sel)?;
-            if r.builtin {
-                return Some(format!("role {} is built in and cannot be removed", r.name));
-            }
-            r.default.then(|| {
-                super::tasks::msg(keyward::Error::blocked(
-                    format!("role {} is the default for new users", r.name),
-                    keyward::Step::SetDefaultRole { other: true },
-                ))
-            })
+            role_removal_refused(&r.name, r.builtin, r.default)
         } else {
             let s = self.scopes.get(self.scope_sel)?;
-            s.builtin
-                .then(|| format!("scope {} is built in and cannot be removed", s.name))
-        }
+            scope_removal_refused(&s.name, s.builtin)
+        };
+        refused.map(super::tasks::msg)
     }
 
     /// Retiring a signing key: refused for the active one; with live tokens, the
@@ -2678,17 +2671,10 @@ impl App {
                         }
                     };
                     self.writing += 1;
-                    form.failed = None;
                     self.resubmit = Some((kind, form));
                     vec![effect]
                 }
-                FormEvent::Edited => {
-                    form.failed = None;
-                    validate(&kind, &mut form, &self.roles.items, false);
-                    self.overlay = Some(Overlay::Form { kind, form });
-                    Vec::new()
-                }
-                FormEvent::Moved | FormEvent::Ignored => {
+                FormEvent::Edited | FormEvent::Moved | FormEvent::Ignored => {
                     validate(&kind, &mut form, &self.roles.items, false);
                     self.overlay = Some(Overlay::Form { kind, form });
                     Vec::new()

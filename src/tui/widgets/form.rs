@@ -188,6 +188,7 @@ impl Form {
         };
         if edited {
             f.touched = true;
+            self.failed = None;
             FormEvent::Edited
         } else {
             FormEvent::Ignored
