@@ -336,6 +336,26 @@ both!(client_credentials_and_resource, |env| {
     );
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "invalid_scope");
+    // An unknown scope is named with the known ones; an API client is not told
+    // which command adds one.
+    let r = post_form(
+        &s,
+        "/auth/token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &k.alice_key.0),
+            ("client_secret", &k.alice_key.1),
+            ("scope", "read bulk"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_scope", "{v}");
+    let d = v["error_description"].as_str().unwrap();
+    assert!(
+        d.contains("\"bulk\"") && d.contains("known scopes") && !d.contains("keyward"),
+        "{d}"
+    );
 
     // A key that expires in 10 minutes grants tokens that end with it, not in an hour;
     // its refresh tokens do too.
@@ -553,6 +573,22 @@ both!(refresh_rotation_and_reuse, |env| {
     );
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "invalid_scope");
+    let r = post_form(
+        &s,
+        "/auth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t4.refresh_token().unwrap().secret()),
+            ("client_id", &k.alice_key.0),
+            ("client_secret", &k.alice_key.1),
+            ("scope", "bulk"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_scope", "{v}");
+    let d = v["error_description"].as_str().unwrap();
+    assert!(d.contains("\"bulk\"") && !d.contains("keyward"), "{d}");
     // Without client authentication, an API key's refresh token is the client's
     // failure, not the grant's (and the token stays usable by its client).
     let r = post_form(

@@ -258,7 +258,7 @@ impl TokenService {
             &client_scopes,
             &format!("client {}", client.client_id),
         )
-        .map_err(|e| AuthzError::Redirect("invalid_scope", e.to_string()))?;
+        .map_err(|e| AuthzError::Redirect("invalid_scope", e.without_step()))?;
         let scopes = scopes
             .into_iter()
             .map(|s| {

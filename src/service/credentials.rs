@@ -109,10 +109,11 @@ pub fn narrow_scopes(
         .filter(|s| !g.all.contains(*s))
         .collect();
     if !unknown.is_empty() {
-        return Err(Error::not_found_hint(
+        return Err(Error::not_found_step(
             "scope",
             unknown.join(", "),
-            format!("known scopes: {}", join(&g.all)),
+            Some(format!("known scopes: {}", join(&g.all))),
+            crate::error::Step::AddScope,
         ));
     }
     let closed = g.closure(req.iter().map(|s| s.as_str()));

@@ -736,7 +736,11 @@ impl Keyward {
                     Err(e) => {
                         let asked: Vec<&str> =
                             scopes.iter().flatten().map(ScopeName::as_str).collect();
-                        return Ok(Err(Error::invalid("scope", asked.join(" "), e.to_string())));
+                        return Ok(Err(Error::invalid(
+                            "scope",
+                            asked.join(" "),
+                            e.without_step(),
+                        )));
                     }
                 };
                 // Spent only now that the exchange will succeed: a refused request

@@ -196,6 +196,24 @@ both!(support_flow_key_then_token, |e| {
         1,
     );
     assert!(err.contains("max_ttl"), "{err}");
+    // An unknown scope: named, with what there is and how to add one.
+    let err = e.fails(
+        &[
+            "key",
+            "create",
+            "--user",
+            "bob@example.com",
+            "--scopes",
+            "read,bulk",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("scope \"bulk\" not found")
+            && err.contains("known scopes: admin read write")
+            && err.contains("`keyward scope add NAME`"),
+        "{err}"
+    );
     // Introspection shape.
     let v = verify(e, t["access_token"].as_str().unwrap());
     assert_eq!(v["active"], true);
