@@ -73,6 +73,58 @@ fn denied<T: std::fmt::Debug>(r: keyward::Result<T>) {
     }
 }
 
+both_async!(
+    imports_assign_only_roles_the_operator_may_and_audit_each_user,
+    |e| {
+        let (kw, admin) = open(e).await;
+        let support = as_role(&admin, OperatorRole::Support, None);
+        let csv = b"email,name\nb6@x.example,B6\n";
+        // Rows without a role get `--role`: an admin role is refused as `user add` would
+        // refuse it, and nothing is created.
+        denied(
+            kw.user_import(
+                &support,
+                "free.example.com",
+                Some("Administrator"),
+                csv,
+                false,
+                |_| {},
+            )
+            .await,
+        );
+        assert_eq!(kw.user_count(&admin, Default::default()).await.unwrap(), 0);
+        // Within the operator's rights: each user is audited, with role and station.
+        let r = kw
+            .user_import(
+                &support,
+                "free.example.com",
+                Some("Consumer"),
+                csv,
+                false,
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.created, 1);
+        let ev = kw
+            .audit_list(
+                &admin,
+                keyward::store::audit::AuditQuery {
+                    target: Some("b6@x.example".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].action, "user.add");
+        assert_eq!(ev[0].details["role"], "Consumer", "{ev:?}");
+        assert_eq!(ev[0].details["import"], true, "{ev:?}");
+        assert!(kw.audit_verify(&admin).await.unwrap().ok);
+    }
+);
+
 both_async!(operator_roles_are_enforced_in_the_services, |e| {
     let (kw, admin) = open(e).await;
     kw.user_add(&admin, new_user("a@x.example", "free.example.com"))

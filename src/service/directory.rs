@@ -238,7 +238,7 @@ pub fn prepare_user(
 }
 
 /// Refuses assigning a role that includes `admin` unless the actor is an admin.
-async fn check_assignable(
+pub(super) async fn check_assignable(
     cx: &mut Cx<'_>,
     actor: &Actor,
     role: &crate::store::directory::RoleRow,

@@ -1,11 +1,12 @@
 //! Bulk sign-ups from CSV: `email,name[,role][,station]`, one transaction per batch,
 //! with a per-row report of what was refused and why.
 
-use super::directory::{find_domain, prepare_user};
+use super::directory::{check_assignable, find_domain, prepare_user};
 use super::scopes::{effective_scopes, find_role};
 use super::{Actor, Keyward, Need, audit_event};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Step};
 use crate::model::{self, OperatorRole};
+use crate::store::audit::OwnedEvent;
 use crate::store::directory::{self as dir, RoleRow};
 use serde::Serialize;
 use serde_json::json;
@@ -112,10 +113,15 @@ impl Keyward {
                 a.require_domain(&d.id, &d.name)?;
                 let default_role = match &role {
                     Some(r) => find_role(cx, r).await?,
-                    None => dir::default_role(cx)
-                        .await?
-                        .ok_or_else(|| Error::Refused("no default role is set".into()))?,
+                    None => dir::default_role(cx).await?.ok_or_else(|| {
+                        Error::blocked(
+                            "no default role is set",
+                            Step::SetDefaultRole { other: false },
+                        )
+                    })?,
                 };
+                // Rows without a role get this one: as `user add` would.
+                check_assignable(cx, &a, &default_role).await?;
                 let mut roles: HashMap<String, (RoleRow, bool)> = HashMap::new();
                 for r in dir::roles(cx).await? {
                     let has_admin = effective_scopes(cx, &r).await?.contains("admin");
@@ -180,7 +186,7 @@ impl Keyward {
                             .push(fail("duplicate of an earlier row in this file".into()));
                         continue;
                     }
-                    batch.push((line, p));
+                    batch.push((line, p, role_row.name.clone()));
                 }
             }
             if batch.len() >= BATCH {
@@ -218,11 +224,13 @@ impl Keyward {
         Ok(report)
     }
 
+    /// Inserts a batch of users with their first stations, each audited as a
+    /// `user.add` (with the role and station, as `user add` is), in one transaction.
     async fn import_batch(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         domain_id: &str,
-        batch: Vec<(u64, super::directory::PreparedUser)>,
+        batch: Vec<(u64, super::directory::PreparedUser, String)>,
         dry_run: bool,
         report: &mut ImportReport,
     ) -> Result<()> {
@@ -230,11 +238,12 @@ impl Keyward {
             return Ok(());
         }
         let did = domain_id.to_string();
+        let (who, origin) = (actor.label(), actor.origin.clone());
         let (created, errors) = self
             .write(async move |cx| {
                 let emails: Vec<String> = batch
                     .iter()
-                    .map(|(_, p)| p.user.email_norm.clone())
+                    .map(|(_, p, _)| p.user.email_norm.clone())
                     .collect();
                 let existing: HashSet<String> = dir::existing_emails(cx, &did, &emails)
                     .await?
@@ -243,7 +252,9 @@ impl Keyward {
                 let mut errors = Vec::new();
                 let mut users = Vec::new();
                 let mut stations = Vec::new();
-                for (line, p) in batch {
+                let mut events = Vec::new();
+                let at = model::now();
+                for (line, p, role) in batch {
                     if existing.contains(&p.user.email_norm) {
                         errors.push(RowError {
                             line,
@@ -251,6 +262,17 @@ impl Keyward {
                             reason: "a user with this email already exists in the domain".into(),
                         });
                     } else {
+                        events.push(OwnedEvent {
+                            at,
+                            actor: who.clone(),
+                            origin: origin.clone(),
+                            action: "user.add".into(),
+                            target: p.user.email.clone(),
+                            domain_id: Some(did.clone()),
+                            details:
+                                json!({"role": role, "station": p.station.name, "import": true})
+                                    .to_string(),
+                        });
                         users.push(p.user);
                         stations.push(p.station);
                     }
@@ -258,6 +280,7 @@ impl Keyward {
                 if !dry_run {
                     dir::insert_users(cx, &users).await?;
                     dir::insert_stations(cx, &stations).await?;
+                    crate::store::audit::append_many(cx, events).await?;
                 }
                 Ok((users.len() as u64, errors))
             })
