@@ -7,6 +7,7 @@ pub mod output;
 use args::*;
 use keyward::model::{self, UserStatus};
 use keyward::service::demo::DemoOptions;
+use keyward::service::provision::ApplyMode;
 use keyward::store::audit::AuditQuery;
 use keyward::store::directory::{UserQuery, UserSort};
 use keyward::store::{Target, Val};
@@ -1046,21 +1047,33 @@ async fn apply(
         ))
     })?;
     // Claim the secrets file first: never overwrite, and fail before changing anything.
+    // If it exists (a re-run), the run goes ahead only if it creates no secrets.
+    let claim_failed = |p: &std::path::Path, e: String| {
+        Failure::Core(Error::invalid(
+            "--secrets-out",
+            p.display().to_string(),
+            format!("a new file that does not exist yet ({e})"),
+        ))
+    };
+    let mut mode = if dry_run {
+        ApplyMode::DryRun
+    } else {
+        ApplyMode::Commit
+    };
     let mut out = match secrets_out.filter(|_| !dry_run) {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(p)
-                .map_err(|e| {
-                    Failure::Core(Error::invalid(
-                        "--secrets-out",
-                        p.display().to_string(),
-                        format!("a new file that does not exist yet ({e})"),
-                    ))
-                })?,
-        ),
+        Some(p) => match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(p)
+        {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                mode = ApplyMode::UnlessSecrets;
+                None
+            }
+            Err(e) => return Err(claim_failed(p, e.to_string())),
+        },
         None => None,
     };
     let name = file
@@ -1073,19 +1086,29 @@ async fn apply(
         b.enable_steady_tick(std::time::Duration::from_millis(100));
         b
     });
-    let result = kw.apply(a, &name, &text, dry_run).await;
+    let result = kw.apply(a, &name, &text, mode).await;
     if let Some(b) = spinner {
         b.finish_and_clear();
     }
     let r = match result {
         Ok(r) => r,
         Err(e) => {
-            if let Some(p) = secrets_out {
+            if let (Some(p), Some(_)) = (secrets_out, &out) {
                 let _ = std::fs::remove_file(p);
             }
             return Err(e.into());
         }
     };
+    if let Some(p) = secrets_out.filter(|_| r.withheld > 0) {
+        return Err(claim_failed(
+            p,
+            format!(
+                "it exists, and this run would create {} credential(s) whose secrets are \
+                 shown only once; nothing was changed",
+                r.withheld
+            ),
+        ));
+    }
     if let (Some(f), Some(p)) = (out.as_mut(), secrets_out) {
         let body = serde_json::to_string_pretty(&r.secrets).expect("serialisable");
         f.write_all(body.as_bytes())

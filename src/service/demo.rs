@@ -155,7 +155,7 @@ impl Keyward {
                     let name = DomainName::parse(d)?;
                     let row = match dir::domain_by_name(cx, name.as_str()).await? {
                         Some(r) => r,
-                        None => insert_domain(cx, &a, &name).await?,
+                        None => insert_domain(cx, &a, &name, serde_json::json!({})).await?,
                     };
                     ds.push(row);
                 }

@@ -17,11 +17,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 
-/// Inserts a domain and audits it (shared by `init --domain` and `domain add`).
+/// Inserts a domain and audits it with `details` (shared by `init --domain`,
+/// `domain add`, `apply` and the demo data).
 pub(crate) async fn insert_domain(
     cx: &mut Cx<'_>,
     actor: &Actor,
     name: &DomainName,
+    details: serde_json::Value,
 ) -> Result<DomainRow> {
     let row = DomainRow {
         id: model::new_id(),
@@ -30,7 +32,7 @@ pub(crate) async fn insert_domain(
         version: 1,
     };
     dir::insert_domain(cx, &row).await?;
-    audit_event(cx, actor, "domain.add", &row.name, Some(&row.id), json!({})).await?;
+    audit_event(cx, actor, "domain.add", &row.name, Some(&row.id), details).await?;
     Ok(row)
 }
 
@@ -279,7 +281,7 @@ impl Keyward {
             if dir::domain_by_name(cx, name.as_str()).await?.is_some() {
                 return Err(Error::Conflict(format!("domain {name} already exists")));
             }
-            insert_domain(cx, &actor, &name).await
+            insert_domain(cx, &actor, &name, json!({})).await
         })
         .await
     }

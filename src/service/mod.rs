@@ -305,7 +305,7 @@ impl Keyward {
         if let Some(d) = &opts.domain {
             let name = DomainName::parse(d)?;
             if dir::domain_by_name(&mut cx, name.as_str()).await?.is_none() {
-                directory::insert_domain(&mut cx, &actor, &name).await?;
+                directory::insert_domain(&mut cx, &actor, &name, serde_json::json!({})).await?;
                 report.done.push(format!("added domain {name}"));
             }
         }

@@ -178,6 +178,21 @@ pub struct ApplyReport {
     pub changes: Vec<Change>,
     #[serde(skip)]
     pub secrets: Vec<CreatedSecret>,
+    /// With [`ApplyMode::UnlessSecrets`]: how many credentials the file would have
+    /// created (their secrets shown once), for which the run was rolled back.
+    #[serde(skip)]
+    pub withheld: usize,
+}
+
+/// Whether [`Keyward::apply`] commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Do the work and roll it back: the plan.
+    DryRun,
+    Commit,
+    /// Commit unless the file creates credentials, whose secrets the caller has no
+    /// place for (then roll back, as a dry run, and say how many).
+    UnlessSecrets,
 }
 
 /// Where in the file an entry is, for messages: `env.toml:12 users[3] (alice@x)`.
@@ -327,15 +342,16 @@ impl Apply<'_> {
 }
 
 impl Keyward {
-    /// Makes the database match the file, in one transaction. With `dry_run` the same
-    /// work is done and rolled back, so the plan shown is exactly what a real run does.
+    /// Makes the database match the file, in one transaction. A dry run does the same
+    /// work and rolls it back, so the plan shown is exactly what a real run does.
     pub async fn apply(
         &self,
         actor: &Actor,
         file: &str,
         text: &str,
-        dry_run: bool,
+        mode: ApplyMode,
     ) -> Result<ApplyReport> {
+        let dry_run = mode == ApplyMode::DryRun;
         actor.require(Need::Global)?;
         let env = parse(file, text)?;
         let needs_secrets = !env.keys.is_empty() || !env.apps.is_empty();
@@ -361,7 +377,11 @@ impl Keyward {
             crate::store::audit::append_many(&mut cx, std::mem::take(&mut ap.events)).await?;
             ap.report
         };
-        if dry_run {
+        if mode == ApplyMode::UnlessSecrets && !report.secrets.is_empty() {
+            report.withheld = report.secrets.len();
+            report.dry_run = true;
+        }
+        if report.dry_run {
             drop(tx); // rolls back
             report.secrets.clear(); // never created
         } else {
@@ -529,7 +549,7 @@ async fn apply_all(
             Some(r) => r,
             None => {
                 ap.change('+', "domain", name.as_str(), "");
-                insert_domain(cx, ap.actor, &name).await?
+                insert_domain(cx, ap.actor, &name, json!({"file": ap.file})).await?
             }
         };
         file_domains.insert(row.name.clone(), row.id.clone());
@@ -900,7 +920,7 @@ async fn apply_all(
                     "user.add",
                     &p.user.email,
                     Some(&d.id),
-                    json!({"role": role.name}),
+                    json!({"role": role.name, "station": p.station.name}),
                 )
                 .await?;
                 for se in u.stations.iter().skip(1) {
@@ -922,6 +942,14 @@ async fn apply_all(
                         format!("{} of {}", row.name, p.user.email),
                         "",
                     );
+                    ap.audit(
+                        cx,
+                        "station.add",
+                        &row.name,
+                        Some(&row.domain_id),
+                        json!({"user": p.user.email}),
+                    )
+                    .await?;
                     new_stations.push(row);
                 }
                 let id = p.user.id.clone();

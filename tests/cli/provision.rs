@@ -56,9 +56,24 @@ both!(example_applies_idempotently, |e| {
         p["effective_scopes"],
         serde_json::json!(["read", "receive_documents", "send_documents"])
     );
-    // Every change audited with the file's name.
-    let ev = e.ok(&["--json", "audit", "--limit", "1000"]);
-    assert!(ev.contains("\"file\": \"env.toml\""), "{ev}");
+    // Every change audited with the file's name, each station of a new user too.
+    let ev = e.json(&["audit", "--limit", "1000"]);
+    let ev = &ev.as_array().unwrap()[..audit_len(e) - before];
+    assert!(
+        ev.iter().all(|v| v["details"]["file"] == "env.toml"),
+        "{ev:#?}"
+    );
+    for (action, target) in [
+        ("domain.add", "partners.example.org"),
+        ("user.add", "alice@acme.example"),
+        ("station.add", "Acme Billing"),
+    ] {
+        assert!(
+            ev.iter()
+                .any(|v| v["action"] == action && v["target"] == target),
+            "{action} {target}: {ev:#?}"
+        );
+    }
     // Second run: no changes.
     let again = apply(e, &f, &[]);
     assert!(again["changes"].as_array().unwrap().is_empty(), "{again}");
@@ -338,17 +353,43 @@ fn secrets_out_is_private_and_never_overwritten() {
     );
     let secrets: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(secrets.as_array().unwrap().len(), 3);
+    let written = std::fs::read(&out).unwrap();
+    // A re-run of the same script: nothing to create, so the file is not needed.
+    let o = e.ok(&[
+        "apply",
+        "-f",
+        &f,
+        "--secrets-out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.contains("no changes"), "{o}");
+    assert_eq!(std::fs::read(&out).unwrap(), written);
+    // One that creates a key is refused before anything changes: its secret would
+    // have nowhere to go.
+    let more = write(
+        &e,
+        "more.toml",
+        &format!(
+            "{EXAMPLE}\n[[keys]]\nname = \"extra\"\nuser = \"alice@acme.example\"\ndomain = \"free.example.com\"\n"
+        ),
+    );
+    let before = e.ok(&["export"]);
     let err = e.fails(
         &[
             "apply",
             "-f",
-            &f,
+            &more,
             "--secrets-out",
             &out.display().to_string(),
         ],
         1,
     );
-    assert!(err.contains("does not exist yet"), "{err}");
+    assert!(
+        err.contains("does not exist yet") && err.contains("would create 1 credential"),
+        "{err}"
+    );
+    assert_eq!(e.ok(&["export"]), before);
+    assert_eq!(std::fs::read(&out).unwrap(), written);
 }
 
 both!(
