@@ -1206,7 +1206,7 @@ both!(domain_fallback, |env| {
 both!(rate_limits, |env| {
     let k = setup(env);
     env.ok(&["config", "set", "rate_limit_per_client", "3"]);
-    env.ok(&["config", "set", "rate_limit_per_address", "6"]);
+    env.ok(&["config", "set", "rate_limit_per_address", "8"]);
     let s = Server::start(env, None);
     let grant = |key: &(String, String)| {
         s.http
@@ -1216,6 +1216,12 @@ both!(rate_limits, |env| {
             .send()
             .unwrap()
     };
+    // Client ids are public (every token names one): wrong secrets spend the
+    // sender's budget, not the client's, so nobody can lock a client out.
+    let forged = (k.alice_key.0.clone(), "kws_wrong".to_string());
+    for _ in 0..2 {
+        assert_eq!(grant(&forged).status(), 401);
+    }
     for _ in 0..3 {
         assert_eq!(grant(&k.alice_key).status(), 200);
     }
@@ -1247,11 +1253,45 @@ both!(rate_limits, |env| {
     let v = body_json(r);
     assert_eq!(v["status"], "error", "{v}");
     assert!(v["msg"].as_str().unwrap().contains("retry in"), "{v}");
-    // A key created with --rate-exempt (by an admin) passes both limits.
+    // A key created with --rate-exempt (by an admin) passes both limits, but only
+    // with its secret: its id alone exempts nothing.
     let exempt = key(env, "alice@free.example.com", &["--rate-exempt"]);
+    let r = grant(&(exempt.0.clone(), "kws_wrong".into()));
+    assert_eq!(r.status(), 429, "an exempt key's id without its secret");
     for _ in 0..8 {
         assert_eq!(grant(&exempt).status(), 200, "exempt keys skip the limits");
     }
+    drop(s);
+
+    // Self-service minting is limited too: per signed-in user and per address.
+    env.ok(&["config", "set", "rate_limit_per_address", "6"]);
+    let s = Server::start(env, None);
+    let tok = body_json(
+        s.http
+            .post(s.url("/consumer/login"))
+            .header("host", DOMAIN)
+            .json(&json!({"username": "alice@free.example.com", "password": PASSWORD}))
+            .send()
+            .unwrap(),
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mint = || {
+        s.http
+            .post(s.url("/api/v1/tokens"))
+            .bearer_auth(&tok)
+            .json(&json!({"scope": "read"}))
+            .send()
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(mint().status(), 201);
+    }
+    let r = mint();
+    assert_eq!(r.status(), 429, "per user");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(body_json(r)["status"], "error");
 });
 
 both!(a_key_that_grants_nothing_is_refused, |env| {

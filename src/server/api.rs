@@ -33,11 +33,16 @@ async fn rate_limit(
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
 ) -> Result<(), Response> {
-    oauth::limited(app, headers, peer, None).await.map_err(|wait| {
-        oauth::too_many_with(wait, |secs| {
-            json!({"status": "error", "msg": format!("too many requests; retry in {secs} s")})
-        })
-    })
+    oauth::limited(app, headers, peer, None)
+        .await
+        .map_err(too_many)
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    oauth::too_many_with(
+        wait,
+        |secs| json!({"status": "error", "msg": format!("too many requests; retry in {secs} s")}),
+    )
 }
 
 fn login_reply(m: Minted) -> Response {
@@ -391,6 +396,10 @@ pub(crate) async fn token_create(
         Ok(c) => c,
         Err(r) => return r,
     };
+    // Minting is a token endpoint: limited per address and per user.
+    if let Err(wait) = oauth::limited_user(&app, &headers, peer, &c.sub) {
+        return too_many(wait);
+    }
     let p = match body(&headers, &b) {
         Ok(p) => p,
         Err(r) => return r,

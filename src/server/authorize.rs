@@ -395,8 +395,16 @@ pub(crate) async fn authorize_post(
     if p.get("action") != Some("allow") {
         return error_page(StatusCode::BAD_REQUEST, "choose Allow or Deny");
     }
-    if let Err(r) = super::oauth::rate_limit(&app, &headers, peer, None).await {
-        return r;
+    if let Err(wait) = super::oauth::limited(&app, &headers, peer, None).await {
+        // A person at a browser: a page, with the same `Retry-After` as the API's.
+        let secs = super::oauth::retry_secs(wait);
+        let page = error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many sign-in attempts from your address. Wait {secs} s, then go back and try again."
+            ),
+        );
+        return super::oauth::retry_after(page, secs);
     }
     // Who: a ticket from a previous step, or email and password.
     let user_id = match (p.get("uid"), p.get("ticket")) {

@@ -45,6 +45,11 @@ impl Limits {
         }
     }
 
+    /// Whether both limits are off (nothing to count).
+    pub fn off(&self) -> bool {
+        self.per_client.1.is_none() && self.per_address.1.is_none()
+    }
+
     /// Counts one request; Err(wait) when over a limit.
     pub fn check(&self, client: Option<&str>, addr: IpAddr) -> Result<(), Duration> {
         if let Some(l) = &self.per_address.1 {

@@ -66,12 +66,22 @@ pub(crate) fn oauth_error(e: &GrantError, basic_used: bool) -> Response {
 
 /// `429` with `Retry-After` (whole seconds, at least 1) and `body(seconds)`.
 pub(crate) fn too_many_with(wait: std::time::Duration, body: impl Fn(u64) -> Value) -> Response {
-    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let mut r = json_response(StatusCode::TOO_MANY_REQUESTS, body(secs));
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_str(&secs.to_string()).expect("digits"),
-    );
+    let secs = retry_secs(wait);
+    retry_after(
+        json_response(StatusCode::TOO_MANY_REQUESTS, body(secs)),
+        secs,
+    )
+}
+
+/// A wait in whole seconds, rounded up, at least 1 (`Retry-After`).
+pub(crate) fn retry_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Adds `Retry-After: secs`.
+pub(crate) fn retry_after(mut r: Response, secs: u64) -> Response {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     r
 }
 
@@ -136,28 +146,46 @@ pub(crate) async fn rate_limit(
     app: &App,
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
-    client: Option<&str>,
+    client: Option<(&str, &str)>,
 ) -> Result<(), Response> {
     limited(app, headers, peer, client).await.map_err(too_many)
 }
 
-/// The rate limits' verdict: how long to wait when past one.
+/// The rate limits' verdict: how long to wait when past one. Every request counts
+/// against its source address; `client` (id and secret, when given) counts against
+/// that client only if the secret is right, and skips both limits if that client is
+/// an exempt key. A wrong secret spends the sender's budget, never the client's.
 pub(crate) async fn limited(
     app: &App,
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
-    client: Option<&str>,
+    client: Option<(&str, &str)>,
 ) -> Result<(), std::time::Duration> {
-    if let Some(c) = client
-        && c.starts_with("kw_")
-        && let Ok(Some(e)) = app.svc.key_entry(c).await
-        && e.key.rate_exempt
-    {
+    let limits = app.limits.read().expect("lock").clone();
+    if limits.off() {
         return Ok(());
     }
-    let addr = app.address(headers, peer);
+    let client = match client {
+        Some((id, secret)) => match app.svc.client_proven(id, secret).await {
+            Some(true) => return Ok(()),
+            Some(false) => Some(id),
+            None => None,
+        },
+        None => None,
+    };
+    limits.check(client, app.address(headers, peer))
+}
+
+/// [`limited`] for a request made with a signed-in user's token (self-service):
+/// charged to the source address and, as its client, to the user.
+pub(crate) fn limited_user(
+    app: &App,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    user_id: &str,
+) -> Result<(), std::time::Duration> {
     let limits = app.limits.read().expect("lock").clone();
-    limits.check(client, addr)
+    limits.check(Some(&format!("user {user_id}")), app.address(headers, peer))
 }
 
 /// `POST /auth/token` (and aliases).
@@ -181,11 +209,16 @@ pub(crate) async fn token(
             return oauth_error(&e, basic);
         }
     };
-    let (cid, basic) = match &c {
-        Creds::Given { id, basic, .. } => (Some(id.as_str()), *basic),
+    let (client, basic) = match &c {
+        Creds::Given {
+            id,
+            secret: Some(secret),
+            basic,
+        } => (Some((id.as_str(), secret.as_str())), *basic),
+        Creds::Given { basic, .. } => (None, *basic),
         Creds::None => (None, false),
     };
-    if let Err(r) = rate_limit(&app, &headers, peer, cid).await {
+    if let Err(r) = rate_limit(&app, &headers, peer, client).await {
         return r;
     }
     match grant(&app, &headers, &p, &c).await {
@@ -335,7 +368,7 @@ async fn client_request(
             false,
         ));
     };
-    rate_limit(app, headers, peer, Some(&id)).await?;
+    rate_limit(app, headers, peer, Some((&id, &secret))).await?;
     let client = app
         .svc
         .authenticate(&id, &secret)

@@ -718,6 +718,19 @@ impl TokenService {
         Ok(Client::Key(entry))
     }
 
+    /// Whether `secret` is the client's: `Some(rate_exempt)` when it is (an app is never
+    /// exempt), `None` for an unknown client, a wrong secret, an expired key or a
+    /// failing database. The token service's rate limits charge a client's budget (and
+    /// honour its exemption) only for requests that prove to be that client, so that
+    /// nobody can spend another client's budget by sending its public id.
+    pub async fn client_proven(&self, client_id: &str, secret: &str) -> Option<bool> {
+        match self.authenticate(client_id, secret).await {
+            Ok(Client::Key(e)) => Some(e.key.rate_exempt),
+            Ok(Client::App(_)) => Some(false),
+            Err(_) => None,
+        }
+    }
+
     // ------------------------------------------------------------ grants
 
     /// `client_credentials`: a token for the key's owner within the key's scopes,
