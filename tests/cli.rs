@@ -935,6 +935,51 @@ fn implicit_default_database_is_created_on_first_use() {
 }
 
 #[test]
+fn a_first_init_with_a_bad_value_leaves_nothing_half_done() {
+    let e = Env::sqlite();
+    let default = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .env("XDG_DATA_HOME", e.path("data"))
+            .env("XDG_CONFIG_HOME", e.path("config"))
+            .env_remove("KEYWARD_DATABASE_URL")
+            .env_remove("KEYWARD_MASTER_KEY_FILE")
+            .output()
+            .unwrap()
+    };
+    for bad in [
+        vec!["init", "--issuer", "bad"],
+        vec!["init", "--domain", "bad domain"],
+    ] {
+        let o = default(&bad);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("\"bad"), "{bad:?}: {err}");
+    }
+    // The next command finds the first use still to do, and does it.
+    let o = default(&["--json", "domain", "list"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    let o = default(&["init", "--domain", "free.example.com"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An explicit database whose set-up never finished says to run init, not to ask
+    // an admin who does not exist.
+    let url = format!("sqlite://{}", e.path("half.db").display());
+    e.ok(&["--database-url", &url, "init"]);
+    common::rt().block_on(async {
+        use sqlx::Connection;
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(e.path("half.db"));
+        let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        for sql in ["DELETE FROM operator_domains", "DELETE FROM operators"] {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    });
+    let err = e.fails(&["--database-url", &url, "domain", "list"], 3);
+    assert!(err.contains("run `keyward init`"), "{err}");
+}
+
+#[test]
 fn processes_opening_a_new_database_at_once_all_succeed() {
     // Eight first uses of the implicit default database at the same moment: each
     // must find (or make) one complete schema, not trip over another's migration.

@@ -71,6 +71,12 @@ impl Keyward {
             }
         } else {
             kw.db.migrate().await?;
+            // A first init cut short after the schema (killed, or before this release
+            // checked its values first) left no operator: the default database finishes
+            // it; `actor` tells anyone else to run `init`.
+            if kw.target.implicit && kw.read(async |cx| dir::operator_count(cx).await).await? == 0 {
+                kw.init_locked(os, &InitOptions::default()).await?;
+            }
         }
         Ok(kw)
     }
@@ -126,6 +132,14 @@ impl Keyward {
     /// Sets up whatever is missing; reports what it did. Idempotent, and safe to run
     /// beside other processes opening the same database.
     pub async fn init(&self, os: &OsIdentity, opts: &InitOptions) -> Result<InitReport> {
+        // Bad values are refused before anything is created (a first init that failed
+        // half-way would leave a schema with no operator to continue from).
+        if let Some(issuer) = &opts.issuer {
+            settings::validate("issuer", issuer)?;
+        }
+        if let Some(d) = &opts.domain {
+            DomainName::parse(d)?;
+        }
         let _schema = store::schema_lock(&self.target)?;
         self.init_locked(os, opts).await
     }
@@ -318,11 +332,17 @@ impl Keyward {
     pub async fn actor(&self, os: &OsIdentity) -> Result<Actor> {
         let mut conn = self.db.conn().await?;
         let mut cx = conn.cx();
-        let op = dir::operator_by_account(&mut cx, &os.account)
-            .await?
-            .ok_or_else(|| Error::NotOperator {
+        let Some(op) = dir::operator_by_account(&mut cx, &os.account).await? else {
+            if dir::operator_count(&mut cx).await? == 0 {
+                return Err(Error::Environment(format!(
+                    "the database at {} has no operators yet (its set-up did not finish); run `keyward init` as the account that administers it",
+                    self.describe()
+                )));
+            }
+            return Err(Error::NotOperator {
                 account: os.account.clone(),
-            })?;
+            });
+        };
         let domains = dir::operator_domains(&mut cx, &op.id).await?;
         Ok(Actor {
             account: os.account.clone(),
