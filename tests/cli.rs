@@ -351,6 +351,26 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
         ),
         (vec!["config", "set", "issuer", "ftp://x"], "http(s) URL"),
         (
+            vec!["config", "set", "issuer", "https://auth.example.com/p?q=1"],
+            "without query, fragment or credentials",
+        ),
+        (
+            vec!["config", "set", "issuer", "http://user:pw@x.example"],
+            "invalid issuer",
+        ),
+        (
+            vec!["config", "set", "issuer", "https://a.example/#f"],
+            "invalid issuer",
+        ),
+        (
+            vec!["signing-key", "rotate", "--shared-secret"],
+            "--shared-secret makes an HS256 key; add --alg HS256",
+        ),
+        (
+            vec!["config", "set", "max_ttl", "1ms"],
+            "invalid max_ttl \"1ms\"",
+        ),
+        (
             vec!["demo", "--users", "0"],
             "invalid users \"0\": from 1 to 1000000",
         ),
@@ -656,6 +676,27 @@ both!(every_change_is_audited_with_the_os_account, |e| {
     );
     let v = e.json(&["audit", "verify"]);
     assert_eq!(v["ok"], true);
+    // --limit cuts the newest N and says so on stderr; 0 prints all, paged.
+    let all = ev.as_array().unwrap().len();
+    let o = e.run(&["--json", "audit", "--limit", "2"]);
+    let two: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(two.as_array().unwrap().len(), 2);
+    assert_eq!(two[1]["seq"], ev[1]["seq"]);
+    let note = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        note.contains("the newest 2 events") && note.contains("--limit 0"),
+        "{note}"
+    );
+    let o = e.run(&["audit", "--limit", &all.to_string()]);
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        e.json(&["audit", "--limit", "0"]).as_array().unwrap().len(),
+        all
+    );
     // SSH origin is recorded.
     let o = e
         .cmd(&["domain", "add", "ssh.example.net"])

@@ -424,9 +424,10 @@ pub struct AuditArgs {
     /// Only events whose target contains this text.
     #[arg(long)]
     pub target: Option<String>,
-    /// Maximum events to print.
+    /// Maximum events to print, newest first (0 = all, paged from the database); when
+    /// more match, stderr says so.
     #[arg(long, default_value_t = 100)]
-    pub limit: i64,
+    pub limit: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -542,12 +542,18 @@ pub async fn signing_key(kw: &Keyward, a: &Actor, js: bool, c: SigningKeyCmd) ->
                 Failure::Core(Error::invalid("--alg", alg.clone(), e.to_string()))
             })?;
             // The core says it in its own words; here the flags are the words.
-            if (alg == Alg::HS256) != shared_secret {
+            if alg == Alg::HS256 && !shared_secret {
                 return Err(Failure::Core(Error::invalid(
                     "--alg",
                     alg.as_str(),
-                    "HS256 together with --shared-secret (its key is a shared secret, never published), and --shared-secret only with HS256; otherwise ES256, EdDSA or RS256",
+                    "HS256 only together with --shared-secret (its key is a shared secret, never published); otherwise ES256, EdDSA or RS256",
                 )));
+            }
+            if shared_secret && alg != Alg::HS256 {
+                return Err(Failure::Core(Error::Refused(format!(
+                    "--shared-secret makes an HS256 key; add --alg HS256 (the algorithm is {})",
+                    alg.as_str()
+                ))));
             }
             let k = kw.signing_key_rotate(a, alg, shared_secret).await?;
             if js {

@@ -380,32 +380,46 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                 }
                 return Ok(());
             }
-            let q = AuditQuery {
+            let mut q = AuditQuery {
                 since: args.since.as_deref().map(parse_since).transpose()?,
                 actor: args.actor,
                 target: args.target,
-                limit: args.limit,
                 ..Default::default()
             };
-            let evs = kw.audit_list(a, q).await?;
-            if js {
-                json(&evs);
-            } else {
-                table(
-                    &["SEQ", "AT", "ACTOR", "ORIGIN", "ACTION", "TARGET"],
-                    evs.iter()
-                        .map(|e| {
-                            vec![
-                                e.seq.to_string(),
-                                e.at.replace('T', " ").trim_end_matches('Z').to_string(),
-                                e.actor.clone(),
-                                e.origin.clone(),
-                                e.action.clone(),
-                                e.target.clone(),
-                            ]
-                        })
-                        .collect(),
-                );
+            let mut printed = 0u64;
+            let fetch = async |want: i64| -> R<Vec<keyward::service::audit::AuditView>> {
+                q.limit = want;
+                let page = kw.audit_list(a, q.clone()).await?;
+                if let Some(last) = page.last() {
+                    q.before_seq = Some(last.seq);
+                }
+                printed += page.len() as u64;
+                Ok(page)
+            };
+            output::paged(
+                js,
+                args.limit,
+                &["SEQ", "AT", "ACTOR", "ORIGIN", "ACTION", "TARGET"],
+                "No events match.",
+                fetch,
+                |e| {
+                    vec![
+                        e.seq.to_string(),
+                        e.at.replace('T', " ").trim_end_matches('Z').to_string(),
+                        e.actor.clone(),
+                        e.origin.clone(),
+                        e.action.clone(),
+                        e.target.clone(),
+                    ]
+                },
+            )
+            .await?;
+            // Cut at --limit: say so (on stderr, so the output stays one document).
+            if args.limit > 0 && printed == args.limit {
+                q.limit = 1;
+                if !kw.audit_list(a, q).await?.is_empty() {
+                    eprintln!("(the newest {printed} events; --limit N shows more, --limit 0 all)");
+                }
             }
             Ok(())
         }

@@ -112,7 +112,7 @@ string_newtype!(
 impl Email {
     pub fn parse(s: &str) -> Result<Self> {
         let v = s.trim();
-        let accepted = "an address like name@example.com (at most 254 characters, no spaces or control characters)";
+        let accepted = "an address like name@example.com (at most 254 characters, 64 before the @, no spaces or control characters)";
         let bad = || Error::invalid("email", s, accepted);
         if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || is_forbidden_char(c)) {
             return Err(bad());
@@ -344,11 +344,13 @@ impl Ttl {
                 format!("a duration such as 90d, 24h or 15m ({e})"),
             )
         })?;
-        if d.is_zero() || d.as_secs() > 100 * 365 * 86_400 {
+        // Whole seconds: token lifetimes are counted in them (`exp`, `expires_in`), so
+        // `1ms` would be a token that is dead when issued.
+        if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > 100 * 365 * 86_400 {
             return Err(Error::invalid(
                 field,
                 s,
-                "a duration greater than zero and at most 100 years",
+                "a duration of whole seconds, from 1s to 100 years",
             ));
         }
         Ok(Self(d))
@@ -582,6 +584,13 @@ mod tests {
         assert_eq!(Ttl::parse("ttl", "90d").unwrap().secs(), 90 * 86400);
         assert_eq!(Ttl::parse("ttl", "1h").unwrap().secs(), 3600);
         assert!(Ttl::parse("ttl", "0s").is_err());
+        for sub in ["1ms", "1us", "1500ms"] {
+            let e = Ttl::parse("ttl", sub).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{sub:?}")) && e.contains("whole seconds"),
+                "{e}"
+            );
+        }
         assert!(Ttl::parse("ttl", "soon").is_err());
     }
 

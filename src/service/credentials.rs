@@ -247,7 +247,8 @@ impl Keyward {
             .as_deref()
             .map(|t| Ttl::parse("expires_in", t))
             .transpose()?;
-        let name = DisplayName::parse(spec.name.as_deref().unwrap_or("api key"))?;
+        let name =
+            DisplayName::parse_required("key name", spec.name.as_deref().unwrap_or("api key"))?;
         let uris: Vec<String> = spec
             .redirect_uris
             .iter()

@@ -61,7 +61,12 @@ pub async fn find_domain(cx: &mut Cx<'_>, actor: &Actor, name: &str) -> Result<D
                 Step::AddDomain,
             )
         } else {
-            Error::not_found_hint("domain", name, format!("domains are: {}", known.join(", ")))
+            // Named when few; a long list would bury the message.
+            let shown = match known.len() {
+                n if n <= 8 => known.join(", "),
+                n => format!("{} and {} more", known[..6].join(", "), n - 6),
+            };
+            Error::not_found_hint("domain", name, format!("domains are: {shown}"))
         });
     };
     Ok(row)

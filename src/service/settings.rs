@@ -24,7 +24,9 @@ pub const DEFAULTS: &[(&str, &str)] = &[
 /// What each setting accepts, for help and error messages.
 pub fn describe(key: &str) -> &'static str {
     match key {
-        "issuer" => "the `iss` of minted tokens: an http(s) URL, such as https://auth.example.com",
+        "issuer" => {
+            "the `iss` of minted tokens: an http(s) URL without query, fragment or credentials, such as https://auth.example.com"
+        }
         "default_ttl" => "lifetime of tokens minted without --ttl: a duration such as 24h",
         "max_ttl" => "the longest lifetime a token may get: a duration such as 365d",
         "grant_ttl" => "lifetime of tokens issued by the token service: a duration such as 1h",
@@ -41,9 +43,17 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
     let v = value.trim();
     match key {
         "issuer" => {
-            let ok = (v.starts_with("https://") || v.starts_with("http://"))
-                && v.len() <= 2000
-                && v.len() > "https://".len()
+            // RFC 8414 §2: an https (here also http) URL with no query or fragment;
+            // and no credentials, which every token would carry.
+            let u = url::Url::parse(v).ok();
+            let ok = u.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            }) && v.len() <= 2000
                 && !v.chars().any(|c| c.is_whitespace() || c.is_control());
             if !ok {
                 return Err(Error::invalid("issuer", value, describe(key)));

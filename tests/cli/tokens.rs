@@ -214,6 +214,21 @@ both!(support_flow_key_then_token, |e| {
             && err.contains("`keyward scope add NAME`"),
         "{err}"
     );
+    // A key needs a name (export writes it, apply needs it back).
+    let err = e.fails(
+        &["key", "create", "--user", "bob@example.com", "--name", ""],
+        1,
+    );
+    assert!(err.contains("invalid key name \"\""), "{err}");
+    // Lifetimes are whole seconds: `1ms` would be a token dead on arrival.
+    let err = e.fails(
+        &["token", "mint", "--user", "bob@example.com", "--ttl", "1ms"],
+        1,
+    );
+    assert!(
+        err.contains("\"1ms\"") && err.contains("whole seconds"),
+        "{err}"
+    );
     // Introspection shape.
     let v = verify(e, t["access_token"].as_str().unwrap());
     assert_eq!(v["active"], true);
