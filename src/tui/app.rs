@@ -182,9 +182,10 @@ pub enum Loaded {
         generation: u64,
         result: Result<i64, String>,
     },
+    /// `Ok(None)`: the user no longer exists (removed meanwhile).
     UserDetail {
         id: String,
-        result: Result<Box<UserDetail>, String>,
+        result: Result<Option<Box<UserDetail>>, String>,
     },
     Settings(Result<Vec<SettingRow>, String>),
     AuditVerify(Result<keyward::service::audit::ChainReport, String>),
@@ -1118,17 +1119,20 @@ impl App {
                 if self.open_user.as_deref() == Some(&id) {
                     self.open_user = None;
                     match result {
-                        Ok(d) => {
+                        Ok(Some(d)) => {
                             let email = d.user.email.clone();
                             return self.set_filter(ScreenId::Users, &email);
                         }
+                        Ok(None) => self.fail(format!(
+                            "user {id} no longer exists (removed); its tokens stay listed on Tokens (7) until purged"
+                        )),
                         Err(e) => self.fail(e),
                     }
                     return Vec::new();
                 }
                 if self.detail_wanted.as_deref() == Some(&id) {
                     match result {
-                        Ok(d) => self.detail = Some(*d),
+                        Ok(d) => self.detail = d.map(|d| *d),
                         Err(e) => self.toast(e),
                     }
                 }
@@ -1254,6 +1258,29 @@ impl App {
             ins.editing = true;
             return self.inspect_submit();
         }
+        let clean = s.trim();
+        if !self.takes_text() {
+            // Nothing here takes text, so the paste is never typed as keys (its letters
+            // would run commands, and a `y` confirm them). A token opens the inspector;
+            // on a list, the text becomes its filter (`/` and the text); else it is
+            // left alone.
+            let token = clean.split('.').count() == 3
+                && clean.len() > 20
+                && clean
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if self.overlay.is_none() && token {
+                return self.inspect(clean);
+            }
+            if self.overlay.is_none() && !clean.is_empty() && self.list(self.screen).is_some() {
+                if let Some(l) = self.list_mut(self.screen) {
+                    l.set_editing();
+                }
+            } else {
+                self.toast("pasted text ignored: nothing here takes text");
+                return Vec::new();
+            }
+        }
         // Typed in, character by character (each validates or filters as typing does),
         // up to what any field takes: a whole file pasted by mistake would otherwise
         // hold the console for minutes.
@@ -1271,6 +1298,20 @@ impl App {
         fx
     }
 
+    /// Whether typed text goes into something: a form's text field, the palette, or
+    /// a list's filter being typed.
+    fn takes_text(&self) -> bool {
+        match &self.overlay {
+            Some(Overlay::Form { form, .. }) => form
+                .fields
+                .get(form.focus)
+                .is_some_and(|f| matches!(f.kind, super::widgets::form::FieldKind::Text(_))),
+            Some(Overlay::Palette(_)) => true,
+            Some(_) => false,
+            None => self.list(self.screen).is_some_and(|l| l.editing()),
+        }
+    }
+
     fn key(&mut self, k: KeyEvent) -> Vec<Effect> {
         // Terminal-level keys, whatever is open.
         if k.modifiers.contains(KeyModifiers::CONTROL) {
@@ -1282,6 +1323,14 @@ impl App {
             if self.quit || self.suspend {
                 return Vec::new();
             }
+        }
+        // Too small to draw, the screen shows only how to go on: keys must not act on
+        // what cannot be seen. `q` still quits.
+        if self.size.0 < super::ui::MIN_W || self.size.1 < super::ui::MIN_H {
+            if k.code == KeyCode::Char('q') && self.overlay.is_none() {
+                self.quit = true;
+            }
+            return Vec::new();
         }
         if let Some(ov) = self.overlay.take() {
             return self.overlay_key(ov, k);

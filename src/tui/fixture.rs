@@ -287,7 +287,7 @@ pub fn feed(app: &mut App, screen: ScreenId) {
             let u = app.users.selected().cloned().expect("rows");
             app.update(Action::Loaded(Loaded::UserDetail {
                 id: u.id.clone(),
-                result: Ok(Box::new(detail(&u))),
+                result: Ok(Some(Box::new(detail(&u)))),
             }));
         }
     }

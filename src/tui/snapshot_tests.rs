@@ -133,7 +133,7 @@ fn hostile_names_render_inert() {
     let bob = app.users.selected().cloned().unwrap();
     app.update(Action::Loaded(Loaded::UserDetail {
         id: bob.id.clone(),
-        result: Ok(Box::new(fixture::detail(&bob))),
+        result: Ok(Some(Box::new(fixture::detail(&bob)))),
     }));
     let t = draw(&app, 120, 40);
     let text = screen_text(&t);

@@ -75,11 +75,12 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
         Request::Settings => Loaded::Settings(kw.config_list(actor).await.map_err(msg)),
         Request::AuditVerify => Loaded::AuditVerify(kw.audit_verify(actor).await.map_err(msg)),
         Request::UserDetail { id } => Loaded::UserDetail {
-            result: kw
-                .user_show(actor, &id, None)
-                .await
-                .map(Box::new)
-                .map_err(msg),
+            result: match kw.user_show(actor, &id, None).await {
+                Ok(d) => Ok(Some(Box::new(d))),
+                // Removed since the row was listed (the list's reload follows).
+                Err(keyward::Error::NotFound { kind: "user", .. }) => Ok(None),
+                Err(e) => Err(msg(e)),
+            },
             id,
         },
         Request::Roles { generation } => {

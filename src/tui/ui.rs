@@ -61,7 +61,7 @@ fn too_small(f: &mut Frame, area: Rect, th: &Theme) {
         Line::styled("Keyward", th.title()),
         Line::raw(format!("This terminal is {}×{}.", area.width, area.height)),
         Line::raw(format!("Please enlarge it to at least {MIN_W}×{MIN_H}.")),
-        Line::styled("Ctrl-C quits", th.dim()),
+        Line::styled("Keys wait until it is; q or Ctrl-C quits", th.dim()),
     ];
     let h = (msg.len() as u16).min(area.height);
     let y = area.y + area.height.saturating_sub(h) / 2;
