@@ -74,6 +74,73 @@ fn denied<T: std::fmt::Debug>(r: keyward::Result<T>) {
 }
 
 both_async!(
+    previews_of_narrowing_count_exactly_and_change_nothing,
+    |e| {
+        let (kw, admin) = open(e).await;
+        let mut u = new_user("w@x.example", "free.example.com");
+        u.role = Some("Administrator".into());
+        kw.user_add(&admin, u).await.unwrap();
+        let mint = |scopes: &str| MintSpec {
+            user: "w@x.example".into(),
+            scopes: Some(vec![scopes.to_string()]),
+            ..Default::default()
+        };
+        for s in ["admin", "write", "read"] {
+            kw.mint(&admin, mint(s)).await.unwrap();
+        }
+        kw.key_create(
+            &admin,
+            keyward::service::credentials::KeySpec {
+                user: "w@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // To Consumer (read): the admin and write tokens go, the key is trimmed.
+        let seen = kw
+            .user_set_role_preview(&admin, "w@x.example", "Consumer")
+            .await
+            .unwrap();
+        assert_eq!((seen.revoked_tokens, seen.trimmed_keys), (2, 1));
+        // Nothing changed: the same preview says the same, the role is unchanged.
+        let again = kw
+            .user_set_role_preview(&admin, "w@x.example", "Consumer")
+            .await
+            .unwrap();
+        assert_eq!(again, seen);
+        let d = kw.user_show(&admin, "w@x.example", None).await.unwrap();
+        assert_eq!(d.user.role, "Administrator");
+        let (_, done) = kw
+            .user_set_role(&admin, "w@x.example", "Consumer")
+            .await
+            .unwrap();
+        assert_eq!(done, seen);
+        // A role's scope revoked, and a role removed: previewed alike.
+        kw.role_add(&admin, "Writers", &["write".into()], None)
+            .await
+            .unwrap();
+        kw.user_set_role(&admin, "w@x.example", "Writers")
+            .await
+            .unwrap();
+        kw.mint(&admin, mint("write")).await.unwrap();
+        let p = kw
+            .role_revoke_preview(&admin, "Writers", &["write".into()])
+            .await
+            .unwrap();
+        // Writers keeps nothing: its read token (from Consumer) goes too.
+        assert_eq!(p.revoked_tokens, 2);
+        let (moved, p) = kw
+            .role_rm_preview(&admin, "Writers", Some("Consumer"))
+            .await
+            .unwrap();
+        assert_eq!((moved, p.revoked_tokens), (1, 1));
+        assert!(kw.role_show(&admin, "Writers").await.is_ok());
+        assert!(kw.audit_verify(&admin).await.unwrap().ok);
+    }
+);
+
+both_async!(
     imports_assign_only_roles_the_operator_may_and_audit_each_user,
     |e| {
         let (kw, admin) = open(e).await;

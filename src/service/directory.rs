@@ -1,7 +1,7 @@
 //! Domains, users, stations and operators.
 
 use super::scopes::{self, Narrowing, enforce_scopes, find_role};
-use super::{Actor, Keyward, Need, audit_event};
+use super::{Actor, Keyward, Need, Run, audit_event};
 use crate::error::{Error, Listing, Result, Step};
 use crate::model::{
     self, ApiAccess, CountryCode, DisplayName, DomainName, Email, EuVatId, OperatorRole, OsAccount,
@@ -533,9 +533,32 @@ impl Keyward {
         user: &str,
         role: &str,
     ) -> Result<(UserRow, Narrowing)> {
+        self.user_set_role_as(actor, user, role, Run::Commit).await
+    }
+
+    /// What [`Keyward::user_set_role`] would revoke and trim, without changing anything.
+    pub async fn user_set_role_preview(
+        &self,
+        actor: &Actor,
+        user: &str,
+        role: &str,
+    ) -> Result<Narrowing> {
+        Ok(self
+            .user_set_role_as(actor, user, role, Run::Rehearse)
+            .await?
+            .1)
+    }
+
+    async fn user_set_role_as(
+        &self,
+        actor: &Actor,
+        user: &str,
+        role: &str,
+        run: Run,
+    ) -> Result<(UserRow, Narrowing)> {
         actor.require(Need::Support)?;
         let (a, user, role) = (actor.clone(), user.to_string(), role.to_string());
-        self.write(async move |cx| {
+        self.write_as(run, async move |cx| {
             let u = find_user(cx, &a, &user, None).await?;
             a.require_domain(&u.domain_id, &u.domain)?;
             let r = find_role(cx, &role).await?;

@@ -366,6 +366,27 @@ impl Keyward {
         commit_after(self.db.begin().await?, f).await
     }
 
+    /// [`Keyward::write`], or with [`Run::Rehearse`] the same work rolled back: what a
+    /// change would do (its counts), exactly, without doing it.
+    pub(crate) async fn write_as<T, F>(&self, run: Run, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,
+    {
+        match run {
+            Run::Commit => self.write(f).await,
+            Run::Rehearse => {
+                not_holding()?;
+                let mut tx = self.db.begin().await?;
+                let out = {
+                    let mut cx = tx.cx();
+                    HOLDING.scope((), f(&mut cx)).await
+                };
+                tx.rollback().await?;
+                out
+            }
+        }
+    }
+
     /// A connection of its own for a long-lived writer (see [`Writer`]).
     pub async fn writer(&self) -> Result<Writer> {
         self.db.writer().await
@@ -460,6 +481,13 @@ impl Keyward {
 }
 
 /// Runs `f` in `tx`; commits on success, rolls back (drops `tx`) on error.
+/// Whether a change is made or only rehearsed (see [`Keyward::write_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Commit,
+    Rehearse,
+}
+
 async fn commit_after<T, F>(mut tx: Tx<'_>, f: F) -> Result<T>
 where
     F: AsyncFnOnce(&mut Cx<'_>) -> Result<T>,

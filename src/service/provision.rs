@@ -382,7 +382,7 @@ impl Keyward {
             report.dry_run = true;
         }
         if report.dry_run {
-            drop(tx); // rolls back
+            tx.rollback().await?;
             report.secrets.clear(); // never created
         } else {
             tx.commit().await?;

@@ -1,6 +1,6 @@
 //! Scopes (with implication) and roles (named scope sets, one default).
 
-use super::{Actor, Keyward, Need, audit_event};
+use super::{Actor, Keyward, Need, Run, audit_event};
 use crate::error::{Error, Result, Step};
 use crate::model::{self, Description, RoleName, ScopeName};
 use crate::store::Cx;
@@ -114,7 +114,7 @@ pub struct RoleView {
 }
 
 /// What narrowing a role or moving a user did to credentials.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Narrowing {
     pub revoked_tokens: u64,
     pub trimmed_keys: u64,
@@ -578,13 +578,36 @@ impl Keyward {
         role: &str,
         scopes: &[String],
     ) -> Result<(RoleView, Narrowing)> {
+        self.role_revoke_as(actor, role, scopes, Run::Commit).await
+    }
+
+    /// What [`Keyward::role_revoke`] would revoke and trim, without changing anything.
+    pub async fn role_revoke_preview(
+        &self,
+        actor: &Actor,
+        role: &str,
+        scopes: &[String],
+    ) -> Result<Narrowing> {
+        Ok(self
+            .role_revoke_as(actor, role, scopes, Run::Rehearse)
+            .await?
+            .1)
+    }
+
+    async fn role_revoke_as(
+        &self,
+        actor: &Actor,
+        role: &str,
+        scopes: &[String],
+        run: Run,
+    ) -> Result<(RoleView, Narrowing)> {
         actor.require(Need::Global)?;
         let scopes: Vec<ScopeName> = scopes
             .iter()
             .map(|s| ScopeName::parse(s))
             .collect::<Result<_>>()?;
         let (role, actor) = (role.to_string(), actor.clone());
-        self.write(async move |cx| {
+        self.write_as(run, async move |cx| {
             let r = find_role(cx, &role).await?;
             if r.all_scopes {
                 return Err(Error::Refused(format!(
@@ -654,13 +677,34 @@ impl Keyward {
         role: &str,
         reassign_to: Option<&str>,
     ) -> Result<(u64, Narrowing)> {
+        self.role_rm_as(actor, role, reassign_to, Run::Commit).await
+    }
+
+    /// What [`Keyward::role_rm`] would move, revoke and trim, without changing anything.
+    pub async fn role_rm_preview(
+        &self,
+        actor: &Actor,
+        role: &str,
+        reassign_to: Option<&str>,
+    ) -> Result<(u64, Narrowing)> {
+        self.role_rm_as(actor, role, reassign_to, Run::Rehearse)
+            .await
+    }
+
+    async fn role_rm_as(
+        &self,
+        actor: &Actor,
+        role: &str,
+        reassign_to: Option<&str>,
+        run: Run,
+    ) -> Result<(u64, Narrowing)> {
         actor.require(Need::Global)?;
         let (role, to, actor) = (
             role.to_string(),
             reassign_to.map(str::to_string),
             actor.clone(),
         );
-        self.write(async move |cx| {
+        self.write_as(run, async move |cx| {
             let r = find_role(cx, &role).await?;
             if let Some(e) = role_removal_refused(&r.name, r.builtin, r.is_default) {
                 return Err(e);

@@ -212,6 +212,15 @@ impl Tx<'_> {
         }
         Ok(())
     }
+    /// Rolls back now (a dropped transaction rolls back too, but only when its
+    /// connection is next used: until then SQLite's write lock stays taken).
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Pg(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
 }
 
 impl Writer {

@@ -144,6 +144,9 @@ pub enum Request {
     KeyLiveTokens {
         client_id: String,
     },
+    /// What a narrowing change (a role's scope revoked, a user's role changed, a role
+    /// removed) would revoke and trim, rehearsed before it is confirmed.
+    Narrowing(Box<Confirm>),
     Domains,
 }
 
@@ -200,6 +203,11 @@ pub enum Loaded {
     KeyLiveTokens {
         client_id: String,
         result: Result<i64, String>,
+    },
+    /// A [`Request::Narrowing`]'s answer: users moved, and what would be taken.
+    Narrowing {
+        confirm: Box<Confirm>,
+        result: Result<(u64, keyward::service::scopes::Narrowing), String>,
     },
     SigningKeys {
         generation: u64,
@@ -490,7 +498,7 @@ pub enum FormKind {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Confirm {
     pub title: String,
     pub lines: Vec<String>,
@@ -1195,6 +1203,7 @@ impl App {
                 }
                 Vec::new()
             }
+            Loaded::Narrowing { confirm, result } => self.confirm_narrowing(*confirm, result),
             Loaded::AuditVerify(result) => {
                 match result {
                     Ok(r) if r.ok => self.toast(format!(
@@ -2188,6 +2197,37 @@ impl App {
         }
     }
 
+    /// A narrowing change, rehearsed: the confirmation says what it takes (SPEC: "says
+    /// what else it takes with it"). A user's role change that takes nothing is made
+    /// at once; a refusal brings the form back, as a refused write does.
+    fn confirm_narrowing(
+        &mut self,
+        mut c: Confirm,
+        result: Result<(u64, keyward::service::scopes::Narrowing), String>,
+    ) -> Vec<Effect> {
+        let n = match result {
+            Ok((_, n)) => n,
+            Err(e) => return self.refused(e),
+        };
+        if self.overlay.is_some() {
+            // Something else was opened meanwhile: do not put this over it.
+            self.resubmit = None;
+            return Vec::new();
+        }
+        if n.revoked_tokens == 0 && n.trimmed_keys == 0 && matches!(c.op, WriteOp::UserRole { .. })
+        {
+            self.writing += 1;
+            return vec![Effect::Write(c.op)];
+        }
+        self.resubmit = None;
+        c.lines.push(format!(
+            "This revokes {} active token(s) and trims {} API key(s), in the same transaction.",
+            n.revoked_tokens, n.trimmed_keys
+        ));
+        self.overlay = Some(Overlay::Confirm(c));
+        Vec::new()
+    }
+
     /// Opens the token inspector, inspecting `jwt` at once when given.
     fn inspect(&mut self, jwt: &str) -> Vec<Effect> {
         self.overlay = Some(Overlay::Inspect(Box::new(Inspector {
@@ -2460,41 +2500,73 @@ impl App {
             ScreenId::Stations => self.stations.selected().map(|s| Confirm {
                 title: format!("Remove station {}", super::fmt::safe(&s.name)),
                 lines: vec![
-                    format!("Owner {} · domain {}", super::fmt::safe(&s.user_email), s.domain),
+                    format!(
+                        "Owner {} · domain {}",
+                        super::fmt::safe(&s.user_email),
+                        s.domain
+                    ),
                     "A user's last station cannot be removed.".into(),
                 ],
-                op: WriteOp::StationRm { id: s.id.clone(), name: s.name.clone() },
+                op: WriteOp::StationRm {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                },
             }),
-            ScreenId::Operators => self.operators.items.get(self.operators.sel).map(|o| Confirm {
-                title: format!("Remove operator {}", o.account),
-                lines: vec![format!(
-                    "{} ({}) will no longer be able to administer Keyward.",
-                    o.account, o.role
-                )],
-                op: WriteOp::OperatorRm { account: o.account.clone() },
-            }),
-            ScreenId::Roles if self.pane == 0 => self.roles.items.get(self.roles.sel).map(|r| {
-                let to = self.roles.items.iter().find(|x| x.default && x.id != r.id).map(|x| x.name.clone());
+            ScreenId::Operators => self
+                .operators
+                .items
+                .get(self.operators.sel)
+                .map(|o| Confirm {
+                    title: format!("Remove operator {}", o.account),
+                    lines: vec![format!(
+                        "{} ({}) will no longer be able to administer Keyward.",
+                        o.account, o.role
+                    )],
+                    op: WriteOp::OperatorRm {
+                        account: o.account.clone(),
+                    },
+                }),
+            ScreenId::Roles if self.pane == 0 => {
+                let Some(r) = self.roles.items.get(self.roles.sel) else {
+                    return Vec::new();
+                };
+                let to = self
+                    .roles
+                    .items
+                    .iter()
+                    .find(|x| x.default && x.id != r.id)
+                    .map(|x| x.name.clone());
                 let mut lines = vec![format!("Role {} has {} user(s).", r.name, r.users)];
-                if r.users > 0 {
-                    lines.push(match &to {
-                        Some(t) => format!("They move to the default role {t}; tokens and keys beyond it are revoked and trimmed."),
-                        None => "No role is the default: make one the default first, for them to move to.".into(),
-                    });
-                }
-                Confirm {
+                let c = |lines| Confirm {
                     title: format!("Remove role {}", r.name),
                     lines,
-                    op: WriteOp::RoleRm { role: r.name.clone(), reassign: if r.users > 0 { to } else { None } },
+                    op: WriteOp::RoleRm {
+                        role: r.name.clone(),
+                        reassign: if r.users > 0 { to.clone() } else { None },
+                    },
+                };
+                match (&to, r.users) {
+                    (_, 0) => Some(c(lines)),
+                    (Some(t), _) => {
+                        // How many tokens and keys go is rehearsed first.
+                        lines.push(format!("They move to the default role {t}."));
+                        return vec![Effect::Load(Request::Narrowing(Box::new(c(lines))))];
+                    }
+                    (None, _) => {
+                        lines.push("No role is the default: make one the default first, for them to move to.".into());
+                        Some(c(lines))
+                    }
                 }
-            }),
+            }
             ScreenId::Roles => self.scopes.get(self.scope_sel).map(|s| Confirm {
                 title: format!("Remove scope {}", s.name),
                 lines: vec![
                     format!("{}", super::fmt::safe(&s.description)),
                     "Refused while a role, key or token still uses it.".into(),
                 ],
-                op: WriteOp::ScopeRm { name: s.name.clone() },
+                op: WriteOp::ScopeRm {
+                    name: s.name.clone(),
+                },
             }),
             _ => None,
         };
@@ -2718,6 +2790,11 @@ impl App {
                             self.overlay = Some(Overlay::Confirm(c));
                             return Vec::new();
                         }
+                        Submit::Narrowing(c) => {
+                            // The form comes back if the rehearsal is refused.
+                            self.resubmit = Some((kind, form));
+                            return vec![Effect::Load(Request::Narrowing(Box::new(c)))];
+                        }
                     };
                     self.writing += 1;
                     self.resubmit = Some((kind, form));
@@ -2937,6 +3014,8 @@ impl<R: ListRow> ListOps for Paged<R> {
 enum Submit {
     Write(WriteOp),
     Confirm(Confirm),
+    /// Rehearsed first, then confirmed with what it takes (see `confirm_narrowing`).
+    Narrowing(Confirm),
     Issue(IssueOp),
     IssueApp(AppOp),
 }
@@ -3217,11 +3296,21 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             rn: opt(v("reg. number")),
             country: opt(v("country")),
         },
-        FormKind::ChangeRole { id, email } => WriteOp::UserRole {
-            id: id.clone(),
-            email: email.clone(),
-            role: v("role"),
-        },
+        FormKind::ChangeRole { id, email } => {
+            let role = v("role");
+            return Submit::Narrowing(Confirm {
+                title: format!("Role of {}", super::fmt::safe(email)),
+                lines: vec![format!(
+                    "{} gets role {role}: what it carries beyond {role}'s scopes goes.",
+                    super::fmt::safe(email)
+                )],
+                op: WriteOp::UserRole {
+                    id: id.clone(),
+                    email: email.clone(),
+                    role,
+                },
+            });
+        }
         FormKind::NewRole => WriteOp::RoleAdd {
             name: v("name"),
             description: v("description"),
@@ -3238,14 +3327,11 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
         },
         FormKind::Revoke { role, users } => {
             let scopes = checked("scopes");
-            return Submit::Confirm(Confirm {
+            return Submit::Narrowing(Confirm {
                 title: format!("Revoke {} from {role}", scopes.join(" ")),
-                lines: vec![
-                    format!("{users} user(s) of {role} lose these scopes (and what they imply)."),
-                    "Their tokens beyond the narrowed role are revoked and their keys trimmed,"
-                        .into(),
-                    "in the same transaction.".into(),
-                ],
+                lines: vec![format!(
+                    "{users} user(s) of {role} lose these scopes (and what they imply)."
+                )],
                 op: WriteOp::RoleRevoke {
                     role: role.clone(),
                     scopes,

@@ -260,12 +260,29 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
     assert!(fx.is_empty(), "nothing ticked: refused inline");
     assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
     key(&mut app, KeyCode::Char(' '));
+    // What it takes is rehearsed first, then confirmed with the counts.
     let fx = key(&mut app, KeyCode::Enter);
-    assert!(fx.is_empty());
+    let [Effect::Load(Request::Narrowing(c))] = &fx[..] else {
+        panic!("a rehearsal: {fx:?}")
+    };
+    app.update(Action::Loaded(Loaded::Narrowing {
+        confirm: c.clone(),
+        result: Ok((
+            0,
+            keyward::service::scopes::Narrowing {
+                revoked_tokens: 12,
+                trimmed_keys: 3,
+            },
+        )),
+    }));
     let Some(Overlay::Confirm(c)) = &app.overlay else {
         panic!("confirmation")
     };
     assert!(c.lines[0].contains("55 user(s) of Consumer"));
+    assert!(
+        c.lines[1].contains("revokes 12 active token(s) and trims 3 API key(s)"),
+        "{c:?}"
+    );
     let fx = key(&mut app, KeyCode::Enter);
     assert_eq!(
         fx,
@@ -274,6 +291,67 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
             scopes: vec!["read".into()]
         })]
     );
+}
+
+#[test]
+fn a_role_change_that_takes_tokens_is_confirmed_with_the_counts() {
+    use keyward::service::scopes::Narrowing;
+    let rehearse = |app: &mut super::app::App| -> Box<super::app::Confirm> {
+        key(app, KeyCode::Char('R'));
+        key(app, KeyCode::Right);
+        let fx = key(app, KeyCode::Enter);
+        match &fx[..] {
+            [Effect::Load(Request::Narrowing(c))] => c.clone(),
+            _ => panic!("a rehearsal: {fx:?}"),
+        }
+    };
+    // Taking something: confirmed first, with what it takes.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let c = rehearse(&mut app);
+    let op = c.op.clone();
+    assert!(matches!(op, WriteOp::UserRole { .. }), "{op:?}");
+    app.update(Action::Loaded(Loaded::Narrowing {
+        confirm: c,
+        result: Ok((
+            0,
+            Narrowing {
+                revoked_tokens: 1,
+                trimmed_keys: 1,
+            },
+        )),
+    }));
+    let Some(Overlay::Confirm(shown)) = &app.overlay else {
+        panic!("a confirmation")
+    };
+    assert!(
+        shown
+            .lines
+            .iter()
+            .any(|l| l.contains("revokes 1 active token(s) and trims 1"))
+    );
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Write(op.clone())]
+    );
+    // Taking nothing: made at once.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let c = rehearse(&mut app);
+    let fx = app.update(Action::Loaded(Loaded::Narrowing {
+        confirm: c,
+        result: Ok((0, Narrowing::default())),
+    }));
+    assert_eq!(fx, vec![Effect::Write(op)]);
+    // Refused (say, an admin role by a support operator): the form comes back.
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    let c = rehearse(&mut app);
+    app.update(Action::Loaded(Loaded::Narrowing {
+        confirm: c,
+        result: Err("only an admin operator may assign it".into()),
+    }));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form comes back: {:?}", app.overlay)
+    };
+    assert!(form.failed.as_deref().unwrap().contains("only an admin"));
 }
 
 #[test]
@@ -1102,21 +1180,28 @@ fn enter_shows_a_rows_details_and_the_screens_keys_still_act() {
 
 #[test]
 fn details_taller_than_the_terminal_scroll_within_bounds() {
-    // 80×12: six rows of text, the token's nine fields.
-    let mut app = fixture::app(ScreenId::Tokens, (80, 12), OperatorRole::Admin);
+    // A revocation reason of 40 wrapped rows: taller than the pop-up at 80×24.
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Admin);
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Down);
+    }
+    app.tokens.rows[4].revoke_reason = Some("a long story. ".repeat(200));
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Char('j'));
     assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 1 })));
+    let scroll = |app: &super::app::App| match app.overlay {
+        Some(Overlay::Detail { scroll }) => scroll,
+        _ => panic!("the details stay open"),
+    };
+    for _ in 0..20 {
+        key(&mut app, KeyCode::PageDown);
+    }
+    let last = scroll(&app);
+    assert!(last > 20, "{last}");
     key(&mut app, KeyCode::Char('j'));
-    key(&mut app, KeyCode::PageDown);
-    assert!(
-        matches!(app.overlay, Some(Overlay::Detail { scroll: 3 })),
-        "at most the last row"
-    );
-    key(&mut app, KeyCode::Char('j'));
-    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 3 })));
+    assert_eq!(scroll(&app), last, "at most the last row");
     key(&mut app, KeyCode::Char('g'));
-    assert!(matches!(app.overlay, Some(Overlay::Detail { scroll: 0 })));
+    assert_eq!(scroll(&app), 0);
 }
 
 #[test]

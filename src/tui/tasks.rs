@@ -118,6 +118,28 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
             generation,
             result: kw.signing_key_list(actor).await.map_err(msg),
         },
+        Request::Narrowing(confirm) => {
+            let result = match &confirm.op {
+                WriteOp::UserRole { id, role, .. } => kw
+                    .user_set_role_preview(actor, id, role)
+                    .await
+                    .map(|n| (0, n)),
+                WriteOp::RoleRevoke { role, scopes } => kw
+                    .role_revoke_preview(actor, role, scopes)
+                    .await
+                    .map(|n| (0, n)),
+                WriteOp::RoleRm { role, reassign } => {
+                    kw.role_rm_preview(actor, role, reassign.as_deref()).await
+                }
+                other => Err(keyward::Error::Refused(format!(
+                    "nothing to rehearse for {other:?}"
+                ))),
+            };
+            Loaded::Narrowing {
+                confirm,
+                result: result.map_err(msg),
+            }
+        }
         Request::KeyLiveTokens { client_id } => Loaded::KeyLiveTokens {
             result: kw.key_live_tokens(actor, &client_id).await.map_err(msg),
             client_id,
