@@ -481,9 +481,9 @@ impl Keyward {
 }
 
 /// Runs `f` in `tx`; commits on success, rolls back (drops `tx`) on error.
-/// Whether a change is made or only rehearsed (see [`Keyward::write_as`]).
+/// Whether a change is made or only rehearsed (the `*_preview` methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Run {
+pub(crate) enum Run {
     Commit,
     Rehearse,
 }
