@@ -198,6 +198,11 @@ both!(signup_creates_user_and_station_but_no_token, |e| {
     assert_eq!(u["stations"][0]["name"], "New Bie");
     let pending = e.json(&["user", "list", "--pending"]);
     assert_eq!(emails(&pending), vec!["Newbie@Acme.example"]);
+    // A disabled user is not waiting: access cannot be given to it.
+    e.ok(&["user", "disable", "newbie@acme.example"]);
+    let pending = e.json(&["user", "list", "--pending"]);
+    assert!(emails(&pending).is_empty(), "{pending}");
+    e.ok(&["user", "enable", "newbie@acme.example"]);
     let shown = e.json(&["user", "show", "newbie@acme.example"]);
     assert_eq!(shown["id"], u["id"]);
     assert_eq!(shown["domain"], "free.example.com");

@@ -362,12 +362,20 @@ fn pty_import_users_from_a_csv_file() {
     c.wait_for("Import users");
     // Check only first: nothing changes.
     c.send(&format!("{}\r", csv.display()));
-    c.wait_for("would create 2, refused 1 (line 3");
+    // The refused rows are listed in a pop-up, each whole.
+    c.wait_for("would create 2, refused 1");
+    let s = c.wait_for("line 3 not-an-email: invalid email");
+    assert!(s.contains("Result"), "{s}");
+    c.send(" ");
+    c.wait("the result to close", |s| {
+        !s.contains("line 3 not-an-email")
+    });
     c.wait_for("1 of 4");
     c.send("I");
     c.wait_for("Import users");
     c.send(&format!("{}\t\t\x1b[C\r", csv.display()));
     c.wait_for("created 2, refused 1");
+    c.send(" ");
     c.wait_for("1 of 6");
     c.send("\x03");
     assert!(c.exit());

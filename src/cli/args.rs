@@ -257,7 +257,7 @@ pub struct UserListArgs {
     /// Email prefix, or any part of email or name (3+ characters).
     #[arg(long)]
     pub search: Option<String>,
-    /// Only users whose API access has not been enabled yet (the support inbox).
+    /// Only active users whose API access has not been enabled yet (the support inbox).
     #[arg(long)]
     pub pending: bool,
     /// Sort by email or created.

@@ -479,6 +479,7 @@ pub struct UserQuery {
     pub domains: Option<Vec<String>>,
     pub role_id: Option<String>,
     pub status: Option<String>,
+    /// Waiting for API access: active, and access not enabled yet.
     pub pending: bool,
     /// Prefix of the email or substring of email/name.
     pub search: Option<String>,
@@ -517,7 +518,9 @@ fn user_filters(q: &mut Sql, f: &UserQuery) {
         q.push(" AND u.status = ").bind(s);
     }
     if f.pending {
-        q.push(" AND u.api_access = 'pending'");
+        // Literals, as the partial index `users_waiting` states them (a bound value
+        // would not let SQLite's planner use it).
+        q.push(" AND u.api_access = 'pending' AND u.status = 'active'");
     }
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         user_search_filter(q, s);

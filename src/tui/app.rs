@@ -518,6 +518,8 @@ pub enum Overlay {
     },
     Confirm(Confirm),
     Error(String),
+    /// A result of several lines (an import's refused rows): a pop-up, not a toast.
+    Notice(String),
     /// `Enter` on a list: every detail of the selected row, `scroll` rows down.
     Detail {
         scroll: usize,
@@ -751,9 +753,13 @@ impl App {
     }
 
     pub fn toast(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        // Four seconds, and a second more for every 20 characters past a row's worth:
+        // a long result stays long enough to be read.
+        let extra = (text.chars().count() as u64).saturating_sub(70);
         self.toast = Some(Toast {
-            text: text.into(),
-            until: self.tick + TOAST_TICKS,
+            text,
+            until: self.tick + TOAST_TICKS + extra,
         });
     }
 
@@ -1035,7 +1041,11 @@ impl App {
                 match r {
                     Ok(msg) => {
                         self.resubmit = None;
-                        self.toast(msg);
+                        if msg.contains('\n') && self.overlay.is_none() {
+                            self.overlay = Some(Overlay::Notice(msg));
+                        } else {
+                            self.toast(msg);
+                        }
                         self.reload_all()
                     }
                     Err(e) => self.refused(e),
@@ -2659,7 +2669,7 @@ impl App {
 
     fn overlay_key(&mut self, ov: Overlay, k: KeyEvent) -> Vec<Effect> {
         match ov {
-            Overlay::Help | Overlay::Error(_) => Vec::new(),
+            Overlay::Help | Overlay::Error(_) | Overlay::Notice(_) => Vec::new(),
             Overlay::Detail { scroll } => self.detail_key(scroll, k),
             Overlay::Inspect(ins) => self.inspector_key(ins, k),
             // Any other key closes it; dropping the overlay wipes the secret.

@@ -292,7 +292,7 @@ pub static BINDINGS: &[Binding] = &[
         keys: &[k('/')],
         label: "/",
         on: On::Only(&[S::Users, S::Stations, S::Keys, S::Tokens, S::Audit]),
-        desc: "filter (Esc clears)",
+        desc: "filter",
         cmd: Cmd::Filter,
         need: Need::Read,
         hint: true,
@@ -765,6 +765,22 @@ pub fn step(s: &Step) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_screens_hint_line_fits_in_80_columns() {
+        for d in crate::tui::screens::SCREENS {
+            let mut seen = Vec::new();
+            let mut w = 1;
+            for b in for_screen(d.id).filter(|b| b.hint) {
+                if seen.contains(&b.label) {
+                    continue;
+                }
+                seen.push(b.label);
+                w += b.label.chars().count() + 1 + b.desc.chars().count() + 3;
+            }
+            assert!(w.saturating_sub(3) <= 80, "{:?}: {w} columns", d.id);
+        }
+    }
 
     fn key(c: KeyCode) -> KeyEvent {
         KeyEvent::new(c, KeyModifiers::NONE)

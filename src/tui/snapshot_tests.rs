@@ -420,3 +420,29 @@ fn a_long_note_wraps_under_itself_and_an_error_saying_the_same_replaces_it() {
     assert!(text.contains("✗ the `iss`"), "{text}");
     insta::assert_snapshot!("form_setting_invalid", t.backend());
 }
+
+#[test]
+fn a_long_result_takes_two_rows_and_a_longer_one_is_cut_with_an_ellipsis() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    app.toast(
+        "reviewer1@example.test now has role Consumer; revoked 1 token(s) and trimmed 1 key(s) that exceeded the new scopes",
+    );
+    let text = screen_text(&draw(&app, 80, 24));
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[22].contains("» reviewer1@example.test now has role Consumer"),
+        "{text}"
+    );
+    assert!(rows[23].contains("exceeded the new scopes"), "{text}");
+    app.toast("word ".repeat(60));
+    let text = screen_text(&draw(&app, 80, 24));
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[23].trim_end_matches([' ', '"']).ends_with('…'),
+        "{text}"
+    );
+    // A short one leaves the status bar in place.
+    app.toast("saved");
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(text.lines().nth(23).unwrap().contains("?help"), "{text}");
+}

@@ -498,8 +498,22 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                     r.created,
                     r.errors.len()
                 );
-                if let Some(e) = r.errors.first() {
-                    m.push_str(&format!(" (line {}: {})", e.line, inert(&e.reason)));
+                // Every refused row, each on a line of its own (a pop-up shows them).
+                const SHOWN: usize = 12;
+                for e in r.errors.iter().take(SHOWN) {
+                    m.push_str(&format!(
+                        "\nline {} {}: {}",
+                        e.line,
+                        inert(&e.email),
+                        inert(&e.reason)
+                    ));
+                }
+                if r.errors.len() > SHOWN {
+                    m.push_str(&format!(
+                        "\n… and {} more: `keyward user import FILE --domain {} --dry-run` lists them all",
+                        r.errors.len() - SHOWN,
+                        inert(&domain)
+                    ));
                 }
                 m
             }

@@ -49,8 +49,14 @@ pub fn render(app: &App, f: &mut Frame) {
         ScreenId::SigningKeys => screens::signing::render(app, f, body),
         ScreenId::Audit => screens::audit::render(app, f, body),
     }
-    hint_line(app, f, hint);
-    status_bar(app, f, status);
+    match &app.toast {
+        // A result longer than a row takes the status bar's row too (two rows).
+        Some(t) => toast(app, &t.text, f, Rect::new(hint.x, hint.y, hint.width, 2)),
+        None => {
+            hint_line(app, f, hint);
+            status_bar(app, f, status);
+        }
+    }
     if let Some(ov) = &app.overlay {
         overlay(app, ov, f, area);
     }
@@ -111,18 +117,49 @@ fn tab_bar(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn hint_line(app: &App, f: &mut Frame, area: Rect) {
+/// A result or notice over the hint line, wrapped onto the status bar's row when it
+/// is longer than one; cut with `…` past two rows.
+fn toast(app: &App, text: &str, f: &mut Frame, area: Rect) {
     let th = &app.theme;
-    if let Some(t) = &app.toast {
-        f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::styled(" » ", th.key()),
-                Span::raw(safe(&t.text)),
-            ])),
-            area,
+    let w = (area.width as usize).saturating_sub(4).max(10);
+    let text = safe(text);
+    let mut rows: Vec<String> = textwrap::wrap(&text, w)
+        .into_iter()
+        .map(|r| r.into_owned())
+        .collect();
+    if rows.len() > 2 {
+        let rest = rows[1..].join(" ");
+        rows.truncate(2);
+        rows[1] = trunc(&rest, w);
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled(" » ", th.key()),
+        Span::raw(rows.first().cloned().unwrap_or_default()),
+    ])];
+    if let Some(r) = rows.get(1) {
+        lines.push(Line::raw(format!("   {r}")));
+    } else {
+        lines.push(Line::raw(""));
+    }
+    if rows.len() < 2 {
+        // One row: the status bar stays.
+        f.render_widget(Paragraph::new(lines.remove(0)), Rect { height: 1, ..area });
+        status_bar(
+            app,
+            f,
+            Rect {
+                y: area.y + 1,
+                height: 1,
+                ..area
+            },
         );
         return;
     }
+    f.render_widget(Paragraph::new(lines), area);
+}
+
+fn hint_line(app: &App, f: &mut Frame, area: Rect) {
+    let th = &app.theme;
     let mut spans = vec![Span::raw(" ")];
     let mut seen: Vec<&str> = Vec::new();
     for b in keymap::for_screen(app.screen).filter(|b| b.hint) {
@@ -426,6 +463,19 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 area,
                 w,
                 Paragraph::new(lines).block(b).wrap(Wrap { trim: false }),
+            );
+        }
+        Overlay::Notice(msg) => {
+            let mut lines: Vec<Line> = msg.lines().map(|l| Line::raw(safe(l))).collect();
+            lines.push(Line::raw(""));
+            lines.push(Line::styled("any key closes", th.dim()));
+            popup(
+                f,
+                area,
+                76,
+                Paragraph::new(lines)
+                    .block(block(th, "Result".into(), true))
+                    .wrap(Wrap { trim: false }),
             );
         }
         Overlay::Error(msg) => {

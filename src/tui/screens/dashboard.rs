@@ -55,12 +55,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     // Waiting for API access.
     let w = inner(tl);
     let mut lines: Vec<Line> = Vec::new();
-    for (i, u) in d
-        .pending_users
-        .iter()
-        .enumerate()
-        .take(tl.height.saturating_sub(2) as usize)
-    {
+    // Scrolled so that the highlighted sign-up is always in view.
+    let rows = tl.height.saturating_sub(2).max(1) as usize;
+    let first = (app.dash_sel + 1).saturating_sub(rows);
+    for (i, u) in d.pending_users.iter().enumerate().skip(first).take(rows) {
         let age = span(app.now - u.created_at);
         let role_w = 10;
         let email_w = w.saturating_sub(5 + 1 + role_w + 2);
