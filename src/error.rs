@@ -87,6 +87,10 @@ pub enum Step {
     AddDomain,
     /// Find the user by a search of the users.
     SearchUsers,
+    /// Enable the (disabled) user.
+    EnableUser,
+    /// Retire the signing key revoking the tokens it signed.
+    RevokeSignedTokens,
     /// List the entities of this kind to find the right name.
     List(Listing),
 }
@@ -116,6 +120,12 @@ impl fmt::Display for Step {
             Step::RotateSigningKey => f.write_str("run `keyward signing-key rotate` first"),
             Step::AddDomain => f.write_str("add one with `keyward domain add NAME`"),
             Step::SearchUsers => f.write_str("`keyward user list --search TEXT` finds them"),
+            Step::EnableUser => {
+                f.write_str("enable the user first with `keyward user enable USER`")
+            }
+            Step::RevokeSignedTokens => f.write_str(
+                "wait until they expire, or revoke them with `keyward signing-key retire KID --revoke-tokens`",
+            ),
             Step::List(l) => write!(
                 f,
                 "`keyward {} list` shows them",

@@ -260,7 +260,7 @@ impl Keyward {
             let u = find_user(cx, &a, &spec.user, spec.domain.as_deref()).await?;
             a.require_domain(&u.domain_id, &u.domain)?;
             if dir::lock_user_status(cx, &u.id).await?.as_deref() != Some("active") {
-                return Err(Error::Refused(format!("{} is disabled; enable the user first", u.email)));
+                return Err(Error::blocked(format!("{} is disabled", u.email), Step::EnableUser));
             }
             let g = ScopeGraph::load(cx).await?;
             let allowed = user_role_scopes(cx, &u.role_id).await?;

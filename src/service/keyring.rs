@@ -424,10 +424,13 @@ impl Keyward {
                 let mut revoked = 0;
                 if live > 0 {
                     if !revoke_tokens {
-                        return Err(Error::Refused(format!(
-                            "{live} unexpired token(s) are signed by {}; retiring it would break them. Wait until they expire, or add --revoke-tokens",
-                            k.kid
-                        )));
+                        return Err(Error::blocked(
+                            format!(
+                                "{live} unexpired token(s) are signed by {}; retiring it would break them",
+                                k.kid
+                            ),
+                            Step::RevokeSignedTokens,
+                        ));
                     }
                     revoked = ks::revoke_tokens_of_kid(cx, &k.kid, now, &a.label()).await?;
                 }

@@ -2678,7 +2678,7 @@ impl App {
                     rv.copied = true;
                     let secret = rv.secret.clone();
                     self.overlay = Some(Overlay::Reveal(rv));
-                    self.toast("secret copied (OSC 52); tmux/screen may keep a copy");
+                    self.toast("secret sent to the terminal's clipboard (OSC 52; terminals may refuse it); tmux/screen may keep a copy");
                     vec![Effect::Clipboard(secret)]
                 }
                 _ => Vec::new(),
@@ -2757,7 +2757,7 @@ impl App {
                     Some((name, arg)) => self.run_command(name, &arg),
                     None => {
                         self.fail(format!(
-                            "no command matches {:?}; : then Enter lists them",
+                            "no command matches {:?}: `:` opens the list of commands, and typing narrows it",
                             p.input.value()
                         ));
                         Vec::new()

@@ -749,6 +749,14 @@ pub fn step(s: &Step) -> Option<String> {
             on(S::Users),
             key_for(S::Users, Cmd::Filter)
         ),
+        Step::EnableUser => format!(
+            "enable the user first: {}, select them and press {}",
+            on(S::Users),
+            key_for(S::Users, Cmd::ToggleStatus)
+        ),
+        Step::RevokeSignedTokens => {
+            "wait until they expire, or choose to revoke them in this form".into()
+        }
         Step::List(l) => {
             let screen = match l {
                 Listing::Stations => S::Stations,
@@ -832,6 +840,11 @@ mod tests {
             (Step::RotateSigningKey, "on Signing keys (8), press n"),
             (Step::AddDomain, "on Dashboard (1), press n"),
             (Step::SearchUsers, "on Users (2), press / to search"),
+            (Step::EnableUser, "on Users (2), select them and press x"),
+            (
+                Step::RevokeSignedTokens,
+                "choose to revoke them in this form",
+            ),
             (Step::List(Listing::Stations), "Stations (4) lists them"),
             (Step::List(Listing::Keys), "API keys (5) lists them"),
             (Step::List(Listing::Apps), "Developer apps (6) lists them"),

@@ -446,3 +446,55 @@ fn a_long_result_takes_two_rows_and_a_longer_one_is_cut_with_an_ellipsis() {
     let text = screen_text(&draw(&app, 80, 24));
     assert!(text.lines().nth(23).unwrap().contains("?help"), "{text}");
 }
+
+#[test]
+fn checklists_and_choices_break_between_items_never_inside_one() {
+    use super::widgets::form::{Field, Form};
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
+    let scopes = [
+        "admin",
+        "read",
+        "receive_documents",
+        "reports.view",
+        "send_documents",
+        "write",
+        "billing.export",
+        "audit.read",
+    ];
+    let users = [
+        "farid.meyer6@globex.example",
+        "hiro.novak7@umbrella.example",
+        "jonas.horvat4@acme.example",
+    ];
+    let form = Form::new(
+        "New role",
+        vec![
+            Field::checks(
+                "scopes",
+                scopes.iter().map(|s| (s.to_string(), false)).collect(),
+            ),
+            Field::choice("user", users.iter().map(|s| s.to_string()).collect(), 0),
+        ],
+    );
+    app.overlay = Some(super::app::Overlay::Form {
+        kind: super::app::FormKind::NewRole,
+        form,
+    });
+    let text = screen_text(&draw(&app, 80, 24));
+    for s in scopes {
+        assert!(text.contains(&format!("[ ] {s}")), "{s}:\n{text}");
+    }
+    for (i, u) in users.iter().enumerate() {
+        let mark = if i == 0 { "•" } else { " " };
+        assert!(text.contains(&format!("({mark}) {u}")), "{u}:\n{text}");
+    }
+    // Continuation rows start under the first item, not at the pop-up's edge.
+    let rows: Vec<&str> = text.lines().collect();
+    let first = rows.iter().position(|r| r.contains("[ ] admin")).unwrap();
+    let col = column(rows[first], "[ ] admin");
+    assert_eq!(
+        rows[first + 1].chars().position(|c| c == '['),
+        Some(col),
+        "{text}"
+    );
+}

@@ -633,27 +633,29 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
                 }
             }
             FieldKind::Choice { options, sel } => {
-                for (j, o) in options.iter().enumerate() {
+                let items = options.iter().enumerate().map(|(j, o)| {
                     let s = format!("({}) {} ", if j == *sel { "•" } else { " " }, safe(o));
-                    spans.push(if j == *sel && focus {
+                    if j == *sel && focus {
                         Span::styled(s, th.selected())
                     } else {
                         Span::raw(s)
-                    });
-                }
+                    }
+                });
+                spans = flow(spans, items, 2 + label_w, inner, &mut lines);
             }
             FieldKind::Checks { options, cursor: c } => {
                 if options.is_empty() {
                     spans.push(Span::styled("(none)", th.dim()));
                 }
-                for (j, (o, on)) in options.iter().enumerate() {
+                let items = options.iter().enumerate().map(|(j, (o, on))| {
                     let s = format!("[{}] {} ", if *on { "x" } else { " " }, safe(o));
-                    spans.push(if j == *c && focus {
+                    if j == *c && focus {
                         Span::styled(s, th.selected())
                     } else {
                         Span::raw(s)
-                    });
-                }
+                    }
+                });
+                spans = flow(spans, items, 2 + label_w, inner, &mut lines);
             }
         }
         // A note that does not fit after the value goes under it, wrapped under
@@ -709,6 +711,32 @@ fn form_popup(th: &Theme, form: &Form, f: &mut Frame, area: Rect) {
     }
 }
 
+/// Lays `items` (a choice's options, a checklist's boxes) out after `first` (the
+/// label) in rows of `width` columns, breaking between items, never inside one, so a
+/// box stays with its name; further rows start `indent` columns in. Full rows go to
+/// `lines`; the last, still open (a note may follow it), is returned.
+fn flow<'a>(
+    first: Vec<Span<'a>>,
+    items: impl Iterator<Item = Span<'a>>,
+    indent: usize,
+    width: usize,
+    lines: &mut Vec<Line<'a>>,
+) -> Vec<Span<'a>> {
+    let mut row = first;
+    let mut used: usize = row.iter().map(|s| s.content.width()).sum();
+    for item in items {
+        let w = item.content.trim_end().width();
+        if used + w > width && used > indent {
+            lines.push(Line::from(std::mem::take(&mut row)));
+            row.push(Span::raw(" ".repeat(indent)));
+            used = indent;
+        }
+        used += item.content.width();
+        row.push(item);
+    }
+    row
+}
+
 /// `text` wrapped to `width` columns, every row `indent` columns in, the first after
 /// `mark` and the others under its text.
 fn hanging(
@@ -759,15 +787,15 @@ fn reveal_popup(th: &Theme, rv: &Reveal, f: &mut Frame, area: Rect) {
         lines.push(Line::styled(chunk.iter().collect::<String>(), th.ok()));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::raw(format!(
-        "scope {} · {}",
-        safe(&rv.scope),
-        rv.expiry
-    )));
+    // Wrapped: a role with many scopes must not push the expiry out of view.
+    let about = format!("scope {} · {}", safe(&rv.scope), rv.expiry);
+    for row in textwrap::wrap(&about, inner_w) {
+        lines.push(Line::raw(row.into_owned()));
+    }
     lines.push(Line::from(vec![
         Span::styled("c", th.key()),
         Span::raw(if rv.copied {
-            " copied (OSC 52; tmux/screen may keep a copy) · "
+            " sent to the terminal's clipboard (OSC 52; tmux/screen may keep a copy) · "
         } else {
             " copy secret (OSC 52; tmux/screen may keep a copy) · "
         }),
