@@ -298,6 +298,11 @@ both!(client_credentials_and_resource, |env| {
             .unwrap()
             .ends_with("/auth/token")
     );
+    // The public sign-in client authenticates with nothing (RFC 8414 §2).
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
     assert!(
         meta["grant_types_supported"]
             .as_array()
@@ -688,7 +693,8 @@ both!(introspection_and_revocation, |env| {
         json!({"active": false})
     );
 
-    // Revocation (RFC 7009): only by the client it was issued to; 200 regardless.
+    // Revocation (RFC 7009): only by the client it was issued to (§2.1: another
+    // client's request is refused); an unknown token is 200.
     let revoke = |key: &(String, String), token: &str| {
         s.http
             .post(s.url("/oauth/revoke"))
@@ -697,7 +703,9 @@ both!(introspection_and_revocation, |env| {
             .send()
             .unwrap()
     };
-    assert_eq!(revoke(&k.bob_key, &tok).status(), 200);
+    let r = revoke(&k.bob_key, &tok);
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r)["error"], "unauthorized_client");
     assert_eq!(body_json(intro(&k.bob_key, &tok))["active"], true);
     assert_eq!(revoke(&k.alice_key, &tok).status(), 200);
     assert_eq!(body_json(intro(&k.bob_key, &tok)), json!({"active": false}));
@@ -712,11 +720,14 @@ both!(introspection_and_revocation, |env| {
     let v = body_json(intro(&k.alice_key, &rt));
     assert_eq!(v["active"], true, "{v}");
     assert_eq!(v["token_type"], "refresh_token");
+    assert!(v.get("jti").is_none(), "no null members: {v}");
     assert_eq!(v["client_id"], json!(k.alice_key.0));
     assert_eq!(v["scope"], "read write");
     assert_eq!(v["aud"], DOMAIN);
     assert!(v["exp"].as_i64().unwrap() > v["iat"].as_i64().unwrap());
     assert_eq!(body_json(intro(&k.bob_key, &rt)), json!({"active": false}));
+    assert_eq!(revoke(&k.bob_key, &rt).status(), 400);
+    assert_eq!(body_json(intro(&k.alice_key, &rt))["active"], true);
     assert_eq!(revoke(&k.alice_key, &rt).status(), 200);
     assert_eq!(
         body_json(intro(&k.alice_key, &rt)),
@@ -1338,11 +1349,11 @@ both!(behind_a_trusted_proxy, |env| {
     env.ok(&["config", "set", "rate_limit_per_client", "0"]);
     env.ok(&["config", "set", "rate_limit_per_address", "2"]);
     let s = Server::start_full(env, Some(DOMAIN), None, &["--trust-proxy"]);
-    // The proxy names the domain.
+    // The proxy names the domain: the entry it appended, the last.
     let r = s
         .http
         .post(s.url("/signup"))
-        .header("x-forwarded-host", OTHER)
+        .header("x-forwarded-host", format!("{DOMAIN}, {OTHER}"))
         .json(&json!({"email": "hal@other.example.org", "password": "s3cret-enough"}))
         .send()
         .unwrap();
@@ -1710,12 +1721,15 @@ both!(malformed_requests_never_fail_the_server, |env| {
     let r = s.http.delete(s.url("/signup")).send().unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(body_json(r)["status"], "error");
-    // A Host that is missing, doubled, or contradicted by the request target is
-    // ambiguous about the domain: 400, before any endpoint runs.
+    // A Host that is missing, doubled, contradicted by the request target or not a
+    // host[:port] at all is ambiguous about the domain: 400, before any endpoint runs.
     for head in [
         "GET /healthz HTTP/1.1\r\n".to_string(),
         format!("GET /healthz HTTP/1.1\r\nHost: {DOMAIN}\r\nHost: {OTHER}\r\n"),
         format!("GET http://{OTHER}/healthz HTTP/1.1\r\nHost: {DOMAIN}\r\n"),
+        "GET /healthz HTTP/1.1\r\nHost: free example\r\n".to_string(),
+        "GET /healthz HTTP/1.1\r\nHost: fr\u{e9}e.example.com\r\n".to_string(),
+        format!("GET /healthz HTTP/1.1\r\nHost: user@{DOMAIN}\r\n"),
     ] {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
@@ -2140,18 +2154,35 @@ both!(authorization_code_flow, |env| {
     // Reuse: invalid_grant, and the tokens issued from the code are revoked.
     let r = exchange_raw(&s, &app, &code, REDIRECT, "x".repeat(43).as_str());
     assert_eq!(r.status(), 400);
-    assert_eq!(body_json(r)["error"], "invalid_grant");
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_grant");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("are revoked"),
+        "{v}"
+    );
     assert_eq!(
         get_stations(&s, &tok).status(),
         401,
         "tokens of a reused code are refused from the reuse's answer on"
     );
 
-    // Wrong verifier.
-    let (code, _v) = code_for(&s, &c);
+    // Wrong verifier: refused, and the code is spent; presented again (even with the
+    // right verifier) it is refused without a word of tokens, as none were issued.
+    let (code, v) = code_for(&s, &c);
     let r = exchange_raw(&s, &app, &code, REDIRECT, &"a".repeat(43));
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "invalid_grant");
+    let r = exchange_raw(&s, &app, &code, REDIRECT, v.secret());
+    let v = body_json(r);
+    assert_eq!(v["error"], "invalid_grant");
+    let d = v["error_description"].as_str().unwrap();
+    assert!(
+        d.contains("start the authorization again") && !d.contains("revoked"),
+        "{d}"
+    );
 
     // Wrong redirect_uri at the token endpoint.
     let (code, v) = code_for(&s, &c);

@@ -64,15 +64,22 @@ impl Inner {
         self.svc.keyward()
     }
 
-    /// The request's domain: `Host` (or `X-Forwarded-Host` behind a trusted proxy)
-    /// when it names a known domain, else `--domain`.
+    /// The request's domain: `Host` (or `X-Forwarded-Host` behind a trusted proxy:
+    /// its last entry, the one the proxy set, as for `X-Forwarded-For`) when it names
+    /// a known domain, else `--domain`.
     pub fn domain(&self, headers: &HeaderMap) -> Option<Domain> {
         let fwd = self
             .opts
             .trust_proxy
-            .then(|| header_str(headers, "x-forwarded-host"))
+            .then(|| {
+                headers
+                    .get_all("x-forwarded-host")
+                    .iter()
+                    .next_back()
+                    .and_then(|v| v.to_str().ok())
+            })
             .flatten()
-            .and_then(|v| v.split(',').next().map(str::trim));
+            .and_then(|v| v.rsplit(',').next().map(str::trim));
         let host = fwd.or_else(|| header_str(headers, header::HOST.as_str()));
         if let Some(h) = host.map(host_part)
             && let Some(id) = self.svc.domain_id(&h)
@@ -300,10 +307,19 @@ fn host_problem(req: &Request) -> Option<&'static str> {
     if hosts.next().is_some() {
         return Some("more than one Host header");
     }
+    // RFC 9112 §3.2: a Host that is not a host[:port] (spaces, non-ASCII, userinfo)
+    // is refused like a missing one; an empty one is allowed (a target without an
+    // authority), and names no domain.
+    let valid = |h: &axum::http::HeaderValue| {
+        h.to_str().is_ok_and(|s| {
+            s.is_empty() || (!s.contains('@') && axum::http::uri::Authority::try_from(s).is_ok())
+        })
+    };
     match (host, req.uri().authority()) {
         (None, None) if req.version() == axum::http::Version::HTTP_11 => {
             Some("the Host header is missing")
         }
+        (Some(h), _) if !valid(h) => Some("the Host header is not a host[:port]"),
         (Some(h), Some(a)) if !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) => {
             Some("the Host header and the request target name different hosts")
         }

@@ -393,9 +393,8 @@ pub(crate) async fn introspect(
         Err(m) => return oauth_error(&GrantError::InvalidRequest(m), false),
     };
     match app.svc.introspect(&client, tok).await {
-        Ok(i) if i.active => no_store(json_response(
-            StatusCode::OK,
-            json!({
+        Ok(i) if i.active => {
+            let mut v = json!({
                 "active": true,
                 "scope": i.scope,
                 "client_id": i.client_id,
@@ -406,14 +405,21 @@ pub(crate) async fn introspect(
                 "iss": i.iss,
                 "aud": i.aud,
                 "token_type": if i.refresh { "refresh_token" } else { "Bearer" },
-            }),
-        )),
+            });
+            // RFC 7662 §2.2: members are optional; one with no value is left out,
+            // not sent as null (a refresh token has no jti).
+            if let Some(m) = v.as_object_mut() {
+                m.retain(|_, x| !x.is_null());
+            }
+            no_store(json_response(StatusCode::OK, v))
+        }
         Ok(_) => no_store(json_response(StatusCode::OK, json!({"active": false}))),
         Err(e) => oauth_error(&GrantError::Core(e), false),
     }
 }
 
-/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known.
+/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known; 400
+/// `unauthorized_client` for a token issued to another client.
 pub(crate) async fn revoke(
     axum::extract::State(app): St,
     axum::extract::ConnectInfo(peer): Peer,
@@ -430,10 +436,15 @@ pub(crate) async fn revoke(
     };
     let origin = app.address(&headers, peer).to_string();
     match app.svc.revoke(&client, tok, &origin).await {
-        Ok(()) => {
+        Ok(true) => {
             app.revocations_changed().await;
             no_store(StatusCode::OK.into_response())
         }
+        // RFC 7009 §2.1: a token issued to another client is refused, not ignored.
+        Ok(false) => oauth_error(
+            &GrantError::UnauthorizedClient("the token was issued to another client".into()),
+            false,
+        ),
         Err(e) => oauth_error(&GrantError::Core(e), false),
     }
 }
@@ -473,7 +484,9 @@ pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
             "grant_types_supported": grants,
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            // `none`: the public sign-in client keyward-login (password and refresh
+            // grants of signed-in users) sends no secret.
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         }),

@@ -163,12 +163,21 @@ fn parse_json(body: &[u8]) -> Result<Params, ParamError> {
     let pairs: Pairs = serde_json::from_slice(body)
         .map_err(|e| ParamError::Malformed(format!("the body is not a JSON object: {e}")))?;
     let mut p = Params::default();
+    // A null is an absent value, but one that was given: given again, a duplicate.
+    let mut nulls = std::collections::HashSet::new();
     for (k, v) in pairs.0 {
+        let given = p.values.contains_key(&k) || p.set_aside.contains_key(&k);
+        if nulls.contains(&k) || (v.is_null() && given) {
+            return Err(ParamError::Duplicate(k));
+        }
         let s = match v {
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
-            serde_json::Value::Null => continue,
+            serde_json::Value::Null => {
+                nulls.insert(k);
+                continue;
+            }
             // A list of strings is a list of scopes, joined as `scope` is written.
             serde_json::Value::Array(items) if k == "scope" || k == "scopes" => {
                 let mut parts = Vec::new();
@@ -301,6 +310,9 @@ mod tests {
             &br#"{"username":"a","username":["a"]}"#[..],
             br#"{"username":["a"],"username":"a"}"#,
             br#"{"username":{},"username":[]}"#,
+            br#"{"username":null,"username":"a"}"#,
+            br#"{"username":"a","username":null}"#,
+            br#"{"username":null,"username":null}"#,
         ] {
             assert!(
                 matches!(parse_json(body), Err(ParamError::Duplicate(_))),

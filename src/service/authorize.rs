@@ -484,12 +484,17 @@ impl TokenService {
                 let now = model::now();
                 let family = code_family(&row.code_hash);
                 if row.used_at.is_some() || !gs::spend_auth_code(cx, &row.code_hash, now).await? {
-                    cred::revoke_family(cx, &family, now, "keyward", "authorization code reused")
+                    let n = cred::revoke_family(cx, &family, now, "keyward", "authorization code reused")
                         .await?;
-                    return Ok(Err(GrantError::Reused(
+                    // A code is spent by any exchange, one refused for a wrong verifier
+                    // or redirect_uri too; only say tokens were revoked when some were.
+                    return Ok(Err(GrantError::Reused(if n > 0 {
                         "the authorization code was already used; tokens issued from it are revoked"
-                            .into(),
-                    )));
+                            .into()
+                    } else {
+                        "the authorization code was already presented (codes are single-use); start the authorization again"
+                            .into()
+                    })));
                 }
                 if row.expires_at <= now {
                     return Ok(Err(bad("the authorization code has expired")));

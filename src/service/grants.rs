@@ -967,17 +967,24 @@ impl TokenService {
     }
 
     /// RFC 7009: revokes an access token or a refresh token (with its family) that was
-    /// issued to this client. Unknown tokens and tokens of other clients are ignored
-    /// (the caller answers 200 either way). Audited.
-    pub async fn revoke(&self, client: &Client, token: &str, origin: &str) -> Result<()> {
+    /// issued to this client; false when it was issued to another client (§2.1: the
+    /// request is refused). Unknown tokens are ignored (the caller answers 200).
+    /// Audited.
+    pub async fn revoke(&self, client: &Client, token: &str, origin: &str) -> Result<bool> {
         let token = token.trim();
         if token.is_empty() || token.len() > 8192 {
-            return Ok(());
+            return Ok(true);
         }
         let actor = Self::actor(origin);
         if token.matches('.').count() == 2 {
             let i = self.kw.introspect(None, token).await?;
-            if let Some(rec) = i.record.filter(|r| r.client_id == client.client_id())
+            if i.record
+                .as_ref()
+                .is_some_and(|r| r.client_id != client.client_id())
+            {
+                return Ok(false);
+            }
+            if let Some(rec) = i.record
                 && rec.revoked_at.is_none()
             {
                 self.kw
@@ -988,7 +995,7 @@ impl TokenService {
                     )
                     .await?;
             }
-            return Ok(());
+            return Ok(true);
         }
         let secrets = self.kw.secrets().await?;
         let hashes = refresh_hashes(&secrets, token);
@@ -996,10 +1003,13 @@ impl TokenService {
         self.kw
             .write(async move |cx| {
                 let Some(r) = cred::refresh_by_any_hash(cx, &hashes).await? else {
-                    return Ok(());
+                    return Ok(true);
                 };
-                if r.client_id != client_id || r.revoked_at.is_some() {
-                    return Ok(());
+                if r.client_id != client_id {
+                    return Ok(false);
+                }
+                if r.revoked_at.is_some() {
+                    return Ok(true);
                 }
                 // Recorded as the access-token branch above records it.
                 let why = format!("revoked by client {client_id}");
@@ -1014,7 +1024,7 @@ impl TokenService {
                     json!({"revoked": n, "reason": format!("refresh token revoked by client {client_id}")}),
                 )
                 .await?;
-                Ok(())
+                Ok(true)
             })
             .await
     }
