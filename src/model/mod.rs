@@ -270,15 +270,22 @@ impl EuVatId {
             .filter(|c| !c.is_whitespace() && *c != '.' && *c != '-')
             .collect::<String>()
             .to_ascii_uppercase();
+        // The VAT prefixes of the EU's member states (Greece's is EL), and XI for
+        // Northern Ireland; every such number has digits.
+        const PREFIXES: [&str; 28] = [
+            "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU",
+            "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "XI",
+        ];
         let b = v.as_bytes();
         let ok = (4..=16).contains(&b.len())
-            && b[..2].iter().all(|c| c.is_ascii_uppercase())
-            && b[2..].iter().all(|c| c.is_ascii_alphanumeric());
+            && PREFIXES.iter().any(|p| p.as_bytes() == &b[..2])
+            && b[2..].iter().all(|c| c.is_ascii_alphanumeric())
+            && b[2..].iter().any(|c| c.is_ascii_digit());
         if !ok {
             return Err(Error::invalid(
                 "EU VAT id",
                 s,
-                "a two-letter country prefix followed by 2-14 letters or digits, such as DE123456789",
+                "an EU country prefix (AT, BE, … DE, EL for Greece, … XI for Northern Ireland) followed by 2-14 letters or digits, such as DE123456789",
             ));
         }
         Ok(Self(v))
@@ -571,6 +578,10 @@ mod tests {
             "DE123456789"
         );
         assert!(EuVatId::parse("123").is_err());
+        for bad in ["not a vat", "US123456789", "GR123456789", "DEABCDEFG", "ÄB12345"] {
+            assert!(EuVatId::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(EuVatId::parse("el 123456789").unwrap().as_str(), "EL123456789");
         assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
         assert!(CountryCode::parse("FRA").is_err());
         assert_eq!(
