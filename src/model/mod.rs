@@ -578,10 +578,19 @@ mod tests {
             "DE123456789"
         );
         assert!(EuVatId::parse("123").is_err());
-        for bad in ["not a vat", "US123456789", "GR123456789", "DEABCDEFG", "ÄB12345"] {
+        for bad in [
+            "not a vat",
+            "US123456789",
+            "GR123456789",
+            "DEABCDEFG",
+            "ÄB12345",
+        ] {
             assert!(EuVatId::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(EuVatId::parse("el 123456789").unwrap().as_str(), "EL123456789");
+        assert_eq!(
+            EuVatId::parse("el 123456789").unwrap().as_str(),
+            "EL123456789"
+        );
         assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
         assert!(CountryCode::parse("FRA").is_err());
         assert_eq!(

@@ -3311,7 +3311,7 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             return Submit::Narrowing(Confirm {
                 title: format!("Role of {}", super::fmt::safe(email)),
                 lines: vec![format!(
-                    "{} gets role {role}: what it carries beyond {role}'s scopes goes.",
+                    "{} gets role {role}; what goes beyond its scopes goes with it.",
                     super::fmt::safe(email)
                 )],
                 op: WriteOp::UserRole {

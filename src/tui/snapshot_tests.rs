@@ -498,3 +498,29 @@ fn checklists_and_choices_break_between_items_never_inside_one() {
         "{text}"
     );
 }
+
+#[test]
+fn the_waiting_list_scrolls_with_the_highlight() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    let users = fixture::users();
+    if let Some(d) = app.dash.as_mut() {
+        d.pending_users = (0..20)
+            .map(|i| {
+                let mut u = users[i % users.len()].clone();
+                u.email = format!("waiting{i:02}@example.com");
+                u
+            })
+            .collect();
+        d.pending = 20;
+    }
+    for _ in 0..14 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let text = screen_text(&draw(&app, 80, 24));
+    let row = text
+        .lines()
+        .find(|r| r.contains('▶'))
+        .unwrap_or_else(|| panic!("the highlight is in view:\n{text}"));
+    assert!(row.contains("waiting14@"), "{row}");
+    assert!(!text.contains("waiting00@"), "scrolled: {text}");
+}
