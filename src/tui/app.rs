@@ -2320,7 +2320,27 @@ impl App {
                     .as_ref()
                     .and_then(|i| i.client_id.clone())
                     .or(claim("client_id"));
+                use keyward::service::tokens::{CONSOLE_CLIENT, LOGIN_CLIENT};
                 match cid {
+                    // Minted by an operator, or from a sign-in: no key to show.
+                    Some(c) if c == CONSOLE_CLIENT || c == LOGIN_CLIENT => {
+                        self.toast(format!(
+                            "{c} is not an API key: {}",
+                            if c == CONSOLE_CLIENT {
+                                "the token was minted by an operator (console or CLI)"
+                            } else {
+                                "the token came from a user's sign-in"
+                            }
+                        ));
+                        self.overlay = Some(Overlay::Inspect(ins));
+                        Vec::new()
+                    }
+                    Some(c) if c.starts_with("kwapp_") => {
+                        if let Some(i) = self.apps.items.iter().position(|a| a.client_id == c) {
+                            self.apps.sel = i;
+                        }
+                        self.switch(ScreenId::Apps)
+                    }
                     Some(c) => self.set_filter(ScreenId::Keys, &c),
                     None => self.switch(ScreenId::Keys),
                 }

@@ -759,6 +759,36 @@ fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
 }
 
 #[test]
+fn inspector_k_says_when_a_token_has_no_api_key() {
+    for (client, says) in [
+        ("keyward-console", "minted by an operator"),
+        ("keyward-login", "from a user's sign-in"),
+    ] {
+        let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+        key(&mut app, KeyCode::Char('i'));
+        app.update(Action::Paste("a.b.c".into()));
+        let mut i = fixture::introspection(true);
+        i.client_id = Some(client.into());
+        app.update(Action::Loaded(Loaded::Introspect {
+            jwt: "a.b.c".into(),
+            result: Ok(Box::new(i)),
+        }));
+        key(&mut app, KeyCode::Char('k'));
+        assert!(
+            matches!(app.overlay, Some(Overlay::Inspect(_))),
+            "stays open"
+        );
+        assert_eq!(app.screen, ScreenId::Tokens);
+        let toast = app
+            .toast
+            .as_ref()
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        assert!(toast.contains(says), "{toast}");
+    }
+}
+
+#[test]
 fn inspector_opens_a_user_named_by_id() {
     let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
     app.update(Action::Key(KeyEvent::new(

@@ -172,7 +172,7 @@ pub static BINDINGS: &[Binding] = &[
         keys: &[k(':')],
         label: ":",
         on: On::All,
-        desc: "command palette (:users alice, :domain NAME, :roles)",
+        desc: "command palette (:users alice, :roles)",
         cmd: Cmd::Palette,
         need: Need::Read,
         hint: false,

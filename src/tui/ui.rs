@@ -573,8 +573,9 @@ fn overlay(app: &App, ov: &Overlay, f: &mut Frame, area: Rect) {
                 Span::styled(":", th.key()),
                 Span::raw(v.text),
             ])];
+            let name_w = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
             for (i, c) in matches.iter().take(12).enumerate() {
-                let text = format!("{:<11} {:<9} {}", c.name, c.arg, c.desc);
+                let text = format!("{:<name_w$} {:<8} {}", c.name, c.arg, c.desc);
                 lines.push(if i == p.sel {
                     Line::styled(format!("▶ {text}"), th.selected())
                 } else {

@@ -15,7 +15,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "config",
         arg: "",
-        desc: "settings: token lifetimes, issuer, password grant, rate limits",
+        desc: "settings: lifetimes, issuer, sign-in, rate limits",
     },
     Command {
         name: "mint",
