@@ -699,6 +699,18 @@ pub fn for_screen(screen: ScreenId) -> impl Iterator<Item = &'static Binding> {
     BINDINGS.iter().filter(move |b| b.on.covers(screen))
 }
 
+/// The bindings the hint line shows for `screen`: those marked `hint`, one per label.
+pub fn hints(screen: ScreenId) -> impl Iterator<Item = &'static Binding> {
+    let mut seen: Vec<&str> = Vec::new();
+    for_screen(screen).filter(move |b| {
+        let first = b.hint && !seen.contains(&b.label);
+        if first {
+            seen.push(b.label);
+        }
+        first
+    })
+}
+
 /// `on Roles & scopes (3)`: a screen as the tab bar and its number key name it.
 fn on(screen: ScreenId) -> String {
     let d = screen.def();
@@ -777,13 +789,8 @@ mod tests {
     #[test]
     fn every_screens_hint_line_fits_in_80_columns() {
         for d in crate::tui::screens::SCREENS {
-            let mut seen = Vec::new();
             let mut w = 1;
-            for b in for_screen(d.id).filter(|b| b.hint) {
-                if seen.contains(&b.label) {
-                    continue;
-                }
-                seen.push(b.label);
+            for b in hints(d.id) {
                 w += b.label.chars().count() + 1 + b.desc.chars().count() + 3;
             }
             assert!(w.saturating_sub(3) <= 80, "{:?}: {w} columns", d.id);

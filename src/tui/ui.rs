@@ -132,41 +132,27 @@ fn toast(app: &App, text: &str, f: &mut Frame, area: Rect) {
         rows.truncate(2);
         rows[1] = trunc(&rest, w);
     }
-    let mut lines = vec![Line::from(vec![
+    let first = Line::from(vec![
         Span::styled(" » ", th.key()),
         Span::raw(rows.first().cloned().unwrap_or_default()),
-    ])];
-    if let Some(r) = rows.get(1) {
-        lines.push(Line::raw(format!("   {r}")));
-    } else {
-        lines.push(Line::raw(""));
-    }
-    if rows.len() < 2 {
+    ]);
+    let below = Rect {
+        y: area.y + 1,
+        height: 1,
+        ..area
+    };
+    f.render_widget(Paragraph::new(first), Rect { height: 1, ..area });
+    match rows.get(1) {
+        Some(r) => f.render_widget(Paragraph::new(format!("   {r}")), below),
         // One row: the status bar stays.
-        f.render_widget(Paragraph::new(lines.remove(0)), Rect { height: 1, ..area });
-        status_bar(
-            app,
-            f,
-            Rect {
-                y: area.y + 1,
-                height: 1,
-                ..area
-            },
-        );
-        return;
+        None => status_bar(app, f, below),
     }
-    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn hint_line(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
     let mut spans = vec![Span::raw(" ")];
-    let mut seen: Vec<&str> = Vec::new();
-    for b in keymap::for_screen(app.screen).filter(|b| b.hint) {
-        if seen.contains(&b.label) {
-            continue;
-        }
-        seen.push(b.label);
+    for b in keymap::hints(app.screen) {
         let off = app.disabled(b.need, b.unavailable).is_some();
         let (ks, ds) = if off {
             (th.dim(), th.dim())
