@@ -9,6 +9,22 @@ use keyward::service::tokens::{Grant, MintSpec, Verifier};
 use keyward::{Actor, Error, Keyward};
 use std::collections::BTreeSet;
 
+/// A `client_credentials` grant with the key's own secret (nothing proven beforehand,
+/// no scope asked).
+async fn grant(
+    svc: &keyward::service::grants::TokenService,
+    key: &keyward::service::credentials::NewKey,
+) -> Result<keyward::service::tokens::Minted, keyward::service::grants::GrantError> {
+    use secrecy::ExposeSecret;
+    svc.client_credentials(
+        &key.key.client_id,
+        key.client_secret.expose_secret(),
+        None,
+        None,
+    )
+    .await
+}
+
 fn as_role(a: &Actor, role: OperatorRole, domains: Option<Vec<(String, String)>>) -> Actor {
     Actor {
         role,
@@ -707,17 +723,12 @@ both_async!(
     |e| {
         use keyward::service::grants::TokenService;
         use keyward::service::tokens::RevokeWhat;
-        use secrecy::ExposeSecret;
         let (kw, admin) = open(e).await;
         let key = user_with_key(&kw, &admin, "a@x.example").await;
         let svc = TokenService::start(kw.clone()).await.unwrap();
         let mut minted = Vec::new();
         for _ in 0..3 {
-            minted.push(
-                svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
-                    .await
-                    .unwrap(),
-            );
+            minted.push(grant(&svc, &key).await.unwrap());
         }
         // On SQLite these grants sit in the token journal until it is settled; every path
         // must see them as if they were in the token tables already.
@@ -751,10 +762,7 @@ both_async!(
             3
         );
         // A fresh grant (journaled again) is found by jti, and can be revoked at once.
-        let fresh = svc
-            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
-            .await
-            .unwrap();
+        let fresh = grant(&svc, &key).await.unwrap();
         assert!(
             kw.introspect(None, &fresh.access_token)
                 .await
@@ -773,10 +781,7 @@ both_async!(
                 .active
         );
         // Its refresh token is redeemable at once too (rotation), then spent.
-        let again = svc
-            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
-            .await
-            .unwrap();
+        let again = grant(&svc, &key).await.unwrap();
         let r = again.refresh_token.clone().unwrap();
         let rotated = kw
             .redeem_refresh(&r, Some(&key.key.client_id), None)
@@ -794,10 +799,7 @@ both_async!(
                 .is_err()
         );
         // Deleting the key revokes every token minted through it, journaled or not.
-        let last = svc
-            .client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
-            .await
-            .unwrap();
+        let last = grant(&svc, &key).await.unwrap();
         kw.key_rm(&admin, &key.key.client_id).await.unwrap();
         assert!(
             !kw.introspect(None, &last.access_token)
@@ -1023,20 +1025,34 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
     );
     // The service decides such a batch grant by grant: the stale cache entry is read
     // again and the disabled owner's key refused, while the live key still works.
-    let refused = svc
-        .client_credentials(&kb.key.client_id, kb.client_secret.expose_secret(), None)
-        .await;
+    let refused = grant(&svc, &kb).await;
     assert!(
         matches!(refused, Err(GrantError::UnauthorizedClient(_))),
         "{refused:?}"
     );
-    svc.client_credentials(&ka.key.client_id, ka.client_secret.expose_secret(), None)
-        .await
-        .unwrap();
+    grant(&svc, &ka).await.unwrap();
     assert_eq!(
         (count("a@x.example").await, count("b@x.example").await),
         (11, 5)
     );
+    // A client the caller has already authenticated for this request (the rate limiter
+    // does, before it charges a client) is not checked again; one proven for another
+    // client id is not taken for this one.
+    let proven = svc
+        .authenticate(&ka.key.client_id, ka.client_secret.expose_secret())
+        .await
+        .unwrap();
+    svc.client_credentials(&ka.key.client_id, "", Some(proven.clone()), None)
+        .await
+        .unwrap();
+    let other = svc
+        .client_credentials(&kc.key.client_id, "", Some(proven), None)
+        .await;
+    assert!(
+        matches!(other, Err(GrantError::InvalidClient(_))),
+        "{other:?}"
+    );
+    assert_eq!(count("a@x.example").await, 12);
 });
 
 /// SQLite: the token service's checkpoint (every tick) restarts a WAL that has grown,
@@ -1211,7 +1227,6 @@ fn checkpoint_restarts_the_journal_wal_and_cuts_it_back() {
 fn the_token_journal_has_a_file_and_a_write_lock_of_its_own() {
     use keyward::service::grants::TokenService;
     use keyward::store::Db;
-    use secrecy::ExposeSecret;
     use std::os::unix::fs::PermissionsExt as _;
     rt().block_on(async {
         let e = Env::sqlite();
@@ -1239,17 +1254,13 @@ fn the_token_journal_has_a_file_and_a_write_lock_of_its_own() {
             .execute(&mut *holder)
             .await
             .unwrap();
-        let grant =
-            svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None);
-        tokio::time::timeout(std::time::Duration::from_secs(5), grant)
+        tokio::time::timeout(std::time::Duration::from_secs(5), grant(&svc, &key))
             .await
             .expect("the grant waited for the main database's write lock")
             .unwrap();
         sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
         drop(holder);
-        svc.client_credentials(&key.key.client_id, key.client_secret.expose_secret(), None)
-            .await
-            .unwrap();
+        grant(&svc, &key).await.unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM grants.token_journal").await, 2);
 
         // Copied twice without deleting (as after a crash between the two commits),

@@ -35,6 +35,7 @@ async fn rate_limit(
 ) -> Result<(), Response> {
     oauth::limited(app, headers, peer, None)
         .await
+        .map(drop)
         .map_err(too_many)
 }
 

@@ -431,17 +431,20 @@ impl TokenService {
     }
 
     /// `authorization_code`: redeems a code for the authenticated app. A code used
-    /// twice fails and revokes the tokens issued from it.
+    /// twice fails and revokes the tokens issued from it. `proven`: as for
+    /// [`TokenService::client_credentials`].
     pub async fn authorization_code(
         &self,
         client_id: &str,
         secret: &str,
+        proven: Option<super::grants::Client>,
         code: &str,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
     ) -> GResult<Minted> {
         // (client_id, app id, key id, owner and row, the key's allowed scopes).
-        let (cid, app_id, key, key_allowed) = match self.authenticate(client_id, secret).await? {
+        let client = self.authenticate_unless(proven, client_id, secret).await?;
+        let (cid, app_id, key, key_allowed) = match client {
             super::grants::Client::App(a) => (a.client_id.clone(), Some(a.id.clone()), None, None),
             super::grants::Client::Key(k) => (
                 k.key.client_id.clone(),

@@ -718,32 +718,42 @@ impl TokenService {
         Ok(Client::Key(entry))
     }
 
-    /// Whether `secret` is the client's: `Some(rate_exempt)` when it is (an app is never
-    /// exempt), `None` for an unknown client, a wrong secret, an expired key or a
-    /// failing database. The token service's rate limits charge a client's budget (and
-    /// honour its exemption) only for requests that prove to be that client, so that
-    /// nobody can spend another client's budget by sending its public id.
-    pub async fn client_proven(&self, client_id: &str, secret: &str) -> Option<bool> {
-        match self.authenticate(client_id, secret).await {
-            Ok(Client::Key(e)) => Some(e.key.rate_exempt),
-            Ok(Client::App(_)) => Some(false),
-            Err(_) => None,
+    /// [`Self::authenticate`], unless the caller already did so for this request:
+    /// `proven` is the client as authenticated with this id and secret (the token
+    /// service's rate limiter authenticates a client before it charges its budget),
+    /// so that the secret is not checked twice.
+    pub(crate) async fn authenticate_unless(
+        &self,
+        proven: Option<Client>,
+        client_id: &str,
+        secret: &str,
+    ) -> GResult<Client> {
+        match proven {
+            Some(c) if c.client_id() == client_id => Ok(c),
+            _ => self.authenticate(client_id, secret).await,
         }
     }
 
     // ------------------------------------------------------------ grants
 
     /// `client_credentials`: a token for the key's owner within the key's scopes,
-    /// with a refresh token unless the key is set not to issue one.
+    /// with a refresh token unless the key is set not to issue one. `proven`: the client
+    /// as already authenticated with this id and secret for this request (the token
+    /// service's rate limiter does so before it charges a client), so that the secret
+    /// is not checked twice; used for the first try only.
     pub async fn client_credentials(
         &self,
         client_id: &str,
         secret: &str,
+        mut proven: Option<Client>,
         scopes: Option<&[ScopeName]>,
     ) -> GResult<Minted> {
         for _ in 0..2 {
             let prepared = self.recorder.preparing();
-            let Client::Key(entry) = self.authenticate(client_id, secret).await? else {
+            let Client::Key(entry) = self
+                .authenticate_unless(proven.take(), client_id, secret)
+                .await?
+            else {
                 return Err(GrantError::UnauthorizedClient(
                     "developer apps obtain tokens with the authorization_code grant".into(),
                 ));
