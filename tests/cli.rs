@@ -405,9 +405,21 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
     assert_eq!(before, after);
     assert_eq!(e.json(&["user", "list"]).as_array().unwrap().len(), 0);
     assert_eq!(e.json(&["role", "list"]).as_array().unwrap().len(), 2);
-    // Usage errors exit 2.
+    // Usage errors exit 2; a closed set of values is listed (and completed by shells),
+    // in any case.
     e.fails(&["user", "add"], 2);
+    let err = e.fails(&["signing-key", "rotate", "--alg", "PS256"], 2);
+    assert!(
+        err.contains("[possible values: ES256, EdDSA, RS256, HS256]"),
+        "{err}"
+    );
+    assert!(
+        e.ok(&["completions", "bash"])
+            .contains("ES256 EdDSA RS256 HS256")
+    );
     e.fails(&["frobnicate"], 2);
+    let out = e.ok(&["signing-key", "rotate", "--alg", "eddsa"]);
+    assert!(out.contains("EdDSA"), "{out}");
 });
 
 both!(
@@ -447,7 +459,20 @@ both!(
             "{err}"
         );
         assert!(e.fails(&["scope", "rm", "read"], 1).contains("built in"));
-        e.ok(&["role", "revoke", "Sender", "bulk_send"]);
+        let out = e.ok(&["role", "revoke", "Sender", "bulk_send"]);
+        assert!(
+            out.contains("Narrowed role Sender (removed bulk_send)"),
+            "{out}"
+        );
+        // Revoking what the role does not grant changes nothing and says so.
+        let out = e.ok(&["role", "revoke", "Sender", "bulk_send"]);
+        assert!(
+            out.contains("Role Sender did not grant bulk_send; nothing changed.")
+                && !out.contains("Narrowed"),
+            "{out}"
+        );
+        let r = e.json(&["role", "revoke", "Sender", "send_documents"]);
+        assert_eq!(r["removed"], serde_json::json!([]));
         let err = e.fails(&["scope", "rm", "send_documents"], 1);
         assert!(
             err.contains("implied by bulk_send") && err.contains("`keyward scope edit`"),
@@ -590,6 +615,24 @@ both!(stations_belong_to_their_users_domain, |e| {
             2
         )
         .contains("--country")
+    );
+    let err = e.fails(
+        &[
+            "station",
+            "add",
+            "X",
+            "--user",
+            "a@x.example",
+            "--rn",
+            "1",
+            "--country",
+            "UK",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("invalid country code \"UK\": an ISO 3166-1 alpha-2 country code"),
+        "{err}"
     );
     // user add gives the initial station its identifiers too.
     let u = e.json(&[

@@ -627,7 +627,8 @@ pub enum SigningKeyCmd {
     /// Make a new active signing key; the previous one stays verify-only.
     Rotate {
         /// ES256 (default), EdDSA, RS256, or HS256 (with --shared-secret).
-        #[arg(long, default_value = "ES256")]
+        #[arg(long, default_value = "ES256", ignore_case = true,
+              value_parser = clap::builder::PossibleValuesParser::new(["ES256", "EdDSA", "RS256", "HS256"]))]
         alg: String,
         /// Allow HS256: a shared secret, never published in the JWK Set.
         #[arg(long)]

@@ -863,15 +863,29 @@ async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
             if js { json(&r) } else { show(&r) }
         }
         RoleCmd::Revoke { role, scopes } => {
-            let (r, n) = kw.role_revoke(a, &role, &scopes).await?;
+            let (r, removed, n) = kw.role_revoke(a, &role, &scopes).await?;
             if js {
                 let mut v = serde_json::to_value(&r).expect("serialisable");
+                v["removed"] = j!(removed);
                 v["revoked_tokens"] = j!(n.revoked_tokens);
                 v["trimmed_keys"] = j!(n.trimmed_keys);
                 json(&v);
             } else {
                 show(&r);
-                println!("Narrowed role {}: {}.", r.name, n.summary());
+                if removed.is_empty() {
+                    println!(
+                        "Role {} did not grant {}; nothing changed.",
+                        r.name,
+                        scopes.join(" ")
+                    );
+                } else {
+                    println!(
+                        "Narrowed role {} (removed {}): {}.",
+                        r.name,
+                        removed.join(" "),
+                        n.summary()
+                    );
+                }
             }
         }
         RoleCmd::Default { role } => {
@@ -1133,6 +1147,9 @@ async fn apply(
                     p.display()
                 )))
             })?;
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {}", keyward::text::inert(w));
     }
     if js {
         let mut v = serde_json::to_value(&r).expect("serialisable");

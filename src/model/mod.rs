@@ -110,12 +110,27 @@ string_newtype!(
     Email
 );
 impl Email {
+    /// Canonically equivalent spellings are one address (stored composed, NFC); an
+    /// address written with compatibility characters, such as full-width letters that
+    /// look like another user's, is refused with its ordinary spelling (NFKC).
     pub fn parse(s: &str) -> Result<Self> {
-        let v = s.trim();
+        use unicode_normalization::UnicodeNormalization;
+        let composed: String = s.trim().nfc().collect();
+        let v = composed.as_str();
         let accepted = "an address like name@example.com (at most 254 characters, 64 before the @, no spaces or control characters)";
         let bad = || Error::invalid("email", s, accepted);
         if v.len() > 254 || v.chars().any(|c| c.is_whitespace() || is_forbidden_char(c)) {
             return Err(bad());
+        }
+        let ordinary: String = v.nfkc().collect();
+        if ordinary != v {
+            return Err(Error::invalid(
+                "email",
+                s,
+                format!(
+                    "an address without compatibility characters (such as full-width letters): {ordinary}"
+                ),
+            ));
         }
         let (local, host) = v.rsplit_once('@').ok_or_else(bad)?;
         if local.is_empty()
@@ -248,11 +263,15 @@ string_newtype!(
 impl CountryCode {
     pub fn parse(s: &str) -> Result<Self> {
         let v = s.trim().to_ascii_uppercase();
-        if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
+        // XK: Kosovo, user-assigned but used by the EU and most registries.
+        if v.len() != 2
+            || !v.bytes().all(|b| b.is_ascii_uppercase())
+            || (v != "XK" && isocountry::CountryCode::for_alpha2(&v).is_err())
+        {
             return Err(Error::invalid(
                 "country code",
                 s,
-                "two letters (ISO 3166-1 alpha-2), such as DE or FR",
+                "an ISO 3166-1 alpha-2 country code, such as DE or FR",
             ));
         }
         Ok(Self(v))
@@ -543,6 +562,25 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(65));
         assert!(Email::parse(&long).is_err());
+        // One spelling per address: a decomposed accent is stored composed (the same
+        // user as the composed spelling); full-width look-alikes are refused, with the
+        // ordinary spelling in the message.
+        let composed = Email::parse("jos\u{e9}@x.example").unwrap();
+        let decomposed = Email::parse("jose\u{301}@x.example").unwrap();
+        assert_eq!(composed.normalized(), decomposed.normalized());
+        assert_eq!(decomposed.as_str(), "jos\u{e9}@x.example");
+        let err = Email::parse("\u{ff41}dmin@x.example")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("full-width") && err.ends_with(": admin@x.example"),
+            "{err}"
+        );
+        assert!(
+            Email::parse("\u{fb01}nance@x.example").is_err(),
+            "the fi ligature"
+        );
+        assert!(Email::parse("b\u{fc}ro@m\u{fc}nchen.example").is_ok());
     }
 
     #[test]
@@ -593,6 +631,13 @@ mod tests {
         );
         assert_eq!(CountryCode::parse("fr").unwrap().as_str(), "FR");
         assert!(CountryCode::parse("FRA").is_err());
+        // Two letters are not enough: the code must be assigned.
+        for bad in ["QQ", "ZZ", "UK", "EL", "XI"] {
+            assert!(CountryCode::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["GB", "GR", "CH", "XK", "mt"] {
+            assert!(CountryCode::parse(ok).is_ok(), "{ok}");
+        }
         assert_eq!(
             RegistrationNumber::parse(" hrb   12345 ").unwrap().as_str(),
             "HRB 12345"

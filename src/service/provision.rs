@@ -176,6 +176,9 @@ pub struct CreatedSecret {
 pub struct ApplyReport {
     pub dry_run: bool,
     pub changes: Vec<Change>,
+    /// What was done as the file says but is probably not what its author meant (a
+    /// new key whose `expires_at` has passed), each naming its place in the file.
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub secrets: Vec<CreatedSecret>,
     /// With [`ApplyMode::UnlessSecrets`]: how many credentials the file would have
@@ -210,14 +213,17 @@ impl Loc<'_> {
         span: std::ops::Range<usize>,
         r: Result<T>,
     ) -> Result<T> {
-        r.map_err(|e| {
-            let (line, _) = position(self.text, span.start);
-            Error::Invalid {
-                field: "provisioning file",
-                value: format!("{}:{line} {kind}[{i}] ({name})", self.file),
-                accepted: e.to_string(),
-            }
+        r.map_err(|e| Error::Invalid {
+            field: "provisioning file",
+            value: self.place(kind, i, name, span),
+            accepted: e.to_string(),
         })
+    }
+
+    /// `env.toml:12 keys[3] (ci)`.
+    fn place(&self, kind: &str, i: usize, name: &str, span: std::ops::Range<usize>) -> String {
+        let (line, _) = position(self.text, span.start);
+        format!("{}:{line} {kind}[{i}] ({name})", self.file)
     }
 }
 
@@ -1125,6 +1131,14 @@ async fn apply_all(
         match existing {
             None => {
                 let expires_at = here!(key_expiry(k))?;
+                if expires_at.is_some_and(|t| t <= model::now()) {
+                    ap.report.warnings.push(format!(
+                        "{}: expires_at {} has passed: the key is created expired and \
+                         issues no tokens",
+                        loc.place("keys", i, &k.name, e.span()),
+                        k.expires_at.as_deref().unwrap_or_default().trim()
+                    ));
+                }
                 let (mut row, secret) = super::credentials::new_key_row(
                     &u,
                     name.as_str(),

@@ -577,7 +577,7 @@ impl Keyward {
         actor: &Actor,
         role: &str,
         scopes: &[String],
-    ) -> Result<(RoleView, Narrowing)> {
+    ) -> Result<(RoleView, Vec<String>, Narrowing)> {
         self.role_revoke_as(actor, role, scopes, Run::Commit).await
     }
 
@@ -591,7 +591,7 @@ impl Keyward {
         Ok(self
             .role_revoke_as(actor, role, scopes, Run::Rehearse)
             .await?
-            .1)
+            .2)
     }
 
     async fn role_revoke_as(
@@ -600,7 +600,7 @@ impl Keyward {
         role: &str,
         scopes: &[String],
         run: Run,
-    ) -> Result<(RoleView, Narrowing)> {
+    ) -> Result<(RoleView, Vec<String>, Narrowing)> {
         actor.require(Need::Global)?;
         let scopes: Vec<ScopeName> = scopes
             .iter()
@@ -640,7 +640,7 @@ impl Keyward {
                 .await?;
             }
             let r = dir::role_by_id(cx, &r.id).await?.expect("exists");
-            Ok((role_view(cx, r).await?, n))
+            Ok((role_view(cx, r).await?, removed, n))
         })
         .await
     }

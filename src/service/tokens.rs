@@ -290,6 +290,11 @@ pub enum RevokeWhat {
     Key(String),
 }
 
+/// The expiry before which [`Keyward::token_purge`] deletes records: `retention` ago.
+fn purge_cutoff(retention: &str) -> Result<i64> {
+    Ok(model::now() - Ttl::parse("--expired-before", retention)?.secs())
+}
+
 impl Keyward {
     /// Mints a token for a user within the user's role (and the key's scopes with
     /// `key`). Enables the user's API access.
@@ -501,14 +506,23 @@ impl Keyward {
         .await
     }
 
+    /// How many token records [`Self::token_purge`] with this retention would delete
+    /// now, for its confirmation (counted, not rehearsed: a rehearsal would delete and
+    /// restore every row).
+    pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<u64> {
+        actor.require(Need::Global)?;
+        let cutoff = purge_cutoff(retention)?;
+        self.read(async move |cx| cred::count_purgeable(cx, cutoff).await)
+            .await
+    }
+
     /// Drops records of tokens that expired before `retention` ago (revoked tokens
     /// only once expired, too).
     pub async fn token_purge(&self, actor: &Actor, retention: &str) -> Result<u64> {
         actor.require(Need::Global)?;
-        let ttl = Ttl::parse("--expired-before", retention)?;
+        let cutoff = purge_cutoff(retention)?;
         let a = actor.clone();
         self.write(async move |cx| {
-            let cutoff = model::now() - ttl.secs();
             let n = cred::purge_tokens(cx, cutoff).await?;
             audit_event(
                 cx,

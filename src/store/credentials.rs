@@ -597,6 +597,14 @@ pub async fn revoked_since(
 }
 
 /// Deletes records of tokens that expired before `cutoff`; returns how many.
+/// How many token records [`purge_tokens`] would delete (the index on `expires_at`
+/// answers it without reading the rows).
+pub async fn count_purgeable(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
+    let n: i64 = on!(cx, c => sqlx::query_scalar("SELECT count(*) FROM tokens WHERE expires_at < $1")
+        .bind(cutoff).fetch_one(&mut *c).await?);
+    Ok(n.max(0) as u64)
+}
+
 pub async fn purge_tokens(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
     Ok(on!(cx, c => {
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1").bind(cutoff).execute(&mut *c).await?;

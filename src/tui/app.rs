@@ -145,7 +145,8 @@ pub enum Request {
         client_id: String,
     },
     /// What a narrowing change (a role's scope revoked, a user's role changed, a role
-    /// removed) would revoke and trim, rehearsed before it is confirmed.
+    /// removed) would revoke and trim, rehearsed before it is confirmed; for a purge,
+    /// how many records it would delete.
     Narrowing(Box<Confirm>),
     Domains,
 }
@@ -204,7 +205,8 @@ pub enum Loaded {
         client_id: String,
         result: Result<i64, String>,
     },
-    /// A [`Request::Narrowing`]'s answer: users moved, and what would be taken.
+    /// A [`Request::Narrowing`]'s answer: users moved (a purge: records deleted), and
+    /// what would be taken.
     Narrowing {
         confirm: Box<Confirm>,
         result: Result<(u64, keyward::service::scopes::Narrowing), String>,
@@ -2215,13 +2217,26 @@ impl App {
         mut c: Confirm,
         result: Result<(u64, keyward::service::scopes::Narrowing), String>,
     ) -> Vec<Effect> {
-        let n = match result {
-            Ok((_, n)) => n,
+        let (count, n) = match result {
+            Ok(r) => r,
             Err(e) => return self.refused(e),
         };
         if self.overlay.is_some() {
             // Something else was opened meanwhile: do not put this over it.
             self.resubmit = None;
+            return Vec::new();
+        }
+        if let WriteOp::TokenPurge { retention } = &c.op {
+            self.resubmit = None;
+            if count == 0 {
+                self.toast(format!(
+                    "no token record expired more than {retention} ago: nothing to purge"
+                ));
+                return Vec::new();
+            }
+            c.lines
+                .push(format!("This deletes {count} token record(s)."));
+            self.overlay = Some(Overlay::Confirm(c));
             return Vec::new();
         }
         if n.revoked_tokens == 0 && n.trimmed_keys == 0 && matches!(c.op, WriteOp::UserRole { .. })
@@ -3439,9 +3454,17 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             domain: v("domain"),
             dry_run: v("mode") != "import",
         },
-        FormKind::Purge => WriteOp::TokenPurge {
-            retention: v("expired before"),
-        },
+        FormKind::Purge => {
+            let retention = v("expired before").trim().to_string();
+            return Submit::Narrowing(Confirm {
+                title: "Purge expired token records".into(),
+                lines: vec![format!(
+                    "Records of tokens that expired more than {retention} ago go for good, \
+                     with their refresh tokens and authorization codes."
+                )],
+                op: WriteOp::TokenPurge { retention },
+            });
+        }
         FormKind::ScopeEdit { name } => WriteOp::ScopeEdit {
             name: name.clone(),
             description: v("description"),

@@ -1105,12 +1105,37 @@ fn purge_and_scope_edit_submit_what_was_typed() {
         key(&mut app, KeyCode::Backspace);
     }
     chars(&mut app, "7d");
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Write(WriteOp::TokenPurge {
-            retention: "7d".into()
-        })]
+    // Counted first, then confirmed with the count; nothing to purge is only a note.
+    let fx = key(&mut app, KeyCode::Enter);
+    let [Effect::Load(Request::Narrowing(c))] = &fx[..] else {
+        panic!("a count first: {fx:?}")
+    };
+    let purge = WriteOp::TokenPurge {
+        retention: "7d".into(),
+    };
+    assert_eq!(c.op, purge);
+    let counted = |n| {
+        Action::Loaded(Loaded::Narrowing {
+            confirm: c.clone(),
+            result: Ok((n, Default::default())),
+        })
+    };
+    assert!(app.update(counted(0)).is_empty());
+    assert!(app.overlay.is_none(), "{:?}", app.overlay);
+    let note = &app.toast.as_ref().expect("a note").text;
+    assert!(note.contains("nothing to purge"), "{note}");
+    app.update(counted(1234));
+    let Some(Overlay::Confirm(confirm)) = &app.overlay else {
+        panic!("confirmation: {:?}", app.overlay)
+    };
+    assert!(
+        confirm
+            .lines
+            .join(" ")
+            .contains("This deletes 1234 token record(s)."),
+        "{confirm:?}"
     );
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Write(purge)]);
     let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('e'));
     assert!(app.overlay.is_none(), "roles pane: a hint, no form");

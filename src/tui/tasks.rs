@@ -131,6 +131,10 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 WriteOp::RoleRm { role, reassign } => {
                     kw.role_rm_preview(actor, role, reassign.as_deref()).await
                 }
+                WriteOp::TokenPurge { retention } => kw
+                    .token_purge_count(actor, retention)
+                    .await
+                    .map(|n| (n, Default::default())),
                 other => Err(keyward::Error::Refused(format!(
                     "nothing to rehearse for {other:?}"
                 ))),
@@ -418,7 +422,14 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 format!("{} now allows {}", r.name, r.effective_scopes.join(" "))
             }
             WriteOp::RoleRevoke { role, scopes } => {
-                let (r, n) = kw.role_revoke(actor, &role, &scopes).await?;
+                let (r, removed, n) = kw.role_revoke(actor, &role, &scopes).await?;
+                if removed.is_empty() {
+                    return Ok(format!(
+                        "{} did not grant {}; nothing changed",
+                        r.name,
+                        scopes.join(" ")
+                    ));
+                }
                 format!(
                     "{} now allows {}; {}",
                     r.name,

@@ -183,6 +183,33 @@ both!(bad_files_are_rejected_with_their_location, |e| {
     );
     let err = e.fails(&["apply", "-f", &f], 1);
     assert!(err.contains("not both"), "{err}");
+    // A new key that has expired already is created as the file says, with a warning
+    // that names the entry (stderr; `warnings` in JSON).
+    let f = write(
+        e,
+        "past.toml",
+        &keyed("expires_at = \"2020-01-01T00:00:00Z\"\n"),
+    );
+    let r = apply(e, &f, &["--dry-run"]);
+    assert_eq!(r["warnings"].as_array().map(Vec::len), Some(1), "{r}");
+    let w = r["warnings"][0].as_str().unwrap();
+    assert!(
+        w.contains("past.toml:6 keys[0] (k)") && w.contains("2020-01-01T00:00:00Z has passed"),
+        "{w}"
+    );
+    let o = e.run(&["apply", "-f", &f, "--dry-run"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("has passed"),
+        "{err}"
+    );
+    let ok = apply(
+        e,
+        &write(e, "later.toml", &keyed("expires_in = \"90d\"\n")),
+        &["--dry-run"],
+    );
+    assert_eq!(ok["warnings"], serde_json::json!([]));
     let f = write(e, "syntax.toml", "[[domains]\nname = 1\n");
     assert!(e.fails(&["apply", "-f", &f], 1).contains("syntax.toml"));
     assert!(e.json(&["domain", "list"]).as_array().unwrap().is_empty());
