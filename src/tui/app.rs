@@ -1366,6 +1366,13 @@ impl App {
             return self.switch(id);
         }
         let Some(b) = keymap::lookup(self.screen, &k) else {
+            // Letters and signs only: Esc, Enter and the arrows pressed out of habit
+            // where they do nothing need no note.
+            if let KeyCode::Char(_) = k.code
+                && let Some(note) = keymap::elsewhere(self.screen, &k)
+            {
+                self.toast(note);
+            }
             return Vec::new();
         };
         if let Some(why) = b.unavailable {

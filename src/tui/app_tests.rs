@@ -160,6 +160,35 @@ fn sort_keys_restart_with_a_new_generation() {
 }
 
 #[test]
+fn a_key_for_another_screen_says_where_it_works() {
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    let note = |app: &super::app::App| app.toast.as_ref().map(|t| t.text.clone());
+    assert!(key(&mut app, KeyCode::Char('/')).is_empty());
+    assert_eq!(
+        note(&app).as_deref(),
+        Some("/ (filter) works on Users, Stations, API keys, Tokens, Audit")
+    );
+    key(&mut app, KeyCode::Char('s'));
+    assert_eq!(
+        note(&app).as_deref(),
+        Some("s (sort) works on Users, Tokens")
+    );
+    assert!(app.overlay.is_none());
+    // A key that means different things elsewhere only says it does nothing here;
+    // keys bound nowhere, and Esc, say nothing.
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('+'));
+    assert_eq!(
+        note(&app).as_deref(),
+        Some("+ does nothing on Signing keys; ? lists its keys")
+    );
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char('§'));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(note(&app), None);
+}
+
+#[test]
 fn new_user_form_validates_inline_and_submits() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
     key(&mut app, KeyCode::Char('n'));

@@ -694,6 +694,35 @@ pub fn lookup(screen: ScreenId, ev: &KeyEvent) -> Option<&'static Binding> {
         .find(|b| b.on.covers(screen) && b.keys.iter().any(|k| matches(k, ev)))
 }
 
+/// For a key that does nothing on `screen` but does on others: what it does and where
+/// (or, for a key that means different things on different screens, that it does
+/// nothing here), so that a key pressed on the wrong screen is not silently dropped.
+pub fn elsewhere(screen: ScreenId, ev: &KeyEvent) -> Option<String> {
+    let others: Vec<&Binding> = BINDINGS
+        .iter()
+        .filter(|b| !b.on.covers(screen) && b.keys.iter().any(|k| matches(k, ev)))
+        .collect();
+    let first = others.first()?;
+    if others.iter().any(|b| b.desc != first.desc) {
+        return Some(format!(
+            "{} does nothing on {}; ? lists its keys",
+            first.label,
+            screen.def().title
+        ));
+    }
+    let screens: Vec<&str> = super::screens::SCREENS
+        .iter()
+        .filter(|d| others.iter().any(|b| b.on.covers(d.id)))
+        .map(|d| d.title)
+        .collect();
+    Some(format!(
+        "{} ({}) works on {}",
+        first.label,
+        first.desc,
+        screens.join(", ")
+    ))
+}
+
 /// The bindings of a screen, in table order.
 pub fn for_screen(screen: ScreenId) -> impl Iterator<Item = &'static Binding> {
     BINDINGS.iter().filter(move |b| b.on.covers(screen))
