@@ -1732,6 +1732,30 @@ both!(malformed_requests_never_fail_the_server, |env| {
         assert!(out.starts_with("HTTP/1.1 400"), "{head:?}: {out}");
         assert!(out.contains("\"status\":\"error\""), "{head:?}: {out}");
     }
+    // Two Authorization headers: which credentials count is ambiguous (RFC 6750 §3.1:
+    // invalid_request), whether or not either is good.
+    for (method, path, shape) in [
+        ("POST", "/auth/token", "\"error\":\"invalid_request\""),
+        ("GET", "/api/v1/stations", "\"status\":\"error\""),
+    ] {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: {DOMAIN}\r\nAuthorization: Basic eDp5\r\n\
+             Authorization: Bearer x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+        assert!(
+            out.contains(shape) && out.contains("more than one Authorization header"),
+            "{path}: {out}"
+        );
+    }
     // A huge body is refused from its Content-Length, before it is read (raw TCP, so
     // the client cannot trip over the early answer while still sending).
     {

@@ -298,6 +298,23 @@ fn error_for(path: &str, status: StatusCode, msg: &str) -> Response {
     }
 }
 
+/// What makes a request ambiguous before any endpoint reads it: its `Host` (see
+/// [`host_problem`]), or two `Authorization` headers (not a list header, RFC 9110
+/// §11.6.2; which credentials would count? RFC 6750 §3.1 makes more than one way of
+/// sending a token `invalid_request`).
+fn header_problem(req: &Request) -> Option<&'static str> {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Some("more than one Authorization header");
+    }
+    host_problem(req)
+}
+
 /// The `Host` of a request, as RFC 9112 §3.2 has it: exactly one, and the same as the
 /// request target's authority when the target is in absolute form. Anything else is
 /// ambiguous about which domain the request is for, so it is refused.
@@ -329,7 +346,7 @@ fn host_problem(req: &Request) -> Option<&'static str> {
 
 /// The outermost layer. One structured log line per request: method, path (never the
 /// query: it may carry codes or ids), status, latency, peer; no headers, no bodies,
-/// so no secrets. Refuses an ambiguous `Host`, and gives the bare errors of the layers
+/// so no secrets. Refuses an ambiguous `Host` or `Authorization`, and gives the bare errors of the layers
 /// and of routing (405, 408, 413, …) a JSON body in the endpoint's shape, so a client
 /// never has to parse plain text.
 async fn log_requests(
@@ -340,7 +357,7 @@ async fn log_requests(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let res = match host_problem(&req) {
+    let res = match header_problem(&req) {
         Some(why) => error_for(&path, StatusCode::BAD_REQUEST, why),
         None => next.run(req).await,
     };
