@@ -636,6 +636,10 @@ pub struct App {
     pub domain: Option<DomainRow>,
     pub dash: Option<Dashboard>,
     pub dash_sel: usize,
+    /// The Dashboard's focused panel: 0 the sign-ups waiting, 1 the expiring tokens.
+    pub dash_pane: usize,
+    /// The highlighted expiring token.
+    pub dash_exp_sel: usize,
     pub dash_generation: u64,
     pub dash_loading: bool,
     pub users: Paged<UserRow>,
@@ -698,6 +702,8 @@ impl App {
             domain: None,
             dash: None,
             dash_sel: 0,
+            dash_pane: 0,
+            dash_exp_sel: 0,
             dash_generation: 0,
             dash_loading: false,
             users: Paged::new(false),
@@ -1075,6 +1081,14 @@ impl App {
                         self.dash_sel = selected
                             .unwrap_or(self.dash_sel)
                             .min(d.pending_users.len().saturating_sub(1));
+                        let selected = self
+                            .dash
+                            .as_ref()
+                            .and_then(|old| old.expiring.get(self.dash_exp_sel))
+                            .and_then(|t| d.expiring.iter().position(|n| n.jti == t.jti));
+                        self.dash_exp_sel = selected
+                            .unwrap_or(self.dash_exp_sel)
+                            .min(d.expiring.len().saturating_sub(1));
                         self.dash = Some(*d);
                     }
                     Err(e) => self.fail(e),
@@ -1429,9 +1443,18 @@ impl App {
         let view = self.view();
         match self.screen {
             ScreenId::Dashboard => {
-                let n = self.dash.as_ref().map_or(0, |d| d.pending_users.len()) as i64;
+                let (n, sel) = match self.dash_pane {
+                    0 => (
+                        self.dash.as_ref().map_or(0, |d| d.pending_users.len()),
+                        &mut self.dash_sel,
+                    ),
+                    _ => (
+                        self.dash.as_ref().map_or(0, |d| d.expiring.len()),
+                        &mut self.dash_exp_sel,
+                    ),
+                };
                 if n > 0 {
-                    self.dash_sel = (self.dash_sel as i64 + d).clamp(0, n - 1) as usize;
+                    *sel = (*sel as i64 + d).clamp(0, n as i64 - 1) as usize;
                 }
                 Vec::new()
             }
@@ -1555,12 +1578,13 @@ impl App {
             Cmd::Delete => self.delete(),
             Cmd::ToggleStatus => self.toggle_status(),
             Cmd::ChangeRole => self.change_role(),
-            Cmd::PaneLeft => {
-                self.pane = 0;
-                Vec::new()
-            }
-            Cmd::PaneRight => {
-                self.pane = 1;
+            Cmd::PaneLeft | Cmd::PaneRight => {
+                let to = usize::from(cmd == Cmd::PaneRight);
+                if self.screen == ScreenId::Dashboard {
+                    self.dash_pane = to;
+                } else {
+                    self.pane = to;
+                }
                 Vec::new()
             }
             Cmd::Grant | Cmd::RevokeScopes if self.screen == ScreenId::Apps => {
@@ -1648,10 +1672,22 @@ impl App {
         self.page(screen, spec)
     }
 
-    /// Enter on a waiting sign-up: the support flow.
+    /// Enter on a waiting sign-up: the support flow; on an expiring token: that token
+    /// on Tokens (to inspect, or to see its user's others).
     fn open(&mut self) -> Vec<Effect> {
         if self.screen != ScreenId::Dashboard {
             return Vec::new();
+        }
+        if self.dash_pane == 1 {
+            let Some(t) = self
+                .dash
+                .as_ref()
+                .and_then(|d| d.expiring.get(self.dash_exp_sel))
+            else {
+                return Vec::new();
+            };
+            let jti = t.jti.clone();
+            return self.set_filter(ScreenId::Tokens, &jti);
         }
         if self.actor.require(Need::Support).is_err() {
             let Some(u) = self
@@ -1671,7 +1707,7 @@ impl App {
     /// the selected user on Users.
     fn support_target(&self) -> Option<&UserRow> {
         match self.screen {
-            ScreenId::Dashboard => self
+            ScreenId::Dashboard if self.dash_pane == 0 => self
                 .dash
                 .as_ref()
                 .and_then(|d| d.pending_users.get(self.dash_sel)),

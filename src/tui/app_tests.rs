@@ -495,6 +495,32 @@ fn enter_on_a_waiting_signup_opens_the_user_for_a_viewer() {
     assert_eq!(page_requests(&fx)[0].1, "bob@example.com");
 }
 
+#[test]
+fn the_expiring_panel_takes_the_selection_and_opens_a_token() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Char('l'));
+    assert_eq!(app.dash_pane, 1);
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.dash_exp_sel, 2, "stops at the last of three");
+    assert_eq!(app.dash_sel, 0, "the sign-ups' selection stays");
+    let jti = fixture::token(2).jti;
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Tokens);
+    assert_eq!(page_requests(&fx)[0].1, jti);
+    // Back on the sign-ups, Enter is the support flow again.
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('h'));
+    assert_eq!(app.dash_pane, 0);
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&app.overlay, Some(Overlay::Form { .. })),
+        "{:?}",
+        app.overlay
+    );
+}
+
 /// Support staff keep the Dashboard open: it reloads itself every few seconds (not
 /// while a dialog is open over it, nor on other screens), and a sign-up that arrives
 /// does not move the selection off the one chosen.

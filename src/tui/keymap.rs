@@ -271,7 +271,7 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('h'), code(KeyCode::Left)],
         label: "h/l",
-        on: On::Only(&[S::Roles]),
+        on: On::Only(&[S::Roles, S::Dashboard]),
         desc: "panes",
         cmd: Cmd::PaneLeft,
         need: Need::Read,
@@ -281,8 +281,8 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('l'), code(KeyCode::Right)],
         label: "l",
-        on: On::Only(&[S::Roles]),
-        desc: "scopes pane",
+        on: On::Only(&[S::Roles, S::Dashboard]),
+        desc: "right pane (scopes; expiring tokens)",
         cmd: Cmd::PaneRight,
         need: Need::Read,
         hint: false,
@@ -322,7 +322,7 @@ pub static BINDINGS: &[Binding] = &[
         keys: &[code(KeyCode::Enter)],
         label: "Enter",
         on: On::Only(&[S::Dashboard]),
-        desc: "open sign-up",
+        desc: "open sign-up / token",
         cmd: Cmd::Open,
         need: Need::Read,
         hint: true,

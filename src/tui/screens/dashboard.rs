@@ -58,18 +58,20 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     // Scrolled so that the highlighted sign-up is always in view.
     let rows = tl.height.saturating_sub(2).max(1) as usize;
     let first = (app.dash_sel + 1).saturating_sub(rows);
+    let focused = app.dash_pane == 0;
     for (i, u) in d.pending_users.iter().enumerate().skip(first).take(rows) {
         let age = span(app.now - u.created_at);
         let role_w = 10;
         let email_w = w.saturating_sub(5 + 1 + role_w + 2);
+        let on = i == app.dash_sel && focused;
         let text = format!(
             "{}{:>4} {:<email_w$} {}",
-            if i == app.dash_sel { "▶" } else { " " },
+            if on { "▶" } else { " " },
             age,
             trunc(&safe(&u.email), email_w),
             trunc(&u.role, role_w)
         );
-        lines.push(if i == app.dash_sel {
+        lines.push(if on {
             Line::styled(text, th.selected())
         } else {
             Line::raw(text)
@@ -89,26 +91,36 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(block(
             th,
             format!("Waiting for API access ({})", thousands(d.pending)),
-            true,
+            focused,
         )),
         tl,
     );
 
-    // Expiring tokens.
+    // Expiring tokens (l focuses them; Enter opens the token on Tokens).
     let w = inner(tr);
     let mut lines: Vec<Line> = Vec::new();
-    for t in d.expiring.iter().take(tr.height.saturating_sub(2) as usize) {
+    let focused = app.dash_pane == 1;
+    let rows = tr.height.saturating_sub(2).max(1) as usize;
+    let first = (app.dash_exp_sel + 1).saturating_sub(rows);
+    for (i, t) in d.expiring.iter().enumerate().skip(first).take(rows) {
         let left = span(t.expires_at - app.now);
         let client_w = 10;
         let email_w = 12;
-        let scopes_w = w.saturating_sub(5 + client_w + email_w + 3);
-        lines.push(Line::raw(format!(
-            "{:>4} {:<client_w$} {:<email_w$} {}",
+        let scopes_w = w.saturating_sub(6 + client_w + email_w + 3);
+        let on = i == app.dash_exp_sel && focused;
+        let text = format!(
+            "{}{:>4} {:<client_w$} {:<email_w$} {}",
+            if on { "▶" } else { " " },
             left,
             trunc(&safe(&t.client_id), client_w),
             trunc(&safe(&t.user_email), email_w),
             trunc(&safe(&t.scopes), scopes_w)
-        )));
+        );
+        lines.push(if on {
+            Line::styled(text, th.selected())
+        } else {
+            Line::raw(text)
+        });
     }
     if lines.is_empty() {
         lines.push(Line::styled(" ✓ no token expires within 7 days", th.dim()));
@@ -117,7 +129,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(block(
             th,
             format!("Expiring within 7 days ({})", thousands(d.expiring_tokens)),
-            false,
+            focused,
         )),
         tr,
     );
