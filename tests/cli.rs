@@ -255,6 +255,49 @@ both!(email_is_unique_per_domain_case_insensitively, |e| {
     e.fails(&["user", "disable", "alice@example.com"], 1);
     e.ok(&["user", "disable", id]);
     assert_eq!(e.json(&["user", "show", id])["status"], "disabled");
+    // One address however the accent is encoded: added decomposed, it is stored
+    // composed, found either way, and the composed spelling is the same user; a
+    // full-width look-alike is refused with the ordinary spelling.
+    let u = e.json(&[
+        "user",
+        "add",
+        "Jose\u{301}@example.com",
+        "--domain",
+        "free.example.com",
+    ]);
+    assert_eq!(u["email"], "Jos\u{e9}@example.com");
+    for spelling in ["jos\u{e9}@example.com", "JOSE\u{301}@EXAMPLE.COM"] {
+        assert_eq!(
+            e.json(&["user", "show", spelling])["id"],
+            u["id"],
+            "{spelling}"
+        );
+    }
+    let err = e.fails(
+        &[
+            "user",
+            "add",
+            "jos\u{e9}@example.com",
+            "--domain",
+            "free.example.com",
+        ],
+        1,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    let err = e.fails(
+        &[
+            "user",
+            "add",
+            "\u{ff41}lice@example.com",
+            "--domain",
+            "free.example.com",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("full-width") && err.contains(": alice@example.com"),
+        "{err}"
+    );
 });
 
 both!(bad_input_is_named_and_changes_nothing, |e| {
@@ -473,6 +516,14 @@ both!(
         );
         let r = e.json(&["role", "revoke", "Sender", "send_documents"]);
         assert_eq!(r["removed"], serde_json::json!([]));
+        // ... and a scope it allows only through another says which.
+        e.ok(&["role", "grant", "Sender", "bulk_send"]);
+        let out = e.ok(&["role", "revoke", "Sender", "send_documents"]);
+        assert!(
+            out.contains("does not grant send_documents itself: its scopes (bulk_send) imply it"),
+            "{out}"
+        );
+        e.ok(&["role", "revoke", "Sender", "bulk_send"]);
         let err = e.fails(&["scope", "rm", "send_documents"], 1);
         assert!(
             err.contains("implied by bulk_send") && err.contains("`keyward scope edit`"),

@@ -82,6 +82,31 @@ macro_rules! both_async {
     };
 }
 
+both_async!(purge_count_is_what_the_purge_deletes, |e| {
+    let (kw, admin) = open(e).await;
+    kw.demo(
+        &admin,
+        keyward::service::demo::DemoOptions {
+            users: 30,
+            tokens: 300,
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let (tokens, others) = kw.token_purge_count(&admin, "10d").await.unwrap();
+    assert!(tokens > 0, "the demo data has long-expired tokens");
+    // Counting changes nothing; the purge deletes what was counted, then nothing is left.
+    assert_eq!(
+        kw.token_purge_count(&admin, "10d").await.unwrap(),
+        (tokens, others)
+    );
+    assert_eq!(kw.token_purge(&admin, "10d").await.unwrap(), tokens);
+    assert_eq!(kw.token_purge_count(&admin, "10d").await.unwrap(), (0, 0));
+    let viewer = as_role(&admin, OperatorRole::Viewer, None);
+    denied(kw.token_purge_count(&viewer, "10d").await);
+});
+
 fn denied<T: std::fmt::Debug>(r: keyward::Result<T>) {
     match r {
         Err(Error::PermissionDenied(_)) => {}
@@ -1039,7 +1064,7 @@ both_async!(a_batch_of_grants_is_recorded_whole_or_not_at_all, |e| {
     // does, before it charges a client) is not checked again; one proven for another
     // client id is not taken for this one.
     let proven = svc
-        .authenticate(&ka.key.client_id, ka.client_secret.expose_secret())
+        .prove(&ka.key.client_id, ka.client_secret.expose_secret())
         .await
         .unwrap();
     svc.client_credentials(&ka.key.client_id, "", Some(proven.clone()), None)

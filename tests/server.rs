@@ -1266,6 +1266,44 @@ both!(rate_limits, |env| {
     }
     drop(s);
 
+    // With limits on, the limiter authenticates the client and the endpoint uses that
+    // proof: a wrong secret is still refused everywhere, the right one still works.
+    env.ok(&["config", "set", "rate_limit_per_address", "100"]);
+    let s = Server::start(env, None);
+    let form = |path: &str, secret: &str, fields: &[(&str, &str)]| {
+        s.http
+            .post(s.url(path))
+            .basic_auth(&exempt.0, Some(secret))
+            .form(fields)
+            .send()
+            .unwrap()
+    };
+    let t = body_json(form(
+        "/auth/token",
+        &exempt.1,
+        &[("grant_type", "client_credentials")],
+    ));
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        form("/oauth/introspect", "kws_wrong", &[("token", at)]).status(),
+        401
+    );
+    let r = form("/oauth/introspect", &exempt.1, &[("token", at)]);
+    assert_eq!(body_json(r)["active"], true);
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    assert_eq!(form("/auth/token", "kws_wrong", &refresh).status(), 401);
+    assert_eq!(form("/auth/token", &exempt.1, &refresh).status(), 200);
+    assert_eq!(
+        form("/oauth/revoke", "kws_wrong", &[("token", at)]).status(),
+        401
+    );
+    assert_eq!(
+        form("/oauth/revoke", &exempt.1, &[("token", at)]).status(),
+        200
+    );
+    drop(s);
+
     // Self-service minting is limited too: per signed-in user and per address.
     env.ok(&["config", "set", "rate_limit_per_address", "6"]);
     let s = Server::start(env, None);

@@ -872,7 +872,20 @@ async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
                 json(&v);
             } else {
                 show(&r);
-                if removed.is_empty() {
+                let implied: Vec<&str> = scopes
+                    .iter()
+                    .map(|s| s.trim())
+                    .filter(|s| r.effective_scopes.iter().any(|e| e == s))
+                    .collect();
+                if removed.is_empty() && !implied.is_empty() {
+                    println!(
+                        "Role {} does not grant {} itself: its scopes ({}) imply it; revoke \
+                         those instead. Nothing changed.",
+                        r.name,
+                        implied.join(" "),
+                        r.scopes.join(" ")
+                    );
+                } else if removed.is_empty() {
                     println!(
                         "Role {} did not grant {}; nothing changed.",
                         r.name,

@@ -105,6 +105,13 @@ impl DomainName {
     }
 }
 
+/// The form an address is stored and looked up by: composed (NFC) and lowercase, so
+/// that `user show José@x` finds the user whichever way the terminal encoded the accent.
+pub fn email_key(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.trim().nfc().collect::<String>().to_lowercase()
+}
+
 string_newtype!(
     /// An email address as entered (case preserved); compare with [`Email::normalized`].
     Email
@@ -124,13 +131,15 @@ impl Email {
         }
         let ordinary: String = v.nfkc().collect();
         if ordinary != v {
-            return Err(Error::invalid(
-                "email",
-                s,
-                format!(
-                    "an address without compatibility characters (such as full-width letters): {ordinary}"
-                ),
-            ));
+            let mut accepted =
+                "an address without compatibility characters (such as full-width letters)"
+                    .to_string();
+            // The ordinary spelling, when it is a plausible address (NFKC can make a
+            // character eighteen).
+            if ordinary.len() <= 254 {
+                accepted = format!("{accepted}: {ordinary}");
+            }
+            return Err(Error::invalid("email", s, accepted));
         }
         let (local, host) = v.rsplit_once('@').ok_or_else(bad)?;
         if local.is_empty()
@@ -157,9 +166,9 @@ impl Email {
         Ok(Self(v.to_string()))
     }
 
-    /// Case-insensitive form used for uniqueness per domain.
+    /// Case-insensitive form used for uniqueness per domain ([`email_key`]).
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        email_key(&self.0)
     }
 }
 
@@ -580,6 +589,9 @@ mod tests {
             Email::parse("\u{fb01}nance@x.example").is_err(),
             "the fi ligature"
         );
+        let long = format!("{}@x.example", "\u{fdfa}".repeat(20));
+        let err = Email::parse(&long).unwrap_err().to_string();
+        assert!(err.ends_with("(such as full-width letters)"), "{err}");
         assert!(Email::parse("b\u{fc}ro@m\u{fc}nchen.example").is_ok());
     }
 

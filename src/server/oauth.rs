@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward::Error;
-use keyward::service::grants::{Client, GrantError, parse_scope_param};
+use keyward::service::grants::{Client, GrantError, Proven, parse_scope_param};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -147,7 +147,7 @@ pub(crate) async fn rate_limit(
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
     client: Option<(&str, &str)>,
-) -> Result<Option<Client>, Response> {
+) -> Result<Option<Proven>, Response> {
     limited(app, headers, peer, client).await.map_err(too_many)
 }
 
@@ -163,22 +163,23 @@ pub(crate) async fn limited(
     headers: &HeaderMap,
     peer: std::net::SocketAddr,
     client: Option<(&str, &str)>,
-) -> Result<Option<Client>, std::time::Duration> {
+) -> Result<Option<Proven>, std::time::Duration> {
     let limits = app.limits.read().expect("lock").clone();
     if limits.off() {
         return Ok(None);
     }
     let proven = match client {
-        Some((id, secret)) => app.svc.authenticate(id, secret).await.ok(),
+        Some((id, secret)) => app.svc.prove(id, secret).await.ok(),
         None => None,
     };
-    if let Some(Client::Key(k)) = &proven
+    if let Some(p) = &proven
+        && let Client::Key(k) = p.client()
         && k.key.rate_exempt
     {
         return Ok(proven);
     }
     limits.check(
-        proven.as_ref().map(Client::client_id),
+        proven.as_ref().map(|p| p.client().client_id()),
         app.address(headers, peer),
     )?;
     Ok(proven)
@@ -244,7 +245,7 @@ async fn grant(
     headers: &HeaderMap,
     p: &Params,
     c: &Creds,
-    proven: Option<Client>,
+    proven: Option<Proven>,
 ) -> Result<keyward::service::tokens::Minted, GrantError> {
     let scopes = parse_scope_param(p.get("scope"))?;
     let gt = p
@@ -344,7 +345,7 @@ async fn grant(
 async fn authenticate_optional(
     app: &App,
     c: &Creds,
-    proven: Option<Client>,
+    proven: Option<Proven>,
 ) -> Result<Option<Client>, GrantError> {
     match c {
         Creds::Given { id, .. } if id == keyward::service::tokens::LOGIN_CLIENT => Ok(None),
@@ -353,7 +354,7 @@ async fn authenticate_optional(
             secret: Some(s),
             ..
         } => Ok(Some(match proven {
-            Some(client) if client.client_id() == id => client,
+            Some(p) if p.client().client_id() == id => p.into_client(),
             _ => app.svc.authenticate(id, s).await?,
         })),
         Creds::Given {
@@ -388,8 +389,8 @@ async fn client_request(
         ));
     };
     let client = match rate_limit(app, headers, peer, Some((&id, &secret))).await? {
-        Some(client) => client,
-        None => app
+        Some(p) if p.client().client_id() == id => p.into_client(),
+        _ => app
             .svc
             .authenticate(&id, &secret)
             .await

@@ -90,7 +90,7 @@ pub async fn find_user(
     {
         return Ok(u);
     }
-    let norm = user.to_lowercase();
+    let norm = crate::model::email_key(user);
     let found: Vec<UserRow> =
         dir::users_by_email(cx, &norm, domain_row.as_ref().map(|d| d.id.as_str()))
             .await?

@@ -147,6 +147,21 @@ pub enum Client {
     App(Box<AppRow>),
 }
 
+/// A client authenticated with its secret: only [`TokenService::prove`] makes one, so a
+/// grant handed one ([`TokenService::client_credentials`]'s `proven`) need not check
+/// the secret again, and no caller can claim a client it did not prove.
+#[derive(Debug, Clone)]
+pub struct Proven(Client);
+
+impl Proven {
+    pub fn client(&self) -> &Client {
+        &self.0
+    }
+    pub fn into_client(self) -> Client {
+        self.0
+    }
+}
+
 impl Client {
     pub fn client_id(&self) -> &str {
         match self {
@@ -718,18 +733,21 @@ impl TokenService {
         Ok(Client::Key(entry))
     }
 
-    /// [`Self::authenticate`], unless the caller already did so for this request:
-    /// `proven` is the client as authenticated with this id and secret (the token
-    /// service's rate limiter authenticates a client before it charges its budget),
-    /// so that the secret is not checked twice.
+    /// [`Self::authenticate`], as a proof the request can hand on (the token service's
+    /// rate limiter authenticates a client before it charges its budget).
+    pub async fn prove(&self, client_id: &str, secret: &str) -> GResult<Proven> {
+        self.authenticate(client_id, secret).await.map(Proven)
+    }
+
+    /// [`Self::authenticate`], unless `proven` already is this client.
     pub(crate) async fn authenticate_unless(
         &self,
-        proven: Option<Client>,
+        proven: Option<Proven>,
         client_id: &str,
         secret: &str,
     ) -> GResult<Client> {
         match proven {
-            Some(c) if c.client_id() == client_id => Ok(c),
+            Some(Proven(c)) if c.client_id() == client_id => Ok(c),
             _ => self.authenticate(client_id, secret).await,
         }
     }
@@ -737,15 +755,14 @@ impl TokenService {
     // ------------------------------------------------------------ grants
 
     /// `client_credentials`: a token for the key's owner within the key's scopes,
-    /// with a refresh token unless the key is set not to issue one. `proven`: the client
-    /// as already authenticated with this id and secret for this request (the token
-    /// service's rate limiter does so before it charges a client), so that the secret
+    /// with a refresh token unless the key is set not to issue one. `proven`: this
+    /// client as already proven in this request ([`Self::prove`]), so that the secret
     /// is not checked twice; used for the first try only.
     pub async fn client_credentials(
         &self,
         client_id: &str,
         secret: &str,
-        mut proven: Option<Client>,
+        mut proven: Option<Proven>,
         scopes: Option<&[ScopeName]>,
     ) -> GResult<Minted> {
         for _ in 0..2 {

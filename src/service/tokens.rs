@@ -506,10 +506,10 @@ impl Keyward {
         .await
     }
 
-    /// How many token records [`Self::token_purge`] with this retention would delete
-    /// now, for its confirmation (counted, not rehearsed: a rehearsal would delete and
-    /// restore every row).
-    pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<u64> {
+    /// What [`Self::token_purge`] with this retention would delete now, for its
+    /// confirmation: token records, and refresh tokens and authorization codes (counted,
+    /// not rehearsed: a rehearsal would delete and restore every row).
+    pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<(u64, u64)> {
         actor.require(Need::Global)?;
         let cutoff = purge_cutoff(retention)?;
         self.read(async move |cx| cred::count_purgeable(cx, cutoff).await)

@@ -596,15 +596,19 @@ pub async fn revoked_since(
     Ok(on!(cx, c => sqlx::query_as(sql).bind(since).bind(now).fetch_all(&mut *c).await?))
 }
 
-/// Deletes records of tokens that expired before `cutoff`; returns how many.
-/// How many token records [`purge_tokens`] would delete (the index on `expires_at`
-/// answers it without reading the rows).
-pub async fn count_purgeable(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
-    let n: i64 = on!(cx, c => sqlx::query_scalar("SELECT count(*) FROM tokens WHERE expires_at < $1")
-        .bind(cutoff).fetch_one(&mut *c).await?);
-    Ok(n.max(0) as u64)
+/// What [`purge_tokens`] would delete: token records (counted from the index on
+/// `expires_at`), and refresh tokens and authorization codes together.
+pub async fn count_purgeable(cx: &mut Cx<'_>, cutoff: i64) -> Result<(u64, u64)> {
+    let sql = "SELECT (SELECT count(*) FROM tokens WHERE expires_at < $1), \
+               (SELECT count(*) FROM refresh_tokens WHERE expires_at < $1) \
+               + (SELECT count(*) FROM auth_codes WHERE expires_at < $1)";
+    let (t, o): (i64, i64) =
+        on!(cx, c => sqlx::query_as(sql).bind(cutoff).fetch_one(&mut *c).await?);
+    Ok((t.max(0) as u64, o.max(0) as u64))
 }
 
+/// Deletes records of tokens that expired before `cutoff` (and refresh tokens and
+/// authorization codes that did); returns how many token records.
 pub async fn purge_tokens(cx: &mut Cx<'_>, cutoff: i64) -> Result<u64> {
     Ok(on!(cx, c => {
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1").bind(cutoff).execute(&mut *c).await?;

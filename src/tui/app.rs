@@ -151,6 +151,15 @@ pub enum Request {
     Domains,
 }
 
+/// What a [`Request::Narrowing`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rehearsed {
+    /// Users moved (a role removed), and what the change would revoke and trim.
+    Narrowing(u64, keyward::service::scopes::Narrowing),
+    /// A purge: token records, and refresh tokens and authorization codes.
+    Purge(u64, u64),
+}
+
 /// Rows of one page.
 #[derive(Debug, Clone)]
 pub enum Rows {
@@ -205,11 +214,10 @@ pub enum Loaded {
         client_id: String,
         result: Result<i64, String>,
     },
-    /// A [`Request::Narrowing`]'s answer: users moved (a purge: records deleted), and
-    /// what would be taken.
+    /// A [`Request::Narrowing`]'s answer.
     Narrowing {
         confirm: Box<Confirm>,
-        result: Result<(u64, keyward::service::scopes::Narrowing), String>,
+        result: Result<Rehearsed, String>,
     },
     SigningKeys {
         generation: u64,
@@ -2258,9 +2266,9 @@ impl App {
     fn confirm_narrowing(
         &mut self,
         mut c: Confirm,
-        result: Result<(u64, keyward::service::scopes::Narrowing), String>,
+        result: Result<Rehearsed, String>,
     ) -> Vec<Effect> {
-        let (count, n) = match result {
+        let found = match result {
             Ok(r) => r,
             Err(e) => return self.refused(e),
         };
@@ -2269,19 +2277,28 @@ impl App {
             self.resubmit = None;
             return Vec::new();
         }
-        if let WriteOp::TokenPurge { retention } = &c.op {
-            self.resubmit = None;
-            if count == 0 {
-                self.toast(format!(
-                    "no token record expired more than {retention} ago: nothing to purge"
+        let n = match found {
+            Rehearsed::Narrowing(_, n) => n,
+            Rehearsed::Purge(tokens, others) => {
+                self.resubmit = None;
+                let retention = match &c.op {
+                    WriteOp::TokenPurge { retention } => retention.as_str(),
+                    _ => "",
+                };
+                if tokens == 0 && others == 0 {
+                    self.toast(format!(
+                        "nothing expired more than {retention} ago: nothing to purge"
+                    ));
+                    return Vec::new();
+                }
+                c.lines.push(format!(
+                    "This deletes {tokens} token record(s) and {others} refresh token(s) \
+                     or authorization code(s)."
                 ));
+                self.overlay = Some(Overlay::Confirm(c));
                 return Vec::new();
             }
-            c.lines
-                .push(format!("This deletes {count} token record(s)."));
-            self.overlay = Some(Overlay::Confirm(c));
-            return Vec::new();
-        }
+        };
         if n.revoked_tokens == 0 && n.trimmed_keys == 0 && matches!(c.op, WriteOp::UserRole { .. })
         {
             self.writing += 1;

@@ -1,7 +1,7 @@
 //! `update` tests: navigation, filtering and staleness, forms, confirmations,
 //! permissions, palette and domain filter. No terminal, no database.
 
-use super::app::{Action, Effect, Loaded, Overlay, Request, Rows, WriteOp};
+use super::app::{Action, Effect, Loaded, Overlay, Rehearsed, Request, Rows, WriteOp};
 use super::fixture::{self, NOW};
 use super::screens::ScreenId;
 use super::widgets::list::Pos;
@@ -296,7 +296,7 @@ fn revoking_scopes_is_a_checklist_then_a_confirmation() {
     };
     app.update(Action::Loaded(Loaded::Narrowing {
         confirm: c.clone(),
-        result: Ok((
+        result: Ok(Rehearsed::Narrowing(
             0,
             keyward::service::scopes::Narrowing {
                 revoked_tokens: 12,
@@ -341,7 +341,7 @@ fn a_role_change_that_takes_tokens_is_confirmed_with_the_counts() {
     assert!(matches!(op, WriteOp::UserRole { .. }), "{op:?}");
     app.update(Action::Loaded(Loaded::Narrowing {
         confirm: c,
-        result: Ok((
+        result: Ok(Rehearsed::Narrowing(
             0,
             Narrowing {
                 revoked_tokens: 1,
@@ -367,7 +367,7 @@ fn a_role_change_that_takes_tokens_is_confirmed_with_the_counts() {
     let c = rehearse(&mut app);
     let fx = app.update(Action::Loaded(Loaded::Narrowing {
         confirm: c,
-        result: Ok((0, Narrowing::default())),
+        result: Ok(Rehearsed::Narrowing(0, Narrowing::default())),
     }));
     assert_eq!(fx, vec![Effect::Write(op)]);
     // Refused (say, an admin role by a support operator): the form comes back.
@@ -501,9 +501,18 @@ fn the_expiring_panel_takes_the_selection_and_opens_a_token() {
     key(&mut app, KeyCode::Char('l'));
     assert_eq!(app.dash_pane, 1);
     key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.dash_exp_sel, 1);
+    // A reload that brings a token sooner to expire keeps the highlight on its token.
+    let mut d = fixture::dashboard();
+    d.expiring.insert(0, fixture::token(7));
+    app.update(Action::Loaded(Loaded::Dashboard {
+        generation: app.dash_generation,
+        result: Ok(Box::new(d)),
+    }));
+    assert_eq!(app.dash_exp_sel, 2, "still token 1, now third");
     key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Char('j'));
-    assert_eq!(app.dash_exp_sel, 2, "stops at the last of three");
+    assert_eq!(app.dash_exp_sel, 3, "stops at the last of four");
     assert_eq!(app.dash_sel, 0, "the sign-ups' selection stays");
     let jti = fixture::token(2).jti;
     let fx = key(&mut app, KeyCode::Enter);
@@ -1169,17 +1178,17 @@ fn purge_and_scope_edit_submit_what_was_typed() {
         retention: "7d".into(),
     };
     assert_eq!(c.op, purge);
-    let counted = |n| {
+    let counted = |tokens, others| {
         Action::Loaded(Loaded::Narrowing {
             confirm: c.clone(),
-            result: Ok((n, Default::default())),
+            result: Ok(Rehearsed::Purge(tokens, others)),
         })
     };
-    assert!(app.update(counted(0)).is_empty());
+    assert!(app.update(counted(0, 0)).is_empty());
     assert!(app.overlay.is_none(), "{:?}", app.overlay);
     let note = &app.toast.as_ref().expect("a note").text;
     assert!(note.contains("nothing to purge"), "{note}");
-    app.update(counted(1234));
+    app.update(counted(1234, 56));
     let Some(Overlay::Confirm(confirm)) = &app.overlay else {
         panic!("confirmation: {:?}", app.overlay)
     };
@@ -1187,7 +1196,7 @@ fn purge_and_scope_edit_submit_what_was_typed() {
         confirm
             .lines
             .join(" ")
-            .contains("This deletes 1234 token record(s)."),
+            .contains("This deletes 1234 token record(s) and 56 refresh token(s) or"),
         "{confirm:?}"
     );
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Write(purge)]);

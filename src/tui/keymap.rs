@@ -282,7 +282,7 @@ pub static BINDINGS: &[Binding] = &[
         keys: &[k('l'), code(KeyCode::Right)],
         label: "l",
         on: On::Only(&[S::Roles, S::Dashboard]),
-        desc: "right pane (scopes; expiring tokens)",
+        desc: "right pane",
         cmd: Cmd::PaneRight,
         need: Need::Read,
         hint: false,

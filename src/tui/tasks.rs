@@ -1,7 +1,9 @@
 //! The runtime side of effects: each runs as a tokio task calling the core's
 //! services and sends its answer back as an [`Action`]. Never on the render path.
 
-use super::app::{Action, AppOp, Effect, IssueOp, Loaded, Request, Reveal, Rows, Secret, WriteOp};
+use super::app::{
+    Action, AppOp, Effect, IssueOp, Loaded, Rehearsed, Request, Reveal, Rows, Secret, WriteOp,
+};
 use super::screens::ScreenId;
 use super::widgets::list::{CursorKey, PageSpec};
 use keyward::model::UserStatus;
@@ -123,18 +125,19 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                 WriteOp::UserRole { id, role, .. } => kw
                     .user_set_role_preview(actor, id, role)
                     .await
-                    .map(|n| (0, n)),
+                    .map(|n| Rehearsed::Narrowing(0, n)),
                 WriteOp::RoleRevoke { role, scopes } => kw
                     .role_revoke_preview(actor, role, scopes)
                     .await
-                    .map(|n| (0, n)),
-                WriteOp::RoleRm { role, reassign } => {
-                    kw.role_rm_preview(actor, role, reassign.as_deref()).await
-                }
+                    .map(|n| Rehearsed::Narrowing(0, n)),
+                WriteOp::RoleRm { role, reassign } => kw
+                    .role_rm_preview(actor, role, reassign.as_deref())
+                    .await
+                    .map(|(moved, n)| Rehearsed::Narrowing(moved, n)),
                 WriteOp::TokenPurge { retention } => kw
                     .token_purge_count(actor, retention)
                     .await
-                    .map(|n| (n, Default::default())),
+                    .map(|(tokens, others)| Rehearsed::Purge(tokens, others)),
                 other => Err(keyward::Error::Refused(format!(
                     "nothing to rehearse for {other:?}"
                 ))),
