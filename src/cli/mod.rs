@@ -872,20 +872,21 @@ async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
                 json(&v);
             } else {
                 show(&r);
+                if !removed.is_empty() {
+                    println!(
+                        "Narrowed role {} (removed {}): {}.",
+                        r.name,
+                        removed.join(" "),
+                        n.summary()
+                    );
+                    return Ok(());
+                }
                 let implied: Vec<&str> = scopes
                     .iter()
                     .map(|s| s.trim())
                     .filter(|s| r.effective_scopes.iter().any(|e| e == s))
                     .collect();
-                if removed.is_empty() && !implied.is_empty() {
-                    println!(
-                        "Role {} does not grant {} itself: its scopes ({}) imply it; revoke \
-                         those instead. Nothing changed.",
-                        r.name,
-                        implied.join(" "),
-                        r.scopes.join(" ")
-                    );
-                } else if removed.is_empty() {
+                if implied.is_empty() {
                     println!(
                         "Role {} did not grant {}; nothing changed.",
                         r.name,
@@ -893,10 +894,11 @@ async fn role(kw: &Keyward, a: &Actor, js: bool, c: RoleCmd) -> R {
                     );
                 } else {
                     println!(
-                        "Narrowed role {} (removed {}): {}.",
+                        "Role {} does not grant {} itself: its scopes ({}) imply it; revoke \
+                         those instead. Nothing changed.",
                         r.name,
-                        removed.join(" "),
-                        n.summary()
+                        implied.join(" "),
+                        r.scopes.join(" ")
                     );
                 }
             }

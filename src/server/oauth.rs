@@ -353,10 +353,7 @@ async fn authenticate_optional(
             id,
             secret: Some(s),
             ..
-        } => Ok(Some(match proven {
-            Some(p) if p.client().client_id() == id => p.into_client(),
-            _ => app.svc.authenticate(id, s).await?,
-        })),
+        } => Ok(Some(app.svc.authenticate_unless(proven, id, s).await?)),
         Creds::Given {
             id, secret: None, ..
         } if id != keyward::service::tokens::LOGIN_CLIENT => Err(GrantError::InvalidClient(
@@ -388,14 +385,12 @@ async fn client_request(
             false,
         ));
     };
-    let client = match rate_limit(app, headers, peer, Some((&id, &secret))).await? {
-        Some(p) if p.client().client_id() == id => p.into_client(),
-        _ => app
-            .svc
-            .authenticate(&id, &secret)
-            .await
-            .map_err(|e| oauth_error(&e, basic))?,
-    };
+    let proven = rate_limit(app, headers, peer, Some((&id, &secret))).await?;
+    let client = app
+        .svc
+        .authenticate_unless(proven, &id, &secret)
+        .await
+        .map_err(|e| oauth_error(&e, basic))?;
     Ok((client, p))
 }
 

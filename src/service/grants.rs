@@ -740,7 +740,7 @@ impl TokenService {
     }
 
     /// [`Self::authenticate`], unless `proven` already is this client.
-    pub(crate) async fn authenticate_unless(
+    pub async fn authenticate_unless(
         &self,
         proven: Option<Proven>,
         client_id: &str,

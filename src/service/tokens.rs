@@ -512,7 +512,7 @@ impl Keyward {
     pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<(u64, u64)> {
         actor.require(Need::Global)?;
         let cutoff = purge_cutoff(retention)?;
-        self.read(async move |cx| cred::count_purgeable(cx, cutoff).await)
+        self.read_tokens(async move |cx| cred::count_purgeable(cx, cutoff).await)
             .await
     }
 

@@ -151,6 +151,15 @@ pub enum Request {
     Domains,
 }
 
+/// Where the row selected at `sel` of `old` is in `new` (rows matched by `same`), or
+/// `sel` itself, within `new`.
+fn follow<T>(old: Option<&[T]>, sel: usize, new: &[T], same: impl Fn(&T, &T) -> bool) -> usize {
+    old.and_then(|o| o.get(sel))
+        .and_then(|r| new.iter().position(|n| same(r, n)))
+        .unwrap_or(sel)
+        .min(new.len().saturating_sub(1))
+}
+
 /// What a [`Request::Narrowing`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rehearsed {
@@ -1080,23 +1089,20 @@ impl App {
                 self.dash_loading = false;
                 match result {
                     Ok(d) => {
-                        // The selection stays on its sign-up when others arrive or go.
-                        let selected = self
-                            .dash
-                            .as_ref()
-                            .and_then(|old| old.pending_users.get(self.dash_sel))
-                            .and_then(|u| d.pending_users.iter().position(|n| n.id == u.id));
-                        self.dash_sel = selected
-                            .unwrap_or(self.dash_sel)
-                            .min(d.pending_users.len().saturating_sub(1));
-                        let selected = self
-                            .dash
-                            .as_ref()
-                            .and_then(|old| old.expiring.get(self.dash_exp_sel))
-                            .and_then(|t| d.expiring.iter().position(|n| n.jti == t.jti));
-                        self.dash_exp_sel = selected
-                            .unwrap_or(self.dash_exp_sel)
-                            .min(d.expiring.len().saturating_sub(1));
+                        // Each selection stays on its row when others arrive or go.
+                        let old = self.dash.as_ref();
+                        self.dash_sel = follow(
+                            old.map(|o| &o.pending_users[..]),
+                            self.dash_sel,
+                            &d.pending_users,
+                            |a, b| a.id == b.id,
+                        );
+                        self.dash_exp_sel = follow(
+                            old.map(|o| &o.expiring[..]),
+                            self.dash_exp_sel,
+                            &d.expiring,
+                            |a, b| a.jti == b.jti,
+                        );
                         self.dash = Some(*d);
                     }
                     Err(e) => self.fail(e),
@@ -1687,26 +1693,15 @@ impl App {
             return Vec::new();
         }
         if self.dash_pane == 1 {
-            let Some(t) = self
+            let jti = self
                 .dash
                 .as_ref()
-                .and_then(|d| d.expiring.get(self.dash_exp_sel))
-            else {
-                return Vec::new();
-            };
-            let jti = t.jti.clone();
-            return self.set_filter(ScreenId::Tokens, &jti);
+                .and_then(|d| d.expiring.get(self.dash_exp_sel).map(|t| t.jti.clone()));
+            return jti.map_or_else(Vec::new, |j| self.set_filter(ScreenId::Tokens, &j));
         }
         if self.actor.require(Need::Support).is_err() {
-            let Some(u) = self
-                .dash
-                .as_ref()
-                .and_then(|d| d.pending_users.get(self.dash_sel))
-            else {
-                return Vec::new();
-            };
-            let email = u.email.clone();
-            return self.set_filter(ScreenId::Users, &email);
+            let email = self.support_target().map(|u| u.email.clone());
+            return email.map_or_else(Vec::new, |e| self.set_filter(ScreenId::Users, &e));
         }
         self.enable_api(false)
     }
@@ -2277,20 +2272,17 @@ impl App {
             self.resubmit = None;
             return Vec::new();
         }
-        let n = match found {
-            Rehearsed::Narrowing(_, n) => n,
-            Rehearsed::Purge(tokens, others) => {
+        let n = match (found, &c.op) {
+            (Rehearsed::Narrowing(_, n), _) => n,
+            (Rehearsed::Purge(0, 0), WriteOp::TokenPurge { retention }) => {
                 self.resubmit = None;
-                let retention = match &c.op {
-                    WriteOp::TokenPurge { retention } => retention.as_str(),
-                    _ => "",
-                };
-                if tokens == 0 && others == 0 {
-                    self.toast(format!(
-                        "nothing expired more than {retention} ago: nothing to purge"
-                    ));
-                    return Vec::new();
-                }
+                self.toast(format!(
+                    "nothing expired more than {retention} ago: nothing to purge"
+                ));
+                return Vec::new();
+            }
+            (Rehearsed::Purge(tokens, others), _) => {
+                self.resubmit = None;
                 c.lines.push(format!(
                     "This deletes {tokens} token record(s) and {others} refresh token(s) \
                      or authorization code(s)."

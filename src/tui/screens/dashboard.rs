@@ -9,6 +9,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+/// A row of a panel that takes the highlight: marked and styled when highlighted.
+fn row(app: &App, on: bool, text: String) -> Line<'static> {
+    if on {
+        Line::styled(format!("▶{text}"), app.theme.selected())
+    } else {
+        Line::raw(format!(" {text}"))
+    }
+}
+
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let th = &app.theme;
     let Some(d) = &app.dash else {
@@ -63,19 +72,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         let age = span(app.now - u.created_at);
         let role_w = 10;
         let email_w = w.saturating_sub(5 + 1 + role_w + 2);
-        let on = i == app.dash_sel && focused;
         let text = format!(
-            "{}{:>4} {:<email_w$} {}",
-            if on { "▶" } else { " " },
-            age,
+            "{age:>4} {:<email_w$} {}",
             trunc(&safe(&u.email), email_w),
             trunc(&u.role, role_w)
         );
-        lines.push(if on {
-            Line::styled(text, th.selected())
-        } else {
-            Line::raw(text)
-        });
+        lines.push(row(app, focused && i == app.dash_sel, text));
     }
     if lines.is_empty() {
         lines.push(Line::styled(
@@ -107,20 +109,13 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         let client_w = 10;
         let email_w = 12;
         let scopes_w = w.saturating_sub(6 + client_w + email_w + 3);
-        let on = i == app.dash_exp_sel && focused;
         let text = format!(
-            "{}{:>4} {:<client_w$} {:<email_w$} {}",
-            if on { "▶" } else { " " },
-            left,
+            "{left:>4} {:<client_w$} {:<email_w$} {}",
             trunc(&safe(&t.client_id), client_w),
             trunc(&safe(&t.user_email), email_w),
             trunc(&safe(&t.scopes), scopes_w)
         );
-        lines.push(if on {
-            Line::styled(text, th.selected())
-        } else {
-            Line::raw(text)
-        });
+        lines.push(row(app, focused && i == app.dash_exp_sel, text));
     }
     if lines.is_empty() {
         lines.push(Line::styled(" ✓ no token expires within 7 days", th.dim()));
