@@ -94,17 +94,45 @@ both_async!(purge_count_is_what_the_purge_deletes, |e| {
     )
     .await
     .unwrap();
-    let (tokens, others) = kw.token_purge_count(&admin, "10d").await.unwrap();
+    let counted = kw.token_purge_count(&admin, "10d").await.unwrap();
+    let (tokens, others) = (counted.tokens, counted.others);
     assert!(tokens > 0, "the demo data has long-expired tokens");
+    let at = |p: keyward::service::tokens::Purgeable| (p.tokens, p.others);
     // Counting changes nothing; the purge deletes what was counted, then nothing is left.
     assert_eq!(
-        kw.token_purge_count(&admin, "10d").await.unwrap(),
+        at(kw.token_purge_count(&admin, "10d").await.unwrap()),
         (tokens, others)
     );
-    assert_eq!(kw.token_purge(&admin, "10d").await.unwrap(), tokens);
-    assert_eq!(kw.token_purge_count(&admin, "10d").await.unwrap(), (0, 0));
+    // The confirmed cutoff bounds the purge: an earlier one takes less.
+    let earlier = kw
+        .token_purge_before(&admin, counted.before - 30 * 86_400)
+        .await
+        .unwrap();
+    assert!(earlier < tokens, "{earlier} of {tokens}");
+    assert_eq!(
+        kw.token_purge_before(&admin, counted.before).await.unwrap(),
+        tokens - earlier
+    );
+    assert_eq!(
+        at(kw.token_purge_count(&admin, "10d").await.unwrap()),
+        (0, 0)
+    );
+    assert_eq!(kw.token_purge(&admin, "10d").await.unwrap(), 0);
+    // A cutoff in the future would take live tokens: refused, naming it.
+    let live = kw.token_purge_count(&admin, "1s").await.unwrap();
+    let e = kw
+        .token_purge_before(&admin, keyward::model::now() + 3_600)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("purge cutoff") && e.contains("not after now"),
+        "{e}"
+    );
+    assert_eq!(kw.token_purge_count(&admin, "1s").await.unwrap(), live);
     let viewer = as_role(&admin, OperatorRole::Viewer, None);
     denied(kw.token_purge_count(&viewer, "10d").await);
+    denied(kw.token_purge_before(&viewer, counted.before).await);
 });
 
 fn denied<T: std::fmt::Debug>(r: keyward::Result<T>) {
@@ -571,9 +599,9 @@ both_async!(audit_is_atomic_with_the_change, |e| {
     assert!(kw.audit_verify(&admin).await.unwrap().ok);
 });
 
-async fn raw(kw: &Keyward, sql: &'static str) {
+async fn raw(kw: &Keyward, sql: &str) {
     kw.read(async |cx| {
-        keyward::on!(cx, c => sqlx::query(sql).execute(&mut *c).await?.rows_affected());
+        keyward::on!(cx, c => sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *c).await?.rows_affected());
         Ok(())
     })
     .await
@@ -742,6 +770,113 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("alice").await.is_empty());
     assert!(keys("%").await.is_empty());
 });
+
+both_async!(
+    console_lists_page_by_station_name_and_key_use_without_gaps,
+    |e| {
+        use keyward::store::Val;
+        use keyward::store::console::{StationPage, StationSort};
+        use keyward::store::credentials::{KeyQuery, KeySort};
+        let (kw, admin) = open(e).await;
+        let key = user_with_key(&kw, &admin, "owner@x.example").await;
+        // Names that differ only in case, and letters SQLite's `lower` does not fold.
+        for name in [
+            "beta", "Alpha", "Élan", "élan", "zeta", "ÅSA", "alpha", "Gamma",
+        ] {
+            kw.station_add(&admin, name, "owner@x.example", None, None, None, None)
+                .await
+                .unwrap();
+        }
+        // Every page of `limit` rows, each after the last row of the one before.
+        let walk = async |desc: bool, limit: i64| -> Vec<(String, String)> {
+            let mut seen = Vec::new();
+            let mut after: Option<(Val, String)> = None;
+            loop {
+                let q = StationPage {
+                    sort: StationSort::Name,
+                    desc,
+                    after: after.clone(),
+                    limit,
+                    ..Default::default()
+                };
+                let rows = kw.station_page(&admin, q).await.unwrap();
+                let Some(last) = rows.last() else {
+                    return seen;
+                };
+                after = Some((Val::S(last.name_key.clone()), last.id.clone()));
+                seen.extend(rows.into_iter().map(|r| (r.name, r.id)));
+            }
+        };
+        let whole = walk(false, 100).await;
+        assert_eq!(
+            whole.len(),
+            9,
+            "eight stations and the owner's first: {whole:?}"
+        );
+        assert_eq!(walk(false, 2).await, whole, "pages of two, ascending");
+        let mut down = walk(true, 3).await;
+        down.reverse();
+        assert_eq!(down, whole, "pages of three, descending");
+        // Case-blind: the ASCII names in alphabetical order, each spelling beside the other.
+        let names: Vec<&str> = whole
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| ["alpha", "Alpha", "beta", "Gamma", "zeta"].contains(n))
+            .collect();
+        assert_eq!(&names[2..], ["beta", "Gamma", "zeta"], "{whole:?}");
+        assert_eq!(
+            (names[0].to_lowercase(), names[1].to_lowercase()),
+            ("alpha".into(), "alpha".into())
+        );
+
+        // API keys by last use: never used first (as at time 0), then oldest use first.
+        let mut ids = vec![key.key.id.clone()];
+        for _ in 0..3 {
+            let k = kw
+                .key_create(
+                    &admin,
+                    keyward::service::credentials::KeySpec {
+                        user: "owner@x.example".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            ids.push(k.key.id);
+        }
+        let used = |id: &str, at: i64| {
+            format!("UPDATE api_keys SET last_used_at = {at} WHERE id = '{id}'")
+        };
+        for (id, at) in [(&ids[0], 2_000), (&ids[2], 1_000), (&ids[3], 2_000)] {
+            raw(&kw, &used(id, at)).await;
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let q = KeyQuery {
+                sort: KeySort::LastUsed,
+                after,
+                limit: 1,
+                ..Default::default()
+            };
+            let rows = kw.key_list(&admin, q).await.unwrap();
+            let Some(k) = rows.first() else { break };
+            after = Some((k.used_key(), k.id.clone()));
+            seen.push((k.last_used_at, k.id.clone()));
+        }
+        let mut tied = [ids[0].clone(), ids[3].clone()];
+        tied.sort();
+        assert_eq!(
+            seen,
+            vec![
+                (None, ids[1].clone()),
+                (Some(1_000), ids[2].clone()),
+                (Some(2_000), tied[0].clone()),
+                (Some(2_000), tied[1].clone()),
+            ]
+        );
+    }
+);
 
 both_async!(
     grants_of_the_token_service_are_seen_at_once_everywhere,

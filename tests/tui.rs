@@ -9,6 +9,14 @@ mod pty;
 #[test]
 fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
     let env = pty::Env::new();
+    // The newest station, first by name.
+    env.cli(&[
+        "station",
+        "add",
+        "Aardvark Ltd",
+        "--user",
+        "bob@example.com",
+    ]);
     let mut c = env.spawn(24, 80);
     let s = c.wait_for("Waiting for API access (4)");
     assert!(s.contains("alice@example.com"), "{s}");
@@ -37,6 +45,38 @@ fn pty_open_navigate_every_screen_filter_and_quit_with_ctrl_c() {
     assert!(!s.contains("bob@example.com"), "{s}");
     c.send("\x1b");
     c.wait_for("1 of 4");
+    // Stations: oldest first, then `s` sorts them by name in the database, `S` reverses.
+    let selected = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with('▶'))
+            .unwrap_or("")
+            .to_string()
+    };
+    let names = ["Aardvark", "Alice", "Alina", "Bob", "Carol"];
+    let at = |s: &str| -> Vec<usize> {
+        names
+            .iter()
+            .map(|n| s.find(n).unwrap_or(usize::MAX))
+            .collect()
+    };
+    c.send("4");
+    let s = c.wait_for("sort created ▲");
+    assert!(selected(&s).contains("Alice Meyer"), "{s}");
+    c.send("G");
+    let s = c.wait_for("5 of 5");
+    assert!(selected(&s).contains("Aardvark Ltd"), "the newest: {s}");
+    c.send("s");
+    let s = c.wait_for("sort name ▲");
+    let order = at(&s);
+    assert!(order.is_sorted() && order[4] != usize::MAX, "{s}");
+    c.send("S");
+    let s = c.wait("descending by name", |s| {
+        s.contains("sort name ▼")
+            && s.find("Carol").unwrap_or(usize::MAX) < s.find("Bob").unwrap_or(0)
+    });
+    let mut order = at(&s);
+    order.reverse();
+    assert!(order.is_sorted() && order[0] != usize::MAX, "{s}");
     // Tab goes on, `:` runs a command.
     c.send(":users carol\r");
     c.wait(":users carol", |s| {

@@ -600,6 +600,7 @@ mod tests {
             country_code: Some("DE".into()),
             created_at: 0,
             version: 1,
+            name_key: String::new(),
         };
         let h = StationHint {
             eu_vat_id: Some(" de 123 456 789".into()),

@@ -295,6 +295,17 @@ fn purge_cutoff(retention: &str) -> Result<i64> {
     Ok(model::now() - Ttl::parse("--expired-before", retention)?.secs())
 }
 
+/// What a purge would delete ([`Keyward::token_purge_count`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purgeable {
+    /// The cutoff counted with (Unix seconds): records that expired before it.
+    pub before: i64,
+    /// Token records.
+    pub tokens: u64,
+    /// Refresh tokens and authorization codes.
+    pub others: u64,
+}
+
 impl Keyward {
     /// Mints a token for a user within the user's role (and the key's scopes with
     /// `key`). Enables the user's API access.
@@ -507,20 +518,47 @@ impl Keyward {
     }
 
     /// What [`Self::token_purge`] with this retention would delete now, for its
-    /// confirmation: token records, and refresh tokens and authorization codes (counted,
-    /// not rehearsed: a rehearsal would delete and restore every row).
-    pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<(u64, u64)> {
+    /// confirmation (counted, not rehearsed: a rehearsal would delete and restore every
+    /// row). Confirmed, [`Self::token_purge_before`] with its `before` deletes exactly
+    /// what was counted, however long the confirmation took.
+    pub async fn token_purge_count(&self, actor: &Actor, retention: &str) -> Result<Purgeable> {
         actor.require(Need::Global)?;
-        let cutoff = purge_cutoff(retention)?;
-        self.read_tokens(async move |cx| cred::count_purgeable(cx, cutoff).await)
-            .await
+        let before = purge_cutoff(retention)?;
+        let (tokens, others) = self
+            .read_tokens(async move |cx| cred::count_purgeable(cx, before).await)
+            .await?;
+        Ok(Purgeable {
+            before,
+            tokens,
+            others,
+        })
     }
 
     /// Drops records of tokens that expired before `retention` ago (revoked tokens
     /// only once expired, too).
     pub async fn token_purge(&self, actor: &Actor, retention: &str) -> Result<u64> {
         actor.require(Need::Global)?;
-        let cutoff = purge_cutoff(retention)?;
+        self.token_purge_before(actor, purge_cutoff(retention)?)
+            .await
+    }
+
+    /// Drops records of tokens that expired before `before` (Unix seconds, not in the
+    /// future: a purge never takes a live token), with the refresh tokens and
+    /// authorization codes that did; returns how many token records.
+    pub async fn token_purge_before(&self, actor: &Actor, before: i64) -> Result<u64> {
+        actor.require(Need::Global)?;
+        let now = model::now();
+        if before > now {
+            return Err(Error::Invalid {
+                field: "purge cutoff",
+                value: model::rfc3339(before),
+                accepted: format!(
+                    "a time not after now ({}): a purge takes only what has expired",
+                    model::rfc3339(now)
+                ),
+            });
+        }
+        let cutoff = before;
         let a = actor.clone();
         self.write(async move |cx| {
             let n = cred::purge_tokens(cx, cutoff).await?;

@@ -229,14 +229,34 @@ pub async fn count_active_tokens(
 
 // ---------------------------------------------------------------- stations
 
-/// A station page in either direction, ordered by (created_at, id).
+/// The orders of the console's station list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StationSort {
+    #[default]
+    Created,
+    /// Case-blind, by the database's `lower` (the row's `name_key`).
+    Name,
+}
+
+impl StationSort {
+    fn col(&self) -> &'static str {
+        match self {
+            StationSort::Created => "s.created_at",
+            StationSort::Name => "lower(s.name)",
+        }
+    }
+}
+
+/// A station page in either direction, ordered by (sort value, id).
 #[derive(Debug, Clone, Default)]
 pub struct StationPage {
     pub domains: Option<Vec<String>>,
     /// Prefix of the name or EU VAT id.
     pub search: Option<String>,
+    pub sort: StationSort,
     pub desc: bool,
-    pub after: Option<(i64, String)>,
+    /// Keyset cursor: (sort value, id) of the last row seen.
+    pub after: Option<(Val, String)>,
     pub limit: i64,
 }
 
@@ -259,19 +279,24 @@ pub async fn station_page(
     let mut q = Sql::new(
         cx.engine(),
         "SELECT s.id, s.domain_id, d.name AS domain, s.user_id, u.email AS user_email, s.name, s.eu_vat_id, \
-         s.registration_number, s.country_code, s.created_at, s.version \
+         s.registration_number, s.country_code, s.created_at, s.version, lower(s.name) AS name_key \
          FROM stations s JOIN domains d ON d.id = s.domain_id JOIN users u ON u.id = s.user_id WHERE 1 = 1",
     );
     station_filters(&mut q, f);
+    let col = f.sort.col();
     let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
-    if let Some((at, id)) = &f.after {
-        q.push(&format!(" AND (s.created_at, s.id) {cmp} ("))
-            .bind(*at)
+    if let Some((v, id)) = &f.after {
+        // The bound on the sort value alone lets SQLite seek in an expression's index
+        // (it walks one from the start for a row value over an expression).
+        q.push(&format!(" AND {col} {cmp}= "))
+            .bind(v.clone())
+            .push(&format!(" AND ({col}, s.id) {cmp} ("))
+            .bind(v.clone())
             .push(", ")
             .bind(id)
             .push(")");
     }
-    q.push(&format!(" ORDER BY s.created_at {dir}, s.id {dir} LIMIT "))
+    q.push(&format!(" ORDER BY {col} {dir}, s.id {dir} LIMIT "))
         .bind(f.limit.clamp(1, 10_000));
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))

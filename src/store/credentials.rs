@@ -268,10 +268,37 @@ pub struct KeyQuery {
     pub now: i64,
     /// A client id prefix, or the owner's email prefix / email-or-name substring.
     pub search: Option<String>,
+    pub sort: KeySort,
     /// Newest first (the console); `after` then continues downwards.
     pub desc: bool,
+    /// Keyset cursor: (sort value, id) of the last row seen.
     pub after: Option<(i64, String)>,
     pub limit: i64,
+}
+
+/// The orders of API key lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeySort {
+    #[default]
+    Created,
+    /// By last use, a key never used as used at time 0 (see [`KeyRow::used_key`]).
+    LastUsed,
+}
+
+impl KeySort {
+    fn col(&self) -> &'static str {
+        match self {
+            KeySort::Created => "k.created_at",
+            KeySort::LastUsed => "coalesce(k.last_used_at, 0)",
+        }
+    }
+}
+
+impl KeyRow {
+    /// The value [`KeySort::LastUsed`] orders by.
+    pub fn used_key(&self) -> i64 {
+        self.last_used_at.unwrap_or(0)
+    }
 }
 
 fn key_filters(q: &mut Sql, f: &KeyQuery) {
@@ -305,15 +332,19 @@ pub async fn list_keys(cx: &mut Cx<'_>, f: &KeyQuery) -> Result<Vec<KeyRow>> {
     let mut q = Sql::new(cx.engine(), KEY_SELECT);
     q.push(" WHERE 1 = 1");
     key_filters(&mut q, f);
+    let col = f.sort.col();
     let (cmp, dir) = if f.desc { ("<", "DESC") } else { (">", "ASC") };
-    if let Some((at, id)) = &f.after {
-        q.push(&format!(" AND (k.created_at, k.id) {cmp} ("))
-            .bind(*at)
+    if let Some((v, id)) = &f.after {
+        // As for stations: a bound on the sort value alone, for SQLite to seek.
+        q.push(&format!(" AND {col} {cmp}= "))
+            .bind(*v)
+            .push(&format!(" AND ({col}, k.id) {cmp} ("))
+            .bind(*v)
             .push(", ")
             .bind(id)
             .push(")");
     }
-    q.push(&format!(" ORDER BY k.created_at {dir}, k.id {dir} LIMIT "))
+    q.push(&format!(" ORDER BY {col} {dir}, k.id {dir} LIMIT "))
         .bind(f.limit.clamp(1, 10_000));
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))

@@ -84,6 +84,12 @@ pub struct StationRow {
     #[serde(serialize_with = "crate::model::ser_ts")]
     pub created_at: i64,
     pub version: i64,
+    /// The name as the console's station list sorts it (the database's `lower`), so
+    /// that a page's cursor is the very value the next page compares with; empty where
+    /// a query does not select it.
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub name_key: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

@@ -39,15 +39,21 @@ pub const BIG_KEY: i64 = 10;
 /// Users loaded by the demo key.
 pub const DEMO_USERS: u64 = 200;
 
+/// A row's cursor: its key in the list's sort order and its id (the tie-break).
+fn keyed(key: CursorKey, id: &str) -> Cursor {
+    Cursor {
+        key,
+        id: id.to_string(),
+    }
+}
+
+// Each row's cursor key for each of its screen's `sorts`, in that order.
+
 impl ListRow for UserRow {
     fn cursor(&self, sort: usize) -> Cursor {
-        let key = match sort {
-            1 => CursorKey::Int(self.created_at),
-            _ => CursorKey::Str(self.email.to_lowercase()),
-        };
-        Cursor {
-            key,
-            id: self.id.clone(),
+        match sort {
+            1 => keyed(CursorKey::Int(self.created_at), &self.id),
+            _ => keyed(CursorKey::Str(self.email.to_lowercase()), &self.id),
         }
     }
     fn id(&self) -> &str {
@@ -55,33 +61,35 @@ impl ListRow for UserRow {
     }
 }
 
-/// Rows listed in creation order only: the cursor is (created_at, id).
-macro_rules! created_order {
-    ($($t:ty),*) => {$(
-        impl ListRow for $t {
-            fn cursor(&self, _: usize) -> Cursor {
-                Cursor {
-                    key: CursorKey::Int(self.created_at),
-                    id: self.id.clone(),
-                }
-            }
-            fn id(&self) -> &str {
-                &self.id
-            }
+impl ListRow for StationRow {
+    fn cursor(&self, sort: usize) -> Cursor {
+        match sort {
+            1 => keyed(CursorKey::Str(self.name_key.clone()), &self.id),
+            _ => keyed(CursorKey::Int(self.created_at), &self.id),
         }
-    )*};
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
-created_order!(KeyRow, StationRow);
+
+impl ListRow for KeyRow {
+    fn cursor(&self, sort: usize) -> Cursor {
+        match sort {
+            1 => keyed(CursorKey::Int(self.used_key()), &self.id),
+            _ => keyed(CursorKey::Int(self.created_at), &self.id),
+        }
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
 
 impl ListRow for TokenRow {
     fn cursor(&self, sort: usize) -> Cursor {
-        let key = match sort {
-            1 => CursorKey::Int(self.expires_at),
-            _ => CursorKey::Int(self.issued_at),
-        };
-        Cursor {
-            key,
-            id: self.jti.clone(),
+        match sort {
+            1 => keyed(CursorKey::Int(self.expires_at), &self.jti),
+            _ => keyed(CursorKey::Int(self.issued_at), &self.jti),
         }
     }
     fn id(&self) -> &str {
@@ -91,10 +99,7 @@ impl ListRow for TokenRow {
 
 impl ListRow for AuditRow {
     fn cursor(&self, _: usize) -> Cursor {
-        Cursor {
-            key: CursorKey::Int(self.seq),
-            id: self.hash.clone(),
-        }
+        keyed(CursorKey::Int(self.seq), &self.hash)
     }
     fn id(&self) -> &str {
         &self.hash
@@ -165,8 +170,8 @@ fn follow<T>(old: Option<&[T]>, sel: usize, new: &[T], same: impl Fn(&T, &T) -> 
 pub enum Rehearsed {
     /// Users moved (a role removed), and what the change would revoke and trim.
     Narrowing(u64, keyward::service::scopes::Narrowing),
-    /// A purge: token records, and refresh tokens and authorization codes.
-    Purge(u64, u64),
+    /// A purge: what it deletes, and the cutoff counted with.
+    Purge(keyward::service::tokens::Purgeable),
 }
 
 /// Rows of one page.
@@ -338,6 +343,9 @@ pub enum WriteOp {
     },
     TokenPurge {
         retention: String,
+        /// The cutoff the confirmation counted with, once counted: the purge deletes
+        /// what it said, not what expired since.
+        before: Option<i64>,
     },
     UserImport {
         path: String,
@@ -2274,18 +2282,24 @@ impl App {
         }
         let n = match (found, &c.op) {
             (Rehearsed::Narrowing(_, n), _) => n,
-            (Rehearsed::Purge(0, 0), WriteOp::TokenPurge { retention }) => {
+            (Rehearsed::Purge(p), WriteOp::TokenPurge { retention, .. })
+                if p.tokens == 0 && p.others == 0 =>
+            {
                 self.resubmit = None;
                 self.toast(format!(
                     "nothing expired more than {retention} ago: nothing to purge"
                 ));
                 return Vec::new();
             }
-            (Rehearsed::Purge(tokens, others), _) => {
+            (Rehearsed::Purge(p), _) => {
                 self.resubmit = None;
+                if let WriteOp::TokenPurge { before, .. } = &mut c.op {
+                    *before = Some(p.before);
+                }
                 c.lines.push(format!(
-                    "This deletes {tokens} token record(s) and {others} refresh token(s) \
-                     or authorization code(s)."
+                    "This deletes {} token record(s) and {} refresh token(s) or \
+                     authorization code(s).",
+                    p.tokens, p.others
                 ));
                 self.overlay = Some(Overlay::Confirm(c));
                 return Vec::new();
@@ -3514,7 +3528,10 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                     "Records of tokens that expired more than {retention} ago go for good, \
                      with their refresh tokens and authorization codes."
                 )],
-                op: WriteOp::TokenPurge { retention },
+                op: WriteOp::TokenPurge {
+                    retention,
+                    before: None,
+                },
             });
         }
         FormKind::ScopeEdit { name } => WriteOp::ScopeEdit {

@@ -171,7 +171,7 @@ fn a_key_for_another_screen_says_where_it_works() {
     key(&mut app, KeyCode::Char('s'));
     assert_eq!(
         note(&app).as_deref(),
-        Some("s (sort) works on Users, Tokens")
+        Some("s (sort) works on Users, Stations, API keys, Tokens")
     );
     assert!(app.overlay.is_none());
     // A key that means different things elsewhere only says it does nothing here;
@@ -1174,14 +1174,21 @@ fn purge_and_scope_edit_submit_what_was_typed() {
     let [Effect::Load(Request::Narrowing(c))] = &fx[..] else {
         panic!("a count first: {fx:?}")
     };
-    let purge = WriteOp::TokenPurge {
-        retention: "7d".into(),
-    };
-    assert_eq!(c.op, purge);
+    assert_eq!(
+        c.op,
+        WriteOp::TokenPurge {
+            retention: "7d".into(),
+            before: None
+        }
+    );
     let counted = |tokens, others| {
         Action::Loaded(Loaded::Narrowing {
             confirm: c.clone(),
-            result: Ok(Rehearsed::Purge(tokens, others)),
+            result: Ok(Rehearsed::Purge(keyward::service::tokens::Purgeable {
+                before: 1_700_000_000,
+                tokens,
+                others,
+            })),
         })
     };
     assert!(app.update(counted(0, 0)).is_empty());
@@ -1199,6 +1206,11 @@ fn purge_and_scope_edit_submit_what_was_typed() {
             .contains("This deletes 1234 token record(s) and 56 refresh token(s) or"),
         "{confirm:?}"
     );
+    // The purge takes the cutoff that was counted, not `7d` before whenever it runs.
+    let purge = WriteOp::TokenPurge {
+        retention: "7d".into(),
+        before: Some(1_700_000_000),
+    };
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Write(purge)]);
     let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('e'));

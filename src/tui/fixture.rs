@@ -108,6 +108,7 @@ pub fn station(i: usize) -> StationRow {
         country_code: None,
         created_at: NOW - 86_400 * (30 - i as i64),
         version: 1,
+        name_key: format!("station {i}"),
     }
 }
 

@@ -301,7 +301,7 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('s')],
         label: "s",
-        on: On::Only(&[S::Users, S::Tokens]),
+        on: On::Only(&[S::Users, S::Stations, S::Keys, S::Tokens]),
         desc: "sort",
         cmd: Cmd::SortNext,
         need: Need::Read,

@@ -12,8 +12,8 @@ use keyward::service::demo::DemoOptions;
 use keyward::service::directory::NewUser;
 use keyward::service::tokens::MintSpec;
 use keyward::store::Val;
-use keyward::store::console::{AuditPage, StationPage, TokenQuery, TokenSort};
-use keyward::store::credentials::KeyQuery;
+use keyward::store::console::{AuditPage, StationPage, StationSort, TokenQuery, TokenSort};
+use keyward::store::credentials::{KeyQuery, KeySort};
 use keyward::store::directory::{UserQuery, UserSort};
 use keyward::{Actor, Keyward};
 use secrecy::ExposeSecret;
@@ -55,6 +55,14 @@ fn int(k: &CursorKey) -> i64 {
     match k {
         CursorKey::Int(i) => *i,
         CursorKey::Str(_) => 0,
+    }
+}
+
+/// A cursor key as the store binds it.
+fn val(k: &CursorKey) -> Val {
+    match k {
+        CursorKey::Int(i) => Val::I(*i),
+        CursorKey::Str(s) => Val::S(s.clone()),
     }
 }
 
@@ -134,10 +142,10 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                     .role_rm_preview(actor, role, reassign.as_deref())
                     .await
                     .map(|(moved, n)| Rehearsed::Narrowing(moved, n)),
-                WriteOp::TokenPurge { retention } => kw
+                WriteOp::TokenPurge { retention, .. } => kw
                     .token_purge_count(actor, retention)
                     .await
-                    .map(|(tokens, others)| Rehearsed::Purge(tokens, others)),
+                    .map(Rehearsed::Purge),
                 other => Err(keyward::Error::Refused(format!(
                     "nothing to rehearse for {other:?}"
                 ))),
@@ -213,21 +221,20 @@ fn list_query(screen: ScreenId, spec: &PageSpec, domain: Option<String>) -> List
                 UserSort::Email
             },
             desc: store_desc,
-            after: cursor.map(|c| {
-                let v = match &c.key {
-                    CursorKey::Int(i) => Val::I(*i),
-                    CursorKey::Str(s) => Val::S(s.clone()),
-                };
-                (v, c.id.clone())
-            }),
+            after: cursor.map(|c| (val(&c.key), c.id.clone())),
             limit: spec.limit,
             ..Default::default()
         }),
         ScreenId::Stations => ListQuery::Stations(StationPage {
             domains,
             search,
+            sort: if spec.sort == 1 {
+                StationSort::Name
+            } else {
+                StationSort::Created
+            },
             desc: store_desc,
-            after: cursor.map(|c| (int(&c.key), c.id.clone())),
+            after: cursor.map(|c| (val(&c.key), c.id.clone())),
             limit: spec.limit,
         }),
         ScreenId::Tokens => ListQuery::Tokens(TokenQuery {
@@ -253,6 +260,11 @@ fn list_query(screen: ScreenId, spec: &PageSpec, domain: Option<String>) -> List
         ScreenId::Keys => ListQuery::Keys(KeyQuery {
             domains,
             search,
+            sort: if spec.sort == 1 {
+                KeySort::LastUsed
+            } else {
+                KeySort::Created
+            },
             desc: store_desc,
             now: keyward::model::now(),
             after: cursor.map(|c| (int(&c.key), c.id.clone())),
@@ -531,8 +543,11 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 }
                 m
             }
-            WriteOp::TokenPurge { retention } => {
-                let n = kw.token_purge(actor, &retention).await?;
+            WriteOp::TokenPurge { retention, before } => {
+                let n = match before {
+                    Some(b) => kw.token_purge_before(actor, b).await?,
+                    None => kw.token_purge(actor, &retention).await?,
+                };
                 format!("purged {n} expired token record(s)")
             }
             WriteOp::MasterKeyRotate => {

@@ -1,5 +1,6 @@
 //! API keys: client credentials of users, with owner, scopes, expiry and last use.
-//! Keyset-paged, newest first; `/` matches a client id prefix or the owner.
+//! Keyset-paged, newest first (`s`: by last use); `/` matches a client id prefix or the
+//! owner.
 
 use super::super::app::App;
 use super::super::fmt::{date, datetime, safe, span};

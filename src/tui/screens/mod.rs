@@ -90,7 +90,7 @@ pub const SCREENS: &[ScreenDef] = &[
         short: "Stns",
         title: "Stations",
         list: true,
-        sorts: &["created"],
+        sorts: &["created", "name"],
     },
     ScreenDef {
         id: ScreenId::Keys,
@@ -99,7 +99,7 @@ pub const SCREENS: &[ScreenDef] = &[
         short: "Keys",
         title: "API keys",
         list: true,
-        sorts: &["created"],
+        sorts: &["created", "last used"],
     },
     ScreenDef {
         id: ScreenId::Apps,

@@ -1,4 +1,5 @@
-//! Stations: endpoint identities owned by users.
+//! Stations: endpoint identities owned by users. Keyset-paged by creation or (`s`) by
+//! name.
 
 use super::super::app::App;
 use super::super::fmt::{date, safe};
