@@ -1566,7 +1566,6 @@ impl App {
                 ScreenId::Dashboard
                 | ScreenId::Roles
                 | ScreenId::Operators
-                | ScreenId::Keys
                 | ScreenId::SigningKeys
                 | ScreenId::Apps => self.step(i64::MIN / 2),
                 _ => self.on_list(|l| l.top(view)),
@@ -1575,7 +1574,6 @@ impl App {
                 ScreenId::Dashboard
                 | ScreenId::Roles
                 | ScreenId::Operators
-                | ScreenId::Keys
                 | ScreenId::SigningKeys
                 | ScreenId::Apps => self.step(i64::MAX / 2),
                 _ => self.on_list(|l| l.bottom(view)),

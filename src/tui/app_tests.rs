@@ -99,6 +99,26 @@ fn list_moves_and_asks_for_details() {
 }
 
 #[test]
+fn g_and_shift_g_reach_the_ends_of_a_paged_list_beyond_what_is_loaded() {
+    use super::widgets::list::Pos;
+    let ends = |fx: &[Effect]| -> Vec<Pos> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Load(Request::Page { spec, .. }) => Some(spec.pos.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Admin);
+    // The database holds more keys than the pages loaded: G asks for the last page,
+    // g for the first, instead of stopping at the end of what is in memory.
+    app.keys.at_end = false;
+    assert_eq!(ends(&key(&mut app, KeyCode::Char('G'))), vec![Pos::Bottom]);
+    app.keys.at_start = false;
+    assert_eq!(ends(&key(&mut app, KeyCode::Char('g'))), vec![Pos::Top]);
+}
+
+#[test]
 fn filter_is_debounced_and_stale_answers_are_dropped() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('/'));

@@ -524,3 +524,42 @@ fn the_waiting_list_scrolls_with_the_highlight() {
     assert!(row.contains("waiting14@"), "{row}");
     assert!(!text.contains("waiting00@"), "scrolled: {text}");
 }
+
+#[test]
+fn whole_lists_scroll_to_keep_the_highlight_in_view() {
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    let one = app.apps.items[0].clone();
+    app.apps.items = (0..40)
+        .map(|i| keyward::store::credentials::AppRow {
+            id: format!("a{i}"),
+            client_id: format!("kwa_app{i:02}"),
+            ..one.clone()
+        })
+        .collect();
+    let selected = |app: &App| {
+        let text = screen_text(&draw(app, 80, 24));
+        text.lines()
+            .find(|l| l.contains('▶'))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no highlighted row on screen:\n{text}"))
+    };
+    press(&mut app, KeyCode::Char('G'));
+    assert!(selected(&app).contains("kwa_app39"), "{}", selected(&app));
+    for _ in 0..25 {
+        press(&mut app, KeyCode::Char('k'));
+    }
+    assert!(selected(&app).contains("kwa_app14"), "{}", selected(&app));
+    press(&mut app, KeyCode::Char('g'));
+    assert!(selected(&app).contains("kwa_app00"), "{}", selected(&app));
+    // The same on Signing keys, which gain a row with every rotation.
+    let mut app = fixture::app(ScreenId::SigningKeys, (80, 24), OperatorRole::Admin);
+    let one = app.signing.items[0].clone();
+    app.signing.items = (0..30)
+        .map(|i| keyward::service::keyring::SigningKeyView {
+            kid: format!("kid-{i:02}"),
+            ..one.clone()
+        })
+        .collect();
+    press(&mut app, KeyCode::Char('G'));
+    assert!(selected(&app).contains("kid-29"), "{}", selected(&app));
+}

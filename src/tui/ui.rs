@@ -15,7 +15,9 @@ use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap,
+};
 use unicode_width::UnicodeWidthStr;
 
 pub const MIN_W: u16 = 80;
@@ -195,6 +197,13 @@ fn status_bar(app: &App, f: &mut Frame, area: Rect) {
 }
 
 /// A bordered block with a title.
+/// Draws a whole (unpaged) list, scrolled so that its highlighted row `sel` is in view:
+/// Apps, Signing keys, Operators, Roles & scopes hold every row, and more than fit.
+pub fn scrolled(f: &mut Frame, table: Table, area: Rect, sel: usize) {
+    let mut state = TableState::default().with_selected(Some(sel));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
 pub fn block<'a>(th: &Theme, title: String, focus: bool) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)

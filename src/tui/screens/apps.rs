@@ -2,7 +2,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe};
-use super::super::ui::{block, detail_pane};
+use super::super::ui::{block, detail_pane, scrolled};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -34,7 +34,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             if on { row.style(th.selected()) } else { row }
         })
         .collect();
-    f.render_widget(
+    scrolled(
+        f,
         Table::new(
             rows,
             [
@@ -63,6 +64,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             true,
         )),
         list,
+        apps.sel,
     );
     detail_pane(app, f, detail, &self::detail(app));
 }

@@ -2,7 +2,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{safe, thousands};
-use super::super::ui::{block, detail_pane};
+use super::super::ui::{block, detail_pane, scrolled};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -46,7 +46,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             }
         })
         .collect();
-    f.render_widget(
+    scrolled(
+        f,
         Table::new(
             rows,
             [
@@ -63,6 +64,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             app.pane == 0,
         )),
         left,
+        app.roles.sel,
     );
     let rows: Vec<Row> = app
         .scopes
@@ -82,7 +84,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             }
         })
         .collect();
-    f.render_widget(
+    scrolled(
+        f,
         Table::new(
             rows,
             [
@@ -98,6 +101,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             app.pane == 1,
         )),
         right,
+        app.scope_sel,
     );
     detail_pane(app, f, detail, &self::detail(app));
 }

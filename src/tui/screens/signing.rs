@@ -3,7 +3,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe, thousands};
-use super::super::ui::{block, detail_pane};
+use super::super::ui::{block, detail_pane, scrolled};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -35,7 +35,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             if on { row.style(th.selected()) } else { row }
         })
         .collect();
-    f.render_widget(
+    scrolled(
+        f,
         Table::new(
             rows,
             [
@@ -62,6 +63,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         )
         .block(block(th, format!("Signing keys ({})", ks.count()), true)),
         list,
+        ks.sel,
     );
     detail_pane(app, f, detail, &self::detail(app));
 }
