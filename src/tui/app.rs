@@ -20,6 +20,7 @@ use keyward::store::console::TokenRow;
 use keyward::store::credentials::{AppRow, ConsentRow, KeyRow};
 use keyward::store::directory::{DomainRow, SettingRow, StationRow, UserRow};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
 /// Milliseconds between ticks (spinner, debounce, toasts).
@@ -595,35 +596,78 @@ pub struct Info {
     pub database: String,
 }
 
+/// A list loaded whole (Roles, Apps, Signing keys, Operators): `items` is what is shown,
+/// every row loaded narrowed by the filter `/` types (in memory: these lists are short).
 #[derive(Debug, Clone)]
 pub struct Small<T> {
     pub items: Vec<T>,
+    /// Every row loaded.
+    all: Vec<T>,
     pub sel: usize,
     pub generation: u64,
     pub loading: bool,
     pub loaded: bool,
+    pub filter: Input,
+    /// The filter is being typed.
+    pub editing: bool,
 }
 
 impl<T> Default for Small<T> {
     fn default() -> Self {
         Small {
             items: Vec::new(),
+            all: Vec::new(),
             sel: 0,
             generation: 0,
             loading: false,
             loaded: false,
+            filter: Input::default(),
+            editing: false,
         }
+    }
+}
+
+/// What `/` finds a whole list's row by: its text, lowercase.
+pub trait Findable {
+    fn text(&self) -> String;
+}
+
+impl Findable for AppRow {
+    fn text(&self) -> String {
+        [&self.client_id, &self.name, &self.owner_email, &self.domain]
+            .map(|s| s.to_lowercase())
+            .join(" ")
+    }
+}
+
+impl Findable for SigningKeyView {
+    fn text(&self) -> String {
+        format!("{} {} {}", self.kid, self.alg, self.status).to_lowercase()
+    }
+}
+
+impl Findable for OperatorView {
+    fn text(&self) -> String {
+        format!("{} {} {}", self.account, self.role, self.domains.join(" ")).to_lowercase()
+    }
+}
+
+impl Findable for RoleView {
+    fn text(&self) -> String {
+        self.name.to_lowercase()
     }
 }
 
 impl<T> Small<T> {
     /// How many there are, for a title: `…` until the first answer (not a `0` that
-    /// would say there are none).
+    /// would say there are none); `3 of 22` while a filter narrows them.
     pub fn count(&self) -> String {
-        if self.loaded {
+        if !self.loaded {
+            "…".into()
+        } else if self.filter.value().is_empty() {
             self.items.len().to_string()
         } else {
-            "…".into()
+            format!("{} of {}", self.items.len(), self.all.len())
         }
     }
     fn restart(&mut self) -> u64 {
@@ -631,21 +675,84 @@ impl<T> Small<T> {
         self.loading = true;
         self.generation
     }
-    fn apply(&mut self, generation: u64, items: Vec<T>) -> bool {
-        if generation != self.generation {
-            return false;
-        }
-        self.items = items;
-        self.loading = false;
-        self.loaded = true;
-        self.sel = self.sel.min(self.items.len().saturating_sub(1));
-        true
-    }
     fn step(&mut self, d: i64) {
         let n = self.items.len() as i64;
         if n > 0 {
             self.sel = (self.sel as i64 + d).clamp(0, n - 1) as usize;
         }
+    }
+}
+
+impl<T: Clone + Findable> Small<T> {
+    fn apply(&mut self, generation: u64, items: Vec<T>) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.all = items;
+        self.refilter();
+        self.loading = false;
+        self.loaded = true;
+        true
+    }
+    /// Shows the rows the filter finds (every one when it is empty).
+    fn refilter(&mut self) {
+        let needle = self.filter.value().trim().to_lowercase();
+        self.items = if needle.is_empty() {
+            self.all.clone()
+        } else {
+            self.all
+                .iter()
+                .filter(|r| r.text().contains(&needle))
+                .cloned()
+                .collect()
+        };
+        self.sel = self.sel.min(self.items.len().saturating_sub(1));
+    }
+}
+
+/// `/` on a whole list (see [`Small`]); the paged lists have [`ListOps`].
+pub trait WholeList {
+    fn editing(&self) -> bool;
+    fn set_editing(&mut self);
+    /// A key while the filter is being typed.
+    fn filter_key(&mut self, k: KeyEvent);
+    /// Clears a non-empty filter; false when it was empty.
+    fn clear_filter(&mut self) -> bool;
+}
+
+impl<T: Clone + Findable> WholeList for Small<T> {
+    fn editing(&self) -> bool {
+        self.editing
+    }
+    fn set_editing(&mut self) {
+        self.editing = true;
+    }
+    fn filter_key(&mut self, k: KeyEvent) {
+        match k.code {
+            KeyCode::Esc => {
+                self.editing = false;
+                self.clear_filter();
+            }
+            KeyCode::Enter => self.editing = false,
+            KeyCode::Down => self.step(1),
+            KeyCode::Up => self.step(-1),
+            _ => {
+                let before = self.filter.value().to_string();
+                self.filter.handle_event(&Event::Key(k));
+                if self.filter.value() != before {
+                    self.sel = 0;
+                    self.refilter();
+                }
+            }
+        }
+    }
+    fn clear_filter(&mut self) -> bool {
+        if self.filter.value().is_empty() {
+            return false;
+        }
+        self.filter.reset();
+        self.refilter();
+        true
     }
 }
 
@@ -884,6 +991,31 @@ impl App {
                 vec![Effect::Load(Request::SigningKeys { generation })]
             }
         }
+    }
+
+    /// The whole list of a screen that `/` filters, if it has one.
+    fn whole(&self, s: ScreenId) -> Option<&dyn WholeList> {
+        Some(match s {
+            ScreenId::Apps => &self.apps,
+            ScreenId::SigningKeys => &self.signing,
+            ScreenId::Operators => &self.operators,
+            _ => return None,
+        })
+    }
+
+    fn whole_mut(&mut self, s: ScreenId) -> Option<&mut dyn WholeList> {
+        Some(match s {
+            ScreenId::Apps => &mut self.apps,
+            ScreenId::SigningKeys => &mut self.signing,
+            ScreenId::Operators => &mut self.operators,
+            _ => return None,
+        })
+    }
+
+    /// Whether the current screen's filter (paged or whole list) is being typed.
+    fn filtering(&self) -> bool {
+        let s = self.screen;
+        self.list(s).is_some_and(|l| l.editing()) || self.whole(s).is_some_and(|w| w.editing())
     }
 
     /// The keyset-paged list of a screen, if it has one.
@@ -1329,9 +1461,14 @@ impl App {
             if self.overlay.is_none() && token {
                 return self.inspect(clean);
             }
-            if self.overlay.is_none() && !clean.is_empty() && self.list(self.screen).is_some() {
-                if let Some(l) = self.list_mut(self.screen) {
+            let screen = self.screen;
+            if self.overlay.is_none() && !clean.is_empty() && self.list(screen).is_some() {
+                if let Some(l) = self.list_mut(screen) {
                     l.set_editing();
+                }
+            } else if self.overlay.is_none() && !clean.is_empty() && self.whole(screen).is_some() {
+                if let Some(w) = self.whole_mut(screen) {
+                    w.set_editing();
                 }
             } else {
                 self.toast("pasted text ignored: nothing here takes text");
@@ -1365,7 +1502,7 @@ impl App {
                 .is_some_and(|f| matches!(f.kind, super::widgets::form::FieldKind::Text(_))),
             Some(Overlay::Palette(_)) => true,
             Some(_) => false,
-            None => self.list(self.screen).is_some_and(|l| l.editing()),
+            None => self.filtering(),
         }
     }
 
@@ -1441,6 +1578,12 @@ impl App {
         let screen = self.screen;
         let tick = self.tick;
         let view = self.view();
+        if let Some(w) = self.whole_mut(screen)
+            && w.editing()
+        {
+            w.filter_key(k);
+            return Some(Vec::new());
+        }
         if !self.list(screen).is_some_and(|l| l.editing()) {
             return None;
         }
@@ -1578,10 +1721,16 @@ impl App {
                 | ScreenId::Apps => self.step(i64::MAX / 2),
                 _ => self.on_list(|l| l.bottom(view)),
             },
-            Cmd::Filter => self.on_list(|l| {
-                l.set_editing();
-                None
-            }),
+            Cmd::Filter => {
+                if let Some(w) = self.whole_mut(self.screen) {
+                    w.set_editing();
+                    return Vec::new();
+                }
+                self.on_list(|l| {
+                    l.set_editing();
+                    None
+                })
+            }
             Cmd::SortNext => {
                 let n = self.screen.def().sorts.len().max(1);
                 self.on_list(|l| l.next_sort(n))
@@ -1681,6 +1830,9 @@ impl App {
 
     fn clear_filter(&mut self) -> Option<Vec<Effect>> {
         let screen = self.screen;
+        if let Some(w) = self.whole_mut(screen) {
+            return w.clear_filter().then(Vec::new);
+        }
         let spec = self.list_mut(screen)?.clear_filter()?;
         Some(self.page(screen, spec))
     }

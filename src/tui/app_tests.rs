@@ -119,6 +119,71 @@ fn g_and_shift_g_reach_the_ends_of_a_paged_list_beyond_what_is_loaded() {
 }
 
 #[test]
+fn slash_filters_a_whole_list_in_memory_and_esc_brings_every_row_back() {
+    use super::app::Loaded;
+    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    let (apps, _) = fixture::apps();
+    let one = apps[0].clone();
+    let rows: Vec<_> = [
+        "Invoice Sync",
+        "Ledger Bridge",
+        "Invoice Archive",
+        "Payroll",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, n)| keyward::store::credentials::AppRow {
+        id: format!("a{i}"),
+        client_id: format!("kwa_{i:04}"),
+        name: n.to_string(),
+        ..one.clone()
+    })
+    .collect();
+    let generation = app.apps.generation;
+    app.update(Action::Loaded(Loaded::Apps {
+        generation,
+        result: Ok((rows, Vec::new(), Vec::new())),
+    }));
+    let names = |app: &super::app::App| -> Vec<String> {
+        app.apps.items.iter().map(|a| a.name.clone()).collect()
+    };
+    key(&mut app, KeyCode::Char('j'));
+    // Typed letters go to the filter (not to commands: `n` would open a form), case-blind;
+    // nothing is asked of the database.
+    assert!(key(&mut app, KeyCode::Char('/')).is_empty());
+    assert!(chars(&mut app, "INVOICE").is_empty());
+    assert!(app.overlay.is_none());
+    assert_eq!(names(&app), ["Invoice Sync", "Invoice Archive"]);
+    assert_eq!((app.apps.sel, app.apps.count()), (0, "2 of 4".to_string()));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    assert!(!app.apps.editing);
+    assert_eq!(app.apps.items[app.apps.sel].name, "Invoice Archive");
+    // The owner's email is found too; a reload keeps the filter.
+    key(&mut app, KeyCode::Char('/'));
+    for _ in 0.."INVOICE".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "carol@");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(names(&app).len(), 4);
+    key(&mut app, KeyCode::Char('/'));
+    chars(&mut app, " ledger");
+    let generation = app.apps.generation;
+    let (again, _) = fixture::apps();
+    app.update(Action::Loaded(Loaded::Apps {
+        generation,
+        result: Ok((again, Vec::new(), Vec::new())),
+    }));
+    assert_eq!(app.apps.count(), "0 of 1");
+    // Esc stops typing and clears it: every row again.
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.apps.editing);
+    assert_eq!(names(&app), ["Invoice Sync"]);
+    assert_eq!(app.apps.count(), "1");
+}
+
+#[test]
 fn filter_is_debounced_and_stale_answers_are_dropped() {
     let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('/'));
@@ -181,12 +246,15 @@ fn sort_keys_restart_with_a_new_generation() {
 
 #[test]
 fn a_key_for_another_screen_says_where_it_works() {
-    let mut app = fixture::app(ScreenId::Apps, (80, 24), OperatorRole::Admin);
+    let mut app = fixture::app(ScreenId::Roles, (80, 24), OperatorRole::Admin);
     let note = |app: &super::app::App| app.toast.as_ref().map(|t| t.text.clone());
     assert!(key(&mut app, KeyCode::Char('/')).is_empty());
     assert_eq!(
         note(&app).as_deref(),
-        Some("/ (filter) works on Users, Stations, API keys, Tokens, Audit")
+        Some(
+            "/ (filter) works on Users, Stations, API keys, Developer apps, Tokens, \
+             Signing keys, Operators, Audit"
+        )
     );
     key(&mut app, KeyCode::Char('s'));
     assert_eq!(
@@ -943,6 +1011,11 @@ fn a_paste_is_never_typed_as_commands() {
     assert!(fx.is_empty(), "{fx:?}");
     assert!(app.overlay.is_none());
     assert_eq!(app.screen, ScreenId::Apps);
+    // It went into the list's filter, which Esc clears.
+    assert!(app.apps.editing);
+    assert_eq!(app.apps.count(), "0 of 1");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.apps.count(), "1");
     // Over a confirmation, a paste does not answer it.
     key(&mut app, KeyCode::Char('x'));
     let fx = app.update(Action::Paste("y".into()));

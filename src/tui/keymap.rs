@@ -291,7 +291,16 @@ pub static BINDINGS: &[Binding] = &[
     Binding {
         keys: &[k('/')],
         label: "/",
-        on: On::Only(&[S::Users, S::Stations, S::Keys, S::Tokens, S::Audit]),
+        on: On::Only(&[
+            S::Users,
+            S::Stations,
+            S::Keys,
+            S::Apps,
+            S::Tokens,
+            S::SigningKeys,
+            S::Operators,
+            S::Audit,
+        ]),
         desc: "filter",
         cmd: Cmd::Filter,
         need: Need::Read,

@@ -1,7 +1,7 @@
 //! `render(&App, &mut Frame)`: a pure function of the state. The frame is the tab
 //! bar, the screen, the hint line and the status bar; overlays draw on top.
 
-use super::app::{App, Inspector, Overlay, Reveal, detail_height};
+use super::app::{App, Inspector, Overlay, Reveal, Small, detail_height};
 use super::fmt::{safe, thousands, trunc};
 use super::keymap;
 use super::screens::{self, SCREENS, ScreenId};
@@ -196,7 +196,6 @@ fn status_bar(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
-/// A bordered block with a title.
 /// Draws a whole (unpaged) list, scrolled so that its highlighted row `sel` is in view:
 /// Apps, Signing keys, Operators, Roles & scopes hold every row, and more than fit.
 pub fn scrolled(f: &mut Frame, table: Table, area: Rect, sel: usize) {
@@ -204,6 +203,37 @@ pub fn scrolled(f: &mut Frame, table: Table, area: Rect, sel: usize) {
     f.render_stateful_widget(table, area, &mut state);
 }
 
+/// A whole list's block (see [`Small`]): its title and count (`3 of 22` while a filter
+/// narrows it) and the filter, with the terminal's cursor in it while it is typed.
+pub fn whole_block<'a, T>(
+    app: &App,
+    f: &mut Frame,
+    area: Rect,
+    title: &str,
+    list: &Small<T>,
+) -> Block<'a> {
+    let th = &app.theme;
+    let head = format!("{title} ({})", list.count());
+    let ftext = safe(list.filter.value());
+    if !list.editing && ftext.is_empty() {
+        return block(th, head, true);
+    }
+    let prefix = format!("{head} · /");
+    // Inside the corner, the spaces around the title and the border's last column.
+    let room = (area.width as usize)
+        .saturating_sub(prefix.width() + 5)
+        .max(1);
+    let shown = if list.editing {
+        let v = input::view(&list.filter, (ftext.width() + 1).min(room), true);
+        f.set_cursor_position((area.x + 2 + (prefix.width() + v.cursor) as u16, area.y));
+        v.text
+    } else {
+        trunc(&ftext, room)
+    };
+    block(th, format!("{prefix}{shown}"), true)
+}
+
+/// A bordered block with a title.
 pub fn block<'a>(th: &Theme, title: String, focus: bool) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)

@@ -2,7 +2,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe};
-use super::super::ui::{block, detail_pane, scrolled};
+use super::super::ui::{detail_pane, scrolled, whole_block};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -34,6 +34,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             if on { row.style(th.selected()) } else { row }
         })
         .collect();
+    let frame = whole_block(app, f, list, "Developer apps", apps);
     scrolled(
         f,
         Table::new(
@@ -58,11 +59,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             ])
             .style(th.header()),
         )
-        .block(block(
-            th,
-            format!("Developer apps ({})", apps.count()),
-            true,
-        )),
+        .block(frame),
         list,
         apps.sel,
     );
@@ -73,6 +70,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 pub fn detail(app: &App) -> Detail {
     let apps = &app.apps;
     let Some(a) = apps.items.get(apps.sel) else {
+        if !apps.filter.value().is_empty() {
+            return Detail::new("no developer app matches")
+                .line(vec![text("Esc clears the filter.")]);
+        }
         if apps.loaded {
             return Detail::new("no developer app")
                 .line(vec![text("Press n to create one (admins).")]);

@@ -2,7 +2,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe};
-use super::super::ui::{block, detail_pane, scrolled};
+use super::super::ui::{detail_pane, scrolled, whole_block};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -48,6 +48,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             if on { row.style(th.selected()) } else { row }
         })
         .collect();
+    let frame = whole_block(app, f, list, "Operators", &app.operators);
     scrolled(
         f,
         Table::new(
@@ -61,11 +62,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             ],
         )
         .header(Row::new(vec!["", "ACCOUNT", "ROLE", "DOMAINS", "SINCE"]).style(th.header()))
-        .block(block(
-            th,
-            format!("Operators ({})", app.operators.count()),
-            true,
-        )),
+        .block(frame),
         list,
         app.operators.sel,
     );
@@ -75,6 +72,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 /// The selected operator: what its role may do.
 pub fn detail(app: &App) -> Detail {
     let Some(o) = app.operators.items.get(app.operators.sel) else {
+        if !app.operators.filter.value().is_empty() {
+            return Detail::new("no operator matches").line(vec![text("Esc clears the filter.")]);
+        }
         return Detail::new("no operator");
     };
     let mut d = Detail::new(format!("operator {}", safe(&o.account)))

@@ -3,7 +3,7 @@
 
 use super::super::app::{App, detail_height};
 use super::super::fmt::{date, safe, thousands};
-use super::super::ui::{block, detail_pane, scrolled};
+use super::super::ui::{detail_pane, scrolled, whole_block};
 use super::super::widgets::detail::{Detail, field, text};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -35,6 +35,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             if on { row.style(th.selected()) } else { row }
         })
         .collect();
+    let frame = whole_block(app, f, list, "Signing keys", ks);
     scrolled(
         f,
         Table::new(
@@ -61,7 +62,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             ])
             .style(th.header()),
         )
-        .block(block(th, format!("Signing keys ({})", ks.count()), true)),
+        .block(frame),
         list,
         ks.sel,
     );
@@ -72,6 +73,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 pub fn detail(app: &App) -> Detail {
     let ks = &app.signing;
     let Some(k) = ks.items.get(ks.sel) else {
+        if !ks.filter.value().is_empty() {
+            return Detail::new("no signing key matches")
+                .line(vec![text("Esc clears the filter.")]);
+        }
         return Detail::new("signing keys");
     };
     Detail::new(format!("signing key {}", safe(&k.kid)))
