@@ -610,6 +610,26 @@ both!(refresh_rotation_and_reuse, |env| {
         .exchange_refresh_token(t4.refresh_token().unwrap())
         .request(&http)
         .expect("still usable by its own client");
+    // A narrower scope narrows that access token only: the new refresh token carries
+    // the scope of the one presented (RFC 6749 §6), so the next refresh may have it all.
+    let t5 = cc(&s, &k.alice_key, &["write"]);
+    let t6 = client
+        .exchange_refresh_token(t5.refresh_token().unwrap())
+        .add_scope(Scope::new("read".into()))
+        .request(&http)
+        .expect("a narrower refresh");
+    let scope_of = |t: &oauth2::basic::BasicTokenResponse| -> Vec<String> {
+        let mut v: Vec<String> = t.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(scope_of(&t6), ["read"]);
+    let t7 = client
+        .exchange_refresh_token(t6.refresh_token().unwrap())
+        .add_scope(Scope::new("write".into()))
+        .request(&http)
+        .expect("the whole grant again");
+    assert_eq!(scope_of(&t7), ["read", "write"]);
 });
 
 both!(concurrent_refreshes_all_succeed, |env| {
@@ -698,6 +718,11 @@ both!(introspection_and_revocation, |env| {
     let r = revoke(&k.bob_key, &tok);
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r)["error"], "unauthorized_client");
+    assert_eq!(body_json(intro(&k.bob_key, &tok))["active"], true);
+    // Another domain's client: answered as for an unknown token, and nothing changes
+    // (nothing crosses domains, not even whether the token exists).
+    let r = revoke(&k.carol_key, &tok);
+    assert_eq!(r.status(), 200);
     assert_eq!(body_json(intro(&k.bob_key, &tok))["active"], true);
     assert_eq!(revoke(&k.alice_key, &tok).status(), 200);
     assert_eq!(body_json(intro(&k.bob_key, &tok)), json!({"active": false}));
@@ -949,6 +974,36 @@ both!(signup_login_renew_and_self_service, |env| {
     // A key's refresh token cannot be renewed without the key's secret.
     let kt = cc(&s, &k.bob_key, &[]);
     assert_eq!(renew(kt.refresh_token().unwrap().secret()).status(), 401);
+    // Signing out: the public sign-in client revokes its own tokens with its client id
+    // alone (RFC 7009 §2.1 asks credentials of confidential clients only) ...
+    let public_revoke = |token: &str| {
+        s.http
+            .post(s.url("/oauth/revoke"))
+            .header("host", DOMAIN)
+            .form(&[("client_id", "keyward-login"), ("token", token)])
+            .send()
+            .unwrap()
+    };
+    let l3 = body_json(login("dave@free.example.com", "s3cret-enough"));
+    let rt3 = l3["refresh_token"].as_str().unwrap();
+    assert_eq!(public_revoke(rt3).status(), 200);
+    assert_eq!(renew(rt3).status(), 401);
+    assert_eq!(
+        get_stations(&s, l3["token"].as_str().unwrap()).status(),
+        401
+    );
+    // ... but not a key's, whose client must authenticate.
+    let r = public_revoke(kt.access_token().secret());
+    assert_eq!(r.status(), 401);
+    let e = body_json(r);
+    assert_eq!(e["error"], "invalid_client", "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("must authenticate")
+    );
+    assert_eq!(get_stations(&s, kt.access_token().secret()).status(), 200);
 
     // Self-service tokens (with a fresh sign-in, since the reuse above revoked the family).
     let tok = body_json(login("dave@free.example.com", "s3cret-enough"))["token"]
@@ -1760,6 +1815,8 @@ both!(malformed_requests_never_fail_the_server, |env| {
         "GET /healthz HTTP/1.1\r\nHost: free example\r\n".to_string(),
         "GET /healthz HTTP/1.1\r\nHost: fr\u{e9}e.example.com\r\n".to_string(),
         format!("GET /healthz HTTP/1.1\r\nHost: user@{DOMAIN}\r\n"),
+        format!("GET /healthz HTTP/1.1\r\nHost: {DOMAIN}:99999\r\n"),
+        format!("GET /healthz HTTP/1.1\r\nHost: {DOMAIN}:0\r\n"),
     ] {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(s.base.trim_start_matches("http://")).unwrap();
@@ -1793,6 +1850,43 @@ both!(malformed_requests_never_fail_the_server, |env| {
             out.contains(shape) && out.contains("more than one Authorization header"),
             "{path}: {out}"
         );
+        // The protected resource's 400 has its challenge (RFC 6750 §3).
+        assert_eq!(
+            path == "/api/v1/stations",
+            out.to_ascii_lowercase()
+                .contains("www-authenticate: bearer realm=\"keyward\", error=\"invalid_request\""),
+            "{path}: {out}"
+        );
+    }
+    // A Bearer header whose token is not one token is malformed (400 invalid_request,
+    // RFC 6750 §3.1); no token at all, or another scheme, is a bare challenge (401).
+    for (auth, status, challenge) in [
+        (
+            "Bearer ",
+            400,
+            "Bearer realm=\"keyward\", error=\"invalid_request\"",
+        ),
+        (
+            "Bearer a b",
+            400,
+            "Bearer realm=\"keyward\", error=\"invalid_request\"",
+        ),
+        ("Basic eDp5", 401, "Bearer realm=\"keyward\""),
+        (
+            "Bearer abc",
+            401,
+            "Bearer realm=\"keyward\", error=\"invalid_token\"",
+        ),
+    ] {
+        let r = s
+            .http
+            .get(s.url("/api/v1/stations"))
+            .header("authorization", auth)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), status, "{auth:?}");
+        assert_eq!(r.headers()["www-authenticate"], challenge, "{auth:?}");
+        assert_eq!(body_json(r)["status"], "error");
     }
     // A huge body is refused from its Content-Length, before it is read (raw TCP, so
     // the client cannot trip over the early answer while still sending).
@@ -2143,6 +2237,22 @@ both!(authorization_code_flow, |env| {
             .ends_with("/api/auth/authorize")
     );
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    for scope in ["read", "write", "admin"] {
+        assert!(
+            meta["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(scope)),
+            "{meta}"
+        );
+    }
+    assert!(
+        meta["revocation_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("none"))
+    );
     assert!(
         meta["grant_types_supported"]
             .as_array()
@@ -2192,6 +2302,8 @@ both!(authorization_code_flow, |env| {
     form.push(("action".into(), "allow".into()));
     let q = location(&post_authz(&s, &form));
     assert_eq!(q["state"], *state.secret());
+    // RFC 9207: the answer names the issuer of the metadata.
+    assert_eq!(json!(q["iss"]), meta["issuer"]);
     let code = q["code"].clone();
     let t = c
         .exchange_code(AuthorizationCode::new(code.clone()))
@@ -2313,6 +2425,42 @@ both!(authorization_code_flow, |env| {
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], *state.secret());
     assert!(!q.contains_key("code"));
+
+    // A user whose role does not grant what the app asks for: an error that names the
+    // missing scope (SPEC), back to the client, and no consent or code recorded.
+    let o = env.run_stdin(
+        &[
+            "user",
+            "add",
+            "dave@free.example.com",
+            "--domain",
+            DOMAIN,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = c
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("write".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let (page, mut form) = form_of(s.http.get(url.as_str()).send().unwrap());
+    assert!(page.contains("<code>write</code>"), "{page}");
+    form.push(("email".into(), "dave@free.example.com".into()));
+    form.push(("password".into(), PASSWORD.into()));
+    form.push(("action".into(), "allow".into()));
+    let q = location(&post_authz(&s, &form));
+    assert_eq!(q["error"], "invalid_scope");
+    assert!(
+        q["error_description"].ends_with("does not grant scope(s) write"),
+        "{q:?}"
+    );
+    assert_eq!(q["state"], *state.secret());
+    assert!(!q.contains_key("code"));
+    let consents = env.json(&["consent", "list", "--user", "dave@free.example.com"]);
+    assert_eq!(consents.as_array().map(Vec::len), Some(0), "{consents}");
 
     // Several stations: a station select, pre-selected from euVatId.
     env.ok(&[

@@ -235,10 +235,26 @@ async fn bearer(app: &App, headers: &HeaderMap) -> Result<AccessClaims, Response
         );
         r
     };
-    let Some(tok) = params::bearer(headers) else {
-        return Err(unauthorized(false));
+    let tok = match params::bearer(headers) {
+        params::Bearer::Token(t) => t,
+        params::Bearer::Absent => return Err(unauthorized(false)),
+        params::Bearer::Malformed => {
+            return Err(malformed_bearer(
+                "the Authorization header's Bearer token is not a single token",
+            ));
+        }
     };
     app.verify(tok).await.map_err(|_| unauthorized(true))
+}
+
+/// RFC 6750 §3.1 `invalid_request` for a protected resource: 400 with the challenge.
+pub(crate) fn malformed_bearer(msg: &str) -> Response {
+    let mut r = api_error(StatusCode::BAD_REQUEST, msg);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"keyward\", error=\"invalid_request\""),
+    );
+    r
 }
 
 fn insufficient(scope: &str) -> Response {

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyward::service::authorize::{AuthzError, AuthzRequest, StationHint};
+use keyward::service::authorize::{Allowed, AuthzError, AuthzRequest, StationHint};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The request parameters carried through the form.
@@ -91,10 +91,13 @@ fn error_page(status: StatusCode, msg: &str) -> Response {
 }
 
 /// 302 to the client's redirect URI with extra query parameters.
-fn redirect(uri: &str, pairs: &[(&str, &str)]) -> Response {
+/// A 302 to the client's redirect URI with `pairs`, and `iss` (RFC 9207: the client
+/// checks the answer comes from the server it asked, as the metadata names it).
+fn redirect(app: &App, uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let iss = app.svc.settings().issuer.trim_end_matches('/').to_string();
     let mut u = uri.to_string();
     let mut sep = if u.contains('?') { '&' } else { '?' };
-    for (k, v) in pairs {
+    for (k, v) in pairs.iter().chain([&("iss", iss.as_str())]) {
         u.push(sep);
         u.push_str(k);
         u.push('=');
@@ -120,7 +123,6 @@ fn state_pairs<'a>(p: &'a Params, mut v: Vec<(&'a str, &'a str)>) -> Vec<(&'a st
     v
 }
 
-/// The string the CSRF token is bound to.
 /// The string the CSRF token is bound to: the browser's session cookie and the request.
 fn binding(req: &AuthzRequest, sid: &str) -> String {
     format!(
@@ -187,6 +189,7 @@ async fn check(app: &App, headers: &HeaderMap, p: &Params) -> Result<AuthzReques
         Err(AuthzError::Redirect(code, desc)) => {
             let ru = p.get("redirect_uri").unwrap_or_default();
             Err(redirect(
+                app,
                 ru,
                 &state_pairs(p, vec![("error", code), ("error_description", &desc)]),
             ))
@@ -388,6 +391,7 @@ pub(crate) async fn authorize_post(
     }
     if p.get("action") == Some("deny") {
         return redirect(
+            &app,
             &req.redirect_uri,
             &state_pairs(&p, vec![("error", "access_denied")]),
         );
@@ -519,11 +523,31 @@ pub(crate) async fn authorize_post(
         .authorize_allow(&req, &user_id, station, &h, &origin)
         .await
     {
-        Ok(Some(code)) => redirect(
+        Ok(Allowed::Code(code)) => redirect(
+            &app,
             &req.redirect_uri,
             &state_pairs(&p, vec![("code", code.expose_secret())]),
         ),
-        Ok(None) => {
+        // RFC 6749 §4.1.2.1: the client learns which scopes it may not have, and may
+        // ask again for less.
+        Ok(Allowed::Exceeds(missing)) => redirect(
+            &app,
+            &req.redirect_uri,
+            &state_pairs(
+                &p,
+                vec![
+                    ("error", "invalid_scope"),
+                    (
+                        "error_description",
+                        &format!(
+                            "the account's role does not grant scope(s) {}",
+                            missing.join(", ")
+                        ),
+                    ),
+                ],
+            ),
+        ),
+        Ok(Allowed::NotThisAccount) => {
             page(
                 &app,
                 &p,

@@ -310,10 +310,12 @@ fn header_problem(req: &Request) -> Option<&'static str> {
         .nth(1)
         .is_some()
     {
-        return Some("more than one Authorization header");
+        return Some(TWO_AUTHORIZATIONS);
     }
     host_problem(req)
 }
+
+const TWO_AUTHORIZATIONS: &str = "more than one Authorization header";
 
 /// The `Host` of a request, as RFC 9112 §3.2 has it: exactly one, and the same as the
 /// request target's authority when the target is in absolute form. Anything else is
@@ -329,7 +331,20 @@ fn host_problem(req: &Request) -> Option<&'static str> {
     // authority), and names no domain.
     let valid = |h: &axum::http::HeaderValue| {
         h.to_str().is_ok_and(|s| {
-            s.is_empty() || (!s.contains('@') && axum::http::uri::Authority::try_from(s).is_ok())
+            s.is_empty()
+                || (!s.contains('@')
+                    && axum::http::uri::Authority::try_from(s).is_ok_and(|a| {
+                        // A port, when given, is 1–65535 (RFC 3986 §3.2.3 allows any
+                        // digits; no socket has port 0 or 99999).
+                        match a.as_str().get(a.host().len()..) {
+                            Some("") => true,
+                            Some(p) => p
+                                .strip_prefix(':')
+                                .and_then(|p| p.parse::<u16>().ok())
+                                .is_some_and(|p| p > 0),
+                            None => false,
+                        }
+                    }))
         })
     };
     match (host, req.uri().authority()) {
@@ -358,6 +373,10 @@ async fn log_requests(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let res = match header_problem(&req) {
+        // The protected resource's 400 carries its challenge (RFC 6750 §3).
+        Some(why @ TWO_AUTHORIZATIONS) if path.starts_with("/api/v1/") => {
+            api::malformed_bearer(why)
+        }
         Some(why) => error_for(&path, StatusCode::BAD_REQUEST, why),
         None => next.run(req).await,
     };

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward::Error;
-use keyward::service::grants::{Client, GrantError, Proven, parse_scope_param};
+use keyward::service::grants::{Client, GrantError, Proven, Revoked, Revoker, parse_scope_param};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -374,6 +374,16 @@ async fn client_request(
         .map_err(|e| oauth_error(&GrantError::InvalidRequest(e.message()), false))?;
     let basic_bad = matches!(params::basic(headers), Basic::Bad);
     let c = creds(headers, &p).map_err(|e| oauth_error(&e, basic_bad))?;
+    Ok((authenticated(app, peer, headers, c).await?, p))
+}
+
+/// The client of a request's credentials, within the rate limits.
+async fn authenticated(
+    app: &App,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    c: Creds,
+) -> Result<Client, Response> {
     let Creds::Given {
         id,
         secret: Some(secret),
@@ -386,12 +396,10 @@ async fn client_request(
         ));
     };
     let proven = rate_limit(app, headers, peer, Some((&id, &secret))).await?;
-    let client = app
-        .svc
+    app.svc
         .authenticate_unless(proven, &id, &secret)
         .await
-        .map_err(|e| oauth_error(&e, basic))?;
-    Ok((client, p))
+        .map_err(|e| oauth_error(&e, basic))
 }
 
 /// `POST /oauth/introspect` (RFC 7662).
@@ -443,22 +451,63 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (client, p) = match client_request(&app, peer, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let p = match params::parse_body(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&GrantError::InvalidRequest(e.message()), false),
+    };
+    let basic_bad = matches!(params::basic(&headers), Basic::Bad);
+    let c = match creds(&headers, &p) {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e, basic_bad),
+    };
+    // The sign-in's public client revokes its own tokens with its client id alone (a
+    // user signing out); every other client authenticates.
+    let public = matches!(&c, Creds::Given { id, secret: None, .. }
+        if id == keyward::service::tokens::LOGIN_CLIENT);
+    let client = if public {
+        if let Err(r) = rate_limit(&app, &headers, peer, None).await {
+            return r;
+        }
+        None
+    } else {
+        match authenticated(&app, peer, &headers, c).await {
+            Ok(c) => Some(c),
+            Err(r) => return r,
+        }
+    };
+    let domain = app.domain(&headers);
+    let by = match (&client, &domain) {
+        (Some(c), _) => Revoker::Client(c),
+        (None, Some((_, domain_id))) => Revoker::Login { domain_id },
+        (None, None) => {
+            return oauth_error(
+                &GrantError::InvalidRequest(
+                    "the request does not name a known domain (Host header)".into(),
+                ),
+                false,
+            );
+        }
     };
     let tok = match p.require("token") {
         Ok(t) => t,
         Err(m) => return oauth_error(&GrantError::InvalidRequest(m), false),
     };
     let origin = app.address(&headers, peer).to_string();
-    match app.svc.revoke(&client, tok, &origin).await {
-        Ok(true) => {
+    match app.svc.revoke(by, tok, &origin).await {
+        Ok(Revoked::Done) => {
             app.revocations_changed().await;
             no_store(StatusCode::OK.into_response())
         }
+        // A confidential client's token, presented without its credentials.
+        Ok(Revoked::OtherClient(owner)) if public => oauth_error(
+            &GrantError::InvalidClient(format!(
+                "the token was issued to {owner}, which must authenticate (HTTP Basic or \
+                 client_id and client_secret)"
+            )),
+            false,
+        ),
         // RFC 7009 §2.1: a token issued to another client is refused, not ignored.
-        Ok(false) => oauth_error(
+        Ok(Revoked::OtherClient(_)) => oauth_error(
             &GrantError::UnauthorizedClient("the token was issued to another client".into()),
             false,
         ),
@@ -489,6 +538,12 @@ pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
     if s.password_grant {
         grants.push("password");
     }
+    // RFC 8414 §2 RECOMMENDED: the scopes a client may ask for (shared by every domain).
+    let actor = keyward::Actor::system("keyward-serve", "metadata");
+    let scopes: Vec<String> = match app.kw().scope_list(&actor).await {
+        Ok(v) => v.into_iter().map(|s| s.name).collect(),
+        Err(e) => return super::core_error(e),
+    };
     json_response(
         StatusCode::OK,
         json!({
@@ -501,11 +556,14 @@ pub(crate) async fn metadata(axum::extract::State(app): St) -> Response {
             "grant_types_supported": grants,
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": scopes,
             // `none`: the public sign-in client keyward-login (password and refresh
-            // grants of signed-in users) sends no secret.
+            // grants of signed-in users, and revoking them to sign out) sends no secret.
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            // RFC 9207: authorization responses name their issuer (mix-up defence).
+            "authorization_response_iss_parameter_supported": true,
         }),
     )
 }

@@ -246,19 +246,69 @@ pub fn basic(headers: &HeaderMap) -> Basic {
     }
 }
 
-/// The bearer token of an `Authorization` header.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, tok) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| tok.trim())
-        .filter(|t| !t.is_empty())
+/// What a request's `Authorization` header holds for a protected resource.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bearer<'a> {
+    /// No header, or another scheme: no authentication information (RFC 6750 §3: a
+    /// challenge without an error code).
+    Absent,
+    /// The Bearer scheme with a token that is not one `b64token` (empty, several
+    /// words, other characters): `invalid_request` (RFC 6750 §3.1).
+    Malformed,
+    Token(&'a str),
+}
+
+/// The bearer token of an `Authorization` header (RFC 6750 §2.1).
+pub fn bearer(headers: &HeaderMap) -> Bearer<'_> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Bearer::Absent;
+    };
+    let Ok(v) = v.to_str() else {
+        return Bearer::Malformed;
+    };
+    let v = v.trim();
+    let (scheme, tok) = v.split_once(' ').unwrap_or((v, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::Absent;
+    }
+    let tok = tok.trim();
+    let b64 = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    let body = tok.trim_end_matches('=');
+    if body.is_empty() || !body.chars().all(b64) {
+        return Bearer::Malformed;
+    }
+    Bearer::Token(tok)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_headers() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::AUTHORIZATION, v.parse().unwrap());
+            m
+        };
+        assert_eq!(bearer(&HeaderMap::new()), Bearer::Absent);
+        assert_eq!(bearer(&h("Basic dXNlcjpwdw==")), Bearer::Absent);
+        assert_eq!(
+            bearer(&h("bearer abc.DEF-_~+/==")),
+            Bearer::Token("abc.DEF-_~+/==")
+        );
+        assert_eq!(bearer(&h("Bearer  abc ")), Bearer::Token("abc"));
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ==",
+            "Bearer a\"b",
+        ] {
+            assert_eq!(bearer(&h(bad)), Bearer::Malformed, "{bad}");
+        }
+    }
 
     #[test]
     fn forms() {

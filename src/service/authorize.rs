@@ -22,6 +22,18 @@ use std::collections::BTreeSet;
 
 /// How long an authorization code can be redeemed.
 pub const CODE_TTL: i64 = 300;
+/// What a signed-in user's Allow on the consent page comes to.
+pub enum Allowed {
+    /// The authorization code to send back to the client.
+    Code(SecretString),
+    /// The account may not authorize this client: disabled, of another domain, or not
+    /// the owner of a client that is its owner's own.
+    NotThisAccount,
+    /// The user's role does not grant these of the requested scopes (implied ones
+    /// included): nothing was recorded.
+    Exceeds(Vec<String>),
+}
+
 /// How long a sign-in form (its CSRF token) stays valid.
 pub const FORM_TTL: i64 = 600;
 
@@ -315,10 +327,10 @@ impl TokenService {
         })
     }
 
-    /// Records the consent of a signed-in user (requested ∩ app ∩ role scopes) and
-    /// issues a single-use code bound to the client, redirect URI, PKCE challenge, user
-    /// and station (the chosen one, else the one matching the hint, else the only one).
-    /// None when the user is disabled or not in the app's domain.
+    /// Records the consent of a signed-in user (the requested scopes, which the app
+    /// allows and the user's role must grant) and issues a single-use code bound to the
+    /// client, redirect URI, PKCE challenge, user and station (the chosen one, else the
+    /// one matching the hint, else the only one).
     pub async fn authorize_allow(
         &self,
         req: &AuthzRequest,
@@ -326,7 +338,7 @@ impl TokenService {
         station: Option<&str>,
         hint: &StationHint,
         origin: &str,
-    ) -> Result<Option<SecretString>> {
+    ) -> Result<Allowed> {
         let user_id = user_id.to_string();
         let secrets = self.keyward().secrets().await?;
         let code = generate_secret("kwc_");
@@ -339,20 +351,25 @@ impl TokenService {
             .keyward()
             .write(async move |cx| {
                 let Some(u) = dir::user_by_id(cx, &user_id).await? else {
-                    return Ok(false);
+                    return Ok(Err(Allowed::NotThisAccount));
                 };
                 if u.status != "active"
                     || u.domain_id != req.client.domain_id
                     || req.client.owner_id.as_ref().is_some_and(|o| *o != u.id)
                 {
-                    return Ok(false);
+                    return Ok(Err(Allowed::NotThisAccount));
                 }
                 let g = ScopeGraph::load(cx).await?;
                 let role = user_role_scopes(cx, &u.role_id).await?;
                 let requested: BTreeSet<String> =
                     g.closure(req.scopes.iter().map(|(s, _)| s.as_str()));
-                let granted: BTreeSet<String> = requested.intersection(&role).cloned().collect();
-                let scopes = granted.iter().cloned().collect::<Vec<_>>().join(" ");
+                // Asking for more than the role grants is an error that names what is
+                // missing (SPEC), not a code for less than the page listed.
+                let missing: Vec<String> = requested.difference(&role).cloned().collect();
+                if !missing.is_empty() {
+                    return Ok(Err(Allowed::Exceeds(missing)));
+                }
+                let scopes = requested.iter().cloned().collect::<Vec<_>>().join(" ");
                 let stations = dir::list_stations(
                     cx,
                     &dir::StationQuery {
@@ -410,10 +427,13 @@ impl TokenService {
                     )
                     .await?;
                 }
-                Ok(true)
+                Ok(Ok(()))
             })
             .await?;
-        Ok(ok.then_some(code))
+        Ok(match ok {
+            Ok(()) => Allowed::Code(code),
+            Err(refused) => refused,
+        })
     }
 
     /// The stations of a user (for the station select), by id and label.

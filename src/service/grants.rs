@@ -175,6 +175,46 @@ impl Client {
             Client::App(a) => &a.domain,
         }
     }
+    pub fn domain_id(&self) -> &str {
+        match self {
+            Client::Key(k) => &k.key.domain_id,
+            Client::App(a) => &a.domain_id,
+        }
+    }
+}
+
+/// Who asks [`TokenService::revoke`] to revoke a token: an authenticated client, or
+/// the sign-in's public client (`keyward-login`, which has no secret: RFC 7009 §2.1
+/// asks credentials of confidential clients only) on the request's domain.
+#[derive(Clone, Copy)]
+pub enum Revoker<'a> {
+    Client(&'a Client),
+    Login { domain_id: &'a str },
+}
+
+impl Revoker<'_> {
+    fn client_id(&self) -> &str {
+        match self {
+            Revoker::Client(c) => c.client_id(),
+            Revoker::Login { .. } => LOGIN_CLIENT,
+        }
+    }
+    fn domain_id(&self) -> &str {
+        match self {
+            Revoker::Client(c) => c.domain_id(),
+            Revoker::Login { domain_id } => domain_id,
+        }
+    }
+}
+
+/// What [`TokenService::revoke`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked, already revoked, or unknown here (a token of another domain included:
+    /// nothing crosses domains, not even whether a token exists): 200.
+    Done,
+    /// The token was issued to this other client of the same domain (§2.1: refused).
+    OtherClient(String),
 }
 
 struct Pending {
@@ -994,49 +1034,50 @@ impl TokenService {
     }
 
     /// RFC 7009: revokes an access token or a refresh token (with its family) that was
-    /// issued to this client; false when it was issued to another client (§2.1: the
-    /// request is refused). Unknown tokens are ignored (the caller answers 200).
-    /// Audited.
-    pub async fn revoke(&self, client: &Client, token: &str, origin: &str) -> Result<bool> {
+    /// issued to this client; [`Revoked::OtherClient`] when it was issued to another
+    /// client of the domain (§2.1: the request is refused). Unknown tokens, and tokens
+    /// of other domains, are ignored (the caller answers 200). Audited.
+    pub async fn revoke(&self, by: Revoker<'_>, token: &str, origin: &str) -> Result<Revoked> {
         let token = token.trim();
         if token.is_empty() || token.len() > 8192 {
-            return Ok(true);
+            return Ok(Revoked::Done);
         }
         let actor = Self::actor(origin);
+        let (client_id, domain_id) = (by.client_id().to_string(), by.domain_id().to_string());
         if token.matches('.').count() == 2 {
             let i = self.kw.introspect(None, token).await?;
-            if i.record
-                .as_ref()
-                .is_some_and(|r| r.client_id != client.client_id())
-            {
-                return Ok(false);
+            let Some(rec) = i.record.filter(|r| r.domain_id == domain_id) else {
+                return Ok(Revoked::Done);
+            };
+            if rec.client_id != client_id {
+                return Ok(Revoked::OtherClient(rec.client_id));
             }
-            if let Some(rec) = i.record
-                && rec.revoked_at.is_none()
-            {
+            if rec.revoked_at.is_none() {
                 self.kw
                     .token_revoke(
                         &actor,
                         RevokeWhat::Jtis(vec![rec.jti]),
-                        Some(&format!("revoked by client {}", client.client_id())),
+                        Some(&format!("revoked by client {client_id}")),
                     )
                     .await?;
             }
-            return Ok(true);
+            return Ok(Revoked::Done);
         }
         let secrets = self.kw.secrets().await?;
         let hashes = refresh_hashes(&secrets, token);
-        let client_id = client.client_id().to_string();
         self.kw
             .write(async move |cx| {
-                let Some(r) = cred::refresh_by_any_hash(cx, &hashes).await? else {
-                    return Ok(true);
+                let Some(r) = cred::refresh_by_any_hash(cx, &hashes)
+                    .await?
+                    .filter(|r| r.domain_id == domain_id)
+                else {
+                    return Ok(Revoked::Done);
                 };
                 if r.client_id != client_id {
-                    return Ok(false);
+                    return Ok(Revoked::OtherClient(r.client_id));
                 }
                 if r.revoked_at.is_some() {
-                    return Ok(true);
+                    return Ok(Revoked::Done);
                 }
                 // Recorded as the access-token branch above records it.
                 let why = format!("revoked by client {client_id}");
@@ -1051,7 +1092,7 @@ impl TokenService {
                     json!({"revoked": n, "reason": format!("refresh token revoked by client {client_id}")}),
                 )
                 .await?;
-                Ok(true)
+                Ok(Revoked::Done)
             })
             .await
     }

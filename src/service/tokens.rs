@@ -819,8 +819,15 @@ impl Keyward {
                 };
                 let (jwt, rec) = sign_grant(&ring, &settings.issuer, &grant, now)?;
                 cred::insert_token_records(cx, std::slice::from_ref(&rec)).await?;
+                // The new refresh token carries the scope of the one presented (RFC 6749
+                // §6: identical), less only what the role no longer grants: a narrower
+                // `scope` narrows this access token, not the rest of the grant.
+                let carried = Grant {
+                    scopes: had,
+                    ..grant.clone()
+                };
                 let next =
-                    Keyward::issue_refresh(cx, &secrets, &settings, &grant, &r.family_id).await?;
+                    Keyward::issue_refresh(cx, &secrets, &settings, &carried, &r.family_id).await?;
                 Ok(Ok(Minted {
                     access_token: jwt,
                     token_type: "Bearer",
