@@ -397,6 +397,20 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
             vec!["config", "set", "default_ttl", "400d"],
             "invalid default_ttl \"400d\": at most max_ttl (365d)",
         ),
+        // A negative duration is a value, not a flag, and is named as such.
+        (
+            vec!["token", "purge", "--expired-before", "-3d"],
+            "invalid --expired-before \"-3d\": a positive duration",
+        ),
+        (
+            vec!["config", "set", "grant_ttl", "5x"],
+            "\"x\" is not a unit (s, m, h, d, w)",
+        ),
+        // The token service's lifetime is an access token's too.
+        (
+            vec!["config", "set", "grant_ttl", "400d"],
+            "invalid grant_ttl \"400d\": at most max_ttl (365d)",
+        ),
         (vec!["config", "set", "issuer", "ftp://x"], "http(s) URL"),
         (
             vec!["config", "set", "issuer", "https://auth.example.com/p?q=1"],

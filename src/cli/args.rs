@@ -416,7 +416,7 @@ pub struct AuditArgs {
     #[command(subcommand)]
     pub verify: Option<AuditSub>,
     /// Only events newer than this (e.g. 24h, 7d).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only events by this actor (prefix of account@host).
     #[arg(long)]
@@ -467,7 +467,7 @@ pub enum KeyCmd {
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
         /// Expiry, such as 90d.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         expires_in: Option<String>,
         /// Redirect URIs for the owner's own authorization-code flow.
         #[arg(long = "redirect-uri")]
@@ -564,7 +564,7 @@ pub enum TokenCmd {
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
         /// Lifetime, such as 24h (default: the default_ttl setting).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         ttl: Option<String>,
         /// Mint through this API key (client_id).
         #[arg(long)]
@@ -615,7 +615,7 @@ pub enum TokenCmd {
     /// Drop records of tokens that expired longer ago than this (e.g. 30d).
     Purge {
         /// How long ago the tokens expired, such as 30d.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         expired_before: String,
     },
 }

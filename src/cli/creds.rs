@@ -377,6 +377,8 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
             let n = kw.token_revoke(a, what, reason.as_deref()).await?;
             if js {
                 json(&j!({"revoked": n}))
+            } else if n == 0 {
+                println!("Nothing to revoke: no unrevoked token matched; nothing changed.")
             } else {
                 println!("Revoked {n} token(s).")
             }
@@ -460,6 +462,7 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
         } => {
             let t = token_arg(&token)?;
             let mut i = kw.introspect(Some(a), &t).await?;
+            let mut missing: Vec<&str> = Vec::new();
             if i.active {
                 let held: Vec<&str> = i
                     .scope
@@ -467,7 +470,12 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                     .unwrap_or("")
                     .split_whitespace()
                     .collect();
-                if require_scope.iter().any(|s| !held.contains(&s.as_str())) {
+                missing = require_scope
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| !held.contains(s))
+                    .collect();
+                if !missing.is_empty() {
                     i.active = false;
                     i.reason = Some(Reason::InsufficientScope);
                 }
@@ -479,6 +487,15 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                     "valid: sub {} · scope {}",
                     i.sub.clone().unwrap_or_default(),
                     i.scope.clone().unwrap_or_default()
+                );
+            } else if !missing.is_empty() {
+                println!(
+                    "invalid: insufficient_scope (lacks {}; has {})",
+                    missing.join(", "),
+                    i.scope
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("none")
                 );
             } else {
                 println!(

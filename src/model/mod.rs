@@ -372,12 +372,24 @@ pub struct Ttl(Duration);
 
 impl Ttl {
     pub fn parse(field: &'static str, s: &str) -> Result<Self> {
-        let d = humantime::parse_duration(s.trim()).map_err(|e| {
-            Error::invalid(
+        let t = s.trim();
+        if t.starts_with('-') {
+            return Err(Error::invalid(
                 field,
                 s,
-                format!("a duration such as 90d, 24h or 15m ({e})"),
-            )
+                "a positive duration such as 90d, 24h or 15m",
+            ));
+        }
+        let d = humantime::parse_duration(t).map_err(|e| {
+            // humantime's own words name positions ("expected number at 0"): only
+            // the unit hint is worth passing on.
+            let why = match e {
+                humantime::DurationError::UnknownUnit { unit, .. } => {
+                    format!("; {unit:?} is not a unit (s, m, h, d, w)")
+                }
+                _ => String::new(),
+            };
+            Error::invalid(field, s, format!("a duration such as 90d, 24h or 15m{why}"))
         })?;
         // Whole seconds: token lifetimes are counted in them (`exp`, `expires_in`), so
         // `1ms` would be a token that is dead when issued.

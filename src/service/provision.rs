@@ -921,6 +921,14 @@ async fn apply_all(
                     format!("{} ({})", p.user.email, d.name),
                     format!("role {}", role.name),
                 );
+                // Its first station comes with it: listed too, so that the plan names
+                // every row the run creates.
+                ap.change(
+                    '+',
+                    "station",
+                    format!("{} of {}", p.station.name, p.user.email),
+                    "",
+                );
                 ap.audit(
                     cx,
                     "user.add",
@@ -1120,6 +1128,9 @@ async fn apply_all(
             &allowed,
             &format!("role {}", u.role)
         ))?;
+        // The expiry applies only when the key is created, but the file is checked the
+        // same whatever the database holds: a bad one fails on every run.
+        let expires_at = here!(key_expiry(k))?;
         // Names need not be unique (a user may have two keys called "api key"): an
         // entry matches the first of that user's keys of its name that no earlier
         // entry matched, in creation order, as export lists them. So two entries
@@ -1130,7 +1141,6 @@ async fn apply_all(
             .find(|x| x.name == name.as_str() && !listed_keys.contains(&x.id));
         match existing {
             None => {
-                let expires_at = here!(key_expiry(k))?;
                 if expires_at.is_some_and(|t| t <= model::now()) {
                     ap.report.warnings.push(format!(
                         "{}: expires_at {} has passed: the key is created expired and \

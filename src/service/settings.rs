@@ -28,7 +28,9 @@ pub fn describe(key: &str) -> &'static str {
             "the `iss` of minted tokens: an http(s) URL without query, fragment or credentials, such as https://auth.example.com"
         }
         "default_ttl" => "lifetime of tokens minted without --ttl: a duration such as 24h",
-        "max_ttl" => "the longest lifetime a token may get: a duration such as 365d",
+        "max_ttl" => {
+            "the longest lifetime an access token may get (bounds default_ttl and grant_ttl; refresh tokens have refresh_ttl): a duration such as 365d"
+        }
         "grant_ttl" => "lifetime of tokens issued by the token service: a duration such as 1h",
         "refresh_ttl" => "lifetime of refresh tokens: a duration such as 30d",
         "password_grant" => "whether the token service accepts the password grant: on or off",
@@ -165,31 +167,28 @@ impl Keyward {
             let cur = dir::setting(cx, &key)
                 .await?
                 .ok_or_else(|| Error::not_found("setting", &key))?;
-            // Keep default_ttl <= max_ttl.
+            // Keep the access tokens' lifetimes (default_ttl, grant_ttl) <= max_ttl.
             let all = dir::settings(cx).await?;
             let mut s = Settings::from_rows(&all)?;
             match key.as_str() {
                 "default_ttl" => s.default_ttl = Ttl::parse("default_ttl", &v)?,
+                "grant_ttl" => s.grant_ttl = Ttl::parse("grant_ttl", &v)?,
                 "max_ttl" => s.max_ttl = Ttl::parse("max_ttl", &v)?,
                 _ => {}
             }
-            if s.default_ttl > s.max_ttl {
+            for (name, ttl) in [("default_ttl", s.default_ttl), ("grant_ttl", s.grant_ttl)] {
+                if ttl <= s.max_ttl {
+                    continue;
+                }
                 // Name the setting being changed, with the value as typed.
                 return Err(if key == "max_ttl" {
                     Error::invalid(
                         "max_ttl",
                         value,
-                        format!(
-                            "at least default_ttl ({}); lower default_ttl first",
-                            s.default_ttl
-                        ),
+                        format!("at least {name} ({ttl}); lower {name} first"),
                     )
                 } else {
-                    Error::invalid(
-                        "default_ttl",
-                        value,
-                        format!("at most max_ttl ({})", s.max_ttl),
-                    )
+                    Error::invalid(name, value, format!("at most max_ttl ({})", s.max_ttl))
                 });
             }
             if cur.value != v {

@@ -503,15 +503,19 @@ impl Keyward {
                     )
                 }
             };
-            audit_event(
-                cx,
-                &a,
-                "token.revoke",
-                &target,
-                domain.as_deref(),
-                json!({"revoked": n, "reason": why}),
-            )
-            .await?;
+            // Nothing left to revoke (already revoked): no revocation to audit, and the
+            // hash-chained log does not fill with reasons recorded against nothing.
+            if n > 0 {
+                audit_event(
+                    cx,
+                    &a,
+                    "token.revoke",
+                    &target,
+                    domain.as_deref(),
+                    json!({"revoked": n, "reason": why}),
+                )
+                .await?;
+            }
             Ok(n)
         })
         .await

@@ -50,6 +50,13 @@ both!(example_applies_idempotently, |e| {
     let alice = e.json(&["user", "show", "alice@acme.example"]);
     assert_eq!(alice["role"], "Partner");
     assert_eq!(alice["stations"].as_array().unwrap().len(), 2);
+    // The plan named each station the run created, a new user's first one included.
+    let stations = e.json(&["station", "list"]);
+    let planned = plan["changes"].to_string();
+    for s in stations.as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        assert!(planned.contains(&format!("{name} of ")), "{name}: {plan}");
+    }
     assert_eq!(alice["api_access"], "enabled");
     let p = e.json(&["role", "show", "Partner"]);
     assert_eq!(
@@ -213,6 +220,19 @@ both!(bad_files_are_rejected_with_their_location, |e| {
     let f = write(e, "syntax.toml", "[[domains]\nname = 1\n");
     assert!(e.fails(&["apply", "-f", &f], 1).contains("syntax.toml"));
     assert!(e.json(&["domain", "list"]).as_array().unwrap().is_empty());
+    // The expiry is used only when the key is created, but a bad one fails every run,
+    // not only the first.
+    apply(
+        e,
+        &write(e, "made.toml", &keyed("expires_in = \"90d\"\n")),
+        &[],
+    );
+    let f = write(e, "negative.toml", &keyed("expires_in = \"-5m\"\n"));
+    let err = e.fails(&["apply", "-f", &f], 1);
+    assert!(
+        err.contains("negative.toml:6 keys[0]") && err.contains("-5m"),
+        "{err}"
+    );
 });
 
 both!(prune_removes_what_the_file_no_longer_names, |e| {

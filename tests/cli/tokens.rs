@@ -362,11 +362,13 @@ both!(hostile_tokens_are_rejected_with_the_right_reason, |e| {
         e.run_stdin(&["token", "verify", "-"], &tok).status.code(),
         Some(0)
     );
-    assert_eq!(
-        e.run_stdin(&["token", "verify", "-", "--require-scope", "admin"], &tok)
-            .status
-            .code(),
-        Some(1)
+    let out = e.run_stdin(&["token", "verify", "-", "--require-scope", "admin"], &tok);
+    assert_eq!(out.status.code(), Some(1));
+    // It says which scope the token lacks.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("invalid: insufficient_scope (lacks admin; has "),
+        "{said}"
     );
 });
 
@@ -414,6 +416,19 @@ both!(revocation_cascades, |e| {
         1
     );
     assert_eq!(verify(e, &tok(&other))["reason"], "revoked");
+    // Again: nothing left to revoke says so, and audits nothing.
+    let events = || {
+        let all = e.json(&["audit", "--limit", "0"]);
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["action"] == "token.revoke")
+            .count()
+    };
+    let before = events();
+    let out = e.ok(&["token", "revoke", "--user", "bob@example.com"]);
+    assert!(out.contains("Nothing to revoke"), "{out}");
+    assert_eq!(events(), before);
     // Listing shows state.
     let list = e.json(&["token", "list", "--active"]);
     assert!(list.as_array().unwrap().is_empty(), "{list}");
@@ -558,6 +573,23 @@ both!(apps_and_consents, |e| {
         1,
     );
     assert!(err.contains("admin"), "{err}");
+    // The app allows write, bob's role does not: a consent that could never be honoured
+    // is refused, naming the scope and the role.
+    let err = e.fails(
+        &[
+            "consent",
+            "grant",
+            "bob@example.com",
+            &cid,
+            "--scopes",
+            "write",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("write") && err.contains("role Consumer"),
+        "{err}"
+    );
     let c = e.json(&[
         "consent",
         "grant",
