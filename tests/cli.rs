@@ -385,6 +385,21 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
             "scope \"nope\" not found",
         ),
         (vec!["domain", "add", "bad_domain!"], "invalid domain"),
+        // Look-alikes: a Cyrillic letter among Latin ones; a role that reads as another.
+        (
+            vec![
+                "user",
+                "add",
+                "n\u{435}wbie@acme.example",
+                "--domain",
+                "free.example.com",
+            ],
+            "mixes them ('\u{435}', U+0435",
+        ),
+        (
+            vec!["role", "add", "Adrninistrator"],
+            "looks like the existing role \"Administrator\"",
+        ),
         (
             vec!["config", "set", "default_ttl", "forever"],
             "a duration such as",

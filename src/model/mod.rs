@@ -142,6 +142,21 @@ impl Email {
             return Err(Error::invalid("email", s, accepted));
         }
         let (local, host) = v.rsplit_once('@').ok_or_else(bad)?;
+        // Look-alike letters of another alphabet in one part (Cyrillic "е" in "nеwbie"):
+        // UTS #39's single-script rule, per part and per label of the host.
+        for part in std::iter::once(local).chain(host.split('.')) {
+            if let Some(c) = mixed_script(part) {
+                return Err(Error::invalid(
+                    "email",
+                    s,
+                    format!(
+                        "letters of one script in each part; {part:?} mixes them ({c:?}, \
+                         U+{:04X}, is from another alphabet than the letters around it)",
+                        c as u32
+                    ),
+                ));
+            }
+        }
         if local.is_empty()
             || local.len() > 64
             || local.contains('@')
@@ -230,11 +245,52 @@ impl RoleName {
                 "1-64 characters: letters, digits, space, '_', '-' or '.', starting with a letter",
             ));
         }
+        if let Some(c) = mixed_script(v) {
+            return Err(Error::invalid(
+                "role",
+                s,
+                format!(
+                    "letters of one script ({c:?}, U+{:04X}, is from another alphabet than the \
+                     letters around it)",
+                    c as u32
+                ),
+            ));
+        }
         Ok(Self(v.to_string()))
     }
     pub fn normalized(&self) -> String {
         self.0.to_lowercase()
     }
+    /// What the name looks like (UTS #39 skeleton, lowercase): two roles whose names
+    /// look alike (`Partner`, Greek `Ρartner`) cannot be told apart in a picker.
+    pub fn skeleton(&self) -> String {
+        unicode_security::skeleton(&self.0.to_lowercase()).collect()
+    }
+}
+
+/// When `s` is not single-script (UTS #39: digits and punctuation go with any script),
+/// its odd letter out: the first of those sharing a script with the fewest others.
+pub fn mixed_script(s: &str) -> Option<char> {
+    use unicode_security::MixedScript;
+    use unicode_security::mixed_script::AugmentedScriptSet;
+    if s.is_single_script() {
+        return None;
+    }
+    let sets: Vec<(char, AugmentedScriptSet)> = s
+        .chars()
+        .map(|c| (c, AugmentedScriptSet::for_char(c)))
+        .filter(|(_, set)| !set.is_all())
+        .collect();
+    let kin = |set: &AugmentedScriptSet| {
+        sets.iter()
+            .filter(|(_, other)| {
+                let mut both = *set;
+                both.intersect_with(*other);
+                !both.is_empty()
+            })
+            .count()
+    };
+    sets.iter().min_by_key(|(_, set)| kin(set)).map(|(c, _)| *c)
 }
 
 string_newtype!(
@@ -605,6 +661,32 @@ mod tests {
         let err = Email::parse(&long).unwrap_err().to_string();
         assert!(err.ends_with("(such as full-width letters)"), "{err}");
         assert!(Email::parse("b\u{fc}ro@m\u{fc}nchen.example").is_ok());
+        // Look-alike letters of another alphabet within a part are refused, naming the
+        // odd one out; an address wholly in one script, or parts in different ones, is
+        // an address.
+        let err = Email::parse("n\u{435}wbie@acme.example")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'\u{435}', U+0435"), "{err}");
+        assert!(Email::parse("a@ex\u{430}mple.com").is_err(), "in the host");
+        for ok in [
+            "\u{438}\u{432}\u{430}\u{43d}@\u{43f}\u{440}\u{438}\u{43c}\u{435}\u{440}.example",
+            "\u{438}\u{432}\u{430}\u{43d}@acme.example",
+            "user-2024_x@acme.example",
+        ] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn role_names_read_as_one_script_and_look_like_what_they_are() {
+        let err = RoleName::parse("\u{3a1}artner").unwrap_err().to_string();
+        assert!(err.contains("U+03A1"), "{err}");
+        assert!(RoleName::parse("\u{41f}\u{430}\u{440}\u{442}\u{43d}\u{435}\u{440}").is_ok());
+        let sk = |s: &str| RoleName::parse(s).unwrap().skeleton();
+        assert_eq!(sk("Administrator"), sk("Adrninistrator"));
+        assert_eq!(sk("Consumer1"), sk("Consumerl"));
+        assert_ne!(sk("Partner"), sk("Partners"));
     }
 
     #[test]

@@ -730,6 +730,13 @@ async fn apply_all(
         )?;
         let row = match dir::role_by_name(cx, name.as_str()).await? {
             None => {
+                loc.at(
+                    "roles",
+                    i,
+                    &r.name,
+                    e.span(),
+                    super::scopes::refuse_look_alike_role(cx, &name).await,
+                )?;
                 let row = RoleRow {
                     id: model::new_id(),
                     name: name.to_string(),

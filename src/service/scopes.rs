@@ -207,6 +207,24 @@ pub async fn find_role(cx: &mut Cx<'_>, name: &str) -> Result<RoleRow> {
     }
 }
 
+/// Refuses a new role whose name looks like an existing one's (`Ρartner` with a Greek
+/// capital rho beside `Partner`): pickers and `--reassign-to` could not tell them apart.
+pub async fn refuse_look_alike_role(cx: &mut Cx<'_>, name: &RoleName) -> Result<()> {
+    let looks = name.skeleton();
+    for r in dir::roles(cx).await? {
+        let other = RoleName::parse(&r.name).map(|n| n.skeleton());
+        if other.is_ok_and(|o| o == looks) && r.name.to_lowercase() != name.normalized() {
+            return Err(Error::Conflict(format!(
+                "role {:?} looks like the existing role {:?}; choose a name that reads \
+                 differently",
+                name.as_str(),
+                r.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn find_scopes(cx: &mut Cx<'_>, names: &[ScopeName]) -> Result<Vec<ScopeRow>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -493,6 +511,7 @@ impl Keyward {
                     "role {name} already exists (role names are case-insensitive)"
                 )));
             }
+            refuse_look_alike_role(cx, &name).await?;
             let rows = find_scopes(cx, &scopes).await?;
             let row = RoleRow {
                 id: model::new_id(),
