@@ -89,8 +89,8 @@ pub enum Step {
     SearchUsers,
     /// Enable the (disabled) user.
     EnableUser,
-    /// Retire the signing key revoking the tokens it signed.
-    RevokeSignedTokens,
+    /// Retire the signing key `kid` revoking the tokens it signed.
+    RevokeSignedTokens { kid: String },
     /// List the entities of this kind to find the right name.
     List(Listing),
 }
@@ -123,8 +123,9 @@ impl fmt::Display for Step {
             Step::EnableUser => {
                 f.write_str("enable the user first with `keyward user enable USER`")
             }
-            Step::RevokeSignedTokens => f.write_str(
-                "wait until they expire, or revoke them with `keyward signing-key retire KID --revoke-tokens`",
+            Step::RevokeSignedTokens { kid } => write!(
+                f,
+                "wait until they expire, or revoke them with `keyward signing-key retire {kid} --revoke-tokens`",
             ),
             Step::List(l) => write!(
                 f,

@@ -203,6 +203,19 @@ both!(signup_creates_user_and_station_but_no_token, |e| {
     let pending = e.json(&["user", "list", "--pending"]);
     assert!(emails(&pending).is_empty(), "{pending}");
     e.ok(&["user", "enable", "newbie@acme.example"]);
+    // An empty listing says so rather than printing a header over nothing.
+    assert_eq!(
+        e.ok(&["key", "list", "--user", "newbie@acme.example"]).trim(),
+        "(none)"
+    );
+    // Enabling an active user changes nothing and says so (and audits nothing).
+    let out = e.ok(&["user", "enable", "newbie@acme.example"]);
+    assert!(out.contains("is active already; nothing changed"), "{out}");
+    let r = e.json(&["user", "enable", "newbie@acme.example"]);
+    assert_eq!(
+        (r["changed"].clone(), r["status"].clone()),
+        (false.into(), "active".into())
+    );
     let shown = e.json(&["user", "show", "newbie@acme.example"]);
     assert_eq!(shown["id"], u["id"]);
     assert_eq!(shown["domain"], "free.example.com");
@@ -458,7 +471,7 @@ both!(bad_input_is_named_and_changes_nothing, |e| {
         (vec!["config", "set", "colour", "blue"], "one of: issuer"),
         (
             vec!["operator", "add", "bob", "--role", "root"],
-            "one of: viewer support admin",
+            "one of: viewer, support, admin",
         ),
         (
             vec!["station", "add", "S", "--user", "ghost@x.example"],

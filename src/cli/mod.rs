@@ -757,11 +757,17 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
 async fn set_status(kw: &Keyward, a: &Actor, js: bool, user: &str, s: UserStatus) -> R {
     let (u, revoked) = kw.user_set_status(a, user, s).await?;
     if js {
-        json(&j!({"id": u.id, "email": u.email, "status": u.status, "revoked_tokens": revoked}));
-    } else if s == UserStatus::Disabled {
-        println!("Disabled {}; revoked {revoked} active token(s).", u.email);
+        json(
+            &j!({"id": u.id, "email": u.email, "status": u.status, "changed": revoked.is_some(), "revoked_tokens": revoked.unwrap_or(0)}),
+        );
     } else {
-        println!("Enabled {}.", u.email);
+        match (revoked, s) {
+            (None, _) => println!("{} is {} already; nothing changed.", u.email, u.status),
+            (Some(n), UserStatus::Disabled) => {
+                println!("Disabled {}; revoked {n} active token(s).", u.email)
+            }
+            (Some(_), _) => println!("Enabled {}.", u.email),
+        }
     }
     Ok(())
 }

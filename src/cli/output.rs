@@ -64,6 +64,11 @@ pub async fn paged<T: Serialize>(
 
 /// Prints rows as an aligned table with a header.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+    if rows.is_empty() {
+        // A header over nothing reads like a listing that failed.
+        println!("(none)");
+        return;
+    }
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| r.into_iter().map(|c| inert(&c).into_owned()).collect())

@@ -511,7 +511,7 @@ macro_rules! str_enum {
             pub fn parse(s: &str) -> Result<Self> {
                 match s.trim().to_ascii_lowercase().as_str() {
                     $($s => Ok($name::$variant),)+
-                    _ => Err(Error::invalid($field, s, concat!("one of: " $(, $s, " ")+))),
+                    _ => Err(Error::invalid($field, s, format!("one of: {}", [$($s),+].join(", ")))),
                 }
             }
         }

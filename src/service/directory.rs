@@ -443,19 +443,22 @@ impl Keyward {
     }
 
     /// Disables or enables a user. Disabling revokes the user's active tokens.
+    /// Enables or disables a user (disabling revokes their tokens); returns the user
+    /// and how many tokens were revoked, or None when the user had that status already
+    /// (nothing changed, nothing audited).
     pub async fn user_set_status(
         &self,
         actor: &Actor,
         user: &str,
         status: UserStatus,
-    ) -> Result<(UserRow, u64)> {
+    ) -> Result<(UserRow, Option<u64>)> {
         actor.require(Need::Support)?;
         let (a, user) = (actor.clone(), user.to_string());
         self.write(async move |cx| {
             let u = find_user(cx, &a, &user, None).await?;
             a.require_domain(&u.domain_id, &u.domain)?;
             if u.status == status.as_str() {
-                return Ok((u, 0));
+                return Ok((u, None));
             }
             if !dir::update_user_fields(
                 cx,
@@ -494,7 +497,7 @@ impl Keyward {
             )
             .await?;
             let u = dir::user_by_id(cx, &u.id).await?.expect("exists");
-            Ok((u, revoked))
+            Ok((u, Some(revoked)))
         })
         .await
     }

@@ -429,7 +429,7 @@ impl Keyward {
                                 "{live} unexpired token(s) are signed by {}; retiring it would break them",
                                 k.kid
                             ),
-                            Step::RevokeSignedTokens,
+                            Step::RevokeSignedTokens { kid: k.kid.clone() },
                         ));
                     }
                     revoked = ks::revoke_tokens_of_kid(cx, &k.kid, now, &a.label()).await?;

@@ -225,6 +225,19 @@ pub async fn refuse_look_alike_role(cx: &mut Cx<'_>, name: &RoleName) -> Result<
     Ok(())
 }
 
+/// One scope by name; not found names the known ones.
+async fn scope_row(cx: &mut Cx<'_>, name: &ScopeName) -> Result<ScopeRow> {
+    if let Some(row) = dir::scope_by_name(cx, name.as_str()).await? {
+        return Ok(row);
+    }
+    let known: Vec<String> = dir::scopes(cx).await?.into_iter().map(|s| s.name).collect();
+    Err(Error::not_found_hint(
+        "scope",
+        name.as_str(),
+        format!("known scopes: {}", known.join(", ")),
+    ))
+}
+
 pub async fn find_scopes(cx: &mut Cx<'_>, names: &[ScopeName]) -> Result<Vec<ScopeRow>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -357,9 +370,7 @@ impl Keyward {
             .transpose()?;
         let actor = actor.clone();
         self.write(async move |cx| {
-            let row = dir::scope_by_name(cx, name.as_str())
-                .await?
-                .ok_or_else(|| Error::not_found("scope", name.as_str()))?;
+            let row = scope_row(cx, &name).await?;
             let g = ScopeGraph::load(cx).await?;
             let before: Vec<String> = g
                 .implies
@@ -426,9 +437,7 @@ impl Keyward {
         let name = ScopeName::parse(name)?;
         let actor = actor.clone();
         self.write(async move |cx| {
-            let row = dir::scope_by_name(cx, name.as_str())
-                .await?
-                .ok_or_else(|| Error::not_found("scope", name.as_str()))?;
+            let row = scope_row(cx, &name).await?;
             if let Some(e) = scope_removal_refused(name.as_str(), row.builtin) {
                 return Err(e);
             }

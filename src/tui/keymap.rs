@@ -804,7 +804,7 @@ pub fn step(s: &Step) -> Option<String> {
             on(S::Users),
             key_for(S::Users, Cmd::ToggleStatus)
         ),
-        Step::RevokeSignedTokens => {
+        Step::RevokeSignedTokens { .. } => {
             "wait until they expire, or choose to revoke them in this form".into()
         }
         Step::List(l) => {
@@ -887,7 +887,7 @@ mod tests {
             (Step::SearchUsers, "on Users (2), press / to search"),
             (Step::EnableUser, "on Users (2), select them and press x"),
             (
-                Step::RevokeSignedTokens,
+                Step::RevokeSignedTokens { kid: "k".into() },
                 "choose to revoke them in this form",
             ),
             (Step::List(Listing::Stations), "Stations (4) lists them"),

@@ -382,11 +382,12 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                 } else {
                     UserStatus::Active
                 };
-                let (_, revoked) = kw.user_set_status(actor, &id, status).await?;
-                if disable {
-                    format!("disabled {}; revoked {revoked} token(s)", inert(&email))
-                } else {
-                    format!("enabled {}", inert(&email))
+                match kw.user_set_status(actor, &id, status).await? {
+                    (u, None) => format!("{} is {} already", inert(&email), u.status),
+                    (_, Some(n)) if disable => {
+                        format!("disabled {}; revoked {n} token(s)", inert(&email))
+                    }
+                    _ => format!("enabled {}", inert(&email)),
                 }
             }
             WriteOp::UserRole { id, email, role } => {

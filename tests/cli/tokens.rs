@@ -493,7 +493,8 @@ both!(signing_key_retirement_and_master_key_rotation, |e| {
     assert!(e.json(&["jwks"]).to_string().contains(&old_kid));
     let err = e.fails(&["signing-key", "retire", &old_kid], 1);
     assert!(
-        err.contains("1 unexpired token") && err.contains("--revoke-tokens"),
+        err.contains("1 unexpired token")
+            && err.contains(&format!("signing-key retire {old_kid} --revoke-tokens")),
         "{err}"
     );
     let r = e.json(&["signing-key", "retire", &old_kid, "--revoke-tokens"]);
