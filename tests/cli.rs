@@ -205,7 +205,8 @@ both!(signup_creates_user_and_station_but_no_token, |e| {
     e.ok(&["user", "enable", "newbie@acme.example"]);
     // An empty listing says so rather than printing a header over nothing.
     assert_eq!(
-        e.ok(&["key", "list", "--user", "newbie@acme.example"]).trim(),
+        e.ok(&["key", "list", "--user", "newbie@acme.example"])
+            .trim(),
         "(none)"
     );
     // Enabling an active user changes nothing and says so (and audits nothing).

@@ -79,9 +79,9 @@ pub fn target(url: Option<&str>, one_command: bool) -> R<Target> {
             let given_in_argv =
                 std::env::args().any(|a| a == "--database-url" || a.starts_with("--database-url="));
             if given_in_argv && keyward::store::redact_url(u) != u {
-                eprintln!(
-                    "warning: the database password is visible in the process list and shell history; \
-                     prefer KEYWARD_DATABASE_URL or a PGPASSFILE"
+                warn(
+                    "the database password is visible in the process list and shell history; \
+                     prefer KEYWARD_DATABASE_URL or a PGPASSFILE",
                 );
             }
             Ok(Target {
@@ -198,12 +198,12 @@ fn warn_world_readable(p: &std::path::Path) {
     if let Ok(m) = std::fs::metadata(p)
         && m.permissions().mode() & 0o077 != 0
     {
-        eprintln!(
-            "warning: {} is readable by other accounts (mode {:o}); run `chmod 600 {}`",
+        warn(&format!(
+            "{} is readable by other accounts (mode {:o}); run `chmod 600 {}`",
             p.display(),
             m.permissions().mode() & 0o777,
             p.display()
-        );
+        ));
     }
 }
 
@@ -310,10 +310,10 @@ async fn dispatch(kw: &Keyward, a: &Actor, js: bool, cmd: Command) -> R {
                 let o = kw.operator_add(a, &os_account, &role, &domains).await?;
                 // Likely a typo, unless the database is shared with other hosts.
                 if matches!(nix::unistd::User::from_name(&o.account), Ok(None)) {
-                    eprintln!(
-                        "warning: there is no OS account {:?} on this host; the operator can only act where that account runs keyward",
+                    warn(&format!(
+                        "there is no OS account {:?} on this host; the operator can only act where that account runs keyward",
                         o.account
-                    );
+                    ));
                 }
                 if js {
                     json(&o);
@@ -1170,7 +1170,7 @@ async fn apply(
             })?;
     }
     for w in &r.warnings {
-        eprintln!("warning: {}", keyward::text::inert(w));
+        warn(&keyward::text::inert(w));
     }
     if js {
         let mut v = serde_json::to_value(&r).expect("serialisable");
@@ -1237,6 +1237,16 @@ async fn apply(
 }
 
 /// Parses the command line. Usage errors exit 2; with `--json` they are reported as
+/// A warning on stderr: `warning: …`, or with `--json` a JSON document
+/// `{"warning": "…"}` (one per line), so that stderr stays machine-readable there.
+fn warn(msg: &str) {
+    if std::env::args().any(|a| a == "--json") {
+        eprintln!("{}", j!({"warning": msg}));
+    } else {
+        eprintln!("warning: {msg}");
+    }
+}
+
 /// `{"error": "usage", "message": ...}` on stderr like every other error.
 pub fn parse_args() -> Cli {
     use clap::Parser;

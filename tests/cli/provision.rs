@@ -211,6 +211,17 @@ both!(bad_files_are_rejected_with_their_location, |e| {
         err.contains("warning: ") && err.contains("has passed"),
         "{err}"
     );
+    // With --json, stderr stays JSON: a document per warning.
+    let o = e.run(&["--json", "apply", "-f", &f, "--dry-run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let docs: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        docs.len() == 1 && docs[0]["warning"].as_str().unwrap().contains("has passed"),
+        "{err}"
+    );
     let ok = apply(
         e,
         &write(e, "later.toml", &keyed("expires_in = \"90d\"\n")),
