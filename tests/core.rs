@@ -771,6 +771,32 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("%").await.is_empty());
 });
 
+both_async!(audit_search_finds_an_action_by_any_part, |e| {
+    use keyward::store::console::AuditPage;
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    kw.user_set_status(&admin, "a@x.example", UserStatus::Disabled)
+        .await
+        .unwrap();
+    let actions = async |s: &str| -> Vec<String> {
+        let q = AuditPage {
+            search: Some(s.into()),
+            limit: 50,
+            ..Default::default()
+        };
+        let n = kw.audit_page_count(&admin, q.clone()).await.unwrap();
+        let rows = kw.audit_page(&admin, q).await.unwrap();
+        assert_eq!(n as usize, rows.len());
+        rows.into_iter().map(|r| r.action).collect()
+    };
+    // `disable` is the end of `user.disable`, not its start.
+    assert_eq!(actions("disable").await, ["user.disable"]);
+    assert_eq!(actions("user.").await, ["user.disable", "user.add"]);
+    assert!(actions("%").await.is_empty());
+});
+
 both_async!(
     console_lists_page_by_station_name_and_key_use_without_gaps,
     |e| {

@@ -314,7 +314,7 @@ pub async fn station_page_count(cx: &mut Cx<'_>, f: &StationPage) -> Result<i64>
 #[derive(Debug, Clone, Default)]
 pub struct AuditPage {
     pub domains: Option<Vec<String>>,
-    /// Prefix of the action or actor, or substring of the target.
+    /// Substring of the action or target, or prefix of the actor.
     pub search: Option<String>,
     /// Oldest first when true (the console shows newest first).
     pub ascending: bool,
@@ -327,8 +327,10 @@ fn audit_filters(q: &mut Sql, f: &AuditPage) {
     domain_filter(q, "domain_id", &f.domains);
     if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         let esc = super::sql::like_escape(s);
+        // `revoke` finds `token.revoke` and `consent.revoke` (the action has no
+        // index to serve a prefix anyway).
         q.push(" AND (action LIKE ")
-            .bind(format!("{esc}%"))
+            .bind(format!("%{esc}%"))
             .push(" ESCAPE '\\' OR actor LIKE ")
             .bind(format!("{esc}%"))
             .push(" ESCAPE '\\' OR target LIKE ")

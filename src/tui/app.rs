@@ -573,6 +573,40 @@ pub struct Inspector {
     pub result: Option<Result<Introspection, String>>,
 }
 
+impl Inspector {
+    fn answer(&self) -> Option<&Introspection> {
+        match &self.result {
+            Some(Ok(i)) => Some(i),
+            _ => None,
+        }
+    }
+    fn claim(&self, name: &str) -> Option<String> {
+        self.answer()
+            .and_then(|i| i.claims.as_ref())
+            .and_then(|c| c.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+    /// The unrevoked record `r` revokes, if the answer has one.
+    pub fn revocable(&self) -> Option<&keyward::store::credentials::TokenRecord> {
+        self.answer()
+            .and_then(|i| i.record.as_ref())
+            .filter(|r| r.revoked_at.is_none())
+    }
+    /// The user `u` opens: the record's, else the `sub` claim.
+    pub fn user(&self) -> Option<String> {
+        self.answer()
+            .and_then(|i| i.sub.clone())
+            .or_else(|| self.claim("sub"))
+    }
+    /// The client `k` opens.
+    pub fn client(&self) -> Option<String> {
+        self.answer()
+            .and_then(|i| i.client_id.clone())
+            .or_else(|| self.claim("client_id"))
+    }
+}
+
 /// A pasted token is a bearer credential: wipe it when the inspector closes.
 impl Drop for Inspector {
     fn drop(&mut self) {
@@ -1784,6 +1818,14 @@ impl App {
                 Vec::new()
             }
             Cmd::LoadDemo => {
+                // Fake users mixed into real ones cannot be told apart afterwards.
+                if let Some(n) = self.dash.as_ref().map(|d| d.users).filter(|n| *n > 0) {
+                    self.toast(format!(
+                        "demo data is for an empty database, and this one holds {n} user(s); \
+                         `keyward demo` on the command line adds it anyway"
+                    ));
+                    return Vec::new();
+                }
                 self.overlay = Some(Overlay::Confirm(Confirm {
                     title: "Load demo data".into(),
                     lines: vec![
@@ -1899,7 +1941,7 @@ impl App {
                     usize::from(token),
                 ),
                 Field::checks("scopes", options).with_note(note),
-                Field::text("expires", if token { "" } else { "90d" })
+                Field::text("expires", if token { "" } else { KEY_EXPIRY })
                     .with_note("e.g. 90d or 1h · empty = default"),
             ],
         );
@@ -2191,13 +2233,13 @@ impl App {
 
     /// `P` on Tokens: delete records of tokens expired longer ago than a retention.
     fn purge_form(&mut self) -> Vec<Effect> {
-        let mut form = Form::new(
-            "Purge expired token records",
-            vec![
-                Field::text("expired before", "30d")
-                    .with_note("a duration: records of tokens expired longer ago go"),
-            ],
-        );
+        let mut form =
+            Form::new(
+                "Purge expired token records",
+                vec![Field::text("expired before", "30d").with_note(
+                    "a duration such as 30d: records that expired longer ago are deleted",
+                )],
+            );
         form.intro =
             Some("Revoked and expired records older than this are deleted for good.".into());
         self.overlay = Some(Overlay::Form {
@@ -2513,44 +2555,32 @@ impl App {
             self.overlay = Some(Overlay::Inspect(ins));
             return Vec::new();
         }
-        let answer = match &ins.result {
-            Some(Ok(i)) => Some(i.clone()),
-            _ => None,
-        };
-        let claim = |name: &str| {
-            answer
-                .as_ref()
-                .and_then(|i| i.claims.as_ref())
-                .and_then(|c| c.get(name))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
+        let answer = ins.answer().cloned();
         match k.code {
             KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
             KeyCode::Char('e') | KeyCode::Char('/') => {
+                // A new token: the old verdict goes with the old token.
                 ins.editing = true;
                 ins.input.reset();
+                ins.result = None;
+                ins.asked = None;
                 self.overlay = Some(Overlay::Inspect(ins));
                 Vec::new()
             }
-            KeyCode::Char('u') => {
-                match answer.as_ref().and_then(|i| i.sub.clone()).or(claim("sub")) {
-                    Some(sub) if sub.contains('@') => self.set_filter(ScreenId::Users, &sub),
-                    Some(sub) => {
-                        self.open_user = Some(sub.clone());
-                        vec![Effect::Load(Request::UserDetail { id: sub })]
-                    }
-                    None => {
-                        self.overlay = Some(Overlay::Inspect(ins));
-                        Vec::new()
-                    }
+            KeyCode::Char('u') => match ins.user() {
+                Some(sub) if sub.contains('@') => self.set_filter(ScreenId::Users, &sub),
+                Some(sub) => {
+                    self.open_user = Some(sub.clone());
+                    vec![Effect::Load(Request::UserDetail { id: sub })]
                 }
-            }
+                None => {
+                    self.toast("this token names no user: nothing to open");
+                    self.overlay = Some(Overlay::Inspect(ins));
+                    Vec::new()
+                }
+            },
             KeyCode::Char('k') => {
-                let cid = answer
-                    .as_ref()
-                    .and_then(|i| i.client_id.clone())
-                    .or(claim("client_id"));
+                let cid = ins.client();
                 use keyward::service::tokens::{CONSOLE_CLIENT, LOGIN_CLIENT};
                 match cid {
                     // Minted by an operator, or from a sign-in: no key to show.
@@ -2573,7 +2603,11 @@ impl App {
                         self.switch(ScreenId::Apps)
                     }
                     Some(c) => self.set_filter(ScreenId::Keys, &c),
-                    None => self.switch(ScreenId::Keys),
+                    None => {
+                        self.toast("this token names no client: nothing to open");
+                        self.overlay = Some(Overlay::Inspect(ins));
+                        Vec::new()
+                    }
                 }
             }
             KeyCode::Char('r') => {
@@ -2590,10 +2624,14 @@ impl App {
                             ],
                         );
                         form.intro = Some("It stops working at once.".into());
+                        // Behind the form, Tokens shows this token (not whatever row
+                        // was highlighted there), and the result lands on it.
+                        let fx = self.set_filter(ScreenId::Tokens, &r.jti);
                         self.overlay = Some(Overlay::Form {
                             kind: FormKind::TokenRevoke { jti: r.jti },
                             form,
                         });
+                        return fx;
                     }
                     Some(r) if r.revoked_at.is_some() => {
                         self.toast("already revoked");
@@ -2929,7 +2967,7 @@ impl App {
                     rv.copied = true;
                     let secret = rv.secret.clone();
                     self.overlay = Some(Overlay::Reveal(rv));
-                    self.toast("secret sent to the terminal's clipboard (OSC 52; terminals may refuse it); tmux/screen may keep a copy");
+                    self.toast("secret copied via OSC 52 (if the terminal allows it; tmux may keep a copy)");
                     vec![Effect::Clipboard(secret)]
                 }
                 _ => Vec::new(),
@@ -3062,6 +3100,9 @@ impl App {
                     vec![effect]
                 }
                 FormEvent::Edited | FormEvent::Moved | FormEvent::Ignored => {
+                    if matches!(kind, FormKind::EnableApi { .. }) {
+                        follow_issue_kind(&mut form);
+                    }
                     validate(&kind, &mut form, &self.roles.items, false);
                     self.overlay = Some(Overlay::Form { kind, form });
                     Vec::new()
@@ -3279,6 +3320,34 @@ enum Submit {
     Narrowing(Confirm),
     Issue(IssueOp),
     IssueApp(AppOp),
+}
+
+/// The expiry an API key is offered with; a token's is empty (the default_ttl setting).
+const KEY_EXPIRY: &str = "90d";
+
+/// "Enable API access": the expiry follows the choice of key or token while it holds
+/// the other's default, so a token is not issued for a key's 90 days by default.
+fn follow_issue_kind(form: &mut Form) {
+    // Only a change of the choice itself (an emptied field stays empty).
+    if form
+        .fields
+        .get(form.focus)
+        .is_none_or(|f| f.label != "issue")
+    {
+        return;
+    }
+    let token = form.value("issue") == "token";
+    let (from, to) = if token {
+        (KEY_EXPIRY, "")
+    } else {
+        ("", KEY_EXPIRY)
+    };
+    if let Some(f) = form.fields.iter_mut().find(|f| f.label == "expires")
+        && let super::widgets::form::FieldKind::Text(i) = &mut f.kind
+        && i.value().trim() == from
+    {
+        *i = to.into();
+    }
 }
 
 /// A space-separated list of scope names: the first bad name, if any.

@@ -659,6 +659,52 @@ fn dashboard_reloads_itself_and_keeps_the_selected_signup() {
     assert_eq!(dash_loads(&ticks(&mut app, 2 * period)), 0);
 }
 
+#[test]
+fn demo_data_is_offered_to_an_empty_database_only() {
+    // The fixture's database holds 60 users: L says why it does nothing.
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
+    assert!(key(&mut app, KeyCode::Char('L')).is_empty());
+    assert!(app.overlay.is_none());
+    let note = app
+        .toast
+        .as_ref()
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    assert!(note.contains("holds 60 user(s)"), "{note}");
+    // Empty: the confirmation.
+    if let Some(d) = app.dash.as_mut() {
+        d.users = 0;
+    }
+    key(&mut app, KeyCode::Char('L'));
+    assert!(matches!(app.overlay, Some(Overlay::Confirm(_))));
+}
+
+#[test]
+fn enable_access_offers_a_token_the_default_lifetime_not_a_keys() {
+    let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
+    key(&mut app, KeyCode::Enter);
+    let expires = |app: &super::app::App| match &app.overlay {
+        Some(Overlay::Form { form, .. }) => (form.value("issue"), form.value("expires")),
+        other => panic!("the form: {other:?}"),
+    };
+    assert_eq!(expires(&app), ("API key".into(), "90d".into()));
+    key(&mut app, KeyCode::Right);
+    assert_eq!(expires(&app), ("token".into(), String::new()));
+    key(&mut app, KeyCode::Left);
+    assert_eq!(expires(&app), ("API key".into(), "90d".into()));
+    // What the operator typed stays.
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Tab);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "30d");
+    key(&mut app, KeyCode::BackTab);
+    key(&mut app, KeyCode::BackTab);
+    key(&mut app, KeyCode::Right);
+    assert_eq!(expires(&app), ("token".into(), "30d".into()));
+}
+
 /// The support flow from the Dashboard: select the sign-up, Enter, Enter.
 #[test]
 fn support_flow_reaches_the_reveal_dialog_within_ten_keys() {
@@ -885,11 +931,15 @@ fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
         jwt,
         result: Ok(Box::new(fixture::introspection(true))),
     }));
-    // r revokes the inspected token.
-    key(&mut app, KeyCode::Char('r'));
+    // r revokes the inspected token, with Tokens behind the form showing that token
+    // (not whichever row was highlighted there).
+    app.tokens.sel = 3;
+    let fx = key(&mut app, KeyCode::Char('r'));
     assert!(
         matches!(&app.overlay, Some(Overlay::Form { form, .. }) if form.title.contains("01a20001"))
     );
+    assert_eq!(app.screen, ScreenId::Tokens);
+    assert!(page_requests(&fx)[0].1.starts_with("01a20001"), "{fx:?}");
     key(&mut app, KeyCode::Esc);
     // :inspect TOKEN, then u opens its user.
     key(&mut app, KeyCode::Char(':'));
@@ -908,6 +958,51 @@ fn inspector_takes_a_pasted_token_and_acts_on_the_answer() {
     let fx = key(&mut app, KeyCode::Char('u'));
     assert_eq!(app.screen, ScreenId::Users);
     assert_eq!(page_requests(&fx)[0].1, "alice@example.com");
+}
+
+#[test]
+fn inspector_keys_do_nothing_but_say_so_on_a_malformed_token() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Admin);
+    key(&mut app, KeyCode::Char(':'));
+    chars(&mut app, "inspect xyz");
+    key(&mut app, KeyCode::Enter);
+    let mut nothing = fixture::introspection(false);
+    nothing.sub = None;
+    nothing.client_id = None;
+    nothing.claims = None;
+    nothing.header = None;
+    nothing.record = None;
+    nothing.reason = Some(keyward::token::Reason::Malformed);
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "xyz".into(),
+        result: Ok(Box::new(nothing)),
+    }));
+    // Its hint offers none of r, u, k; each says why it does nothing, and the
+    // inspector stays open on the same screen (k used to leave for API keys, where
+    // the next `r` asked to delete a key).
+    let text = super::snapshot_tests::screen(&app);
+    assert!(
+        text.contains("e new token · Esc back") && !text.contains("r revoke"),
+        "{text}"
+    );
+    for (c, says) in [
+        ('r', "nothing to revoke"),
+        ('u', "no user"),
+        ('k', "no client"),
+    ] {
+        assert!(key(&mut app, KeyCode::Char(c)).is_empty());
+        assert!(matches!(app.overlay, Some(Overlay::Inspect(_))), "{c}");
+        assert_eq!(app.screen, ScreenId::Users, "{c}");
+        let toast = app
+            .toast
+            .as_ref()
+            .map(|t| t.text.clone())
+            .unwrap_or_default();
+        assert!(toast.contains(says), "{c}: {toast}");
+    }
+    // e: a new token, without the old verdict.
+    key(&mut app, KeyCode::Char('e'));
+    assert!(matches!(&app.overlay, Some(Overlay::Inspect(i)) if i.result.is_none()));
 }
 
 #[test]

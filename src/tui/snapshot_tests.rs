@@ -21,6 +21,11 @@ fn screen_text(t: &Terminal<TestBackend>) -> String {
     t.backend().to_string()
 }
 
+/// The screen `app` draws at its size, as text (for tests elsewhere).
+pub(super) fn screen(app: &App) -> String {
+    screen_text(&draw(app, app.size.0, app.size.1))
+}
+
 fn press(app: &mut App, c: KeyCode) {
     app.update(Action::Key(KeyEvent::new(c, KeyModifiers::NONE)));
 }

@@ -821,7 +821,7 @@ fn reveal_popup(th: &Theme, rv: &Reveal, f: &mut Frame, area: Rect) {
     lines.push(Line::from(vec![
         Span::styled("c", th.key()),
         Span::raw(if rv.copied {
-            " sent to the terminal's clipboard (OSC 52; tmux/screen may keep a copy) · "
+            " copied (OSC 52; tmux/screen may keep a copy) · "
         } else {
             " copy secret (OSC 52; tmux/screen may keep a copy) · "
         }),
@@ -979,14 +979,25 @@ fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
         }
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        if ins.editing {
-            "Enter inspect · Esc back"
-        } else {
-            "r revoke · u open user · k open key · e new token · Esc back"
-        },
-        th.dim(),
-    ));
+    // Only the keys that act on this answer (a malformed token has no record, user or
+    // client to act on).
+    let keys = if ins.editing {
+        "Enter inspect · Esc back".to_string()
+    } else {
+        let mut k = Vec::new();
+        if ins.revocable().is_some() {
+            k.push("r revoke");
+        }
+        if ins.user().is_some() {
+            k.push("u open user");
+        }
+        if ins.client().is_some() {
+            k.push("k open key");
+        }
+        k.extend(["e new token", "Esc back"]);
+        k.join(" · ")
+    };
+    lines.push(Line::styled(keys, th.dim()));
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines)
