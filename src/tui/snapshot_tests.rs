@@ -568,3 +568,13 @@ fn whole_lists_scroll_to_keep_the_highlight_in_view() {
     press(&mut app, KeyCode::Char('G'));
     assert!(selected(&app).contains("kid-29"), "{}", selected(&app));
 }
+
+#[test]
+fn a_cut_cell_ends_in_an_ellipsis_within_its_columns() {
+    use super::ui::fit;
+    assert_eq!(fit("Administrator", 9), "Administ…");
+    assert_eq!(fit("Consumer", 9), "Consumer");
+    // Display columns, not characters: a wide letter is two.
+    assert_eq!(fit("日本語テキスト", 5), "日本…");
+    assert_eq!(fit("abc", 0), "");
+}

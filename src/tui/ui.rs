@@ -12,7 +12,7 @@ use super::widgets::input;
 use super::widgets::list::{ListRow, Paged};
 use super::widgets::palette::COMMANDS;
 use ratatui::Frame;
-use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
@@ -319,12 +319,28 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
             .collect::<Vec<_>>(),
     )
     .style(th.header());
+    let mut widths = vec![Constraint::Length(1)];
+    widths.extend(v.columns.iter().map(|(_, c)| *c));
+    // The columns as the table will lay them out, so that a value cut to fit ends in
+    // `…` instead of looking whole (`Administr`, `ines.schmidt10` for `…105@…`).
+    let cols: Vec<usize> = Layout::horizontal(widths.clone())
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, table.width, 1))
+        .iter()
+        .map(|c| c.width as usize)
+        .collect();
     let rows: Vec<Row> = l
         .visible(visible)
         .map(|(i, r)| {
             let selected = i == l.sel;
             let mut cells = vec![Cell::from(if selected { "▶" } else { " " })];
-            cells.extend((v.cells)(r).into_iter().map(Cell::from));
+            cells.extend(
+                (v.cells)(r)
+                    .into_iter()
+                    .zip(cols.iter().skip(1))
+                    .map(|(c, w)| Cell::from(fit(&c, *w))),
+            );
             let row = Row::new(cells);
             if selected {
                 row.style(th.selected())
@@ -333,8 +349,6 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
             }
         })
         .collect();
-    let mut widths = vec![Constraint::Length(1)];
-    widths.extend(v.columns.iter().map(|(_, c)| *c));
     if rows.is_empty() {
         let msg = if l.loaded { v.empty } else { "loading…" };
         f.render_widget(
@@ -354,6 +368,27 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
         );
     }
     detail_pane(app, f, detail, &v.detail);
+}
+
+/// `s` in `w` display columns, ending in `…` when it is cut.
+pub fn fit(s: &str, w: usize) -> String {
+    if s.width() <= w {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + cw + 1 > w {
+            break;
+        }
+        out.push(c);
+        used += cw;
+    }
+    if w > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// The pane under a list: the selected row's details, as many lines as fit; when they

@@ -41,7 +41,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             rows,
             [
                 Constraint::Length(1),
-                Constraint::Length(16),
+                Constraint::Length(18),
                 Constraint::Fill(2),
                 Constraint::Fill(3),
                 Constraint::Length(8),
