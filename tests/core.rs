@@ -771,6 +771,26 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("%").await.is_empty());
 });
 
+both_async!(domain_usage_counts_what_stands_in_the_way_of_removal, |e| {
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kw.domain_usage(&admin, "free.example.com").await.unwrap(),
+        (1, 1)
+    );
+    assert!(kw.domain_rm(&admin, "free.example.com").await.is_err());
+    kw.domain_add(&admin, "empty.example").await.unwrap();
+    assert_eq!(
+        kw.domain_usage(&admin, "empty.example").await.unwrap(),
+        (0, 0)
+    );
+    let viewer = as_role(&admin, OperatorRole::Viewer, None);
+    denied(kw.domain_usage(&viewer, "empty.example").await);
+    kw.domain_rm(&admin, "empty.example").await.unwrap();
+});
+
 both_async!(audit_search_finds_an_action_by_any_part, |e| {
     use keyward::store::console::AuditPage;
     let (kw, admin) = open(e).await;

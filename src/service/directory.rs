@@ -292,6 +292,18 @@ impl Keyward {
     }
 
     /// Removes an empty domain.
+    /// What stands in the way of removing a domain: its users and stations (both 0 for
+    /// a domain [`Self::domain_rm`] takes), for a confirmation that can refuse at once.
+    pub async fn domain_usage(&self, actor: &Actor, name: &str) -> Result<(i64, i64)> {
+        actor.require(Need::Global)?;
+        let (name, actor) = (name.to_string(), actor.clone());
+        self.read(async move |cx| {
+            let d = find_domain(cx, &actor, &name).await?;
+            dir::domain_usage(cx, &d.id).await
+        })
+        .await
+    }
+
     pub async fn domain_rm(&self, actor: &Actor, name: &str) -> Result<()> {
         actor.require(Need::Global)?;
         let (name, actor) = (name.to_string(), actor.clone());

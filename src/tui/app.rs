@@ -173,6 +173,8 @@ pub enum Rehearsed {
     Narrowing(u64, keyward::service::scopes::Narrowing),
     /// A purge: what it deletes, and the cutoff counted with.
     Purge(keyward::service::tokens::Purgeable),
+    /// A domain's users and stations (it goes only when both are 0).
+    DomainUse(i64, i64),
 }
 
 /// Rows of one page.
@@ -1970,6 +1972,20 @@ impl App {
         Some(Field::choice("domain", names, sel))
     }
 
+    /// The domain of an existing user to look up: with every domain shown, first "the
+    /// user's" (found by the email alone, as `--domain` left out does), so an address
+    /// is not looked for in whichever domain sorts first.
+    fn lookup_domain_field(&mut self) -> Option<Field> {
+        let mut f = self.domain_field()?;
+        if self.domain.is_none()
+            && let super::widgets::form::FieldKind::Choice { options, sel } = &mut f.kind
+        {
+            options.insert(0, USERS_DOMAIN.into());
+            *sel = 0;
+        }
+        Some(f)
+    }
+
     fn domain_names(&self) -> Vec<String> {
         self.domains.iter().map(|d| d.name.clone()).collect()
     }
@@ -2118,7 +2134,7 @@ impl App {
 
     /// A new API key for any user (the Users screen's `a` does it for the selection).
     fn new_key_form(&mut self) -> Vec<Effect> {
-        let Some(domain) = self.domain_field() else {
+        let Some(domain) = self.lookup_domain_field() else {
             return Vec::new();
         };
         let form = Form::new(
@@ -2481,6 +2497,23 @@ impl App {
                 self.toast(format!(
                     "nothing expired more than {retention} ago: nothing to purge"
                 ));
+                return Vec::new();
+            }
+            (Rehearsed::DomainUse(0, 0), _) => {
+                self.resubmit = None;
+                self.overlay = Some(Overlay::Confirm(c));
+                return Vec::new();
+            }
+            (Rehearsed::DomainUse(users, stations), WriteOp::DomainRm { name }) => {
+                self.resubmit = None;
+                self.fail(format!(
+                    "{name} still has {users} user(s) and {stations} station(s): only an empty \
+                     domain can go (remove them on Users with X first)"
+                ));
+                return Vec::new();
+            }
+            (Rehearsed::DomainUse(..), _) => {
+                self.resubmit = None;
                 return Vec::new();
             }
             (Rehearsed::Purge(p), _) => {
@@ -2994,16 +3027,15 @@ impl App {
                             self.fail(why);
                             return Vec::new();
                         }
+                        // Counted first: a domain with users is refused at once, not
+                        // after a `y`.
                         let d = self.domains[sel - 1].clone();
-                        self.overlay = Some(Overlay::Confirm(Confirm {
+                        let c = Confirm {
                             title: format!("Remove domain {}", d.name),
-                            lines: vec![
-                                "Only an empty domain can go: remove its users and stations first."
-                                    .into(),
-                            ],
+                            lines: vec!["It has no users or stations: it goes for good.".into()],
                             op: WriteOp::DomainRm { name: d.name },
-                        }));
-                        return Vec::new();
+                        };
+                        return vec![Effect::Load(Request::Narrowing(Box::new(c)))];
                     }
                     KeyCode::Enter => {
                         let d = if sel == 0 {
@@ -3321,6 +3353,9 @@ enum Submit {
     Issue(IssueOp),
     IssueApp(AppOp),
 }
+
+/// The domain choice that finds a user by email alone ([`App::lookup_domain_field`]).
+const USERS_DOMAIN: &str = "the user's";
 
 /// The expiry an API key is offered with; a token's is empty (the default_ttl setting).
 const KEY_EXPIRY: &str = "90d";
@@ -3701,7 +3736,9 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
                 token: false,
                 user_id: String::new(),
                 email: v("user"),
-                domain: v("domain"),
+                domain: Some(v("domain"))
+                    .filter(|d| d != USERS_DOMAIN)
+                    .unwrap_or_default(),
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 expires: opt(v("expires")),
                 name: opt(v("name")),

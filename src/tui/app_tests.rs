@@ -660,6 +660,27 @@ fn dashboard_reloads_itself_and_keeps_the_selected_signup() {
 }
 
 #[test]
+fn a_new_key_finds_its_user_by_email_when_every_domain_is_shown() {
+    let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Admin);
+    assert!(app.domain.is_none(), "the fixture shows every domain");
+    key(&mut app, KeyCode::Char('n'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form")
+    };
+    // Not whichever domain sorts first: the user's own, found by the address.
+    assert_eq!(form.value("domain"), "the user's");
+    chars(&mut app, "alice@example.com");
+    let fx = key(&mut app, KeyCode::Enter);
+    let [Effect::Issue(op)] = fx.as_slice() else {
+        panic!("one issue effect: {fx:?}")
+    };
+    assert_eq!(
+        (op.email.as_str(), op.domain.as_str()),
+        ("alice@example.com", "")
+    );
+}
+
+#[test]
 fn demo_data_is_offered_to_an_empty_database_only() {
     // The fixture's database holds 60 users: L says why it does nothing.
     let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
@@ -1232,7 +1253,8 @@ fn new_key_from_the_keys_screen_names_user_domain_and_refresh() {
     let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Support);
     key(&mut app, KeyCode::Char('n'));
     chars(&mut app, "alice@example.com");
-    key(&mut app, KeyCode::Tab); // domain
+    key(&mut app, KeyCode::Tab); // domain: the user's, else one named
+    key(&mut app, KeyCode::Right);
     key(&mut app, KeyCode::Tab); // name
     for _ in 0.."api key".len() {
         key(&mut app, KeyCode::Backspace);
@@ -1332,9 +1354,11 @@ fn domains_are_removed_from_the_picker_by_admins_only() {
     let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Admin);
     key(&mut app, KeyCode::Char('D'));
     key(&mut app, KeyCode::Char('j'));
-    key(&mut app, KeyCode::Char('x'));
-    let Some(Overlay::Confirm(c)) = &app.overlay else {
-        panic!("a confirmation")
+    // Counted first: one with users is refused at once, naming them; an empty one is
+    // confirmed.
+    let fx = key(&mut app, KeyCode::Char('x'));
+    let [Effect::Load(Request::Narrowing(c))] = &fx[..] else {
+        panic!("a count first: {fx:?}")
     };
     assert_eq!(
         c.op,
@@ -1342,6 +1366,23 @@ fn domains_are_removed_from_the_picker_by_admins_only() {
             name: "free.example.com".into()
         }
     );
+    let counted = |users, stations| {
+        Action::Loaded(Loaded::Narrowing {
+            confirm: c.clone(),
+            result: Ok(Rehearsed::DomainUse(users, stations)),
+        })
+    };
+    app.update(counted(81, 82));
+    let Some(Overlay::Error(e)) = &app.overlay else {
+        panic!("refused: {:?}", app.overlay)
+    };
+    assert!(
+        e.contains("free.example.com still has 81 user(s) and 82 station(s)"),
+        "{e}"
+    );
+    app.overlay = None;
+    app.update(counted(0, 0));
+    assert!(matches!(app.overlay, Some(Overlay::Confirm(_))));
     let mut app = fixture::app(ScreenId::Dashboard, (80, 24), OperatorRole::Support);
     key(&mut app, KeyCode::Char('D'));
     key(&mut app, KeyCode::Char('j'));

@@ -142,6 +142,10 @@ pub async fn load(kw: &Keyward, actor: &Actor, req: Request) -> Loaded {
                     .role_rm_preview(actor, role, reassign.as_deref())
                     .await
                     .map(|(moved, n)| Rehearsed::Narrowing(moved, n)),
+                WriteOp::DomainRm { name } => kw
+                    .domain_usage(actor, name)
+                    .await
+                    .map(|(u, s)| Rehearsed::DomainUse(u, s)),
                 WriteOp::TokenPurge { retention, .. } => kw
                     .token_purge_count(actor, retention)
                     .await
@@ -661,7 +665,7 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
                 actor,
                 MintSpec {
                     user: op.email.clone(),
-                    domain: Some(op.domain.clone()),
+                    domain: Some(op.domain.clone()).filter(|d| !d.is_empty()),
                     scopes: op.scopes.clone(),
                     ttl: op.expires.clone(),
                     key: None,
@@ -684,7 +688,7 @@ pub async fn issue(kw: &Keyward, actor: &Actor, op: IssueOp) -> Result<Reveal, S
                 actor,
                 KeySpec {
                     user: op.email.clone(),
-                    domain: Some(op.domain.clone()),
+                    domain: Some(op.domain.clone()).filter(|d| !d.is_empty()),
                     scopes: op.scopes.clone(),
                     expires_in: op.expires.clone(),
                     name: op.name.clone(),
