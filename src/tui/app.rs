@@ -500,9 +500,6 @@ pub enum FormKind {
         name: String,
     },
     SigningRotate,
-    SigningRetire {
-        kid: String,
-    },
     TokenRevoke {
         jti: String,
     },
@@ -2738,8 +2735,8 @@ impl App {
         refused.map(super::tasks::msg)
     }
 
-    /// Retiring a signing key: refused for the active one; with live tokens, the
-    /// choice between waiting for them to expire and revoking them.
+    /// Retiring a signing key: refused for the active one; with live tokens, confirmed
+    /// as revoking them.
     fn retire_signing_key(&mut self) {
         let Some(k) = self.signing.items.get(self.signing.sel) else {
             return;
@@ -2753,39 +2750,32 @@ impl App {
             return;
         }
         let title = format!("Retire signing key {}", k.kid);
-        if k.live_tokens > 0 {
-            let mut form = Form::new(
-                title,
-                vec![Field::choice(
-                    "live tokens",
-                    vec![
-                        "refuse (wait for expiry)".into(),
-                        format!("revoke {} and retire", k.live_tokens),
-                    ],
-                    0,
-                )],
-            );
-            form.intro = Some(format!(
-                "{} unexpired token(s) are signed by it; retiring it breaks them.",
-                k.live_tokens
-            ));
-            self.overlay = Some(Overlay::Form {
-                kind: FormKind::SigningRetire { kid: k.kid.clone() },
-                form,
-            });
+        // With live tokens the retirement revokes them (the service refuses it
+        // otherwise): the confirmation says so, and Esc is the way to wait instead.
+        let lines = if k.live_tokens > 0 {
+            vec![
+                format!(
+                    "{} unexpired token(s) are signed by it: retiring it revokes them, and they \
+                     stop working at once.",
+                    k.live_tokens
+                ),
+                "To let them run out instead, press Esc and retire it once they have expired."
+                    .into(),
+            ]
         } else {
-            self.overlay = Some(Overlay::Confirm(Confirm {
-                title,
-                lines: vec![
-                    format!("{} ({}) signs no live token.", k.kid, k.alg),
-                    "It leaves the JWK Set; tokens it signed no longer verify.".into(),
-                ],
-                op: WriteOp::SigningRetire {
-                    kid: k.kid.clone(),
-                    revoke_tokens: false,
-                },
-            }));
-        }
+            vec![
+                format!("{} ({}) signs no live token.", k.kid, k.alg),
+                "It leaves the JWK Set; tokens it signed no longer verify.".into(),
+            ]
+        };
+        self.overlay = Some(Overlay::Confirm(Confirm {
+            title,
+            lines,
+            op: WriteOp::SigningRetire {
+                kid: k.kid.clone(),
+                revoke_tokens: k.live_tokens > 0,
+            },
+        }));
     }
 
     fn delete(&mut self) -> Vec<Effect> {
@@ -3509,7 +3499,7 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
                 },
             ));
         }
-        FormKind::SigningRotate | FormKind::SigningRetire { .. } => {}
+        FormKind::SigningRotate => {}
         FormKind::KeyRm { name, .. } => {
             errors.push((
                 "key name",
@@ -3725,10 +3715,6 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
         FormKind::TokenRevoke { jti } => WriteOp::TokenRevoke {
             jti: jti.clone(),
             reason: opt(v("reason")),
-        },
-        FormKind::SigningRetire { kid } => WriteOp::SigningRetire {
-            kid: kid.clone(),
-            revoke_tokens: v("live tokens").starts_with("revoke"),
         },
         FormKind::NewKey => {
             let scopes: Vec<String> = v("scopes").split_whitespace().map(String::from).collect();

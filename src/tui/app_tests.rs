@@ -879,21 +879,21 @@ fn signing_keys_rotate_with_a_chosen_alg_and_retire_with_the_token_choice() {
             alg: "EdDSA".into()
         })]
     );
-    // A verify-only key with live tokens: refuse by default, or revoke them.
+    // A verify-only key with live tokens: the confirmation says it revokes them (a
+    // choice to "wait" always failed); Esc waits instead.
     key(&mut app, KeyCode::Char('j'));
     key(&mut app, KeyCode::Char('x'));
-    assert!(matches!(app.overlay, Some(Overlay::Form { .. })));
-    assert_eq!(
-        key(&mut app, KeyCode::Enter),
-        vec![Effect::Write(WriteOp::SigningRetire {
-            kid: "8b01d4e2".into(),
-            revoke_tokens: false
-        })]
+    let Some(Overlay::Confirm(c)) = &app.overlay else {
+        panic!("a confirmation: {:?}", app.overlay)
+    };
+    assert!(
+        c.lines.join(" ").contains("retiring it revokes them"),
+        "{c:?}"
     );
+    assert!(key(&mut app, KeyCode::Esc).is_empty());
     key(&mut app, KeyCode::Char('x'));
-    key(&mut app, KeyCode::Right);
     assert_eq!(
-        key(&mut app, KeyCode::Enter),
+        key(&mut app, KeyCode::Char('y')),
         vec![Effect::Write(WriteOp::SigningRetire {
             kid: "8b01d4e2".into(),
             revoke_tokens: true

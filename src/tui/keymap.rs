@@ -805,7 +805,7 @@ pub fn step(s: &Step) -> Option<String> {
             key_for(S::Users, Cmd::ToggleStatus)
         ),
         Step::RevokeSignedTokens { .. } => {
-            "wait until they expire, or choose to revoke them in this form".into()
+            "wait until they expire, or press x again to retire it revoking them".into()
         }
         Step::List(l) => {
             let screen = match l {
@@ -888,7 +888,7 @@ mod tests {
             (Step::EnableUser, "on Users (2), select them and press x"),
             (
                 Step::RevokeSignedTokens { kid: "k".into() },
-                "choose to revoke them in this form",
+                "press x again to retire it revoking them",
             ),
             (Step::List(Listing::Stations), "Stations (4) lists them"),
             (Step::List(Listing::Keys), "API keys (5) lists them"),
