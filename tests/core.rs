@@ -771,6 +771,39 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("%").await.is_empty());
 });
 
+both_async!(dashboard_counts_keys_and_apps_per_domain, |e| {
+    let (kw, admin) = open(e).await;
+    kw.demo(
+        &admin,
+        keyward::service::demo::DemoOptions {
+            users: 30,
+            tokens: 30,
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let all = kw
+        .dashboard(&admin, None, keyward::model::now(), 5)
+        .await
+        .unwrap();
+    let keys = kw.key_count(&admin, Default::default()).await.unwrap();
+    let apps = kw.app_list(&admin).await.unwrap().len() as i64;
+    assert!(keys > 0 && apps > 0, "the demo has keys and apps");
+    assert_eq!((all.keys, all.apps), (keys, apps));
+    // Per domain: each its own, and together all of them.
+    let (mut keys_sum, mut apps_sum) = (0, 0);
+    for d in kw.domain_list(&admin).await.unwrap() {
+        let one = kw
+            .dashboard(&admin, Some(&d.id), keyward::model::now(), 5)
+            .await
+            .unwrap();
+        keys_sum += one.keys;
+        apps_sum += one.apps;
+    }
+    assert_eq!((keys_sum, apps_sum), (keys, apps));
+});
+
 both_async!(domain_usage_counts_what_stands_in_the_way_of_removal, |e| {
     let (kw, admin) = open(e).await;
     kw.user_add(&admin, new_user("a@x.example", "free.example.com"))

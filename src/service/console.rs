@@ -4,6 +4,7 @@ use super::{Actor, Keyward};
 use crate::error::Result;
 use crate::store::audit::AuditRow;
 use crate::store::console::{self as con, AuditPage, StationPage, TokenQuery, TokenRow};
+use crate::store::credentials::{self as cred, KeyQuery};
 use crate::store::directory::{
     self as dir, StationQuery, StationRow, UserQuery, UserRow, UserSort,
 };
@@ -16,6 +17,9 @@ pub struct Dashboard {
     pub users: i64,
     pub pending: i64,
     pub stations: i64,
+    /// API keys and developer apps.
+    pub keys: i64,
+    pub apps: i64,
     pub active_tokens: i64,
     pub expiring_tokens: i64,
     /// Users waiting for API access, oldest first.
@@ -82,6 +86,15 @@ impl Keyward {
                 },
             )
             .await?;
+            let keys = cred::count_keys(
+                cx,
+                &KeyQuery {
+                    domains: d2.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let apps = cred::count_apps(cx, d2.as_deref()).await?;
             let recent = con::audit_page(
                 cx,
                 &AuditPage {
@@ -91,7 +104,7 @@ impl Keyward {
                 },
             )
             .await?;
-            Ok((stations, recent))
+            Ok((stations, keys, apps, recent))
         });
         let tokens = self.read_tokens(async move |cx| {
             let active_tokens = con::count_active_tokens(cx, &d3, now).await?;
@@ -108,13 +121,15 @@ impl Keyward {
         });
         let (people, places, tokens) = tokio::join!(people, places, tokens);
         let (domains, users, pending, pending_users) = people?;
-        let (stations, recent) = places?;
+        let (stations, keys, apps, recent) = places?;
         let (active_tokens, expiring_tokens, expiring) = tokens?;
         Ok(Dashboard {
             domains,
             users,
             pending,
             stations,
+            keys,
+            apps,
             active_tokens,
             expiring_tokens,
             pending_users,

@@ -406,6 +406,19 @@ pub async fn list_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<Ve
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
 }
 
+/// Developer apps in these domains (all with None).
+pub async fn count_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<i64> {
+    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM apps a WHERE 1 = 1");
+    if let Some(ds) = domains {
+        q.push(" AND a.domain_id ")
+            .bind_in(ds.iter().map(Val::from));
+    }
+    let Sql { text, args, .. } = q;
+    Ok(
+        on!(cx, c => bind_all!(sqlx::query_scalar(AssertSqlSafe(text)), args).fetch_one(&mut *c).await?),
+    )
+}
+
 pub async fn insert_app(cx: &mut Cx<'_>, a: &AppRow) -> Result<()> {
     let sql = "INSERT INTO apps (id, domain_id, owner_id, client_id, name, secret_hash, scopes, redirect_uris, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)";
     on!(cx, c => sqlx::query(sql).bind(&a.id).bind(&a.domain_id).bind(&a.owner_id).bind(&a.client_id).bind(&a.name)

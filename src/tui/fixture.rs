@@ -203,6 +203,8 @@ pub fn dashboard() -> Dashboard {
         users: 60,
         pending: 2,
         stations: 61,
+        keys: 38,
+        apps: 2,
         active_tokens: 412,
         expiring_tokens: 3,
         pending_users: vec![us[1].clone(), us[2].clone()],

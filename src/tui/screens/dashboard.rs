@@ -138,8 +138,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ))
     };
     let lines = vec![
-        row("users", d.users, "domains", d.domains),
-        row("pending", d.pending, "stations", d.stations),
+        row("users", d.users, "keys", d.keys),
+        row("pending", d.pending, "apps", d.apps),
+        row("stations", d.stations, "domains", d.domains),
         row("tokens", d.active_tokens, "expiring", d.expiring_tokens),
         Line::styled(" tokens: active · expiring ≤ 7 days", th.dim()),
     ];
