@@ -27,7 +27,9 @@ pub fn describe(key: &str) -> &'static str {
         "issuer" => {
             "the `iss` of minted tokens: an http(s) URL without query, fragment or credentials, such as https://auth.example.com"
         }
-        "default_ttl" => "lifetime of tokens minted without --ttl: a duration such as 24h",
+        "default_ttl" => {
+            "lifetime of tokens an operator mints without giving one: a duration such as 24h"
+        }
         "max_ttl" => {
             "the longest lifetime an access token may get (bounds default_ttl and grant_ttl; refresh tokens have refresh_ttl): a duration such as 365d"
         }

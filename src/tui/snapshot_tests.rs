@@ -578,3 +578,15 @@ fn a_cut_cell_ends_in_an_ellipsis_within_its_columns() {
     assert_eq!(fit("日本語テキスト", 5), "日本…");
     assert_eq!(fit("abc", 0), "");
 }
+
+#[test]
+fn tokens_sorted_by_expiry_show_the_expiry() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Admin);
+    assert!(screen(&app).contains(" ISSUED "));
+    press(&mut app, KeyCode::Char('s'));
+    let text = screen(&app);
+    assert!(
+        text.contains(" EXPIRES ") && !text.contains(" ISSUED "),
+        "{text}"
+    );
+}

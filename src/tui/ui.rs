@@ -295,7 +295,8 @@ pub fn list_screen<R: ListRow>(app: &App, f: &mut Frame, area: Rect, v: ListView
     if l.editing || !ftext.is_empty() {
         let head = left[0].width() + 4;
         let room = (title.width as usize).saturating_sub(head + right.width());
-        let w = (ftext.width() + usize::from(l.editing)).min(room.max(8));
+        // Within the room left: a long filter scrolls, it never runs into the sort.
+        let w = (ftext.width() + usize::from(l.editing)).min(room).max(1);
         let shown = if l.editing {
             let v = input::view(&l.filter, w, true);
             f.set_cursor_position((title.x + (head + v.cursor) as u16, title.y));

@@ -19,12 +19,17 @@ pub fn state(t: &TokenRow, now: i64) -> String {
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let now = app.now;
+    // The time column is the one the list is sorted by.
+    let by_expiry = app.tokens.sort == 1;
     let cols = [
         ("JTI", Constraint::Length(12)),
         ("USER", Constraint::Fill(3)),
         ("CLIENT", Constraint::Fill(2)),
         ("SCOPES", Constraint::Fill(2)),
-        ("ISSUED", Constraint::Length(16)),
+        (
+            if by_expiry { "EXPIRES" } else { "ISSUED" },
+            Constraint::Length(16),
+        ),
         ("STATE", Constraint::Length(12)),
     ];
     let cells = move |t: &TokenRow| {
@@ -35,7 +40,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             safe(&t.user_email),
             safe(&t.client_id),
             safe(&t.scopes),
-            datetime(t.issued_at),
+            datetime(if by_expiry { t.expires_at } else { t.issued_at }),
             state(t, now),
         ]
     };
