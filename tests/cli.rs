@@ -203,6 +203,25 @@ both!(signup_creates_user_and_station_but_no_token, |e| {
     let pending = e.json(&["user", "list", "--pending"]);
     assert!(emails(&pending).is_empty(), "{pending}");
     e.ok(&["user", "enable", "newbie@acme.example"]);
+    // Renaming, and a station's identifiers (only the flags given change).
+    let r = e.json(&["user", "edit", "newbie@acme.example", "--name", "Nu Bie"]);
+    assert_eq!(r["name"], "Nu Bie");
+    let sid = u["stations"][0]["id"].as_str().unwrap().to_string();
+    let st = e.json(&["station", "edit", &sid, "--rn", "HRB 9", "--country", "at"]);
+    assert_eq!(
+        (
+            st["registration_number"].clone(),
+            st["country_code"].clone()
+        ),
+        ("HRB 9".into(), "AT".into())
+    );
+    let err = e.fails(&["station", "edit", &sid, "--country", ""], 1);
+    assert!(err.contains("HRB 9"), "{err}");
+    let st = e.json(&["station", "edit", &sid, "--eu-vat-id", "ATU12345678"]);
+    assert_eq!(
+        (st["eu_vat_id"].clone(), st["country_code"].clone()),
+        ("ATU12345678".into(), "AT".into())
+    );
     // An empty listing says so rather than printing a header over nothing.
     assert_eq!(
         e.ok(&["key", "list", "--user", "newbie@acme.example"])

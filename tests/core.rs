@@ -771,6 +771,60 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("%").await.is_empty());
 });
 
+both_async!(station_identifiers_are_edited_validated_and_audited, |e| {
+    let (kw, admin) = open(e).await;
+    let u = kw
+        .user_add(&admin, new_user("a@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let id = u.stations[0].id.clone();
+    let s = kw
+        .station_edit(
+            &admin,
+            &id,
+            Some("de 123 456 789"),
+            Some("HRB 1"),
+            Some("de"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            s.eu_vat_id.as_deref(),
+            s.registration_number.as_deref(),
+            s.country_code.as_deref()
+        ),
+        (Some("DE123456789"), Some("HRB 1"), Some("DE"))
+    );
+    // Only what is given changes; "" clears.
+    let s = kw
+        .station_edit(&admin, &id, Some(""), None, None)
+        .await
+        .unwrap();
+    assert_eq!((s.eu_vat_id, s.country_code.as_deref()), (None, Some("DE")));
+    // A number without its country, a bad code, an unknown station: refused, unchanged.
+    let before = kw.audit_verify(&admin).await.unwrap();
+    for (rn, cc) in [(Some("HRB 2"), Some("")), (None, Some("UK"))] {
+        assert!(
+            kw.station_edit(&admin, &id, None, rn, cc).await.is_err(),
+            "{rn:?} {cc:?}"
+        );
+    }
+    assert!(
+        kw.station_edit(&admin, "nope", Some(""), None, None)
+            .await
+            .is_err()
+    );
+    let s = kw
+        .station_edit(&admin, &id, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(s.registration_number.as_deref(), Some("HRB 1"));
+    assert_eq!(kw.audit_verify(&admin).await.unwrap().events, before.events);
+    let viewer = as_role(&admin, OperatorRole::Viewer, None);
+    denied(kw.station_edit(&viewer, &id, Some(""), None, None).await);
+});
+
 both_async!(dashboard_counts_keys_and_apps_per_domain, |e| {
     let (kw, admin) = open(e).await;
     kw.demo(

@@ -241,6 +241,14 @@ pub enum UserCmd {
         /// The role to move them to.
         role: String,
     },
+    /// Change a user's display name (the email is the account and stays).
+    Edit {
+        /// The user's email or id.
+        user: String,
+        /// The new display name ("" clears it).
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +394,21 @@ pub enum StationCmd {
     Rm {
         /// The station's id (`station list` shows them).
         id: String,
+    },
+    /// Change a station's identifiers (what the consent page recognises it by); only
+    /// the flags given change, and "" clears one.
+    Edit {
+        /// The station's id (`station list` shows them).
+        id: String,
+        /// EU VAT id ("" clears it).
+        #[arg(long)]
+        eu_vat_id: Option<String>,
+        /// Registration number, with its country ("" clears both, with --country "").
+        #[arg(long)]
+        rn: Option<String>,
+        /// ISO 3166-1 alpha-2 country code of the registration number.
+        #[arg(long)]
+        country: Option<String>,
     },
 }
 

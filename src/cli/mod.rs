@@ -740,6 +740,22 @@ async fn user(kw: &Keyward, a: &Actor, js: bool, c: UserCmd) -> R {
             }
             Ok(())
         }
+        UserCmd::Edit { user, name } => {
+            let before = kw.user_show(a, &user, None).await?;
+            let u = kw
+                .user_rename(a, &before.user.id, before.user.version, &name)
+                .await?;
+            if js {
+                json(&j!({"id": u.id, "email": u.email, "name": u.name}));
+            } else {
+                println!(
+                    "{} is now named {:?}.",
+                    u.email,
+                    keyward::text::inert(&u.name)
+                );
+            }
+            Ok(())
+        }
         UserCmd::SetRole { user, role } => {
             let (u, n) = kw.user_set_role(a, &user, &role).await?;
             if js {
@@ -1065,6 +1081,36 @@ async fn station(kw: &Keyward, a: &Actor, js: bool, c: StationCmd) -> R {
                 ]
             })
             .await?;
+        }
+        StationCmd::Edit {
+            id,
+            eu_vat_id,
+            rn,
+            country,
+        } => {
+            let s = kw
+                .station_edit(
+                    a,
+                    &id,
+                    eu_vat_id.as_deref(),
+                    rn.as_deref(),
+                    country.as_deref(),
+                )
+                .await?;
+            if js {
+                json(&s);
+            } else {
+                let registration = match (&s.country_code, &s.registration_number) {
+                    (Some(c), Some(r)) => format!("{c} {r}"),
+                    _ => "none".into(),
+                };
+                println!(
+                    "Station {} of {}: EU VAT id {}, registration {registration}.",
+                    keyward::text::inert(&s.name),
+                    s.user_email,
+                    s.eu_vat_id.as_deref().unwrap_or("none"),
+                )
+            }
         }
         StationCmd::Rm { id } => {
             let s = kw.station_rm(a, &id).await?;

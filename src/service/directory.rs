@@ -732,6 +732,76 @@ impl Keyward {
         .await
     }
 
+    /// Changes a station's identifiers (what the consent page recognises it by):
+    /// `Some("")` clears one, None leaves it; a registration number needs its country.
+    /// Audited with the values before and after.
+    pub async fn station_edit(
+        &self,
+        actor: &Actor,
+        id: &str,
+        eu_vat_id: Option<&str>,
+        rn: Option<&str>,
+        country: Option<&str>,
+    ) -> Result<StationRow> {
+        actor.require(Need::Support)?;
+        // Given and empty: cleared; given: validated as `station add` validates it.
+        fn given(v: Option<&str>) -> Option<Option<&str>> {
+            v.map(str::trim).map(|v| (!v.is_empty()).then_some(v))
+        }
+        let vat = given(eu_vat_id)
+            .map(|v| v.map(EuVatId::parse).transpose())
+            .transpose()?
+            .map(|v| v.map(|v| v.into_string()));
+        let rn = given(rn)
+            .map(|v| v.map(RegistrationNumber::parse).transpose())
+            .transpose()?
+            .map(|v| v.map(|v| v.into_string()));
+        let cc = given(country)
+            .map(|v| v.map(CountryCode::parse).transpose())
+            .transpose()?
+            .map(|v| v.map(|v| v.into_string()));
+        let (a, id) = (actor.clone(), id.trim().to_string());
+        self.write(async move |cx| {
+            let s = dir::station_by_id(cx, &id)
+                .await?
+                .filter(|s| a.can_see(&s.domain_id))
+                .ok_or_else(|| {
+                    Error::not_found_step("station", &id, None, Step::List(Listing::Stations))
+                })?;
+            a.require_domain(&s.domain_id, &s.domain)?;
+            let vat = vat.unwrap_or(s.eu_vat_id.clone());
+            let rn = rn.unwrap_or(s.registration_number.clone());
+            let cc = cc.unwrap_or(s.country_code.clone());
+            if rn.is_some() != cc.is_some() {
+                return Err(rn_without_country(rn.unwrap_or_default()));
+            }
+            let same = (&vat, &rn, &cc) == (&s.eu_vat_id, &s.registration_number, &s.country_code);
+            if same {
+                return Ok(s);
+            }
+            if !dir::edit_station(cx, &s.id, s.version, vat.as_deref(), rn.as_deref(), cc.as_deref())
+                .await?
+            {
+                return Err(Error::stale("station", &s.name));
+            }
+            audit_event(
+                cx,
+                &a,
+                "station.edit",
+                &s.name,
+                Some(&s.domain_id),
+                json!({
+                    "id": s.id,
+                    "before": {"eu_vat_id": s.eu_vat_id, "registration_number": s.registration_number, "country_code": s.country_code},
+                    "after": {"eu_vat_id": vat, "registration_number": rn, "country_code": cc},
+                }),
+            )
+            .await?;
+            Ok(dir::station_by_id(cx, &s.id).await?.expect("exists"))
+        })
+        .await
+    }
+
     pub async fn station_list(
         &self,
         actor: &Actor,

@@ -770,6 +770,21 @@ pub async fn users_of_domain(cx: &mut Cx<'_>, domain_id: &str) -> Result<Vec<Use
     Ok(on!(cx, c => sqlx::query_as(AssertSqlSafe(sql)).bind(domain_id).fetch_all(&mut *c).await?))
 }
 
+/// Sets a station's identifiers if it is still at `version`; false when it changed
+/// meanwhile (or is gone).
+pub async fn edit_station(
+    cx: &mut Cx<'_>,
+    id: &str,
+    version: i64,
+    eu_vat_id: Option<&str>,
+    rn: Option<&str>,
+    country: Option<&str>,
+) -> Result<bool> {
+    let sql = "UPDATE stations SET eu_vat_id = $1, registration_number = $2, country_code = $3, version = version + 1 WHERE id = $4 AND version = $5";
+    let n = on!(cx, c => sqlx::query(sql).bind(eu_vat_id).bind(rn).bind(country).bind(id).bind(version).execute(&mut *c).await?.rows_affected());
+    Ok(n == 1)
+}
+
 pub async fn update_station(cx: &mut Cx<'_>, s: &NewStationRow) -> Result<()> {
     let sql = "UPDATE stations SET eu_vat_id = $1, registration_number = $2, country_code = $3, version = version + 1 WHERE id = $4";
     on!(cx, c => sqlx::query(sql).bind(&s.eu_vat_id).bind(&s.registration_number).bind(&s.country_code).bind(&s.id).execute(&mut *c).await?.rows_affected());

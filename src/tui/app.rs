@@ -361,6 +361,18 @@ pub enum WriteOp {
         description: String,
         implies: Vec<String>,
     },
+    UserRename {
+        id: String,
+        version: i64,
+        email: String,
+        name: String,
+    },
+    StationEdit {
+        id: String,
+        eu_vat_id: String,
+        rn: String,
+        country: String,
+    },
     DomainRm {
         name: String,
     },
@@ -516,6 +528,14 @@ pub enum FormKind {
     Import,
     ScopeEdit {
         name: String,
+    },
+    UserRename {
+        id: String,
+        version: i64,
+        email: String,
+    },
+    StationEdit {
+        id: String,
     },
     ConsentGrant {
         app: String,
@@ -1857,7 +1877,11 @@ impl App {
                 }));
                 Vec::new()
             }
-            Cmd::Edit => self.edit_scope(),
+            Cmd::Edit => match self.screen {
+                ScreenId::Users => self.edit_user(),
+                ScreenId::Stations => self.edit_station(),
+                _ => self.edit_scope(),
+            },
             Cmd::VerifyAudit => {
                 self.toast("verifying the audit log's hash chain…");
                 vec![Effect::Load(Request::AuditVerify)]
@@ -2263,6 +2287,54 @@ impl App {
     }
 
     /// `e` on the scopes pane: description and implied scopes.
+    /// `e` on Users: the display name (the email is the account and stays).
+    fn edit_user(&mut self) -> Vec<Effect> {
+        let Some(u) = self.users.selected().cloned() else {
+            return Vec::new();
+        };
+        let form = Form::new(
+            format!("Rename {}", super::fmt::safe(&u.email)),
+            vec![Field::text("name", &u.name).with_note("the display name; empty clears it")],
+        );
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::UserRename {
+                id: u.id,
+                version: u.version,
+                email: u.email,
+            },
+            form,
+        });
+        Vec::new()
+    }
+
+    /// `e` on Stations: the identifiers the consent page recognises the station by.
+    fn edit_station(&mut self) -> Vec<Effect> {
+        let Some(s) = self.stations.selected().cloned() else {
+            return Vec::new();
+        };
+        let or_empty = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut form = Form::new(
+            format!("Station {}", super::fmt::safe(&s.name)),
+            vec![
+                Field::text("EU VAT id", &or_empty(&s.eu_vat_id))
+                    .with_note("e.g. DE123456789 · empty = none"),
+                Field::text("registration", &or_empty(&s.registration_number))
+                    .with_note("registration number · empty = none"),
+                Field::text("country", &or_empty(&s.country_code))
+                    .with_note("ISO 3166-1 code of the registration, e.g. DE"),
+            ],
+        );
+        form.intro = Some(format!(
+            "Owner {}; the consent page pre-selects a station by these.",
+            super::fmt::safe(&s.user_email)
+        ));
+        self.overlay = Some(Overlay::Form {
+            kind: FormKind::StationEdit { id: s.id },
+            form,
+        });
+        Vec::new()
+    }
+
     fn edit_scope(&mut self) -> Vec<Effect> {
         if self.pane == 0 {
             self.toast("roles change with + and -; press l for the scopes pane to edit a scope");
@@ -3603,6 +3675,28 @@ pub fn validate(kind: &FormKind, form: &mut Form, roles: &[RoleView], all: bool)
                 err(model::DisplayName::parse(&v(form, "description"))),
             ));
         }
+        FormKind::UserRename { .. } => {
+            errors.push(("name", err(model::DisplayName::parse(&v(form, "name")))));
+        }
+        FormKind::StationEdit { .. } => {
+            let given = |f: &str| Some(v(form, f)).filter(|x| !x.is_empty());
+            errors.push((
+                "EU VAT id",
+                given("EU VAT id").and_then(|x| err(model::EuVatId::parse(&x))),
+            ));
+            errors.push((
+                "registration",
+                given("registration").and_then(|x| err(model::RegistrationNumber::parse(&x))),
+            ));
+            let country = given("country").and_then(|x| err(model::CountryCode::parse(&x)));
+            let paired = given("registration").is_some() == given("country").is_some();
+            errors.push((
+                "country",
+                country.or((!paired).then(|| {
+                    "a registration number and its country go together (both or neither)".into()
+                })),
+            ));
+        }
         FormKind::EnableApi { .. } => {
             let none = form.field("scopes").is_some_and(|f| match &f.kind {
                 super::widgets::form::FieldKind::Checks { options, .. } => {
@@ -3780,6 +3874,18 @@ fn submit(kind: &FormKind, form: &Form, _domain: Option<&DomainRow>) -> Submit {
             name: name.clone(),
             description: v("description"),
             implies: checked("implies"),
+        },
+        FormKind::UserRename { id, version, email } => WriteOp::UserRename {
+            id: id.clone(),
+            version: *version,
+            email: email.clone(),
+            name: v("name"),
+        },
+        FormKind::StationEdit { id } => WriteOp::StationEdit {
+            id: id.clone(),
+            eu_vat_id: v("EU VAT id"),
+            rn: v("registration"),
+            country: v("country"),
         },
         FormKind::ConsentRevoke { app } => WriteOp::ConsentRevoke {
             user: v("user"),

@@ -660,6 +660,56 @@ fn dashboard_reloads_itself_and_keeps_the_selected_signup() {
 }
 
 #[test]
+fn e_renames_a_user_and_edits_a_stations_identifiers() {
+    let mut app = fixture::app(ScreenId::Users, (80, 24), OperatorRole::Support);
+    let u = app.users.selected().cloned().unwrap();
+    key(&mut app, KeyCode::Char('e'));
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the rename form")
+    };
+    assert_eq!(form.value("name"), u.name);
+    for _ in 0..u.name.chars().count() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "Alice M.");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::UserRename {
+            id: u.id.clone(),
+            version: u.version,
+            email: u.email.clone(),
+            name: "Alice M.".into()
+        })]
+    );
+    // Stations: a registration number needs its country; both, or neither.
+    let mut app = fixture::app(ScreenId::Stations, (80, 24), OperatorRole::Support);
+    let s = app.stations.selected().cloned().unwrap();
+    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Tab);
+    chars(&mut app, "HRB 12345");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "no country");
+    let Some(Overlay::Form { form, .. }) = &app.overlay else {
+        panic!("the form stays")
+    };
+    let why = form
+        .field("country")
+        .and_then(|f| f.error.clone())
+        .unwrap_or_default();
+    assert!(why.contains("go together"), "{why}");
+    // The refused form puts the cursor on the field to correct.
+    chars(&mut app, "de");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Write(WriteOp::StationEdit {
+            id: s.id.clone(),
+            eu_vat_id: s.eu_vat_id.clone().unwrap_or_default(),
+            rn: "HRB 12345".into(),
+            country: "de".into()
+        })]
+    );
+}
+
+#[test]
 fn a_new_key_finds_its_user_by_email_when_every_domain_is_shown() {
     let mut app = fixture::app(ScreenId::Keys, (80, 24), OperatorRole::Admin);
     assert!(app.domain.is_none(), "the fixture shows every domain");

@@ -569,6 +569,26 @@ pub async fn write(kw: &Keyward, actor: &Actor, op: WriteOp) -> Result<String, S
                     .await?;
                 format!("scope {} updated", sc.name)
             }
+            WriteOp::UserRename {
+                id,
+                version,
+                email,
+                name,
+            } => {
+                kw.user_rename(actor, &id, version, &name).await?;
+                format!("renamed {}", inert(&email))
+            }
+            WriteOp::StationEdit {
+                id,
+                eu_vat_id,
+                rn,
+                country,
+            } => {
+                let s = kw
+                    .station_edit(actor, &id, Some(&eu_vat_id), Some(&rn), Some(&country))
+                    .await?;
+                format!("station {} updated", inert(&s.name))
+            }
             WriteOp::DomainRm { name } => {
                 kw.domain_rm(actor, &name).await?;
                 format!("removed domain {name}")
