@@ -771,6 +771,29 @@ both_async!(console_token_search_finds_users_jtis_and_keys, |e| {
     assert!(keys("%").await.is_empty());
 });
 
+both_async!(an_operator_sees_whose_token_it_is, |e| {
+    let (kw, admin) = open(e).await;
+    kw.user_add(&admin, new_user("owner@x.example", "free.example.com"))
+        .await
+        .unwrap();
+    let m = kw
+        .mint(
+            &admin,
+            keyward::service::tokens::MintSpec {
+                user: "owner@x.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let i = kw.introspect(Some(&admin), &m.access_token).await.unwrap();
+    assert_eq!(i.username.as_deref(), Some("owner@x.example"));
+    assert_ne!(i.sub.as_deref(), Some("owner@x.example"), "sub is the id");
+    // Without an operator (the token service's path), no address.
+    let i = kw.introspect(None, &m.access_token).await.unwrap();
+    assert!(i.active && i.username.is_none());
+});
+
 both_async!(station_identifiers_are_edited_validated_and_audited, |e| {
     let (kw, admin) = open(e).await;
     let u = kw

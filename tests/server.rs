@@ -691,6 +691,8 @@ both!(introspection_and_revocation, |env| {
     let v = body_json(intro(&k.bob_key, &tok));
     assert_eq!(v["active"], true, "{v}");
     assert_eq!(v["client_id"], json!(k.alice_key.0));
+    // Another user's address is an operator's business, not a client's: `sub` only.
+    assert!(v.get("username").is_none(), "{v}");
     assert_eq!(v["aud"], DOMAIN);
     // Another domain's client learns nothing.
     assert_eq!(

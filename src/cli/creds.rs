@@ -445,7 +445,13 @@ pub async fn token(kw: &Keyward, a: &Actor, js: bool, c: TokenCmd) -> R {
                             s(&h, "kid")
                         ),
                     ),
-                    ("sub", s(&c, "sub")),
+                    (
+                        "sub",
+                        match &i.username {
+                            Some(email) => format!("{} ({email})", s(&c, "sub")),
+                            None => s(&c, "sub"),
+                        },
+                    ),
                     ("aud", s(&c, "aud")),
                     ("iss", s(&c, "iss")),
                     ("scope", s(&c, "scope")),

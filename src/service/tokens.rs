@@ -226,6 +226,10 @@ pub struct Introspection {
     /// The token's record, when one exists (who revoked it, when, why).
     #[serde(skip)]
     pub record: Option<TokenRecord>,
+    /// The user's email (RFC 7662 `username`), for an operator only: the token
+    /// service's clients get `sub`, never another user's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// A refresh token (RFC 7662 `token_type` `refresh_token`), not an access token.
     #[serde(skip)]
     pub refresh: bool,
@@ -247,6 +251,7 @@ impl Introspection {
             header: None,
             claims: None,
             record: None,
+            username: None,
             refresh: false,
         }
     }
@@ -674,6 +679,7 @@ impl Keyward {
                 };
                 i.active = i.reason.is_none();
                 i.record = rec;
+                i.username = user.filter(|_| actor.is_some()).map(|u| u.email);
                 i
             }
         };

@@ -612,10 +612,10 @@ impl Inspector {
             .and_then(|i| i.record.as_ref())
             .filter(|r| r.revoked_at.is_none())
     }
-    /// The user `u` opens: the record's, else the `sub` claim.
+    /// The user `u` opens: by email when the answer names it, else the `sub`.
     pub fn user(&self) -> Option<String> {
         self.answer()
-            .and_then(|i| i.sub.clone())
+            .and_then(|i| i.username.clone().or_else(|| i.sub.clone()))
             .or_else(|| self.claim("sub"))
     }
     /// The client `k` opens.

@@ -1039,6 +1039,7 @@ fn inspector_keys_do_nothing_but_say_so_on_a_malformed_token() {
     key(&mut app, KeyCode::Enter);
     let mut nothing = fixture::introspection(false);
     nothing.sub = None;
+    nothing.username = None;
     nothing.client_id = None;
     nothing.claims = None;
     nothing.header = None;
@@ -1107,6 +1108,21 @@ fn inspector_k_says_when_a_token_has_no_api_key() {
 }
 
 #[test]
+fn inspector_names_the_user_of_a_sub_by_address() {
+    let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
+    key(&mut app, KeyCode::Char('i'));
+    app.update(Action::Paste("a.b.c".into()));
+    let mut i = fixture::introspection(true);
+    i.claims = Some(serde_json::json!({"sub": "u0001"}));
+    app.update(Action::Loaded(Loaded::Introspect {
+        jwt: "a.b.c".into(),
+        result: Ok(Box::new(i)),
+    }));
+    let text = super::snapshot_tests::screen(&app);
+    assert!(text.contains("alice@example.com (u0001)"), "{text}");
+}
+
+#[test]
 fn inspector_opens_a_user_named_by_id() {
     let mut app = fixture::app(ScreenId::Tokens, (80, 24), OperatorRole::Viewer);
     app.update(Action::Key(KeyEvent::new(
@@ -1116,6 +1132,8 @@ fn inspector_opens_a_user_named_by_id() {
     app.update(Action::Paste("a.b.c".into()));
     let mut i = fixture::introspection(true);
     i.sub = Some("u0001".into());
+    // No address known (a user removed since): by id.
+    i.username = None;
     app.update(Action::Loaded(Loaded::Introspect {
         jwt: "a.b.c".into(),
         result: Ok(Box::new(i)),

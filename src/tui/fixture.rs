@@ -425,6 +425,7 @@ pub fn introspection(active: bool) -> keyward::service::tokens::Introspection {
             "iat": NOW - 3600,
             "exp": NOW + 3 * 3600,
         })),
+        username: Some("alice@example.com".into()),
         refresh: false,
         record: Some(keyward::store::credentials::TokenRecord {
             jti: jti.into(),

@@ -994,8 +994,13 @@ fn inspector_popup(app: &App, ins: &Inspector, f: &mut Frame, area: Rect) {
                     })
             };
             let mut first = true;
+            // `sub` is the user's id: the address it stands for first, as people know it.
+            let sub = c("sub").map(|s| match &i.username {
+                Some(email) if *email != s => format!("{} ({s})", safe(email)),
+                _ => s,
+            });
             for (name, v, hint) in [
-                ("sub", c("sub"), "  → u"),
+                ("sub", sub, "  → u"),
                 ("aud", c("aud"), ""),
                 ("scope", c("scope"), ""),
                 ("client_id", c("client_id"), "  → k"),
