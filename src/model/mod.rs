@@ -85,7 +85,15 @@ string_newtype!(
 impl DomainName {
     pub fn parse(s: &str) -> Result<Self> {
         let v = s.trim().trim_end_matches('.').to_ascii_lowercase();
-        let accepted = "a host name such as free.example.com: dot-separated labels of a-z, 0-9 and '-', each 1-63 characters, 253 at most";
+        let mut accepted = "a host name such as free.example.com: dot-separated labels of a-z, 0-9 and '-', each 1-63 characters, 253 at most".to_string();
+        // An internationalised name is written in its ASCII (punycode) form, as the
+        // request's Host header carries it: say which that is.
+        if !v.is_ascii()
+            && let Ok(u) = url::Url::parse(&format!("http://{v}/"))
+            && let Some(ascii) = u.host_str().filter(|h| h.is_ascii() && *h != v)
+        {
+            accepted = format!("{accepted} (this name in ASCII: {ascii})");
+        }
         if v.is_empty() || v.len() > 253 {
             return Err(Error::invalid("domain", s, accepted));
         }
@@ -618,6 +626,15 @@ mod tests {
         ] {
             assert!(DomainName::parse(bad).is_err(), "{bad}");
         }
+        // An internationalised name is refused with its ASCII spelling, which is taken.
+        let e = DomainName::parse("B\u{fc}cher.example")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("(this name in ASCII: xn--bcher-kva.example)"),
+            "{e}"
+        );
+        assert!(DomainName::parse("xn--bcher-kva.example").is_ok());
     }
 
     #[test]
