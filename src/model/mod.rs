@@ -272,8 +272,13 @@ impl RoleName {
     /// What the name looks like (UTS #39 skeleton, lowercase): two roles whose names
     /// look alike (`Partner`, Greek `Ρartner`) cannot be told apart in a picker.
     pub fn skeleton(&self) -> String {
-        unicode_security::skeleton(&self.0.to_lowercase()).collect()
+        looks(&self.0)
     }
+}
+
+/// What `s` looks like, case aside (UTS #39 skeleton of its lowercase).
+pub fn looks(s: &str) -> String {
+    unicode_security::skeleton(&s.to_lowercase()).collect()
 }
 
 /// When `s` is not single-script (UTS #39: digits and punctuation go with any script),

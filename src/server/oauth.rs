@@ -363,17 +363,24 @@ async fn authenticate_optional(
     }
 }
 
-/// Parses the body and authenticates the client (introspection and revocation).
+/// The body's parameters and the credentials they and the headers carry
+/// (introspection and revocation).
+fn parsed(headers: &HeaderMap, body: &[u8]) -> Result<(Params, Creds), Response> {
+    let p = params::parse_body(headers, body)
+        .map_err(|e| oauth_error(&GrantError::InvalidRequest(e.message()), false))?;
+    let basic_bad = matches!(params::basic(headers), Basic::Bad);
+    let c = creds(headers, &p).map_err(|e| oauth_error(&e, basic_bad))?;
+    Ok((p, c))
+}
+
+/// Parses the body and authenticates the client (introspection).
 async fn client_request(
     app: &App,
     peer: std::net::SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(Client, Params), Response> {
-    let p = params::parse_body(headers, body)
-        .map_err(|e| oauth_error(&GrantError::InvalidRequest(e.message()), false))?;
-    let basic_bad = matches!(params::basic(headers), Basic::Bad);
-    let c = creds(headers, &p).map_err(|e| oauth_error(&e, basic_bad))?;
+    let (p, c) = parsed(headers, body)?;
     Ok((authenticated(app, peer, headers, c).await?, p))
 }
 
@@ -451,14 +458,9 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = match params::parse_body(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return oauth_error(&GrantError::InvalidRequest(e.message()), false),
-    };
-    let basic_bad = matches!(params::basic(&headers), Basic::Bad);
-    let c = match creds(&headers, &p) {
-        Ok(c) => c,
-        Err(e) => return oauth_error(&e, basic_bad),
+    let (p, c) = match parsed(&headers, &body) {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     // The sign-in's public client revokes its own tokens with its client id alone (a
     // user signing out); every other client authenticates.

@@ -212,8 +212,7 @@ pub async fn find_role(cx: &mut Cx<'_>, name: &str) -> Result<RoleRow> {
 pub async fn refuse_look_alike_role(cx: &mut Cx<'_>, name: &RoleName) -> Result<()> {
     let looks = name.skeleton();
     for r in dir::roles(cx).await? {
-        let other = RoleName::parse(&r.name).map(|n| n.skeleton());
-        if other.is_ok_and(|o| o == looks) && r.name.to_lowercase() != name.normalized() {
+        if model::looks(&r.name) == looks && r.name.to_lowercase() != name.normalized() {
             return Err(Error::Conflict(format!(
                 "role {:?} looks like the existing role {:?}; choose a name that reads \
                  differently",

@@ -394,13 +394,18 @@ pub async fn app_by_client_id(cx: &mut Cx<'_>, client_id: &str) -> Result<Option
     Ok(on!(cx, c => sqlx::query_as(sql).bind(client_id).fetch_optional(&mut *c).await?))
 }
 
-pub async fn list_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<Vec<AppRow>> {
-    let mut q = Sql::new(cx.engine(), APP_SELECT);
+/// Apps of these domains (all with None): the filter of listing and counting.
+fn app_domains(q: &mut Sql, domains: Option<&[String]>) {
     q.push(" WHERE 1 = 1");
     if let Some(ds) = domains {
         q.push(" AND a.domain_id ")
             .bind_in(ds.iter().map(Val::from));
     }
+}
+
+pub async fn list_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<Vec<AppRow>> {
+    let mut q = Sql::new(cx.engine(), APP_SELECT);
+    app_domains(&mut q, domains);
     q.push(" ORDER BY a.name, a.id LIMIT 10000");
     let Sql { text, args, .. } = q;
     Ok(on!(cx, c => bind_all!(sqlx::query_as(AssertSqlSafe(text)), args).fetch_all(&mut *c).await?))
@@ -408,11 +413,8 @@ pub async fn list_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<Ve
 
 /// Developer apps in these domains (all with None).
 pub async fn count_apps(cx: &mut Cx<'_>, domains: Option<&[String]>) -> Result<i64> {
-    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM apps a WHERE 1 = 1");
-    if let Some(ds) = domains {
-        q.push(" AND a.domain_id ")
-            .bind_in(ds.iter().map(Val::from));
-    }
+    let mut q = Sql::new(cx.engine(), "SELECT COUNT(*) FROM apps a");
+    app_domains(&mut q, domains);
     let Sql { text, args, .. } = q;
     Ok(
         on!(cx, c => bind_all!(sqlx::query_scalar(AssertSqlSafe(text)), args).fetch_one(&mut *c).await?),

@@ -2657,7 +2657,6 @@ impl App {
             self.overlay = Some(Overlay::Inspect(ins));
             return Vec::new();
         }
-        let answer = ins.answer().cloned();
         match k.code {
             KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
             KeyCode::Char('e') | KeyCode::Char('/') => {
@@ -2713,7 +2712,7 @@ impl App {
                 }
             }
             KeyCode::Char('r') => {
-                let rec = answer.as_ref().and_then(|i| i.record.clone());
+                let rec = ins.answer().and_then(|i| i.record.clone());
                 match rec {
                     Some(r)
                         if r.revoked_at.is_none() && self.actor.require(Need::Support).is_ok() =>
